@@ -1,0 +1,130 @@
+//! af-spawn's command line.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Create, start, stop, pause, resume, restart, remove, list and inspect AgentFlow agents, each in
+/// its own tmux session.
+#[derive(Parser)]
+#[command(
+    name = "af-spawn",
+    version,
+    about = "Agent lifecycle in tmux: create, start, stop, pause, resume, restart, rm, ls, show, attach, gc, script",
+    long_about = "Agent lifecycle in tmux.\n\n\
+Each agent lives in the tmux session agent-<id>: window `main' runs af-wrap (the supervisor), window \
+`monitor' shows the agent's processes, CPU and memory. Records live in the spool ($AF_HOME). \
+AF_TMUX_SOCKET=NAME makes af-spawn use the private tmux server `tmux -L NAME'.\n\n\
+Agent configs are the seed's AgentConfig JSON (camelCase): {\"id\", \"type\": \"claude-code\"|\"worker\"|\"monitor\", \
+\"projectId\", \"taskId\", \"capabilities\", \"maxConcurrentTasks\", \"resourceLimits\": {\"memory\": \"2GB\", \
+\"cpu\": \"2\", \"timeout\": ms}, \"environment\": {}} plus AgentFlow's \"workdir\" and \"command\" (argv array). \
+Defaults: projectId \"default\", capabilities [], maxConcurrentTasks 1, no memory or cpu limit, timeout 30 minutes, \
+environment {}, workdir the directory create runs in. Unknown fields are refused.",
+    after_help = af_spool::ExitCode::TABLE
+)]
+pub struct Cli {
+    /// Print JSON (one document) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create agents from AgentConfig JSON: one object, an array, or JSON lines.
+    Create {
+        /// The config file, or - for standard input (the default).
+        #[arg(long, short, value_name = "FILE|-", default_value = "-")]
+        config: PathBuf,
+        /// Start each agent once created.
+        #[arg(long)]
+        start: bool,
+    },
+    /// Start agents in their tmux sessions; waits until each runs.
+    Start {
+        /// The agents.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Return once tmux has the session, without waiting for af-wrap.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for each agent to run, in seconds.
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// Stop agents: SIGTERM to the process group, SIGKILL after the timeout.
+    Stop {
+        /// The agents.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// SIGKILL at once.
+        #[arg(long)]
+        force: bool,
+        /// Grace period between SIGTERM and SIGKILL, in seconds.
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// Pause an agent (SIGSTOP to its process group).
+    Pause {
+        /// The agent.
+        id: String,
+    },
+    /// Resume a paused agent (SIGCONT).
+    Resume {
+        /// The agent.
+        id: String,
+    },
+    /// Stop an agent if it runs, then start it again.
+    Restart {
+        /// The agent.
+        id: String,
+        /// Grace period of the stop, in seconds.
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        timeout: f64,
+    },
+    /// Remove an agent and its records.
+    Rm {
+        /// The agents.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Stop it first if it runs (SIGKILL).
+        #[arg(long)]
+        force: bool,
+    },
+    /// List agents.
+    Ls {
+        /// Only this project's agents.
+        #[arg(long, short)]
+        project: Option<String>,
+    },
+    /// Show an agent's config, state and last heartbeat.
+    Show {
+        /// The agent.
+        id: String,
+    },
+    /// Attach to an agent's tmux session.
+    Attach {
+        /// The agent.
+        id: String,
+    },
+    /// Reconcile the spool with tmux and the processes: mark dead agents, kill stray sessions and
+    /// orphans, remove leftovers of interrupted commands.
+    Gc,
+    /// Print a shell script that recreates an agent's tmux layout.
+    Script {
+        /// The agent.
+        id: String,
+    },
+    /// Show an agent's processes, CPU and memory, refreshed (the `monitor' window).
+    Top {
+        /// The agent.
+        id: String,
+        /// Print once and exit.
+        #[arg(long)]
+        once: bool,
+        /// Refresh interval, in seconds.
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        interval: f64,
+    },
+}

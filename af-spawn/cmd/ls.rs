@@ -1,0 +1,67 @@
+//! `af-spawn ls`: every agent with its true status (a dead supervisor shows as failed).
+
+use super::{Ctx, print_json};
+use af_spool::{Error, ExitCode, Observed};
+use std::io::Write;
+
+pub fn run(ctx: &Ctx, project: Option<&str>) -> anyhow::Result<ExitCode> {
+    let mut rows = Vec::new();
+    for id in ctx.spool.agent_ids()? {
+        match ctx.spool.observe(&id) {
+            Ok(obs) if project.is_none_or(|p| obs.config.project_id == p) => rows.push(obs),
+            Ok(_) | Err(Error::NotFound(_)) => {} // another project, or removed as we looked
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if ctx.json {
+        print_json(&serde_json::Value::Array(rows.iter().map(summary).collect()))?;
+    } else {
+        table(&rows)?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// The fields `ls --json` promises for one agent.
+pub fn summary(o: &Observed) -> serde_json::Value {
+    serde_json::json!({
+        "id": o.config.id,
+        "type": o.config.kind,
+        "projectId": o.config.project_id,
+        "status": o.status(),
+        "health": o.state.health,
+        "pid": o.state.pid,
+        "tmuxSession": o.state.tmux_session,
+        "restarts": o.state.restarts,
+        "failures": o.state.failures,
+        "costUsd": o.state.cost_usd,
+        "reason": o.reason(),
+        "createdAt": o.state.created_at,
+        "startedAt": o.state.started_at,
+    })
+}
+
+fn table(rows: &[Observed]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<24} {:<12} {:<16} {:<9} {:<9} {:>8} {:>3}  REASON",
+        "ID", "TYPE", "PROJECT", "STATUS", "HEALTH", "PID", "RST"
+    )?;
+    for o in rows {
+        let health =
+            serde_json::to_value(o.state.health).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        writeln!(
+            out,
+            "{:<24} {:<12} {:<16} {:<9} {:<9} {:>8} {:>3}  {}",
+            o.config.id,
+            o.config.kind.as_str(),
+            o.config.project_id,
+            o.status().as_str(),
+            health,
+            o.state.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            o.state.restarts,
+            o.reason().unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}

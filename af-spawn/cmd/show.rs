@@ -1,0 +1,88 @@
+//! `af-spawn show`: config and state together (with the true status), and the last heartbeat.
+
+use super::{Ctx, print_json};
+use af_spool::human::format_size;
+use af_spool::{AgentId, ExitCode};
+use std::io::Write;
+
+pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
+    let obs = ctx.spool.observe(id)?;
+    let beat = ctx.spool.read_heartbeat(id).unwrap_or(None);
+    let mut state = serde_json::to_value(&obs.state)?;
+    state["status"] = serde_json::to_value(obs.status())?;
+    state["reason"] = serde_json::to_value(obs.reason())?;
+    if ctx.json {
+        print_json(&serde_json::json!({
+            "id": id,
+            "config": obs.config,
+            "state": state,
+            "heartbeat": beat,
+            "supervisorAlive": obs.supervisor_alive,
+        }))?;
+        return Ok(ExitCode::Ok);
+    }
+    let mut out = std::io::stdout().lock();
+    let c = &obs.config;
+    let s = &obs.state;
+    writeln!(out, "id:            {id}")?;
+    writeln!(out, "type:          {}", c.kind.as_str())?;
+    writeln!(out, "project:       {}", c.project_id)?;
+    writeln!(out, "status:        {}", obs.status().as_str())?;
+    if let Some(r) = obs.reason() {
+        writeln!(out, "reason:        {r}")?;
+    }
+    writeln!(out, "health:        {}", state["health"].as_str().unwrap_or("unknown"))?;
+    writeln!(out, "tmux session:  {}", s.tmux_session)?;
+    if let Some(pid) = s.pid {
+        writeln!(
+            out,
+            "pid:           {pid} (af-wrap {})",
+            s.wrap_pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+        )?;
+    }
+    if let Some(cmd) = &c.command {
+        writeln!(out, "command:       {}", cmd.join(" "))?;
+    }
+    if let Some(dir) = &c.workdir {
+        writeln!(out, "workdir:       {}", dir.display())?;
+    }
+    let lim = &c.resource_limits;
+    writeln!(
+        out,
+        "limits:        memory {} ({}), cpu {} ({}), task timeout {}s",
+        lim.memory.as_deref().unwrap_or("none"),
+        if s.limits.memory.is_empty() { "not applied yet" } else { &s.limits.memory },
+        lim.cpu.as_deref().unwrap_or("none"),
+        if s.limits.cpu.is_empty() { "not applied yet" } else { &s.limits.cpu },
+        lim.timeout_ms() / 1000
+    )?;
+    writeln!(out, "restarts:      {} (failures {})", s.restarts, s.failures)?;
+    writeln!(out, "created:       {}", s.created_at.rfc3339())?;
+    if let Some(t) = s.started_at {
+        writeln!(out, "started:       {}", t.rfc3339())?;
+    }
+    if let Some(t) = s.stopped_at {
+        writeln!(out, "stopped:       {}", t.rfc3339())?;
+    }
+    if let Some(b) = beat {
+        writeln!(
+            out,
+            "heartbeat:     {} ({} ago): {} processes, {} RSS, {:.1}% CPU",
+            b.time.rfc3339(),
+            format_age(b.time.age_ms()),
+            b.processes,
+            format_size(b.rss_bytes),
+            b.cpu_percent
+        )?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// "3s", "2m", "1h".
+pub fn format_age(ms: u64) -> String {
+    match ms / 1000 {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h", s / 3600),
+    }
+}

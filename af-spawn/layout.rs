@@ -1,0 +1,78 @@
+//! An agent's tmux layout: the session `agent-<id>`, window `main` running af-wrap, window
+//! `monitor` running `af-spawn top`. One description serves both `start` (run) and `script`
+//! (printed).
+
+use af_spool::record::AgentConfig;
+use af_spool::tmux::{self, Tmux};
+use af_spool::{Spool, cli};
+use std::path::PathBuf;
+
+/// The tmux commands (each an argv without `tmux`) that build the agent's session.
+pub fn commands(spool: &Spool, tmux: &Tmux, config: &AgentConfig, workdir: &std::path::Path) -> Vec<Vec<String>> {
+    let session = config.id.session();
+    let wrap = cli::sibling_program("af-wrap");
+    let spawn = cli::sibling_program("af-spawn");
+    let mut new_session: Vec<String> =
+        vec!["new-session".into(), "-d".into(), "-s".into(), session.clone(), "-n".into(), "main".into()];
+    new_session.extend(["-c".into(), workdir.display().to_string()]);
+    for (k, v) in environment(spool, tmux, config) {
+        new_session.extend(["-e".into(), format!("{k}={v}")]);
+    }
+    new_session.extend(["--".into(), wrap.display().to_string(), config.id.to_string()]);
+    vec![
+        new_session,
+        vec![
+            "set-option".into(),
+            "-t".into(),
+            format!("{}:", tmux::exact(&session)),
+            tmux::MARKER.into(),
+            spool.root().display().to_string(),
+        ],
+        vec![
+            "new-window".into(),
+            "-d".into(),
+            "-t".into(),
+            format!("{}:", tmux::exact(&session)),
+            "-n".into(),
+            "monitor".into(),
+            "--".into(),
+            spawn.display().to_string(),
+            "top".into(),
+            config.id.to_string(),
+        ],
+    ]
+}
+
+/// The session's environment: the spool and tmux server, this shell's PATH and AF_* settings,
+/// then the config's environment.
+fn environment(spool: &Spool, tmux: &Tmux, config: &AgentConfig) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| (k.starts_with("AF_") && k != "AF_HOME" && k != "AF_TMUX_SOCKET") || k == "PATH")
+        .collect();
+    env.push(("AF_HOME".into(), spool.root().display().to_string()));
+    if let Some(s) = tmux.socket() {
+        env.push(("AF_TMUX_SOCKET".into(), s.to_owned()));
+    }
+    env.push(("AF_AGENT_ID".into(), config.id.to_string()));
+    env.push(("AF_PROJECT_ID".into(), config.project_id.clone()));
+    env.extend(config.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Joins the commands into one tmux invocation (`a ; b ; c`), so the layout appears at once.
+pub fn chained(commands: Vec<Vec<String>>) -> Vec<String> {
+    let mut args = Vec::new();
+    for (i, c) in commands.into_iter().enumerate() {
+        if i > 0 {
+            args.push(";".into());
+        }
+        args.extend(c);
+    }
+    args
+}
+
+/// The agent's working directory: its config's, else the spool root's parent is no good guess, so
+/// the directory recorded at create time (always set by `create`).
+pub fn workdir(config: &AgentConfig) -> PathBuf {
+    config.workdir.clone().unwrap_or_else(|| PathBuf::from("/"))
+}

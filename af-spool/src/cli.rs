@@ -1,0 +1,133 @@
+//! What every program does the same way around its own work: the umask, logging through tracing,
+//! man pages and completions from the clap definition, and turning errors into one line on stderr
+//! and an exit code.
+
+use crate::error::{ExitCode, exit_code_of};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::Path;
+
+/// The running program's name (`af-spawn`, …), from argv[0].
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "agentflow".into())
+}
+
+/// The path of a sibling program: next to the running executable when it is there, else the bare
+/// name (found on PATH).
+pub fn sibling_program(name: &str) -> std::path::PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    std::path::PathBuf::from(name)
+}
+
+/// Where a program's logs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logs {
+    /// To stderr (one-shot programs).
+    Stderr,
+    /// The program sets up its own (af-wrap logs to the agent's log file).
+    Own,
+}
+
+/// Runs a program: sets the umask to 077 (records 0600, directories 0700), answers
+/// `--generate man|bash|zsh|fish|elvish|powershell`, parses the command line, sets up logging,
+/// runs `run`, and maps its error to one line on stderr and the shared exit code.
+pub fn main<C: clap::Parser>(logs: Logs, run: impl FnOnce(C) -> anyhow::Result<ExitCode>) -> std::process::ExitCode {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "--generate") {
+        return generate(C::command(), args.get(2).and_then(|s| s.to_str()).unwrap_or(""));
+    }
+    let cli = C::parse();
+    if logs == Logs::Stderr {
+        init_logging(None);
+    }
+    match run(cli) {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints `af-<tool>: <error>` and returns its exit code; a broken pipe on stdout ends quietly.
+pub fn report(err: &anyhow::Error) -> std::process::ExitCode {
+    let broken_pipe = err
+        .chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe));
+    if broken_pipe {
+        return std::process::ExitCode::SUCCESS;
+    }
+    let code = exit_code_of(err);
+    let _ = writeln!(std::io::stderr(), "{}: {err:#}", program_name());
+    std::process::ExitCode::from(code as u8)
+}
+
+/// Sets up tracing: level from `AF_LOG` (error, warn, info, debug, trace; default warn on
+/// stderr, info in a file), JSON lines when `AF_LOG_FORMAT=json`, to stderr or appended to `file`.
+pub fn init_logging(file: Option<&Path>) {
+    let default = if file.is_some() { "info" } else { "warn" };
+    let level = std::env::var("AF_LOG").unwrap_or_else(|_| default.into());
+    let level = level
+        .parse::<tracing_subscriber::filter::LevelFilter>()
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::WARN);
+    let json = std::env::var("AF_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
+    let opened = file.and_then(|p| std::fs::OpenOptions::new().append(true).create(true).open(p).ok());
+    let _ = match (opened, json) {
+        (Some(f), true) => builder.json().with_writer(std::sync::Mutex::new(f)).try_init(),
+        (Some(f), false) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init(),
+        (None, true) => builder.json().with_writer(std::io::stderr).try_init(),
+        (None, false) => builder.with_writer(std::io::stderr).try_init(),
+    };
+}
+
+/// Renders the program's man page, with the shared EXIT STATUS and ENVIRONMENT sections.
+pub fn man_page(cmd: clap::Command) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = clap_mangen::Man::new(cmd).render(&mut out);
+    out.extend_from_slice(
+        b".SH \"EXIT STATUS\"\n.TP\n0\nok\n.TP\n1\na negative answer (unhealthy, nothing to receive)\n\
+.TP\n2\nusage error or invalid input (bad JSON, bad id, unknown type)\n.TP\n3\nnot found (no such agent)\n\
+.TP\n4\nconflict (exists already, wrong state)\n.TP\n5\ntimeout\n.TP\n111\na system call, tmux or another program failed\n\
+.TP\n130\ninterrupted\n\
+.SH ENVIRONMENT\n.TP\nAF_HOME\nthe spool directory (default: $XDG_STATE_HOME/agentflow, else ~/.local/state/agentflow)\n\
+.TP\nAF_TMUX_SOCKET\nuse the private tmux server `tmux -L NAME' instead of the default one\n\
+.TP\nAF_LOG\nlog level: error, warn, info, debug, trace\n.TP\nAF_LOG_FORMAT\njson for JSON log lines\n\
+.SH \"SEE ALSO\"\nagentflow(7), af-spool(5), af-spawn(1), af-wrap(1), af-bus(1), af-health(1), af-checkpoint(1), af-api(1)\n",
+    );
+    out
+}
+
+fn generate(mut cmd: clap::Command, kind: &str) -> std::process::ExitCode {
+    use clap_complete::Shell;
+    let name = cmd.get_name().to_owned();
+    let mut stdout = std::io::stdout();
+    let shell = match kind {
+        "man" => {
+            let _ = stdout.write_all(&man_page(cmd));
+            return std::process::ExitCode::SUCCESS;
+        }
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        "fish" => Shell::Fish,
+        "elvish" => Shell::Elvish,
+        "powershell" => Shell::PowerShell,
+        other => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{name}: --generate takes man, bash, zsh, fish, elvish or powershell, not '{other}'"
+            );
+            return std::process::ExitCode::from(ExitCode::Usage as u8);
+        }
+    };
+    clap_complete::generate(shell, &mut cmd, name, &mut stdout);
+    std::process::ExitCode::SUCCESS
+}

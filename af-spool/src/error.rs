@@ -1,0 +1,112 @@
+//! The typed errors callers branch on, and the one exit-code table every program shares.
+
+use std::path::{Path, PathBuf};
+
+/// The exit codes of every AgentFlow program (documented in each man page's EXIT STATUS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// A negative answer: unhealthy, nothing to receive.
+    Negative = 1,
+    /// A usage error or invalid input.
+    Usage = 2,
+    /// The agent (or other named thing) does not exist.
+    NotFound = 3,
+    /// A conflict: it exists already, or it is in the wrong state.
+    Conflict = 4,
+    /// A wait ran out of time.
+    Timeout = 5,
+    /// A system call, tmux or another program failed.
+    System = 111,
+    /// Interrupted by a signal.
+    Interrupted = 130,
+}
+
+impl ExitCode {
+    /// The table as shown in man pages and `--help`.
+    pub const TABLE: &'static str = "EXIT STATUS: 0 ok, 1 a negative answer (unhealthy, nothing to receive), \
+2 usage or invalid input, 3 not found, 4 conflict (exists, wrong state), 5 timeout, \
+111 a system call or tmux failed, 130 interrupted.";
+}
+
+/// Errors of the spool library that callers must tell apart.
+#[derive(Debug)]
+pub enum Error {
+    /// Invalid input: a bad id, malformed JSON, an unknown value.
+    Invalid(String),
+    /// A named thing does not exist.
+    NotFound(String),
+    /// The thing exists already or is in the wrong state for the request.
+    Conflict(String),
+    /// A wait ran out of time.
+    Timeout(String),
+    /// An I/O operation failed on a path.
+    Io {
+        /// What we were doing ("write", "rename", …).
+        action: &'static str,
+        /// The path it failed on.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Something else outside our control failed (tmux, a child program).
+    System(String),
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the action and the path it happened on.
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Error::Io { action, path: path.to_path_buf(), source }
+    }
+
+    /// The exit code this error maps to.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Invalid(_) => ExitCode::Usage,
+            Error::NotFound(_) => ExitCode::NotFound,
+            Error::Conflict(_) => ExitCode::Conflict,
+            Error::Timeout(_) => ExitCode::Timeout,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ExitCode::System,
+            Error::Io { .. } | Error::System(_) => ExitCode::System,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Invalid(m) | Error::NotFound(m) | Error::Conflict(m) | Error::Timeout(m) | Error::System(m) => {
+                f.write_str(m)
+            }
+            Error::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Finds the exit code for any error chain: the first typed [`Error`] in it decides; a clap
+/// error is a usage error; anything else is a system failure.
+pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            return e.exit_code();
+        }
+        if cause.downcast_ref::<serde_json::Error>().is_some() {
+            return ExitCode::Usage;
+        }
+    }
+    ExitCode::System
+}

@@ -1,0 +1,191 @@
+//! Fifodirs (s6's model, qmail's trigger): a directory of named pipes, one per waiting listener.
+//! A notifier writes one short JSON line to each, opened non-blocking; a dead listener's pipe is
+//! removed, a full one skipped. The pipe only wakes: the spool is the truth, so a listener looks at
+//! the spool after every wake-up and at a slow interval anyway.
+
+use crate::atomic;
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::Mode;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The largest line a notifier writes: under PIPE_BUF, so each write is atomic.
+pub const MAX_LINE: usize = 4000;
+
+/// A directory of listeners' named pipes.
+#[derive(Debug, Clone)]
+pub struct Fifodir {
+    dir: PathBuf,
+}
+
+/// One listener: a named pipe in a fifodir, removed when dropped.
+#[derive(Debug)]
+pub struct Listener {
+    path: PathBuf,
+    read: File,
+    // Our own write end keeps the pipe from reporting end-of-file between notifiers.
+    _write: File,
+    buf: Vec<u8>,
+}
+
+impl Fifodir {
+    /// The fifodir at `dir` (created on first subscription).
+    pub fn new(dir: PathBuf) -> Self {
+        Fifodir { dir }
+    }
+
+    /// Subscribes: a new named pipe, made under a hidden name and renamed into place, so it
+    /// appears whole. Subscribe before looking at the spool, so no wake-up is missed.
+    pub fn subscribe(&self) -> Result<Listener> {
+        atomic::create_dir(&self.dir)?;
+        let hidden = self.dir.join(atomic::unique_name("fifo"));
+        nix::unistd::mkfifo(&hidden, Mode::from_bits_truncate(0o600))
+            .map_err(|e| Error::io("create named pipe", &hidden, e.into()))?;
+        let opened = open_nonblocking(&hidden, false).and_then(|r| open_nonblocking(&hidden, true).map(|w| (r, w)));
+        let (read, write) = match opened {
+            Ok((r, w)) => (r, w),
+            Err(e) => {
+                let _ = std::fs::remove_file(&hidden);
+                return Err(Error::io("open named pipe", &hidden, e));
+            }
+        };
+        let name = hidden.file_name().and_then(|n| n.to_str()).unwrap_or("fifo").trim_start_matches('.').to_owned();
+        let path = self.dir.join(name);
+        if let Err(e) = std::fs::rename(&hidden, &path) {
+            let _ = std::fs::remove_file(&hidden);
+            return Err(Error::io("rename named pipe", &path, e));
+        }
+        Ok(Listener { path, read, _write: write, buf: Vec::new() })
+    }
+
+    /// Writes `line` (JSON, one line) to every listener; never blocks. Returns how many were
+    /// woken. Dead listeners' pipes are removed.
+    pub fn notify(&self, line: &serde_json::Value) -> usize {
+        let mut text = line.to_string();
+        if text.len() >= MAX_LINE {
+            text = serde_json::json!({"truncated": true}).to_string();
+        }
+        text.push('\n');
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return 0 };
+        let mut woken = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_str().is_none_or(|n| n.starts_with('.')) {
+                continue;
+            }
+            let path = entry.path();
+            match open_nonblocking(&path, true) {
+                Ok(mut pipe) => match pipe.write(text.as_bytes()) {
+                    Ok(_) => woken += 1,
+                    // Full: it has wake-ups pending already.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => woken += 1,
+                    Err(e) if e.raw_os_error() == Some(Errno::EPIPE as i32) => remove_dead(&path),
+                    Err(_) => {}
+                },
+                Err(e) if e.raw_os_error() == Some(Errno::ENXIO as i32) => remove_dead(&path),
+                Err(_) => {}
+            }
+        }
+        woken
+    }
+}
+
+/// Opens a named pipe without blocking: for writing, ENXIO tells that nobody reads it.
+fn open_nonblocking(path: &Path, write: bool) -> std::io::Result<File> {
+    OpenOptions::new().read(!write).write(write).custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC).open(path)
+}
+
+fn remove_dead(path: &Path) {
+    tracing::debug!(path = %path.display(), "removing a dead listener's pipe");
+    let _ = std::fs::remove_file(path);
+}
+
+impl Listener {
+    /// Waits up to `timeout` for a wake-up; returns the lines that arrived (empty on timeout).
+    pub fn wait(&mut self, timeout: Duration) -> Result<Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines = self.drain()?;
+            if !lines.is_empty() {
+                return Ok(lines);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Vec::new());
+            }
+            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::io("poll", &self.path, e.into())),
+            }
+        }
+    }
+
+    /// The descriptor to poll for readability, for callers with their own poll loop.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    /// Reads whatever lines are waiting, without blocking.
+    pub fn drain(&mut self) -> Result<Vec<String>> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.read.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", &self.path, e)),
+            }
+        }
+        let mut lines = Vec::new();
+        while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=pos).collect();
+            lines.push(String::from_utf8_lossy(&line[..line.len() - 1]).into_owned());
+        }
+        Ok(lines)
+    }
+
+    /// The pipe's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_wakes_and_dead_pipes_go() {
+        let dir = std::env::temp_dir().join(atomic::unique_name("fifodir-test"));
+        let fd = Fifodir::new(dir.clone());
+        let mut l = fd.subscribe().unwrap();
+        // A dead listener: a pipe nobody reads.
+        let dead = dir.join("dead");
+        nix::unistd::mkfifo(&dead, Mode::from_bits_truncate(0o600)).unwrap();
+        assert_eq!(fd.notify(&serde_json::json!({"n": 1})), 1);
+        assert!(!dead.exists(), "a pipe with no reader is removed");
+        assert_eq!(l.wait(Duration::from_secs(1)).unwrap(), vec![r#"{"n":1}"#.to_string()]);
+        assert!(l.wait(Duration::from_millis(10)).unwrap().is_empty());
+        // A full pipe never blocks the notifier.
+        for _ in 0..10_000 {
+            fd.notify(&serde_json::json!({"fill": "x".repeat(100)}));
+        }
+        drop(l);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,22 @@
+//! The spool contract of AgentFlow: where every record lives under `$AF_HOME`, what each record
+//! holds, and the only sanctioned ways to write them (atomically), lock them, and wake listeners
+//! (fifodirs). Every AgentFlow program reads and writes the spool through this crate.
+
+pub mod atomic;
+pub mod cli;
+pub mod control;
+pub mod error;
+pub mod eventlog;
+pub mod fifodir;
+pub mod human;
+pub mod id;
+pub mod lock;
+pub mod procfs;
+pub mod record;
+pub mod spool;
+pub mod time;
+pub mod tmux;
+
+pub use error::{Error, ExitCode, Result};
+pub use id::AgentId;
+pub use spool::{Observed, Spool};

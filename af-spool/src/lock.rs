@@ -1,0 +1,69 @@
+//! Exclusive locks on files (flock through fs2). A lock is released when its holder exits, however
+//! it exits, so a SIGKILL never leaves a stale lock behind.
+
+use crate::atomic;
+use crate::error::{Error, Result};
+use fs2::FileExt;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// A held exclusive lock; released on drop or at process exit.
+#[derive(Debug)]
+pub struct Lock {
+    file: File,
+}
+
+fn open(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        atomic::create_dir(dir)?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io("open lock", path, e))
+}
+
+impl Lock {
+    /// Waits for and takes the lock at `path`.
+    pub fn exclusive(path: &Path) -> Result<Lock> {
+        let file = open(path)?;
+        FileExt::lock_exclusive(&file).map_err(|e| Error::io("lock", path, e))?;
+        Ok(Lock { file })
+    }
+
+    /// Takes the lock at `path` if it is free; `Ok(None)` if someone holds it.
+    pub fn try_exclusive(path: &Path) -> Result<Option<Lock>> {
+        let file = open(path)?;
+        match FileExt::try_lock_exclusive(&file) {
+            Ok(()) => Ok(Some(Lock { file })),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock || e.raw_os_error() == Some(nix::libc::EWOULDBLOCK) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::io("lock", path, e)),
+        }
+    }
+
+    /// Whether someone holds the lock at `path` (a missing file means nobody does).
+    pub fn is_held(path: &Path) -> bool {
+        let Ok(file) = File::open(path) else { return false };
+        match FileExt::try_lock_shared(&file) {
+            Ok(()) => {
+                let _ = FileExt::unlock(&file);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// The locked file (for writing the holder's pid into it, say).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}

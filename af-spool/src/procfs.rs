@@ -1,0 +1,154 @@
+//! Reading processes from /proc: state, parentage, process groups, memory and CPU. Cheap enough to
+//! run every few seconds for hundreds of agents (no allocation-heavy crates).
+
+use std::path::Path;
+
+/// What /proc/<pid>/stat says of one process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcStat {
+    /// The process id.
+    pub pid: u32,
+    /// The state letter: R, S, D, T, t, Z, X…
+    pub state: char,
+    /// The parent's pid.
+    pub ppid: u32,
+    /// The process group.
+    pub pgrp: u32,
+    /// User plus system CPU time, in clock ticks.
+    pub cpu_ticks: u64,
+    /// Start time, in clock ticks since boot.
+    pub start_ticks: u64,
+    /// Resident set size, in bytes.
+    pub rss_bytes: u64,
+}
+
+/// Reads one process's stat; `None` when it is gone.
+pub fn stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(pid, &text)
+}
+
+fn parse_stat(pid: u32, text: &str) -> Option<ProcStat> {
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok());
+    Some(ProcStat {
+        pid,
+        state: f.first()?.chars().next()?,
+        ppid: num(1)? as u32,
+        pgrp: num(2)? as u32,
+        cpu_ticks: num(11)? + num(12)?,
+        start_ticks: num(19)?,
+        rss_bytes: num(21)?.saturating_mul(page_size()),
+    })
+}
+
+/// Whether a process exists and is not a zombie (a zombie counts as dead).
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+}
+
+/// Whether `pid` is alive and is the same process that started at `start_ticks`.
+pub fn same_process(pid: u32, start_ticks: Option<u64>) -> bool {
+    match stat(pid) {
+        Some(s) if s.state != 'Z' && s.state != 'X' => start_ticks.is_none_or(|t| t == s.start_ticks),
+        _ => false,
+    }
+}
+
+/// Every process on the machine.
+pub fn all() -> Vec<ProcStat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok())).filter_map(stat).collect()
+}
+
+/// The live (non-zombie) descendants of `root` (not `root` itself), from a snapshot of [`all`].
+pub fn descendants(procs: &[ProcStat], root: u32) -> Vec<&ProcStat> {
+    let mut members = vec![root];
+    let mut i = 0;
+    while i < members.len() {
+        let parent = members[i];
+        members.extend(procs.iter().filter(|p| p.ppid == parent && p.pid != root).map(|p| p.pid));
+        i += 1;
+    }
+    procs.iter().filter(|p| p.pid != root && members.contains(&p.pid) && p.state != 'Z' && p.state != 'X').collect()
+}
+
+/// A process's command line, arguments joined by spaces (empty for kernel threads and the gone).
+pub fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a process's environment holds `KEY=value` (readable for our own processes).
+pub fn environ_has(pid: u32, entry: &str) -> bool {
+    match std::fs::read(format!("/proc/{pid}/environ")) {
+        Ok(bytes) => bytes.split(|&b| b == 0).any(|e| e == entry.as_bytes()),
+        Err(_) => false,
+    }
+}
+
+/// Removes (empty) cgroup directories, retrying briefly while the kernel lets go of them.
+pub fn remove_cgroups(dirs: &[std::path::PathBuf]) {
+    for dir in dirs {
+        for _ in 0..50 {
+            match std::fs::remove_dir(dir) {
+                Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// The clock ticks per second of /proc's CPU times.
+pub fn ticks_per_second() -> u64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(n)) if n > 0 => n as u64,
+        _ => 100,
+    }
+}
+
+fn page_size() -> u64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE) {
+        Ok(Some(n)) if n > 0 => n as u64,
+        _ => 4096,
+    }
+}
+
+/// The system's uptime in clock ticks (to turn start times into ages).
+pub fn uptime_ticks() -> Option<u64> {
+    let text = std::fs::read_to_string(Path::new("/proc/uptime")).ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some((secs * ticks_per_second() as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_with_parens() {
+        let line =
+            "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 12345 1000000 25 18446744073709551615";
+        let s = parse_stat(42, line).unwrap();
+        assert_eq!((s.state, s.ppid, s.pgrp, s.cpu_ticks, s.start_ticks), ('S', 1, 42, 10, 12345));
+        assert_eq!(s.rss_bytes, 25 * page_size());
+    }
+
+    #[test]
+    fn reads_self() {
+        let me = stat(std::process::id()).unwrap();
+        assert!(me.rss_bytes > 0);
+        assert!(alive(std::process::id()));
+    }
+}

@@ -1,0 +1,266 @@
+//! The spool root (`$AF_HOME`) and every path under it. No program builds a spool path by hand.
+
+use crate::atomic::{self, Durability};
+use crate::error::{Error, Result};
+use crate::id::AgentId;
+use crate::lock::Lock;
+use crate::record::{AgentConfig, AgentState, Heartbeat};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// An opened spool root. Layout:
+///
+/// ```text
+/// $AF_HOME/
+///   events.log                 append-only event log (JSON lines)
+///   events.d/                  fifodir: woken after every event
+///   agents/<id>/config.json    AgentConfig
+///   agents/<id>/state.json     AgentState
+///   agents/<id>/heartbeat.json Heartbeat (af-wrap, every few seconds)
+///   agents/<id>/lock           flock: held while changing the agent's records
+///   agents/<id>/wrap.lock      flock: held by the agent's af-wrap for its whole life
+///   agents/<id>/control        named pipe af-wrap reads requests from
+///   agents/<id>/notify.d/      fifodir: woken on every state change of the agent
+///   agents/<id>/wrap.log       af-wrap's own log
+///   log/                       programs' logs
+/// ```
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+}
+
+impl Spool {
+    /// The root named by `$AF_HOME`, else `$XDG_STATE_HOME/agentflow`, else
+    /// `~/.local/state/agentflow`.
+    pub fn default_root() -> Result<PathBuf> {
+        if let Some(h) = std::env::var_os("AF_HOME").filter(|h| !h.is_empty()) {
+            return Ok(PathBuf::from(h));
+        }
+        if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|h| !h.is_empty()) {
+            return Ok(PathBuf::from(x).join("agentflow"));
+        }
+        match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            Some(home) => Ok(PathBuf::from(home).join(".local/state/agentflow")),
+            None => Err(Error::Invalid("neither AF_HOME nor HOME is set; set AF_HOME to the spool directory".into())),
+        }
+    }
+
+    /// Opens (creating if needed, mode 0700) the default root.
+    pub fn open_default() -> Result<Self> {
+        Self::open(&Self::default_root()?)
+    }
+
+    /// Opens (creating if needed, mode 0700) the spool at `root`. Refuses a root owned by another
+    /// user or writable by group or others, since anyone who can write it can run code as us.
+    pub fn open(root: &Path) -> Result<Self> {
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(|e| Error::io("read current directory for", root, e))?.join(root)
+        };
+        atomic::create_dir(&root)?;
+        let meta = std::fs::metadata(&root).map_err(|e| Error::io("stat", &root, e))?;
+        let uid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != uid {
+            return Err(Error::Conflict(format!(
+                "spool {} is owned by uid {}, not by us (uid {uid}); use your own AF_HOME",
+                root.display(),
+                meta.uid()
+            )));
+        }
+        if meta.permissions().mode() & 0o022 != 0 {
+            return Err(Error::Conflict(format!(
+                "spool {} is writable by group or others; run: chmod 700 {}",
+                root.display(),
+                root.display()
+            )));
+        }
+        let spool = Spool { root };
+        atomic::create_dir(&spool.agents_dir())?;
+        Ok(spool)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory holding one directory per agent.
+    pub fn agents_dir(&self) -> PathBuf {
+        self.root.join("agents")
+    }
+
+    /// An agent's directory.
+    pub fn agent_dir(&self, id: &AgentId) -> PathBuf {
+        self.agents_dir().join(id.as_str())
+    }
+
+    /// An agent's config record.
+    pub fn config_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("config.json")
+    }
+
+    /// An agent's state record.
+    pub fn state_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("state.json")
+    }
+
+    /// An agent's heartbeat record.
+    pub fn heartbeat_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("heartbeat.json")
+    }
+
+    /// The named pipe af-wrap reads control requests from.
+    pub fn control_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("control")
+    }
+
+    /// The fifodir woken on every state change of an agent.
+    pub fn agent_notify_dir(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("notify.d")
+    }
+
+    /// The lock af-wrap holds for its whole life: free means no supervisor runs.
+    pub fn wrap_lock_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("wrap.lock")
+    }
+
+    /// af-wrap's own log for an agent.
+    pub fn wrap_log_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("wrap.log")
+    }
+
+    /// The append-only event log.
+    pub fn events_path(&self) -> PathBuf {
+        self.root.join("events.log")
+    }
+
+    /// The fifodir woken after every event appended to the log.
+    pub fn events_notify_dir(&self) -> PathBuf {
+        self.root.join("events.d")
+    }
+
+    /// The folder for programs' logs.
+    pub fn log_dir(&self) -> PathBuf {
+        self.root.join("log")
+    }
+
+    /// Whether an agent exists.
+    pub fn exists(&self, id: &AgentId) -> bool {
+        self.config_path(id).is_file()
+    }
+
+    /// Fails with NotFound unless the agent exists.
+    pub fn require(&self, id: &AgentId) -> Result<()> {
+        if self.exists(id) { Ok(()) } else { Err(Error::NotFound(format!("no agent '{id}' (see: af-spawn ls)"))) }
+    }
+
+    /// Every agent id in the spool, sorted. Half-created agents (hidden names) are skipped.
+    pub fn agent_ids(&self) -> Result<Vec<AgentId>> {
+        let dir = self.agents_dir();
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))? {
+            let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+            if let Some(id) = entry.file_name().to_str().and_then(|n| AgentId::new(n).ok()) {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Reads an agent's config.
+    pub fn read_config(&self, id: &AgentId) -> Result<AgentConfig> {
+        atomic::read_json(&self.config_path(id))?
+            .ok_or_else(|| Error::NotFound(format!("no agent '{id}' (see: af-spawn ls)")))
+    }
+
+    /// Reads an agent's state.
+    pub fn read_state(&self, id: &AgentId) -> Result<AgentState> {
+        atomic::read_json(&self.state_path(id))?
+            .ok_or_else(|| Error::NotFound(format!("no agent '{id}' (see: af-spawn ls)")))
+    }
+
+    /// Reads an agent's last heartbeat, if it ever had one.
+    pub fn read_heartbeat(&self, id: &AgentId) -> Result<Option<Heartbeat>> {
+        atomic::read_json(&self.heartbeat_path(id))
+    }
+
+    /// Writes an agent's state (durably) and wakes whoever waits on it.
+    pub fn write_state(&self, id: &AgentId, state: &AgentState) -> Result<()> {
+        atomic::write_json(&self.state_path(id), state, Durability::Durable)?;
+        let line = serde_json::json!({"agent": id, "status": state.status});
+        crate::fifodir::Fifodir::new(self.agent_notify_dir(id)).notify(&line);
+        Ok(())
+    }
+
+    /// Takes the agent's record lock (blocking), for a read-modify-write of its records.
+    pub fn lock_agent(&self, id: &AgentId) -> Result<Lock> {
+        self.require(id)?;
+        Lock::exclusive(&self.agent_dir(id).join("lock"))
+    }
+
+    /// Reads, changes and writes an agent's state under its lock; returns the new state.
+    pub fn update_state(&self, id: &AgentId, change: impl FnOnce(&mut AgentState)) -> Result<AgentState> {
+        let _lock = self.lock_agent(id)?;
+        let mut state = self.read_state(id)?;
+        change(&mut state);
+        state.updated_at = crate::time::Timestamp::now();
+        self.write_state(id, &state)?;
+        Ok(state)
+    }
+
+    /// Reads an agent's config and state and judges its real status (see [`Observed::status`]).
+    pub fn observe(&self, id: &AgentId) -> Result<Observed> {
+        let config = self.read_config(id)?;
+        let state = self.read_state(id)?;
+        let supervisor_alive = state.status.is_live() && self.supervisor_alive(id);
+        Ok(Observed { config, state, supervisor_alive })
+    }
+
+    /// Whether the agent's af-wrap is alive (it holds `wrap.lock`).
+    pub fn supervisor_alive(&self, id: &AgentId) -> bool {
+        Lock::is_held(&self.wrap_lock_path(id))
+    }
+}
+
+/// How long an agent may stay `starting` without a supervisor before it counts as failed.
+pub const START_GRACE_MS: u64 = 10_000;
+
+/// An agent's records, and whether its supervisor really runs.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// Its config.
+    pub config: AgentConfig,
+    /// Its state as recorded.
+    pub state: AgentState,
+    /// Whether its af-wrap holds the wrap lock (only probed for live statuses).
+    pub supervisor_alive: bool,
+}
+
+impl Observed {
+    /// The status that is true now: a live status whose supervisor is gone is `failed` (after a
+    /// grace period for `starting`), whatever the record says.
+    pub fn status(&self) -> crate::record::Status {
+        use crate::record::Status;
+        let s = self.state.status;
+        if !s.is_live() || self.supervisor_alive {
+            return s;
+        }
+        if s == Status::Starting && self.state.updated_at.age_ms() < START_GRACE_MS {
+            return Status::Starting;
+        }
+        Status::Failed
+    }
+
+    /// Why it is in that status.
+    pub fn reason(&self) -> Option<String> {
+        if self.status() != self.state.status {
+            return Some(match self.state.status {
+                crate::record::Status::Starting => "it never started: af-wrap did not come up".into(),
+                _ => "its supervisor (af-wrap) is gone; run af-spawn gc".into(),
+            });
+        }
+        self.state.reason.clone()
+    }
+}

@@ -1,0 +1,45 @@
+//! af-wrap: the supervisor inside an agent's tmux window. It runs the agent's process in its own
+//! process group under the config's environment and resource limits, forwards signals, writes
+//! heartbeats, answers the control pipe (ping, stop, pause, resume) and leaves a final state.
+
+mod limits;
+mod supervise;
+mod tree;
+
+use af_spool::{AgentId, ExitCode, Spool, cli, human};
+use clap::Parser;
+
+/// Supervise one AgentFlow agent (normally started by `af-spawn start` inside the agent's tmux
+/// session).
+#[derive(Parser)]
+#[command(
+    name = "af-wrap",
+    version,
+    about = "Supervise one AgentFlow agent inside its tmux window",
+    long_about = "Supervise one AgentFlow agent inside its tmux window.\n\n\
+af-wrap runs the agent's process (the config's `command`; `claude` for claude-code agents) in its own \
+process group, with the config's environment and resource limits (a cgroup where one is writable, \
+else RLIMIT_AS and CPU affinity). It writes a heartbeat every few seconds, answers requests on the \
+agent's control pipe (ping, stop, pause, resume), stops the whole group on SIGTERM, SIGINT or \
+SIGHUP (SIGKILL after the grace period, so nothing survives), and records the exit code or signal \
+in the agent's state. Only one af-wrap runs per agent (it holds the agent's wrap.lock).",
+    after_help = ExitCode::TABLE
+)]
+struct Cli {
+    /// The agent to supervise.
+    id: String,
+    /// How often to write a heartbeat.
+    #[arg(long, env = "AF_HEARTBEAT_INTERVAL", default_value = "2s", value_name = "DURATION")]
+    heartbeat: String,
+}
+
+fn main() -> std::process::ExitCode {
+    cli::main::<Cli>(cli::Logs::Own, |cli| {
+        let id = AgentId::new(&cli.id)?;
+        let interval = human::parse_duration(&cli.heartbeat)?.max(std::time::Duration::from_millis(50));
+        let spool = Spool::open_default()?;
+        spool.require(&id)?;
+        cli::init_logging(Some(&spool.wrap_log_path(&id)));
+        supervise::run(&spool, &id, interval)
+    })
+}

@@ -1,0 +1,520 @@
+//! The supervision loop: one thread polling the signal pipe and the control pipe, with a deadline
+//! for the next heartbeat and for the SIGKILL of a stop in progress.
+
+use crate::limits::Limits;
+use crate::tree::Usage;
+use af_spool::atomic::{self, Durability};
+use af_spool::control::{Envelope, Reply, Request};
+use af_spool::lock::Lock;
+use af_spool::procfs;
+use af_spool::record::{AgentConfig, AgentType, Event, Health, Heartbeat, Status};
+use af_spool::time::Timestamp;
+use af_spool::{AgentId, Error, ExitCode, Spool, eventlog};
+use anyhow::Context;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// How the agent's process ended.
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+struct StopPlan {
+    deadline: Instant,
+    killed: bool,
+}
+
+struct Signals {
+    pipe: UnixStream,
+    term: Arc<AtomicBool>,
+    child: Arc<AtomicBool>,
+}
+
+struct Supervisor<'a> {
+    spool: &'a Spool,
+    id: &'a AgentId,
+    config: AgentConfig,
+    limits: Limits,
+    leader: Option<u32>,
+    exit: Option<Exit>,
+    stop: Option<StopPlan>,
+    stop_requested: bool,
+    paused: bool,
+    started: Instant,
+    usage: Usage,
+    control: File,
+    _control_writer: File,
+    control_buf: Vec<u8>,
+}
+
+/// Supervises the agent until it ends; returns 0, or 1 when it failed.
+pub fn run(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<ExitCode> {
+    let Some(_wrap_lock) = Lock::try_exclusive(&spool.wrap_lock_path(id))? else {
+        return Err(Error::Conflict(format!("agent '{id}' already has a supervisor")).into());
+    };
+    let result = supervise(spool, id, heartbeat);
+    if let Err(e) = &result {
+        // Leave the truth behind even when supervision itself broke.
+        let reason = format!("supervisor error: {e:#}");
+        let _ = spool.update_state(id, |s| {
+            s.status = Status::Failed;
+            s.reason = Some(reason.clone());
+            s.wrap_pid = None;
+            s.stopped_at = Some(Timestamp::now());
+        });
+        eventlog::record(spool, Event::new("agent.failed", Some(id), serde_json::json!({"reason": reason})));
+    }
+    result
+}
+
+fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<ExitCode> {
+    let config = spool.read_config(id)?;
+    let signals = install_signals().context("installing signal handlers")?;
+    nix::sys::prctl::set_child_subreaper(true).context("becoming a subreaper")?;
+    let (control, control_writer) = open_control(spool, id)?;
+    let limits = Limits::prepare(spool, &config);
+    let mut sup = Supervisor {
+        spool,
+        id,
+        config,
+        limits,
+        leader: None,
+        exit: None,
+        stop: None,
+        stop_requested: false,
+        paused: false,
+        started: Instant::now(),
+        usage: Usage::new(),
+        control,
+        _control_writer: control_writer,
+        control_buf: Vec::new(),
+    };
+    let outcome = match sup.spawn() {
+        Ok(()) => {
+            sup.mark_running()?;
+            sup.run_loop(&signals, heartbeat)
+        }
+        Err(reason) => Ok(Some(reason)),
+    };
+    let failed_to_start = match outcome {
+        Ok(reason) => reason,
+        Err(e) => Some(format!("supervisor error: {e:#}")),
+    };
+    sup.finish(failed_to_start)
+}
+
+fn install_signals() -> std::io::Result<Signals> {
+    let (read, write) = UnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    let term = Arc::new(AtomicBool::new(false));
+    let child = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, Arc::clone(&term))?;
+        signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGCHLD, Arc::clone(&child))?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, write)?;
+    Ok(Signals { pipe: read, term, child })
+}
+
+/// Makes the control pipe: created under a hidden name and renamed over any stale one, opened for
+/// reading without blocking, with our own writer so it never reads end-of-file.
+fn open_control(spool: &Spool, id: &AgentId) -> anyhow::Result<(File, File)> {
+    let path = spool.control_path(id);
+    let dir = spool.agent_dir(id);
+    let hidden = dir.join(atomic::unique_name("control"));
+    nix::unistd::mkfifo(&hidden, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("creating named pipe {}", hidden.display()))?;
+    std::fs::rename(&hidden, &path).with_context(|| format!("renaming named pipe to {}", path.display()))?;
+    let open = |write: bool| {
+        std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("opening control pipe {}", path.display()))
+    };
+    let reader = open(false)?;
+    Ok((reader, open(true)?))
+}
+
+impl Supervisor<'_> {
+    /// Starts the agent's process, if its type runs one. Err is the reason it could not.
+    fn spawn(&mut self) -> Result<(), String> {
+        let argv: Vec<String> = match (&self.config.command, self.config.kind) {
+            (Some(cmd), _) => cmd.clone(),
+            (None, AgentType::ClaudeCode) => vec!["claude".into()],
+            // A worker without a command, or a monitor, idles here: taking tasks and running the
+            // health loop are added by af-bus and af-health.
+            (None, AgentType::Worker | AgentType::Monitor) => {
+                say(&format!("agent {} ({}) is idle: it runs no command", self.id, self.config.kind.as_str()));
+                return Ok(());
+            }
+        };
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .envs(&self.config.environment)
+            .env("AF_AGENT_ID", self.id.as_str())
+            .env("AF_HOME", self.spool.root())
+            .env("AF_PROJECT_ID", &self.config.project_id)
+            .env("AF_AGENT_TYPE", self.config.kind.as_str())
+            .process_group(0);
+        if let Some(dir) = &self.config.workdir {
+            cmd.current_dir(dir);
+        }
+        self.limits.apply_to(&mut cmd);
+        match cmd.spawn() {
+            Ok(child) => {
+                let pid = child.id();
+                // We reap with waitpid(-1) ourselves (orphans come to us as a subreaper too).
+                drop(child);
+                self.leader = Some(pid);
+                say(&format!("agent {} ({}) runs {} as pid {pid}", self.id, self.config.kind.as_str(), argv.join(" ")));
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(format!("program '{}' not found (is it installed and on PATH?)", argv[0]))
+            }
+            Err(e) => Err(format!("cannot run '{}': {e}", argv[0])),
+        }
+    }
+
+    fn mark_running(&mut self) -> anyhow::Result<()> {
+        let pid = self.leader;
+        let pid_start = pid.and_then(procfs::stat).map(|s| s.start_ticks);
+        let applied = self.limits.applied.clone();
+        let now = Timestamp::now();
+        self.spool.update_state(self.id, |s| {
+            s.status = Status::Running;
+            s.health = Health::Unknown;
+            s.pid = pid;
+            s.pid_start = pid_start;
+            s.wrap_pid = Some(std::process::id());
+            s.started_at = Some(now);
+            s.stopped_at = None;
+            s.exit_code = None;
+            s.exit_signal = None;
+            s.reason = None;
+            s.limits = applied;
+        })?;
+        eventlog::record(
+            self.spool,
+            Event::new("agent.running", Some(self.id), serde_json::json!({"pid": pid, "wrapPid": std::process::id()})),
+        );
+        self.write_heartbeat();
+        Ok(())
+    }
+
+    /// Runs until the agent and every process of its tree are gone. Ok(None) on a normal end.
+    fn run_loop(&mut self, signals: &Signals, heartbeat: Duration) -> anyhow::Result<Option<String>> {
+        let mut next_beat = Instant::now() + heartbeat;
+        loop {
+            if signals.term.swap(false, Ordering::Relaxed) {
+                self.begin_stop(false, Duration::from_secs(10));
+            }
+            if signals.child.swap(false, Ordering::Relaxed) || self.leader.is_some() {
+                self.reap();
+            }
+            if let Some(stop) = &mut self.stop {
+                if !stop.killed && Instant::now() >= stop.deadline {
+                    stop.killed = true;
+                    tracing::info!("grace period over: SIGKILL to the agent's tree");
+                    kill_tree(self.leader, Signal::SIGKILL);
+                }
+            }
+            if self.done() {
+                return Ok(None);
+            }
+            if Instant::now() >= next_beat {
+                self.write_heartbeat();
+                next_beat = Instant::now() + heartbeat;
+            }
+            let mut wake = next_beat;
+            if let Some(stop) = &self.stop {
+                if !stop.killed {
+                    wake = wake.min(stop.deadline);
+                } else {
+                    wake = wake.min(Instant::now() + Duration::from_millis(20));
+                }
+            }
+            let ms = wake.saturating_duration_since(Instant::now()).as_millis().clamp(1, 60_000) as u16;
+            let mut fds = [
+                PollFd::new(signals.pipe.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(anyhow::Error::from(e).context("polling")),
+            }
+            drain(&signals.pipe);
+            for envelope in self.read_control() {
+                self.handle(envelope);
+            }
+        }
+    }
+
+    /// Whether supervision is over: the agent's process ended and no descendant is left, or an
+    /// idle agent was asked to stop.
+    fn done(&self) -> bool {
+        match self.leader {
+            None => self.stop_requested,
+            Some(_) => self.exit.is_some() && matches!(waitpid(None, Some(WaitPidFlag::WNOHANG)), Err(Errno::ECHILD)),
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => self.on_exit(pid, Exit::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => self.on_exit(pid, Exit::Signal(sig as i32)),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    fn on_exit(&mut self, pid: Pid, exit: Exit) {
+        if self.leader != Some(pid.as_raw() as u32) {
+            return;
+        }
+        tracing::info!(?exit, "agent process ended");
+        self.exit = Some(exit);
+        if self.stop.is_none() {
+            // The leader is gone; whatever it left behind goes too, gently first.
+            self.stop = Some(StopPlan { deadline: Instant::now() + Duration::from_secs(2), killed: false });
+            kill_tree(self.leader, Signal::SIGTERM);
+            kill_tree(self.leader, Signal::SIGCONT);
+        }
+    }
+
+    fn begin_stop(&mut self, force: bool, grace: Duration) {
+        self.stop_requested = true;
+        if self.stop.as_ref().is_some_and(|s| s.killed) {
+            return;
+        }
+        let deadline = Instant::now() + if force { Duration::ZERO } else { grace };
+        let earlier = self.stop.as_ref().is_none_or(|s| deadline < s.deadline);
+        if earlier {
+            self.stop = Some(StopPlan { deadline, killed: false });
+        }
+        if self.leader.is_some() && self.exit.is_none() {
+            self.set_status(Status::Stopping, None);
+            if force {
+                kill_tree(self.leader, Signal::SIGKILL);
+                if let Some(s) = &mut self.stop {
+                    s.killed = true;
+                }
+            } else {
+                kill_tree(self.leader, Signal::SIGTERM);
+                kill_tree(self.leader, Signal::SIGCONT);
+            }
+        }
+    }
+
+    fn set_status(&mut self, status: Status, kind: Option<&str>) {
+        if let Err(e) = self.spool.update_state(self.id, |s| s.status = status) {
+            tracing::warn!("cannot write state: {e}");
+        }
+        if let Some(kind) = kind {
+            eventlog::record(self.spool, Event::new(kind, Some(self.id), serde_json::Value::Null));
+        }
+    }
+
+    fn handle(&mut self, envelope: Envelope) {
+        tracing::debug!(?envelope.request, "control request");
+        let mut error = None;
+        let status = match envelope.request {
+            Request::Ping => {
+                if self.paused {
+                    Status::Paused
+                } else {
+                    Status::Running
+                }
+            }
+            Request::Stop { force, timeout_ms } => {
+                self.begin_stop(force, Duration::from_millis(timeout_ms));
+                Status::Stopping
+            }
+            Request::Pause => {
+                if self.stop.is_some() {
+                    error = Some("the agent is stopping".to_owned());
+                    Status::Stopping
+                } else {
+                    if !self.paused {
+                        kill_tree(self.leader, Signal::SIGSTOP);
+                        self.paused = true;
+                        self.set_status(Status::Paused, Some("agent.paused"));
+                    }
+                    Status::Paused
+                }
+            }
+            Request::Resume => {
+                if self.stop.is_some() {
+                    error = Some("the agent is stopping".to_owned());
+                    Status::Stopping
+                } else {
+                    if self.paused {
+                        kill_tree(self.leader, Signal::SIGCONT);
+                        self.paused = false;
+                        self.set_status(Status::Running, Some("agent.resumed"));
+                    }
+                    Status::Running
+                }
+            }
+        };
+        if let Some(path) = envelope.reply {
+            let reply = Reply { id: envelope.id, ok: error.is_none(), error, status };
+            self.reply(&path, &reply);
+        }
+    }
+
+    /// Writes a reply to the asker's pipe: only a named pipe inside the spool, never blocking.
+    fn reply(&self, path: &std::path::Path, reply: &Reply) {
+        let inside = path.starts_with(self.spool.root()) && !path.components().any(|c| c.as_os_str() == "..");
+        let is_fifo = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+        if !inside || !is_fifo {
+            tracing::warn!(path = %path.display(), "refusing to reply to a path that is not a pipe in the spool");
+            return;
+        }
+        let Ok(mut line) = serde_json::to_vec(reply) else { return };
+        line.push(b'\n');
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(path);
+        if let Ok(mut pipe) = opened {
+            let _ = pipe.write_all(&line);
+        }
+    }
+
+    fn read_control(&mut self) -> Vec<Envelope> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.control.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => self.control_buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(pos) = self.control_buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.control_buf.drain(..=pos).collect();
+            match serde_json::from_slice::<Envelope>(&line) {
+                Ok(e) => out.push(e),
+                Err(e) => tracing::warn!("ignoring a malformed control request: {e}"),
+            }
+        }
+        if self.control_buf.len() > 64 * 1024 {
+            self.control_buf.clear();
+        }
+        out
+    }
+
+    fn write_heartbeat(&mut self) {
+        let me = std::process::id();
+        let reading = self.usage.read(me);
+        let beat = Heartbeat {
+            agent: self.id.clone(),
+            time: Timestamp::now(),
+            wrap_pid: me,
+            pid: self.leader.filter(|_| self.exit.is_none()),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            rss_bytes: reading.rss_bytes,
+            cpu_percent: reading.cpu_percent,
+            processes: reading.processes,
+            tasks_running: 0,
+            tasks_done: 0,
+        };
+        if let Err(e) = atomic::write_json(&self.spool.heartbeat_path(self.id), &beat, Durability::Volatile) {
+            tracing::warn!("cannot write heartbeat: {e}");
+        }
+    }
+
+    /// Leaves the final state: stopped (by request, or a clean exit) or failed, with the reason.
+    fn finish(self, failed_to_start: Option<String>) -> anyhow::Result<ExitCode> {
+        let oom = self.limits.oom_killed();
+        let (status, reason) = match (&failed_to_start, self.exit) {
+            (Some(reason), _) => (Status::Failed, reason.clone()),
+            (None, _) if self.stop_requested => (Status::Stopped, "stopped by request".to_owned()),
+            (None, None) => (Status::Stopped, "stopped".to_owned()),
+            (None, Some(Exit::Code(0))) => (Status::Stopped, "exited with code 0".to_owned()),
+            (None, Some(Exit::Code(c))) => (Status::Failed, format!("exited with code {c}")),
+            (None, Some(Exit::Signal(9))) if oom => {
+                (Status::Failed, format!("killed by the memory limit ({})", self.limits.memory_text()))
+            }
+            (None, Some(Exit::Signal(s))) => (Status::Failed, format!("killed by signal {s}")),
+        };
+        self.limits.cleanup();
+        let _ = std::fs::remove_file(self.spool.control_path(self.id));
+        let (code, signal) = match self.exit {
+            Some(Exit::Code(c)) => (Some(c), None),
+            Some(Exit::Signal(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+        let now = Timestamp::now();
+        let text = reason.clone();
+        self.spool.update_state(self.id, |s| {
+            s.status = status;
+            s.health = Health::Unknown;
+            s.pid = None;
+            s.pid_start = None;
+            s.wrap_pid = None;
+            s.stopped_at = Some(now);
+            s.exit_code = code;
+            s.exit_signal = signal;
+            s.reason = Some(text);
+            if status == Status::Failed {
+                s.failures += 1;
+                s.consecutive_failures += 1;
+            }
+        })?;
+        eventlog::record(
+            self.spool,
+            Event::new(
+                "agent.exited",
+                Some(self.id),
+                serde_json::json!({"status": status, "exitCode": code, "signal": signal, "reason": reason}),
+            ),
+        );
+        say(&format!("agent {} {}: {reason}", self.id, status.as_str()));
+        Ok(if status == Status::Failed { ExitCode::Negative } else { ExitCode::Ok })
+    }
+}
+
+/// Sends `sig` to the agent's process group and to every other descendant of af-wrap.
+fn kill_tree(leader: Option<u32>, sig: Signal) {
+    if let Some(pid) = leader {
+        let _ = killpg(Pid::from_raw(pid as i32), sig);
+    }
+    let procs = procfs::all();
+    for p in procfs::descendants(&procs, std::process::id()) {
+        let _ = kill(Pid::from_raw(p.pid as i32), sig);
+    }
+}
+
+fn drain(pipe: &UnixStream) {
+    let mut buf = [0u8; 256];
+    let mut r = pipe;
+    while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// One line for a person watching the tmux pane.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stdout(), "af-wrap: {text}");
+}
