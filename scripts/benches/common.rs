@@ -1,0 +1,152 @@
+//! What every benchmark shares: timing, percentiles, a private tmux server and spool, and the
+//! table row each figure is printed as (beside the physical baseline measured in the same run).
+//! Included by each benchmark with `#[path = "common.rs"] mod common;`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One printed figure.
+pub struct Row<'a> {
+    /// The capability measured.
+    pub what: &'a str,
+    /// Its figure.
+    pub value: f64,
+    /// The figure's unit (`agents/s`, `ms`, `MB`…).
+    pub unit: &'a str,
+    /// The physical baseline measured in the same run, and its figure (same unit).
+    pub baseline: Option<(&'a str, f64)>,
+    /// Whether a larger figure is better (rates) or a smaller one (latencies, sizes).
+    pub higher_is_better: bool,
+    /// The figure the issue asks for, in words.
+    pub target: &'a str,
+}
+
+/// Prints the header of the table (once per benchmark program).
+pub fn header(bench: &str) {
+    println!("\n== {bench}");
+    println!(
+        "{:<46} {:>12} {:<9} {:<34} {:>12} {:>8}  {}",
+        "figure", "value", "unit", "baseline (same run)", "baseline", "ratio", "target"
+    );
+}
+
+/// Prints one row; the ratio says how many times worse than the baseline (1.0 = as fast).
+pub fn row(r: Row) {
+    let (bname, bval, ratio) = match r.baseline {
+        Some((name, v)) if v > 0.0 && r.value > 0.0 => {
+            let ratio = if r.higher_is_better { v / r.value } else { r.value / v };
+            (name.to_owned(), format!("{v:.2}"), format!("{ratio:.2}x"))
+        }
+        _ => ("-".into(), "-".into(), "-".into()),
+    };
+    println!("{:<46} {:>12.2} {:<9} {:<34} {:>12} {:>8}  {}", r.what, r.value, r.unit, bname, bval, ratio, r.target);
+}
+
+/// The directory holding the release binaries (next to this example's own directory).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().and_then(Path::parent).expect("target/release").to_path_buf()
+}
+
+/// A private world for a benchmark: spool, tmux server, cleaned up on drop.
+pub struct World {
+    /// `AF_HOME`.
+    pub home: PathBuf,
+    /// `AF_TMUX_SOCKET`.
+    pub socket: String,
+    root: PathBuf,
+}
+
+impl World {
+    /// A fresh world named after the benchmark.
+    pub fn new(name: &str) -> World {
+        let root = std::env::temp_dir().join(format!("af-bench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("work")).expect("bench dir");
+        World { home: root.join("home"), socket: format!("afb-{name}-{}", std::process::id()), root }
+    }
+
+    /// A command for one of AgentFlow's programs in this world.
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(bin_dir().join(program));
+        c.env("AF_HOME", &self.home)
+            .env("AF_TMUX_SOCKET", &self.socket)
+            .env_remove("TMUX")
+            .current_dir(self.root.join("work"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        c
+    }
+
+    /// Runs a program, panicking if it fails.
+    pub fn run(&self, program: &str, args: &[&str]) {
+        let st = self.cmd(program).args(args).status().expect("running a program");
+        assert!(st.success(), "{program} {args:?} failed");
+    }
+
+    /// A tmux command against this world's server.
+    pub fn tmux(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-L").arg(&self.socket).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        c
+    }
+
+    /// A scratch path in this world.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.tmux().arg("kill-server").status();
+        let needle = format!("AF_HOME={}", self.home.display());
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+                if pid as u32 != std::process::id() && env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Times `f`.
+pub fn time(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+/// The p-th percentile (0–100) of durations, in milliseconds.
+pub fn percentile_ms(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort();
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (samples.len() - 1) as f64).round() as usize;
+    samples[i].as_secs_f64() * 1000.0
+}
+
+/// A count from the environment (`AF_BENCH_N`-style), else the default.
+pub fn count(var: &str, default: usize) -> usize {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The physical baseline for one-shot programs: fork/exec of `/bin/true`, median in ms.
+pub fn fork_exec_ms(n: usize) -> f64 {
+    let mut s: Vec<Duration> = (0..n)
+        .map(|_| {
+            time(|| {
+                let _ = Command::new("/bin/true").status();
+            })
+        })
+        .collect();
+    percentile_ms(&mut s, 50.0)
+}

@@ -1,0 +1,132 @@
+//! af-spawn: N agents created and started (to their first heartbeat), beside bare
+//! `tmux new-session -d` of N sessions; af-wrap's RSS; `af-spawn ls --json` over 1,000 agents.
+
+#[path = "common.rs"]
+mod common;
+
+use common::{Row, World, header, row, time};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let n = common::count("AF_BENCH_AGENTS", 100);
+    header(&format!("af-spawn ({n} agents)"));
+
+    // Baseline: bare tmux sessions, one call each.
+    let bare = World::new("bare");
+    let _ = bare.tmux().args(["new-session", "-d", "-s", "warm"]).status();
+    let bare_time = time(|| {
+        for i in 0..n {
+            let _ = bare.tmux().args(["new-session", "-d", "-s", &format!("s{i}"), "sleep", "600"]).status();
+        }
+    });
+    drop(bare);
+    let bare_rate = n as f64 / bare_time.as_secs_f64();
+
+    // AgentFlow: create + start, one call each, until each has its first heartbeat.
+    let w = World::new("spawn");
+    let _ = w.tmux().args(["new-session", "-d", "-s", "warm"]).status();
+    let t0 = Instant::now();
+    for i in 0..n {
+        let id = format!("b{i}");
+        let config = format!(r#"{{"id":"{id}","type":"worker","projectId":"bench","command":["sleep","600"]}}"#);
+        let mut c = w.cmd("af-spawn");
+        c.args(["create"]).stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("af-spawn create");
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(config.as_bytes()).expect("config");
+        assert!(child.wait().expect("create").success());
+        w.run("af-spawn", &["start", &id]);
+    }
+    // start returns when af-wrap reports running, which it does right after its first heartbeat.
+    for i in 0..n {
+        let hb = w.home.join(format!("agents/b{i}/heartbeat.json"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !hb.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let af_time = t0.elapsed();
+    let af_rate = n as f64 / af_time.as_secs_f64();
+    row(Row {
+        what: "create+start to first heartbeat",
+        value: af_rate,
+        unit: "agents/s",
+        baseline: Some(("bare tmux new-session -d", bare_rate)),
+        higher_is_better: true,
+        target: ">= 50 agents/s, <= 3x bare tmux",
+    });
+
+    // af-wrap's resident memory (median over the running agents).
+    let mut rss: Vec<f64> = Vec::new();
+    for i in 0..n {
+        let state = std::fs::read_to_string(w.home.join(format!("agents/b{i}/state.json"))).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
+        if let Some(pid) = v["wrapPid"].as_u64() {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                if let Some(kb) = status.lines().find_map(|l| l.strip_prefix("VmRSS:")) {
+                    rss.push(kb.trim().trim_end_matches("kB").trim().parse::<f64>().unwrap_or(0.0) / 1024.0);
+                }
+            }
+        }
+    }
+    rss.sort_by(|a, b| a.total_cmp(b));
+    let sleep_rss = {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("sleep");
+        std::thread::sleep(Duration::from_millis(50));
+        let s = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let _ = child.kill();
+        let _ = child.wait();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .map(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().unwrap_or(0.0) / 1024.0)
+            .unwrap_or(0.0)
+    };
+    row(Row {
+        what: "af-wrap RSS (median)",
+        value: rss.get(rss.len() / 2).copied().unwrap_or(0.0),
+        unit: "MB",
+        baseline: Some(("a bare `sleep` process", sleep_rss)),
+        higher_is_better: false,
+        target: "< 4 MB",
+    });
+
+    let stop_time = time(|| {
+        let ids: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+        let mut args = vec!["stop", "--force"];
+        args.extend(ids.iter().map(String::as_str));
+        w.run("af-spawn", &args);
+    });
+    row(Row {
+        what: "forced stop (one call for all)",
+        value: n as f64 / stop_time.as_secs_f64(),
+        unit: "agents/s",
+        baseline: None,
+        higher_is_better: true,
+        target: "-",
+    });
+    drop(w);
+
+    // ls --json over 1,000 agents (created, not started).
+    let many = common::count("AF_BENCH_LS_AGENTS", 1000);
+    let w = World::new("ls");
+    let mut batch = String::new();
+    for i in 0..many {
+        batch.push_str(&format!("{{\"id\":\"l{i}\",\"type\":\"worker\",\"projectId\":\"p{}\"}}\n", i % 10));
+    }
+    let mut c = w.cmd("af-spawn");
+    c.arg("create").stdin(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("create");
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(batch.as_bytes()).expect("batch");
+    assert!(child.wait().expect("create").success());
+    let mut samples: Vec<Duration> = (0..10).map(|_| time(|| w.run("af-spawn", &["ls", "--json"]))).collect();
+    let ls_ms = common::percentile_ms(&mut samples, 50.0);
+    row(Row {
+        what: &format!("ls --json over {many} agents (median)"),
+        value: ls_ms,
+        unit: "ms",
+        baseline: Some(("fork/exec of /bin/true", common::fork_exec_ms(20))),
+        higher_is_better: false,
+        target: "< 50 ms",
+    });
+}
