@@ -199,6 +199,8 @@ impl Supervisor<'_> {
         let pid_start = pid.and_then(procfs::stat).map(|s| s.start_ticks);
         let applied = self.limits.applied.clone();
         let now = Timestamp::now();
+        // The first heartbeat exists before anyone hears "running".
+        self.write_heartbeat();
         self.spool.update_state(self.id, |s| {
             s.status = Status::Running;
             s.health = Health::Unknown;
@@ -216,7 +218,6 @@ impl Supervisor<'_> {
             self.spool,
             Event::new("agent.running", Some(self.id), serde_json::json!({"pid": pid, "wrapPid": std::process::id()})),
         );
-        self.write_heartbeat();
         Ok(())
     }
 
@@ -454,10 +455,14 @@ impl Supervisor<'_> {
             (None, _) if self.stop_requested => (Status::Stopped, "stopped by request".to_owned()),
             (None, None) => (Status::Stopped, "stopped".to_owned()),
             (None, Some(Exit::Code(0))) => (Status::Stopped, "exited with code 0".to_owned()),
-            (None, Some(Exit::Code(c))) => (Status::Failed, format!("exited with code {c}")),
+            (None, Some(Exit::Code(c))) if oom => (
+                Status::Failed,
+                format!("exited with code {c}: its tree hit the memory limit ({})", self.limits.memory_text()),
+            ),
             (None, Some(Exit::Signal(9))) if oom => {
                 (Status::Failed, format!("killed by the memory limit ({})", self.limits.memory_text()))
             }
+            (None, Some(Exit::Code(c))) => (Status::Failed, format!("exited with code {c}")),
             (None, Some(Exit::Signal(s))) => (Status::Failed, format!("killed by signal {s}")),
         };
         self.limits.cleanup();

@@ -100,3 +100,271 @@ fn lifecycle_start_pause_resume_stop_restart_rm() {
     env.fails("af-spawn", &["show", "w1"], None, 3);
     assert!(env.processes().is_empty(), "nothing left running: {:?}", env.processes());
 }
+
+#[test]
+fn bad_input_changes_nothing() {
+    let env = Env::new();
+    env.create(r#"{"id":"w1","type":"worker"}"#);
+    let before = std::fs::read_dir(env.home.join("agents")).unwrap().count();
+    for (input, code) in [
+        ("{not json", 2),
+        (r#"{"id":"x","type":"robot"}"#, 2),
+        (r#"{"id":"x","type":"worker","maxConcurrentTasks":"three"}"#, 2),
+        (r#"{"id":"x","type":"worker","capabilites":[]}"#, 2),
+        (r#"{"id":"../x","type":"worker"}"#, 2),
+        (r#"{"id":"a/b","type":"worker"}"#, 2),
+        (r#"{"id":"","type":"worker"}"#, 2),
+        (r#"{"id":"x","type":"worker","resourceLimits":{"memory":"lots"}}"#, 2),
+        (r#"{"id":"x","type":"worker","workdir":"/does/not/exist"}"#, 2),
+        (r#"{"id":"w1","type":"worker"}"#, 4),
+        (r#"[{"id":"y","type":"worker"},{"id":"y","type":"worker"}]"#, 2),
+        ("", 2),
+    ] {
+        let err = env.fails("af-spawn", &["create"], Some(input), code);
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let huge = format!(r#"{{"id":"x","type":"worker","capabilities":["{}"]}}"#, "a".repeat(2 << 20));
+    env.fails("af-spawn", &["create"], Some(&huge), 2);
+    assert_eq!(std::fs::read_dir(env.home.join("agents")).unwrap().count(), before, "nothing was created");
+    assert!(!env.path("home/agents/x").exists());
+
+    env.fails("af-spawn", &["start", "nope"], None, 3);
+    env.fails("af-spawn", &["show", "../x"], None, 2);
+    env.fails("af-spawn", &["stop", "w1"], None, 4);
+    env.fails("af-spawn", &["pause", "w1"], None, 4);
+    env.fails("af-spawn", &["rm", "nope"], None, 3);
+    env.fails("af-spawn", &["create", "--config", "/no/such/file.json"], None, 3);
+    let usage = env.run("af-spawn", &["frobnicate"], None);
+    assert_eq!(usage.status.code(), Some(2));
+    assert_eq!(env.status("w1"), "created");
+}
+
+#[test]
+fn conflicts_on_running_agents() {
+    let env = Env::new();
+    env.worker("w1", "exec sleep 300");
+    env.fails("af-spawn", &["start", "w1"], None, 4);
+    env.fails("af-spawn", &["resume", "w1"], None, 4);
+    env.fails("af-spawn", &["rm", "w1"], None, 4);
+    env.fails("af-spawn", &["create"], Some(r#"{"id":"w1","type":"worker"}"#), 4);
+    assert_eq!(env.status("w1"), "running");
+    env.ok("af-spawn", &["rm", "--force", "w1"]);
+    env.fails("af-spawn", &["show", "w1"], None, 3);
+    wait_for("the session to go", Duration::from_secs(5), || !env.has_session("agent-w1"));
+    assert!(env.processes().is_empty(), "{:?}", env.processes());
+}
+
+/// A process group that ignores SIGTERM, with a child that ignores it too.
+const STUBBORN: &str =
+    "trap '' TERM; sh -c \"trap '' TERM; while :; do sleep 0.05; done\" & while :; do sleep 0.05; done";
+
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().collect();
+        if f[2] == pgid.to_string() && f[0] != "Z" {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn graceful_stop_of_a_stubborn_agent_kills_the_whole_group() {
+    let env = Env::new();
+    env.worker("s1", STUBBORN);
+    let pid = env.show("s1")["state"]["pid"].as_u64().unwrap() as u32;
+    wait_for("the child in the group", Duration::from_secs(5), || group_members(pid).len() >= 2);
+    env.ok("af-spawn", &["stop", "--timeout", "0.5", "s1"]);
+    let state = env.show("s1")["state"].clone();
+    assert_eq!(state["status"], "stopped");
+    assert_eq!(state["exitSignal"], 9, "SIGTERM was ignored, so SIGKILL ended it");
+    assert!(group_members(pid).is_empty(), "no survivor in the group");
+}
+
+#[test]
+fn forced_stop_is_immediate() {
+    let env = Env::new();
+    env.worker("s2", STUBBORN);
+    let pid = env.show("s2")["state"]["pid"].as_u64().unwrap() as u32;
+    wait_for("the child in the group", Duration::from_secs(5), || group_members(pid).len() >= 2);
+    let t = std::time::Instant::now();
+    env.ok("af-spawn", &["stop", "--force", "--timeout", "60", "s2"]);
+    assert!(t.elapsed() < Duration::from_secs(30), "force does not wait for the grace period");
+    assert_eq!(env.show("s2")["state"]["exitSignal"], 9);
+    assert!(group_members(pid).is_empty());
+}
+
+#[test]
+fn kill_9_of_the_agent_process_is_recorded() {
+    let env = Env::new();
+    env.worker("k1", "exec sleep 300");
+    let pid = env.show("k1")["state"]["pid"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("failed with signal 9", Duration::from_secs(5), || env.status("k1") == "failed");
+    let state = env.show("k1")["state"].clone();
+    assert_eq!(state["exitSignal"], 9);
+    assert_eq!(state["failures"], 1);
+    assert_eq!(state["reason"], "killed by signal 9");
+    wait_for("the session to close by itself", Duration::from_secs(10), || !env.has_session("agent-k1"));
+    env.ok("af-spawn", &["start", "k1"]);
+    assert_eq!(env.status("k1"), "running");
+}
+
+#[test]
+fn kill_9_of_af_wrap_then_ls_tells_the_truth_and_gc_cleans_up() {
+    let env = Env::new();
+    env.worker("k2", "sleep 300 & wait");
+    let show = env.show("k2");
+    let wrap = show["state"]["wrapPid"].as_u64().unwrap() as i32;
+    let pid = show["state"]["pid"].as_u64().unwrap() as u32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(wrap), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("ls to say failed", Duration::from_secs(5), || env.json("af-spawn", &["ls"])[0]["status"] == "failed");
+    let gc = env.json("af-spawn", &["gc"]);
+    assert_eq!(gc["markedFailed"], serde_json::json!(["k2"]));
+    wait_for("no orphan left", Duration::from_secs(5), || env.processes().is_empty() && !alive(pid));
+    assert!(!env.has_session("agent-k2"));
+    assert_eq!(env.status("k2"), "failed");
+    // Starting again gives exactly one session.
+    env.ok("af-spawn", &["start", "k2"]);
+    let sessions = env.tmux(&["list-sessions", "-F", "#{session_name}"]);
+    let names = String::from_utf8_lossy(&sessions.stdout);
+    assert_eq!(names.lines().filter(|l| *l == "agent-k2").count(), 1);
+}
+
+#[test]
+fn a_missing_program_fails_with_the_reason() {
+    let env = Env::new();
+    env.create(r#"{"id":"m1","type":"worker","command":["/no/such/program","--flag"]}"#);
+    let err = env.fails("af-spawn", &["start", "m1"], None, 111);
+    assert!(err.contains("not found"), "{err}");
+    let state = env.show("m1")["state"].clone();
+    assert_eq!(state["status"], "failed");
+    assert!(state["reason"].as_str().unwrap().contains("/no/such/program"), "{state}");
+    wait_for("no crash loop: the session goes away", Duration::from_secs(10), || !env.has_session("agent-m1"));
+    assert_eq!(env.show("m1")["state"]["restarts"], 0);
+}
+
+#[test]
+fn a_clean_exit_is_stopped_not_failed() {
+    let env = Env::new();
+    env.create(r#"{"id":"d1","type":"worker","command":["sh","-c","exit 0"]}"#);
+    env.ok("af-spawn", &["start", "d1"]);
+    wait_for("stopped", Duration::from_secs(5), || env.status("d1") == "stopped");
+    assert_eq!(env.show("d1")["state"]["exitCode"], 0);
+    env.create(r#"{"id":"d2","type":"worker","command":["sh","-c","exit 3"]}"#);
+    env.run("af-spawn", &["start", "d2"], None);
+    wait_for("failed", Duration::from_secs(5), || env.status("d2") == "failed");
+    assert_eq!(env.show("d2")["state"]["exitCode"], 3);
+}
+
+#[test]
+fn gc_leaves_foreign_sessions_alone_and_kills_strays() {
+    let env = Env::new();
+    assert!(env.tmux(&["new-session", "-d", "-s", "agent-mine", "sleep", "300"]).status.success());
+    assert!(env.tmux(&["new-session", "-d", "-s", "users-own", "sleep", "300"]).status.success());
+    env.create(r#"{"id":"mine","type":"worker"}"#);
+    env.fails("af-spawn", &["start", "mine"], None, 4);
+    env.create(r#"{"id":"g1","type":"worker"}"#);
+    env.ok("af-spawn", &["start", "g1"]);
+    // The spool entry vanishes behind our back: its session is a stray now.
+    let wrap = env.show("g1")["state"]["wrapPid"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(wrap), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    std::fs::rename(env.home.join("agents/g1"), env.path("g1-aside")).unwrap();
+    let gc = env.json("af-spawn", &["gc"]);
+    assert_eq!(gc["killedSessions"], serde_json::json!(["agent-g1"]));
+    assert!(env.has_session("agent-mine"), "a session we did not create is never touched");
+    assert!(env.has_session("users-own"));
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(wrap), nix::sys::signal::Signal::SIGKILL);
+}
+
+#[test]
+fn gc_removes_leftovers_of_killed_creates() {
+    let env = Env::new();
+    env.create(r#"{"id":"x1","type":"worker"}"#);
+    // What a create killed half-way leaves: a hidden directory named after a dead pid.
+    let leftover = env.home.join("agents/.new.999999999.1.0");
+    std::fs::create_dir(&leftover).unwrap();
+    std::fs::write(leftover.join("config.json"), "{").unwrap();
+    let ls = env.json("af-spawn", &["ls"]);
+    assert_eq!(ls.as_array().unwrap().len(), 1, "half-created agents are never listed");
+    assert_eq!(env.json("af-spawn", &["gc"])["removedLeftovers"], 1);
+    assert!(!leftover.exists());
+}
+
+#[test]
+fn kill_9_of_af_spawn_mid_verb_leaves_a_consistent_spool() {
+    let env = Env::new();
+    for round in 0..20u64 {
+        let id = format!("r{round}");
+        let config = format!(r#"{{"id":"{id}","type":"worker","command":["sleep","300"]}}"#);
+        let mut c = env.cmd("af-spawn");
+        c.args(["create", "--start"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(config.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_micros(500 + round * 700));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever happened, the spool reads, and the agent either does not exist or can be
+        // brought to a clean stop and started again with exactly one session.
+        let ls = env.json("af-spawn", &["ls"]);
+        if ls.as_array().unwrap().iter().any(|r| r["id"] == id.as_str()) {
+            let status = env.status(&id);
+            if status == "running" || status == "starting" {
+                let _ = env.run("af-spawn", &["stop", "--force", &id], None);
+            }
+            wait_for("a non-live status", Duration::from_secs(15), || {
+                let s = env.status(&id);
+                s != "starting" && s != "running"
+            });
+            env.ok("af-spawn", &["start", &id]);
+            env.ok("af-spawn", &["stop", "--force", &id]);
+        }
+    }
+    env.ok("af-spawn", &["gc"]);
+    let sessions = env.tmux(&["list-sessions", "-F", "#{session_name}"]);
+    assert!(String::from_utf8_lossy(&sessions.stdout).lines().all(|l| !l.starts_with("agent-")), "no stray session");
+}
+
+#[test]
+fn script_prints_the_layout() {
+    let env = Env::new();
+    env.create(r#"{"id":"sc1","type":"worker","command":["sleep","300"],"environment":{"A":"it's"}}"#);
+    let script = env.ok("af-spawn", &["script", "sc1"]);
+    assert!(script.starts_with("#!/bin/sh"));
+    assert!(script.contains("new-session -d -s agent-sc1 -n main"), "{script}");
+    assert!(script.contains(r"'A=it'\''s'"), "{script}");
+    // The script really builds the layout.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("AF_HOME", &env.home)
+        .env("AF_TMUX_SOCKET", &env.socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", util::describe(&out));
+    wait_for("the agent to run from the script", Duration::from_secs(5), || env.status("sc1") == "running");
+}
+
+#[test]
+fn the_seed_wrapper_shim_runs_an_agent() {
+    let env = Env::new();
+    let shim = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/agent-wrapper.sh");
+    let mut c = std::process::Command::new("bash");
+    env.apply(&mut c);
+    let path = format!("{}:{}", util::bin("af-wrap").parent().unwrap().display(), std::env::var("PATH").unwrap());
+    c.arg(&shim).args(["worker-001", "worker"]).env("PATH", path).stdout(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    wait_for("the shim's agent to run", Duration::from_secs(10), || {
+        env.run("af-spawn", &["show", "worker-001", "--json"], None).status.success()
+            && env.status("worker-001") == "running"
+    });
+    assert_eq!(env.show("worker-001")["config"]["type"], "worker");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    assert_eq!(env.status("worker-001"), "stopped");
+}

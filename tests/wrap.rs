@@ -1,1 +1,138 @@
+//! af-wrap: resource limits, heartbeats, the control pipe, signals, one supervisor per agent.
 
+mod util;
+
+use af_spool::control::{self, Request};
+use af_spool::{AgentId, Spool};
+use std::time::Duration;
+use util::{Env, wait_for};
+
+/// A process that touches `mb` megabytes and then sleeps.
+fn hog(mb: u32) -> String {
+    format!(r#"python3 -c "b = b'x' * ({mb} << 20); import time; time.sleep(300)""#)
+}
+
+fn cgroup_v1_writable() -> bool {
+    let probe = std::path::Path::new("/sys/fs/cgroup/memory").join(format!("af-probe-{}", std::process::id()));
+    let ok = std::fs::create_dir(&probe).is_ok();
+    let _ = std::fs::remove_dir(&probe);
+    ok || std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[test]
+fn a_memory_hog_is_stopped_at_its_cgroup_limit() {
+    if !cgroup_v1_writable() {
+        assert!(std::env::var("AF_REQUIRE_CGROUPS").is_err(), "cgroups are required here but not writable");
+        eprintln!("no writable cgroup: skipping the cgroup test");
+        return;
+    }
+    let env = Env::new();
+    let config = serde_json::json!({"id": "hog", "type": "worker",
+        "resourceLimits": {"memory": "64MB", "cpu": "0.5"}, "command": ["sh", "-c", hog(256)]});
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", "hog"]);
+    wait_for("the hog to be killed", Duration::from_secs(20), || env.status("hog") == "failed");
+    let state = env.show("hog")["state"].clone();
+    let limits = &state["limits"];
+    assert!(limits["memory"].as_str().unwrap().starts_with("cgroup"), "{state}");
+    assert!(limits["cpu"].as_str().unwrap().starts_with("cgroup"), "{state}");
+    assert!(state["reason"].as_str().unwrap().contains("memory limit"), "{state}");
+    let cgroups: Vec<String> =
+        limits["cgroups"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert!(!cgroups.is_empty());
+    wait_for("its cgroups to be removed", Duration::from_secs(5), || {
+        cgroups.iter().all(|c| !std::path::Path::new(c).exists())
+    });
+}
+
+#[test]
+fn without_cgroups_memory_falls_back_to_rlimit_and_cpu_to_affinity() {
+    let mut env = Env::new();
+    env.set_env("AF_CGROUP", "off");
+    let config = serde_json::json!({"id": "rl", "type": "worker",
+        "resourceLimits": {"memory": "64MB", "cpu": "1"}, "command": ["sh", "-c", hog(256)]});
+    env.create(&config.to_string());
+    env.run("af-spawn", &["start", "rl"], None);
+    wait_for("the hog to fail its allocation", Duration::from_secs(20), || env.status("rl") == "failed");
+    let state = env.show("rl")["state"].clone();
+    assert_eq!(state["limits"]["memory"], "rlimit-as", "{state}");
+    assert_eq!(state["limits"]["cpu"], "affinity", "{state}");
+    assert_eq!(state["exitCode"], 1, "python's MemoryError: {state}");
+
+    let config = serde_json::json!({"id": "aff", "type": "worker", "resourceLimits": {"cpu": "1"},
+        "command": ["sleep", "300"]});
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", "aff"]);
+    let pid = env.show("aff")["state"]["pid"].as_u64().unwrap();
+    let status = util::read(std::path::Path::new(&format!("/proc/{pid}/status")));
+    let allowed = status.lines().find(|l| l.starts_with("Cpus_allowed_list:")).unwrap();
+    let list = allowed.split(':').nth(1).unwrap().trim();
+    assert!(!list.contains(',') && !list.contains('-'), "one CPU only: {allowed}");
+}
+
+#[test]
+fn heartbeats_describe_the_process_tree() {
+    let env = Env::new();
+    env.worker("hb", "sleep 300 & sleep 300 & wait");
+    let first = env.show("hb")["heartbeat"]["time"].as_str().unwrap().to_owned();
+    wait_for("a newer heartbeat with both children", Duration::from_secs(5), || {
+        let beat = env.show("hb")["heartbeat"].clone();
+        beat["time"].as_str() != Some(first.as_str()) && beat["processes"].as_u64() == Some(3)
+    });
+    let beat = env.show("hb")["heartbeat"].clone();
+    assert!(beat["rssBytes"].as_u64().unwrap() > 0);
+    assert!(beat["uptimeMs"].as_u64().unwrap() > 0);
+    assert_eq!(beat["wrapPid"], env.show("hb")["state"]["wrapPid"]);
+}
+
+#[test]
+fn af_wrap_answers_pings_and_refuses_a_second_supervisor() {
+    let env = Env::new();
+    env.worker("p1", "exec sleep 300");
+    let spool = Spool::open(&env.home).unwrap();
+    let id = AgentId::new("p1").unwrap();
+    let reply = control::ask(&spool, &id, Request::Ping, Duration::from_secs(5)).unwrap();
+    assert!(reply.ok);
+    let err = env.fails("af-wrap", &["p1"], None, 4);
+    assert!(err.contains("already has a supervisor"), "{err}");
+    assert_eq!(env.status("p1"), "running");
+    // Garbage on the control pipe does not hurt it.
+    std::fs::write(spool.control_path(&id), b"not json\n{\"op\":\"explode\"}\n").unwrap();
+    let reply = control::ask(&spool, &id, Request::Ping, Duration::from_secs(5)).unwrap();
+    assert!(reply.ok);
+}
+
+#[test]
+fn sigterm_and_sighup_to_af_wrap_stop_the_agent_gracefully() {
+    let env = Env::new();
+    for (id, sig) in [("t1", nix::sys::signal::Signal::SIGTERM), ("t2", nix::sys::signal::Signal::SIGHUP)] {
+        env.worker(id, "exec sleep 300");
+        let show = env.show(id);
+        let wrap = show["state"]["wrapPid"].as_u64().unwrap() as i32;
+        let pid = show["state"]["pid"].as_u64().unwrap() as u32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(wrap), sig).unwrap();
+        wait_for("stopped", Duration::from_secs(5), || env.status(id) == "stopped");
+        assert!(!util::alive(pid));
+        assert_eq!(env.show(id)["state"]["reason"], "stopped by request");
+    }
+}
+
+#[test]
+fn killing_the_tmux_session_stops_the_agent() {
+    let env = Env::new();
+    env.worker("ks", "exec sleep 300");
+    let pid = env.show("ks")["state"]["pid"].as_u64().unwrap() as u32;
+    assert!(env.tmux(&["kill-session", "-t", "=agent-ks"]).status.success());
+    wait_for("the agent to stop", Duration::from_secs(5), || !util::alive(pid) && env.status("ks") != "running");
+}
+
+#[test]
+fn idle_agents_run_without_a_command() {
+    let env = Env::new();
+    env.create(r#"{"id":"idle","type":"worker"}"#);
+    env.ok("af-spawn", &["start", "idle"]);
+    assert_eq!(env.status("idle"), "running");
+    assert!(env.show("idle")["state"]["pid"].is_null());
+    env.ok("af-spawn", &["stop", "idle"]);
+    assert_eq!(env.status("idle"), "stopped");
+}

@@ -92,7 +92,31 @@ pub fn init_logging(file: Option<&Path>) {
 /// Renders the program's man page, with the shared EXIT STATUS and ENVIRONMENT sections.
 pub fn man_page(cmd: clap::Command) -> Vec<u8> {
     let mut out = Vec::new();
-    let _ = clap_mangen::Man::new(cmd).render(&mut out);
+    let name = cmd.get_name().to_owned();
+    let man = clap_mangen::Man::new(cmd.clone());
+    let _ = man.render_title(&mut out);
+    let _ = man.render_name_section(&mut out);
+    let _ = man.render_synopsis_section(&mut out);
+    let _ = man.render_description_section(&mut out);
+    let _ = man.render_options_section(&mut out);
+    // One page per program: each verb is a section of it, not a page of its own.
+    let verbs: Vec<clap::Command> = cmd.get_subcommands().filter(|c| c.get_name() != "help").cloned().collect();
+    if !verbs.is_empty() {
+        out.extend_from_slice(b".SH COMMANDS\n");
+    }
+    for verb in verbs {
+        let full = format!("{name} {}", verb.get_name());
+        let about = verb.get_about().map(|a| a.to_string()).unwrap_or_default().replace('\\', "\\\\");
+        let sub = clap_mangen::Man::new(verb.bin_name(full.clone()));
+        let mut section = Vec::new();
+        let _ = sub.render_synopsis_section(&mut section);
+        let _ = sub.render_options_section(&mut section);
+        let text = String::from_utf8_lossy(&section)
+            .replace(".SH SYNOPSIS\n", &format!(".SS \"{full}\"\n{about}\n.PP\n"))
+            .replace(".SH OPTIONS\n", "");
+        out.extend_from_slice(text.as_bytes());
+    }
+    let _ = man.render_version_section(&mut out);
     out.extend_from_slice(
         b".SH \"EXIT STATUS\"\n.TP\n0\nok\n.TP\n1\na negative answer (unhealthy, nothing to receive)\n\
 .TP\n2\nusage error or invalid input (bad JSON, bad id, unknown type)\n.TP\n3\nnot found (no such agent)\n\

@@ -1,0 +1,2 @@
+complete -c af-checkpoint -s h -l help -d 'Print help'
+complete -c af-checkpoint -s V -l version -d 'Print version'

@@ -1,0 +1,94 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_af_spawn_global_optspecs
+    string join \n json h/help V/version
+end
+
+function __fish_af_spawn_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_af_spawn_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_af_spawn_using_subcommand
+    set -l cmd (__fish_af_spawn_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -s V -l version -d 'Print version'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "create" -d 'Create agents from AgentConfig JSON: one object, an array, or JSON lines'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "start" -d 'Start agents in their tmux sessions; waits until each runs'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "stop" -d 'Stop agents: SIGTERM to the process group, SIGKILL after the timeout'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "pause" -d 'Pause an agent (SIGSTOP to its process group)'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "resume" -d 'Resume a paused agent (SIGCONT)'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "restart" -d 'Stop an agent if it runs, then start it again'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "rm" -d 'Remove an agent and its records'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "ls" -d 'List agents'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "show" -d 'Show an agent\'s config, state and last heartbeat'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "attach" -d 'Attach to an agent\'s tmux session'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "gc" -d 'Reconcile the spool with tmux and the processes: mark dead agents, kill stray sessions and orphans, remove leftovers of interrupted commands'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "script" -d 'Print a shell script that recreates an agent\'s tmux layout'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "top" -d 'Show an agent\'s processes, CPU and memory, refreshed (the `monitor\' window)'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -s c -l config -d 'The config file, or - for standard input (the default)' -r -F
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l start -d 'Start each agent once created'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l timeout -d 'How long to wait for each agent to run, in seconds' -r
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l no-wait -d 'Return once tmux has the session, without waiting for af-wrap'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -l timeout -d 'Grace period between SIGTERM and SIGKILL, in seconds' -r
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -l force -d 'SIGKILL at once'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand pause" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand pause" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand resume" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand resume" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -l timeout -d 'Grace period of the stop, in seconds' -r
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l force -d 'Stop it first if it runs (SIGKILL)'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s p -l project -d 'Only this project\'s agents' -r
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand gc" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand gc" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand script" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand script" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -l interval -d 'Refresh interval, in seconds' -r
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -l once -d 'Print once and exit'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "create" -d 'Create agents from AgentConfig JSON: one object, an array, or JSON lines'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "start" -d 'Start agents in their tmux sessions; waits until each runs'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "stop" -d 'Stop agents: SIGTERM to the process group, SIGKILL after the timeout'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "pause" -d 'Pause an agent (SIGSTOP to its process group)'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "resume" -d 'Resume a paused agent (SIGCONT)'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "restart" -d 'Stop an agent if it runs, then start it again'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "rm" -d 'Remove an agent and its records'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "ls" -d 'List agents'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "show" -d 'Show an agent\'s config, state and last heartbeat'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "attach" -d 'Attach to an agent\'s tmux session'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "gc" -d 'Reconcile the spool with tmux and the processes: mark dead agents, kill stray sessions and orphans, remove leftovers of interrupted commands'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "script" -d 'Print a shell script that recreates an agent\'s tmux layout'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "top" -d 'Show an agent\'s processes, CPU and memory, refreshed (the `monitor\' window)'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach gc script top help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
