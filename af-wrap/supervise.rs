@@ -507,8 +507,7 @@ fn kill_tree(leader: Option<u32>, sig: Signal) {
     if let Some(pid) = leader {
         let _ = killpg(Pid::from_raw(pid as i32), sig);
     }
-    let procs = procfs::all();
-    for p in procfs::descendants(&procs, std::process::id()) {
+    for p in procfs::descendants_of(std::process::id()) {
         let _ = kill(Pid::from_raw(p.pid as i32), sig);
     }
 }

@@ -28,8 +28,7 @@ impl Usage {
 
     /// Reads the tree under `root` now.
     pub fn read(&mut self, root: u32) -> Reading {
-        let procs = procfs::all();
-        let tree = procfs::descendants(&procs, root);
+        let tree = procfs::descendants_of(root);
         let ticks: u64 = tree.iter().map(|p| p.cpu_ticks).sum();
         let now = Instant::now();
         let secs = now.duration_since(self.last_time).as_secs_f64().max(1e-3);

@@ -111,9 +111,10 @@ fn create_one(ctx: &Ctx, config: &AgentConfig) -> anyhow::Result<()> {
     let tmp = agents.join(atomic::unique_name("new"));
     atomic::create_dir(&tmp)?;
     let built = (|| -> af_spool::Result<()> {
-        atomic::write_json(&tmp.join("config.json"), config, Durability::Durable)?;
+        atomic::write_json(&tmp.join("config.json"), config, Durability::Contents)?;
         let state = AgentState::new(&config.id, ctx.tmux.socket().map(str::to_owned));
-        atomic::write_json(&tmp.join("state.json"), &state, Durability::Durable)?;
+        atomic::write_json(&tmp.join("state.json"), &state, Durability::Contents)?;
+        atomic::sync_dir(&tmp)?;
         let target = spool.agent_dir(&config.id);
         std::fs::rename(&tmp, &target).map_err(|e| match e.raw_os_error() {
             Some(nix::libc::ENOTEMPTY) | Some(nix::libc::EEXIST) => {

@@ -68,7 +68,6 @@ pub fn start_one(ctx: &Ctx, id: &AgentId, wait: bool, timeout: Duration, restart
         // Its supervisor died without a word: clear what it left before starting anew.
         reap_orphans(ctx, id, &obs);
     }
-    clear_stale_session(ctx, id)?;
     let mut listener = control::listen(spool, id)?;
     let mut state = obs.state.clone();
     state.status = Status::Starting;
@@ -81,7 +80,13 @@ pub fn start_one(ctx: &Ctx, id: &AgentId, wait: bool, timeout: Duration, restart
     }
     spool.write_state(id, &state)?;
     let args = layout::chained(layout::commands(spool, &ctx.tmux, &obs.config, &workdir));
-    if let Err(e) = ctx.tmux.run(&args) {
+    // Try first, look later: a leftover session is rare, and asking tmux costs as much as starting.
+    let mut launched = ctx.tmux.run(&args);
+    if matches!(&launched, Err(Error::System(m)) if m.contains("duplicate session")) {
+        clear_stale_session(ctx, id)?;
+        launched = ctx.tmux.run(&args);
+    }
+    if let Err(e) = launched {
         state.status = Status::Failed;
         state.reason = Some(e.to_string());
         spool.write_state(id, &state)?;

@@ -50,8 +50,7 @@ pub fn run(ctx: &Ctx, id: &AgentId, once: bool, interval: Duration) -> anyhow::R
         last_time = Instant::now();
         let mut now_ticks = HashMap::new();
         if let Some(wrap) = obs.state.wrap_pid.filter(|_| obs.supervisor_alive) {
-            let procs = procfs::all();
-            for p in procfs::descendants(&procs, wrap) {
+            for p in procfs::descendants_of(wrap) {
                 let before = last.get(&p.pid).copied().unwrap_or(p.cpu_ticks);
                 let cpu = p.cpu_ticks.saturating_sub(before) as f64 / procfs::ticks_per_second() as f64 / secs * 100.0;
                 now_ticks.insert(p.pid, p.cpu_ticks);

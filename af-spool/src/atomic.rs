@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub enum Durability {
     /// fsync the file and its directory: survives a crash of the machine.
     Durable,
+    /// fsync the file but not its directory: for a file in a directory that is synced afterwards
+    /// (one directory fsync for many files).
+    Contents,
     /// rename only: atomic for every reader and survives any process being killed, but may be lost
     /// on a power cut (heartbeats, caches).
     Volatile,
@@ -62,7 +65,7 @@ fn write_tmp(tmp: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
     // The mode given to open is filtered by the umask; make it exact.
     f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| Error::io("chmod", tmp, e))?;
     f.write_all(bytes).map_err(|e| Error::io("write", tmp, e))?;
-    if durability == Durability::Durable {
+    if durability != Durability::Volatile {
         f.sync_all().map_err(|e| Error::io("fsync", tmp, e))?;
     }
     Ok(())

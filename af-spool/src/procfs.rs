@@ -75,6 +75,46 @@ pub fn descendants(procs: &[ProcStat], root: u32) -> Vec<&ProcStat> {
     procs.iter().filter(|p| p.pid != root && members.contains(&p.pid) && p.state != 'Z' && p.state != 'X').collect()
 }
 
+/// The live descendants of `root` (not `root` itself), found by walking the kernel's
+/// `/proc/PID/task/TID/children` lists: cost grows with the tree, not with the machine. Falls back
+/// to a scan of all processes where the kernel lacks those lists.
+pub fn descendants_of(root: u32) -> Vec<ProcStat> {
+    let mut out = Vec::new();
+    let mut queue = vec![root];
+    while let Some(pid) = queue.pop() {
+        let Some(kids) = children(pid) else {
+            let procs = all();
+            return descendants(&procs, root).into_iter().cloned().collect();
+        };
+        for kid in kids {
+            if let Some(st) = stat(kid) {
+                queue.push(kid);
+                if st.state != 'Z' && st.state != 'X' {
+                    out.push(st);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The children of every thread of `pid`; `None` when the kernel cannot tell (no children lists).
+fn children(pid: u32) -> Option<Vec<u32>> {
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(t) => t,
+        Err(_) => return Some(Vec::new()), // gone
+    };
+    let mut kids = Vec::new();
+    for task in tasks.flatten() {
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => kids.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && task.path().exists() => return None,
+            Err(_) => {}
+        }
+    }
+    Some(kids)
+}
+
 /// A process's command line, arguments joined by spaces (empty for kernel threads and the gone).
 pub fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -143,6 +183,25 @@ mod tests {
         let s = parse_stat(42, line).unwrap();
         assert_eq!((s.state, s.ppid, s.pgrp, s.cpu_ticks, s.start_ticks), ('S', 1, 42, 10, 12345));
         assert_eq!(s.rss_bytes, 25 * page_size());
+    }
+
+    #[test]
+    fn walks_children_like_a_full_scan() {
+        let mut child = std::process::Command::new("sh").args(["-c", "sleep 5 & sleep 5; wait"]).spawn().unwrap();
+        let me = std::process::id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while descendants_of(me).len() < 3 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut walked: Vec<u32> = descendants_of(me).iter().map(|p| p.pid).collect();
+        let procs = all();
+        let mut scanned: Vec<u32> = descendants(&procs, me).iter().map(|p| p.pid).collect();
+        walked.sort();
+        scanned.sort();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(walked.len(), 3, "sh and its two sleeps: {walked:?}");
+        assert_eq!(walked, scanned);
     }
 
     #[test]

@@ -186,9 +186,12 @@ impl Spool {
         atomic::read_json(&self.heartbeat_path(id))
     }
 
-    /// Writes an agent's state (durably) and wakes whoever waits on it.
+    /// Writes an agent's state and wakes whoever waits on it. Terminal and initial statuses are
+    /// written durably; live ones (starting, running, paused, stopping) only atomically, since
+    /// their processes die with the machine anyway and `wrap.lock` tells the truth after a reboot.
     pub fn write_state(&self, id: &AgentId, state: &AgentState) -> Result<()> {
-        atomic::write_json(&self.state_path(id), state, Durability::Durable)?;
+        let durability = if state.status.is_live() { Durability::Volatile } else { Durability::Durable };
+        atomic::write_json(&self.state_path(id), state, durability)?;
         let line = serde_json::json!({"agent": id, "status": state.status});
         crate::fifodir::Fifodir::new(self.agent_notify_dir(id)).notify(&line);
         Ok(())
