@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[command(
     name = "af-spawn",
     version,
-    about = "Agent lifecycle in tmux: create, start, stop, pause, resume, restart, rm, ls, show, attach, gc, script",
+    about = "Agent lifecycle in tmux: create, start, stop, pause, resume, restart, rm, ls, show, logs, attach, gc, script, top",
     long_about = "Agent lifecycle in tmux.\n\n\
 Each agent lives in the tmux session agent-<id>: window `main' runs af-wrap (the supervisor), window \
 `monitor' shows the agent's processes, CPU and memory. Records live in the spool ($AF_HOME). \
@@ -107,6 +107,20 @@ pub enum Command {
     Attach {
         /// The agent.
         id: String,
+    },
+    /// Show what an agent printed (its tmux pane, captured), or its supervisor's log.
+    Logs {
+        /// The agent.
+        id: String,
+        /// Keep printing as it grows.
+        #[arg(long, short)]
+        follow: bool,
+        /// How many lines from the end to start with.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        lines: usize,
+        /// af-wrap's log instead of the agent's output.
+        #[arg(long)]
+        supervisor: bool,
     },
     /// Reconcile the spool with tmux and the processes: mark dead agents, kill stray sessions and
     /// orphans, remove leftovers of interrupted commands.

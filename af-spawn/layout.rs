@@ -19,8 +19,12 @@ pub fn commands(spool: &Spool, tmux: &Tmux, config: &AgentConfig, workdir: &std:
         new_session.extend(["-e".into(), format!("{k}={v}")]);
     }
     new_session.extend(["--".into(), wrap.display().to_string(), config.id.to_string()]);
+    let capture =
+        format!("exec cat >> {}", tmux::shell_quote(&spool.output_log_path(&config.id).display().to_string()));
     vec![
         new_session,
+        // In the same tmux call, so the server attaches the pipe before it reads any output.
+        vec!["pipe-pane".into(), "-t".into(), format!("{}:main", tmux::exact(&session)), capture],
         vec![
             "set-option".into(),
             "-t".into(),

@@ -445,6 +445,7 @@ impl Supervisor<'_> {
         if let Err(e) = atomic::write_json(&self.spool.heartbeat_path(self.id), &beat, Durability::Volatile) {
             tracing::warn!("cannot write heartbeat: {e}");
         }
+        af_spool::logfile::copy_truncate_if_larger(&self.spool.output_log_path(self.id), output_max_bytes());
     }
 
     /// Leaves the final state: stopped (by request, or a clean exit) or failed, with the reason.
@@ -500,6 +501,11 @@ impl Supervisor<'_> {
         say(&format!("agent {} {}: {reason}", self.id, status.as_str()));
         Ok(if status == Status::Failed { ExitCode::Negative } else { ExitCode::Ok })
     }
+}
+
+/// The most the captured pane output grows before it is rotated (`AF_OUTPUT_MAX_BYTES`, 8 MiB).
+fn output_max_bytes() -> u64 {
+    std::env::var("AF_OUTPUT_MAX_BYTES").ok().and_then(|v| af_spool::human::parse_size(&v).ok()).unwrap_or(8 << 20)
 }
 
 /// Sends `sig` to the agent's process group and to every other descendant of af-wrap.

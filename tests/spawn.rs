@@ -368,3 +368,30 @@ fn the_seed_wrapper_shim_runs_an_agent() {
     assert!(st.success(), "{st:?}");
     assert_eq!(env.status("worker-001"), "stopped");
 }
+
+#[test]
+fn logs_show_what_the_agent_printed_and_follow_it() {
+    let env = Env::new();
+    env.worker("lg", "echo hello-from-the-agent; i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.1; done");
+    wait_for("the first line in the log", Duration::from_secs(5), || {
+        env.ok("af-spawn", &["logs", "lg"]).contains("hello-from-the-agent")
+    });
+    assert_eq!(env.ok("af-spawn", &["logs", "-n", "1", "lg"]).lines().count(), 1);
+    let wrap_log = env.ok("af-spawn", &["logs", "--supervisor", "lg"]);
+    assert!(wrap_log.is_empty() || !wrap_log.contains("hello-from-the-agent"), "the supervisor's log is separate");
+    // --follow keeps printing new lines.
+    let mut c = env.cmd("af-spawn");
+    c.args(["logs", "--follow", "-n", "0", "lg"]).stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    use std::io::Read;
+    while !String::from_utf8_lossy(&seen).contains("tick-") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "follow ended early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

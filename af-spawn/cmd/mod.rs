@@ -4,6 +4,7 @@
 mod attach;
 mod create;
 mod gc;
+mod logs;
 mod ls;
 mod rm;
 mod script;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ls { project } => ls::run(&ctx, project.as_deref()),
         Command::Show { id } => show::run(&ctx, &agent_id(&id)?),
         Command::Attach { id } => attach::run(&ctx, &agent_id(&id)?),
+        Command::Logs { id, follow, lines, supervisor } => logs::run(&ctx, &agent_id(&id)?, follow, lines, supervisor),
         Command::Gc => gc::run(&ctx),
         Command::Script { id } => script::run(&ctx, &agent_id(&id)?),
         Command::Top { id, once, interval } => top::run(&ctx, &agent_id(&id)?, once, seconds(interval)?),

@@ -70,23 +70,56 @@ pub fn report(err: &anyhow::Error) -> std::process::ExitCode {
     std::process::ExitCode::from(code as u8)
 }
 
-/// Sets up tracing: level from `AF_LOG` (error, warn, info, debug, trace; default warn on
-/// stderr, info in a file), JSON lines when `AF_LOG_FORMAT=json`, to stderr or appended to `file`.
+/// The most a program's log file grows before it is rotated (`AF_LOG_MAX_BYTES`, default 1 MiB).
+fn log_max_bytes() -> u64 {
+    std::env::var("AF_LOG_MAX_BYTES").ok().and_then(|v| crate::human::parse_size(&v).ok()).unwrap_or(1 << 20)
+}
+
+/// Opens a log file for appending, rotating it first when it is over the size cap.
+fn open_log(path: &Path) -> Option<std::fs::File> {
+    crate::logfile::rotate_if_larger(path, log_max_bytes(), crate::logfile::KEEP);
+    std::fs::OpenOptions::new().append(true).create(true).open(path).ok()
+}
+
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+fn layer<W>(writer: W, json: bool, ansi: bool, level: tracing_subscriber::filter::LevelFilter) -> BoxedLayer
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer;
+    let base = tracing_subscriber::fmt::layer().with_writer(writer).with_target(false).with_ansi(ansi);
+    if json { base.json().with_filter(level).boxed() } else { base.with_filter(level).boxed() }
+}
+
+/// Sets up tracing. `AF_LOG` sets the level (error, warn, info, debug, trace); `AF_LOG_FORMAT=json`
+/// writes JSON lines. With `file`, logs go there (default level info); without, to stderr
+/// (default warn) and, when the spool exists, to `$AF_HOME/log/<program>.log` at info. Log files
+/// are rotated by size (`AF_LOG_MAX_BYTES`, three generations kept).
 pub fn init_logging(file: Option<&Path>) {
-    let default = if file.is_some() { "info" } else { "warn" };
-    let level = std::env::var("AF_LOG").unwrap_or_else(|_| default.into());
-    let level = level
-        .parse::<tracing_subscriber::filter::LevelFilter>()
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::WARN);
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let chosen = std::env::var("AF_LOG").ok().and_then(|l| l.parse::<LevelFilter>().ok());
     let json = std::env::var("AF_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
-    let opened = file.and_then(|p| std::fs::OpenOptions::new().append(true).create(true).open(p).ok());
-    let _ = match (opened, json) {
-        (Some(f), true) => builder.json().with_writer(std::sync::Mutex::new(f)).try_init(),
-        (Some(f), false) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).try_init(),
-        (None, true) => builder.json().with_writer(std::io::stderr).try_init(),
-        (None, false) => builder.with_writer(std::io::stderr).try_init(),
-    };
+    let mut layers: Vec<BoxedLayer> = Vec::new();
+    match file {
+        Some(path) => {
+            if let Some(f) = open_log(path) {
+                layers.push(layer(std::sync::Mutex::new(f), json, false, chosen.unwrap_or(LevelFilter::INFO)));
+            }
+        }
+        None => {
+            layers.push(layer(std::io::stderr, json, true, chosen.unwrap_or(LevelFilter::WARN)));
+            let dir = crate::spool::Spool::default_root().ok().filter(|r| r.is_dir()).map(|r| r.join("log"));
+            if let Some(dir) = dir.filter(|d| crate::atomic::create_dir(d).is_ok()) {
+                if let Some(f) = open_log(&dir.join(format!("{}.log", program_name()))) {
+                    layers.push(layer(std::sync::Mutex::new(f), json, false, chosen.unwrap_or(LevelFilter::INFO)));
+                }
+            }
+        }
+    }
+    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// Renders the program's man page, with the shared EXIT STATUS and ENVIRONMENT sections.

@@ -11,6 +11,7 @@ pub mod fifodir;
 pub mod human;
 pub mod id;
 pub mod lock;
+pub mod logfile;
 pub mod procfs;
 pub mod record;
 pub mod spool;

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 ///   agents/<id>/control        named pipe af-wrap reads requests from
 ///   agents/<id>/notify.d/      fifodir: woken on every state change of the agent
 ///   agents/<id>/wrap.log       af-wrap's own log
+///   agents/<id>/output.log     what the agent's tmux pane shows (rotated by af-wrap)
 ///   log/                       programs' logs
 /// ```
 #[derive(Debug, Clone)]
@@ -123,6 +124,11 @@ impl Spool {
     /// The lock af-wrap holds for its whole life: free means no supervisor runs.
     pub fn wrap_lock_path(&self, id: &AgentId) -> PathBuf {
         self.agent_dir(id).join("wrap.lock")
+    }
+
+    /// What the agent's tmux pane shows, captured by `tmux pipe-pane`.
+    pub fn output_log_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("output.log")
     }
 
     /// af-wrap's own log for an agent.

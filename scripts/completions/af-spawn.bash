@@ -28,6 +28,9 @@ _af__spawn() {
             af__spawn,help)
                 cmd="af__spawn__subcmd__help"
                 ;;
+            af__spawn,logs)
+                cmd="af__spawn__subcmd__logs"
+                ;;
             af__spawn,ls)
                 cmd="af__spawn__subcmd__ls"
                 ;;
@@ -70,6 +73,9 @@ _af__spawn() {
             af__spawn__subcmd__help,help)
                 cmd="af__spawn__subcmd__help__subcmd__help"
                 ;;
+            af__spawn__subcmd__help,logs)
+                cmd="af__spawn__subcmd__help__subcmd__logs"
+                ;;
             af__spawn__subcmd__help,ls)
                 cmd="af__spawn__subcmd__help__subcmd__ls"
                 ;;
@@ -107,7 +113,7 @@ _af__spawn() {
 
     case "${cmd}" in
         af__spawn)
-            opts="-h -V --json --help --version create start stop pause resume restart rm ls show attach gc script top help"
+            opts="-h -V --json --help --version create start stop pause resume restart rm ls show attach logs gc script top help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -171,7 +177,7 @@ _af__spawn() {
             return 0
             ;;
         af__subcmd__spawn__subcmd__help)
-            opts="create start stop pause resume restart rm ls show attach gc script top help"
+            opts="create start stop pause resume restart rm ls show attach logs gc script top help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -227,6 +233,20 @@ _af__spawn() {
             return 0
             ;;
         af__subcmd__spawn__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__subcmd__spawn__subcmd__help__subcmd__logs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -373,6 +393,28 @@ _af__spawn() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__subcmd__spawn__subcmd__logs)
+            opts="-f -n -h --follow --lines --supervisor --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
