@@ -97,6 +97,9 @@ pub enum Command {
         /// Only this project's agents.
         #[arg(long, short)]
         project: Option<String>,
+        /// One line of counts by status (for tmux status lines and cron mail).
+        #[arg(long)]
+        summary: bool,
     },
     /// Show an agent's config, state and last heartbeat.
     Show {

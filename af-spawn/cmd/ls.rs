@@ -4,7 +4,7 @@ use super::{Ctx, print_json};
 use af_spool::{Error, ExitCode, Observed};
 use std::io::Write;
 
-pub fn run(ctx: &Ctx, project: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, project: Option<&str>, summary: bool) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     for id in ctx.spool.agent_ids()? {
         match ctx.spool.observe(&id) {
@@ -13,8 +13,11 @@ pub fn run(ctx: &Ctx, project: Option<&str>) -> anyhow::Result<ExitCode> {
             Err(e) => return Err(e.into()),
         }
     }
+    if summary {
+        return counts(ctx, &rows);
+    }
     if ctx.json {
-        print_json(&serde_json::Value::Array(rows.iter().map(summary).collect()))?;
+        print_json(&serde_json::Value::Array(rows.iter().map(self::summary).collect()))?;
     } else {
         table(&rows)?;
     }
@@ -38,6 +41,23 @@ pub fn summary(o: &Observed) -> serde_json::Value {
         "createdAt": o.state.created_at,
         "startedAt": o.state.started_at,
     })
+}
+
+/// Counts by status: `2 running, 1 failed` (or `no agents`), or a JSON object.
+fn counts(ctx: &Ctx, rows: &[Observed]) -> anyhow::Result<ExitCode> {
+    let mut by: std::collections::BTreeMap<&'static str, usize> = std::collections::BTreeMap::new();
+    for o in rows {
+        *by.entry(o.status().as_str()).or_default() += 1;
+    }
+    if ctx.json {
+        print_json(&serde_json::json!(by))?;
+    } else if by.is_empty() {
+        super::print_line("no agents")?;
+    } else {
+        let parts: Vec<String> = by.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        super::print_line(&parts.join(", "))?;
+    }
+    Ok(ExitCode::Ok)
 }
 
 fn table(rows: &[Observed]) -> anyhow::Result<()> {

@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume { id } => stop::pause(&ctx, &agent_id(&id)?, false),
         Command::Restart { id, timeout } => start::restart(&ctx, &agent_id(&id)?, seconds(timeout)?),
         Command::Rm { ids, force } => rm::run(&ctx, &ids, force),
-        Command::Ls { project } => ls::run(&ctx, project.as_deref()),
+        Command::Ls { project, summary } => ls::run(&ctx, project.as_deref(), summary),
         Command::Show { id } => show::run(&ctx, &agent_id(&id)?),
         Command::Attach { id } => attach::run(&ctx, &agent_id(&id)?),
         Command::Logs { id, follow, lines, supervisor } => logs::run(&ctx, &agent_id(&id)?, follow, lines, supervisor),

@@ -423,7 +423,7 @@ _af__spawn() {
             return 0
             ;;
         af__subcmd__spawn__subcmd__ls)
-            opts="-p -h --project --json --help"
+            opts="-p -h --project --summary --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -65,6 +65,7 @@ complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l force -d 'Stop 
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s p -l project -d 'Only this project\'s agents' -r
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l summary -d 'One line of counts by status (for tmux status lines and cron mail)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l json -d 'Print JSON (one document) instead of text'

@@ -1,0 +1,202 @@
+//! The toolkit in its habitat: install and uninstall, the tmux setup, the shell helpers, the
+//! systemd units and the crontab example.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use util::{Env, describe, wait_for};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bins_dir() -> PathBuf {
+    util::bin("af-spawn").parent().unwrap().to_path_buf()
+}
+
+/// Runs a script with HOME (and tmux's socket directory) inside the test's world, never the
+/// user's.
+fn script(env: &Env, home: &Path, script: &str, args: &[&str]) -> std::process::Output {
+    let tmp = home.join("tmux-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut c = Command::new("bash");
+    env.apply(&mut c);
+    c.arg(repo().join(script)).args(args).env("HOME", home).env("TMUX_TMPDIR", &tmp).env_remove("XDG_CONFIG_HOME");
+    c.env("AF_INSTALL_FROM", bins_dir());
+    c.output().unwrap()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn install_is_idempotent_and_uninstall_removes_what_it_put() {
+    let env = Env::new();
+    let prefix = env.path("prefix");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::write(prefix.join("bin/mine"), "the user's own file").unwrap();
+    for _ in 0..2 {
+        let out = script(&env, &env.path("home"), "scripts/install", &["--prefix", prefix.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    for p in util::PROGRAMS {
+        let installed = prefix.join("bin").join(p);
+        let v = Command::new(&installed).arg("--version").output().unwrap();
+        assert!(v.status.success(), "{p}");
+        assert!(prefix.join(format!("share/man/man1/{p}.1")).is_file());
+        assert!(prefix.join(format!("share/bash-completion/completions/{p}")).is_file());
+        assert!(prefix.join(format!("share/zsh/site-functions/_{p}")).is_file());
+        assert!(prefix.join(format!("share/fish/vendor_completions.d/{p}.fish")).is_file());
+    }
+    assert!(prefix.join("share/man/man5/af-spool.5").is_file());
+    assert!(prefix.join("share/man/man7/agentflow.7").is_file());
+    let out =
+        script(&env, &env.path("home"), "scripts/install", &["--prefix", prefix.to_str().unwrap(), "--uninstall"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(files_under(&prefix), vec![prefix.join("bin/mine")], "only the user's file is left");
+    let again =
+        script(&env, &env.path("home"), "scripts/install", &["--prefix", prefix.to_str().unwrap(), "--uninstall"]);
+    assert_eq!(again.status.code(), Some(3), "nothing to uninstall");
+    let bad = script(&env, &env.path("home"), "scripts/install", &["--bogus"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn setup_tmux_keeps_the_users_config_and_loads_cleanly() {
+    let env = Env::new();
+    let home = env.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".tmux.conf"), "set -g mouse on\n").unwrap();
+    for _ in 0..2 {
+        let out = script(&env, &home, "scripts/setup-tmux.sh", &[]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    let user_conf = util::read(&home.join(".tmux.conf"));
+    assert!(user_conf.starts_with("set -g mouse on\n"), "{user_conf}");
+    assert_eq!(user_conf.matches("source-file").count(), 1, "added once: {user_conf}");
+    // The whole configuration loads in a real tmux server, with our settings and the user's.
+    let conf = home.join(".tmux.conf");
+    let t = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&env.socket)
+            .arg("-f")
+            .arg(&conf)
+            .args(args)
+            .env("HOME", &home)
+            .output()
+            .unwrap()
+    };
+    assert!(t(&["new-session", "-d", "-s", "probe"]).status.success());
+    assert_eq!(String::from_utf8_lossy(&t(&["show", "-gv", "history-limit"]).stdout).trim(), "50000");
+    assert_eq!(String::from_utf8_lossy(&t(&["show", "-gv", "mouse"]).stdout).trim(), "on");
+    let keys = String::from_utf8_lossy(&t(&["list-keys"]).stdout).into_owned();
+    assert!(keys.contains("af-spawn restart") && keys.contains("choose-tree"), "{keys}");
+    let out = script(&env, &home, "scripts/setup-tmux.sh", &["--uninstall"]);
+    assert!(out.status.success());
+    assert_eq!(util::read(&home.join(".tmux.conf")), "set -g mouse on\n");
+}
+
+#[test]
+fn shell_helpers_create_agents_from_templates() {
+    let env = Env::new();
+    let helpers = repo().join("scripts/agentflow.sh");
+    let mut c = Command::new("bash");
+    env.apply(&mut c);
+    let path = format!("{}:{}", bins_dir().display(), std::env::var("PATH").unwrap());
+    c.arg("-c")
+        .arg(format!(
+            ". {}; af_new_worker hw1 batch -- sh -c 'echo \"$0\"; sleep 300' \"it's here\" && af_ls --summary",
+            helpers.display()
+        ))
+        .env("PATH", path);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 running"), "{}", describe(&out));
+    let show = env.show("hw1");
+    assert_eq!(show["config"]["projectId"], "batch");
+    assert_eq!(show["config"]["command"], serde_json::json!(["sh", "-c", "echo \"$0\"; sleep 300", "it's here"]));
+    wait_for("its output", std::time::Duration::from_secs(5), || {
+        env.ok("af-spawn", &["logs", "hw1"]).contains("it's here")
+    });
+}
+
+#[test]
+fn systemd_units_verify_and_their_commands_exist() {
+    let env = Env::new();
+    let home = env.path("home");
+    let out = script(&env, &home, "scripts/install", &["--prefix", home.join(".local").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let units: Vec<PathBuf> = std::fs::read_dir(repo().join("scripts/systemd"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "service" || x == "timer"))
+        .collect();
+    assert!(units.len() >= 5);
+    for unit in &units {
+        let text = util::read(unit);
+        for exec in text.lines().filter_map(|l| l.strip_prefix("ExecStart=").or_else(|| l.strip_prefix("ExecStop="))) {
+            let program = exec.split_whitespace().next().unwrap().replace("%h", home.to_str().unwrap());
+            assert!(Path::new(&program).is_file(), "{}: {program} does not exist", unit.display());
+        }
+    }
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        assert!(std::env::var("AF_REQUIRE_TOOLS").is_err(), "systemd-analyze is required here");
+        eprintln!("no systemd-analyze: skipping unit verification");
+        return;
+    }
+    let runtime = env.path("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    for unit in &units {
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--user"])
+            .arg(unit)
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("MANPATH", home.join(".local/share/man"))
+            .output()
+            .unwrap();
+        let complaints: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.contains("Command 'man "))
+            .map(str::to_owned)
+            .collect();
+        assert!(complaints.is_empty(), "{}: {complaints:?}", unit.display());
+    }
+}
+
+#[test]
+fn the_crontab_example_names_real_commands() {
+    let text = util::read(&repo().join("scripts/systemd/crontab.example"));
+    let mut seen = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let command = if words[0].starts_with('@') { &words[1..] } else { &words[5..] };
+        let program = Path::new(command[0]).file_name().unwrap().to_str().unwrap();
+        if program.starts_with("af-") {
+            let top = Command::new(util::bin(program)).arg("--help").output().unwrap();
+            if String::from_utf8_lossy(&top.stdout).contains("not built yet") {
+                continue; // checked once that program lands
+            }
+            let help = Command::new(util::bin(program)).args([command[1], "--help"]).output().unwrap();
+            assert!(help.status.success(), "crontab runs `{program} {}`, which does not exist", command[1]);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1, "at least af-spawn gc is checked");
+}
