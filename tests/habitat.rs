@@ -200,3 +200,27 @@ fn the_crontab_example_names_real_commands() {
     }
     assert!(seen >= 1, "at least af-spawn gc is checked");
 }
+
+#[test]
+fn progress_shows_on_a_terminal_and_stays_out_of_pipelines() {
+    let env = Env::new();
+    let batch: String = (0..5).map(|i| format!("{{\"id\":\"pg{i}\",\"type\":\"worker\"}}\n")).collect();
+    // In a pipeline: stdout has the ids, stderr nothing.
+    let out = env.run("af-spawn", &["create"], Some(&batch));
+    assert!(out.status.success());
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
+    // On a terminal (a tmux pane): the progress line appears.
+    let ids: Vec<String> = (0..5).map(|i| format!("pg{i}")).collect();
+    let script = format!(
+        "AF_HOME={} AF_TMUX_SOCKET={} {} start {}; sleep 30",
+        env.home.display(),
+        env.socket,
+        util::bin("af-spawn").display(),
+        ids.join(" ")
+    );
+    assert!(env.tmux(&["new-session", "-d", "-s", "term", "-x", "200", "sh", "-c", &script]).status.success());
+    wait_for("the progress line on the terminal", std::time::Duration::from_secs(15), || {
+        let pane = env.tmux(&["capture-pane", "-p", "-t", "=term:"]);
+        String::from_utf8_lossy(&pane.stdout).contains("starting: 5/5")
+    });
+}

@@ -29,13 +29,17 @@ pub fn run(ctx: &Ctx, source: &Path, start: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let mut created = Vec::new();
+    let mut progress =
+        af_spool::progress::Progress::new(if start { "creating and starting" } else { "creating" }, configs.len());
     for config in configs {
         create_one(ctx, &config)?;
         if start {
             super::start::start_one(ctx, &config.id, true, std::time::Duration::from_secs(10), false)?;
         }
         created.push(config.id);
+        progress.step();
     }
+    drop(progress);
     if ctx.json {
         print_json(&serde_json::json!(created))?;
     } else {

@@ -12,10 +12,13 @@ use std::time::Duration;
 pub fn run(ctx: &Ctx, ids: &[String], wait: bool, timeout: Duration) -> anyhow::Result<ExitCode> {
     let ids: Vec<AgentId> = ids.iter().map(|s| super::agent_id(s)).collect::<Result<_, _>>()?;
     let mut shown = Vec::new();
+    let mut progress = af_spool::progress::Progress::new("starting", ids.len());
     for id in &ids {
         let obs = start_one(ctx, id, wait, timeout, false)?;
         shown.push(report(id, &obs));
+        progress.step();
     }
+    drop(progress);
     emit(ctx, shown)
 }
 

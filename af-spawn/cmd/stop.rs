@@ -11,10 +11,13 @@ use std::time::Duration;
 pub fn run(ctx: &Ctx, ids: &[String], force: bool, grace: Duration) -> anyhow::Result<ExitCode> {
     let ids: Vec<AgentId> = ids.iter().map(|s| super::agent_id(s)).collect::<Result<_, _>>()?;
     let mut shown = Vec::new();
+    let mut progress = af_spool::progress::Progress::new("stopping", ids.len());
     for id in &ids {
         let obs = stop_one(ctx, id, force, grace)?;
         shown.push(serde_json::json!({"id": id, "status": obs.status(), "reason": obs.reason()}));
+        progress.step();
     }
+    drop(progress);
     if ctx.json {
         print_json(&serde_json::Value::Array(shown))?;
     } else {

@@ -13,6 +13,7 @@ pub mod id;
 pub mod lock;
 pub mod logfile;
 pub mod procfs;
+pub mod progress;
 pub mod record;
 pub mod spool;
 pub mod time;
