@@ -128,6 +128,11 @@ impl Spool {
         self.bus_dir().join("reply").join(id)
     }
 
+    /// Where an agent's af-wrap keeps each running task's stdin, stdout and stderr.
+    pub fn task_dir(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("tasks")
+    }
+
     /// The middleware folder.
     pub fn middleware_dir(&self) -> PathBuf {
         self.root().join("bus.d")

@@ -218,12 +218,20 @@ impl Queue {
     /// Claims up to `max` messages in queue order, each for `visibility`; expired claims are
     /// returned to the queue first, expired messages go to the dead letters.
     pub fn claim(&self, max: usize, visibility: Duration) -> Result<Vec<Claim>> {
+        self.claim_where(max, visibility, |_| true)
+    }
+
+    /// Claims like [`Queue::claim`], skipping the entries `wanted` refuses (left waiting).
+    pub fn claim_where(&self, max: usize, visibility: Duration, wanted: impl Fn(&Entry) -> bool) -> Result<Vec<Claim>> {
         self.requeue_expired()?;
         let deadline = Timestamp::now().0 + visibility.as_millis() as u64;
         let mut out = Vec::new();
         for e in self.entries("new")? {
             if out.len() >= max {
                 break;
+            }
+            if !wanted(&e) {
+                continue;
             }
             let receipt = format!("{},{},{deadline}", e.stem(), e.attempts);
             match fs::rename(self.part("new").join(&e.name), self.part("cur").join(&receipt)) {
