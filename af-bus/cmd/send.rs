@@ -63,18 +63,19 @@ fn send_batch(
             continue;
         }
         let bad = |e: String| Error::Invalid(format!("line {}: {e}", n + 1));
+        let at = |e: Error| at_line(n + 1, e);
         if text.len() > max_bytes() {
             return Err(bad(format!("over the limit of {} bytes (AF_BUS_MAX_BYTES)", max_bytes())).into());
         }
         let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let (target, mut m) = match &fixed {
-            Some(t) => (t.clone(), make(opts, kind, value).map_err(|e| bad(e.to_string()))?),
+            Some(t) => (t.clone(), make(opts, kind, value).map_err(at)?),
             None => {
                 let l: BatchLine = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
-                let target = address(ctx, &l.to).map_err(|e| bad(e.to_string()))?;
+                let target = address(ctx, &l.to).map_err(at)?;
                 let o = Make { priority: l.priority.unwrap_or_else(|| opts.priority.clone()), ttl: l.ttl.or(opts.ttl) };
-                let k = l.kind.as_deref().map(Kind::parse).transpose().map_err(|e| bad(e.to_string()))?;
-                let mut m = make(&o, k.unwrap_or(kind), l.payload).map_err(|e| bad(e.to_string()))?;
+                let k = l.kind.as_deref().map(Kind::parse).transpose().map_err(at)?;
+                let mut m = make(&o, k.unwrap_or(kind), l.payload).map_err(at)?;
                 m.reply_to = l.reply_to;
                 (target, m)
             }
@@ -83,7 +84,7 @@ fn send_batch(
         if m.reply_to.is_none() {
             m.reply_to = reply_to.map(str::to_owned);
         }
-        m.encode().map_err(|e| bad(e.to_string()))?;
+        m.encode().map_err(at)?;
         planned.push((target, m));
     }
     let mut out = String::new();
@@ -129,4 +130,17 @@ fn print_fanout(ctx: &Ctx, m: &Message, n: usize) -> anyhow::Result<ExitCode> {
         say(&format!("{} (to {n} queue{})", m.id, if n == 1 { "" } else { "s" }))?;
     }
     Ok(ExitCode::Ok)
+}
+
+/// The same error, its message prefixed with the batch line it is about.
+fn at_line(n: usize, e: Error) -> Error {
+    let m = |t: String| format!("line {n}: {t}");
+    match e {
+        Error::Invalid(t) => Error::Invalid(m(t)),
+        Error::NotFound(t) => Error::NotFound(m(t)),
+        Error::Conflict(t) => Error::Conflict(m(t)),
+        Error::Timeout(t) => Error::Timeout(m(t)),
+        Error::System(t) => Error::System(m(t)),
+        other => other,
+    }
 }
