@@ -85,17 +85,13 @@ fn send_batch(
             m.reply_to = reply_to.map(str::to_owned);
         }
         m.encode().map_err(at)?;
-        planned.push((target, m));
+        planned.push((m, Target::Queue(target)));
     }
+    // Ids are printed once every message is delivered (and, durable, its directory synced).
     let mut out = String::new();
-    for (target, m) in planned {
-        let (m, _) = bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
+    for m in bus::post_many(&ctx.spool, planned, ctx.durable)? {
         out.push_str(&if ctx.json { line(&m) } else { m.id });
         out.push('\n');
-        if out.len() > 64 * 1024 {
-            say(out.trim_end())?;
-            out.clear();
-        }
     }
     if !out.is_empty() {
         say(out.trim_end())?;

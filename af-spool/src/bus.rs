@@ -328,6 +328,41 @@ pub enum Target {
 pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> Result<(Message, usize)> {
     let message = run_middleware(spool, message)?;
     let bytes = message.encode()?;
+    let queues = queues_of(spool, &message, target, durable)?;
+    for q in &queues {
+        q.deliver(&message, &bytes)?;
+    }
+    Ok((message, queues.len()))
+}
+
+/// Posts many messages with one directory fsync per queue at the end (group commit): each file is
+/// still fsynced when durable, and listeners are woken once per queue. When this returns, every
+/// message is delivered (and durable).
+pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) -> Result<Vec<Message>> {
+    let mut touched: Vec<Queue> = Vec::new();
+    let mut out = Vec::with_capacity(batch.len());
+    for (message, target) in batch {
+        let message = run_middleware(spool, message)?;
+        let bytes = message.encode()?;
+        for q in queues_of(spool, &message, &target, durable)? {
+            q.deliver_file(&message, &bytes)?;
+            if !touched.iter().any(|t| t.dir() == q.dir()) {
+                touched.push(q);
+            }
+        }
+        out.push(message);
+    }
+    for q in &touched {
+        if durable {
+            q.sync()?;
+        }
+        q.notify("batch");
+    }
+    Ok(out)
+}
+
+/// The queues a message goes to.
+fn queues_of(spool: &Spool, message: &Message, target: &Target, durable: bool) -> Result<Vec<Queue>> {
     let mut queues: Vec<Queue> = Vec::new();
     match target {
         Target::Queue(Address::Reply(id)) => {
@@ -355,10 +390,7 @@ pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> 
             }
         }
     }
-    for q in &queues {
-        q.deliver(&message, &bytes)?;
-    }
-    Ok((message, queues.len()))
+    Ok(queues)
 }
 
 /// The middleware programs: executable files in `bus.d/`, not hidden, in name order.
