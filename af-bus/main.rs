@@ -1,13 +1,10 @@
-//! af-bus: placeholder until its issue lands.
+//! af-bus: durable, prioritized messages between AgentFlow agents.
 
-use clap::Parser;
+mod cli;
+mod cmd;
 
-#[derive(Parser)]
-#[command(name = "af-bus", version, about = "AgentFlow af-bus (not built yet)", after_help = af_spool::ExitCode::TABLE)]
-struct Cli {}
+use af_spool::cli::{Logs, main as run_main};
 
 fn main() -> std::process::ExitCode {
-    af_spool::cli::main::<Cli>(af_spool::cli::Logs::Stderr, |_cli| {
-        anyhow::bail!(af_spool::Error::System("af-bus is not built yet".into()))
-    })
+    run_main::<cli::Cli>(Logs::Stderr, cmd::run)
 }

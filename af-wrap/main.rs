@@ -4,6 +4,7 @@
 
 mod limits;
 mod supervise;
+mod tasks;
 mod tree;
 
 use af_spool::{AgentId, ExitCode, Spool, cli, human};

@@ -2,6 +2,7 @@
 //! for the next heartbeat and for the SIGKILL of a stop in progress.
 
 use crate::limits::Limits;
+use crate::tasks::{Ended, Tasks};
 use crate::tree::Usage;
 use af_spool::atomic::{self, Durability};
 use af_spool::control::{Envelope, Reply, Request};
@@ -60,6 +61,7 @@ struct Supervisor<'a> {
     control: File,
     _control_writer: File,
     control_buf: Vec<u8>,
+    tasks: Option<Tasks>,
 }
 
 /// Supervises the agent until it ends; returns 0, or 1 when it failed.
@@ -103,6 +105,7 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result
         control,
         _control_writer: control_writer,
         control_buf: Vec::new(),
+        tasks: None,
     };
     let outcome = match sup.spawn() {
         Ok(()) => {
@@ -161,7 +164,17 @@ impl Supervisor<'_> {
             (None, AgentType::ClaudeCode) => vec!["claude".into()],
             // A worker without a command, or a monitor, idles here: taking tasks and running the
             // health loop are added by af-bus and af-health.
-            (None, AgentType::Worker | AgentType::Monitor) => {
+            (None, AgentType::Worker) => {
+                let tasks =
+                    Tasks::new(self.spool, self.id, &self.config).map_err(|e| format!("cannot take tasks: {e}"))?;
+                self.tasks = Some(tasks);
+                say(&format!(
+                    "agent {} (worker) takes tasks from its inbox and pool:{}",
+                    self.id, self.config.project_id
+                ));
+                return Ok(());
+            }
+            (None, AgentType::Monitor) => {
                 say(&format!("agent {} ({}) is idle: it runs no command", self.id, self.config.kind.as_str()));
                 return Ok(());
             }
@@ -253,16 +266,26 @@ impl Supervisor<'_> {
                     wake = wake.min(Instant::now() + Duration::from_millis(20));
                 }
             }
+            if let Some(t) = &self.tasks {
+                wake = wake.min(t.next_wake());
+            }
             let ms = wake.saturating_duration_since(Instant::now()).as_millis().clamp(1, 60_000) as u16;
-            let mut fds = [
+            let mut fds = vec![
                 PollFd::new(signals.pipe.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
             ];
+            if let Some(t) = &self.tasks {
+                fds.extend(t.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            }
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(anyhow::Error::from(e).context("polling")),
             }
+            drop(fds);
             drain(&signals.pipe);
+            if let Some(t) = &mut self.tasks {
+                t.tick(self.paused, &self.limits);
+            }
             for envelope in self.read_control() {
                 self.handle(envelope);
             }
@@ -273,7 +296,7 @@ impl Supervisor<'_> {
     /// idle agent was asked to stop.
     fn done(&self) -> bool {
         match self.leader {
-            None => self.stop_requested,
+            None => self.stop_requested && self.tasks.as_ref().is_none_or(Tasks::idle),
             Some(_) => self.exit.is_some() && matches!(waitpid(None, Some(WaitPidFlag::WNOHANG)), Err(Errno::ECHILD)),
         }
     }
@@ -290,6 +313,13 @@ impl Supervisor<'_> {
     }
 
     fn on_exit(&mut self, pid: Pid, exit: Exit) {
+        let ended = match exit {
+            Exit::Code(c) => Ended::Code(c),
+            Exit::Signal(s) => Ended::Signal(s),
+        };
+        if self.tasks.as_mut().is_some_and(|t| t.on_exit(pid.as_raw() as u32, ended)) {
+            return;
+        }
         if self.leader != Some(pid.as_raw() as u32) {
             return;
         }
@@ -305,6 +335,9 @@ impl Supervisor<'_> {
 
     fn begin_stop(&mut self, force: bool, grace: Duration) {
         self.stop_requested = true;
+        if let Some(t) = &mut self.tasks {
+            t.stop();
+        }
         if self.stop.as_ref().is_some_and(|s| s.killed) {
             return;
         }
@@ -439,8 +472,8 @@ impl Supervisor<'_> {
             rss_bytes: reading.rss_bytes,
             cpu_percent: reading.cpu_percent,
             processes: reading.processes,
-            tasks_running: 0,
-            tasks_done: 0,
+            tasks_running: self.tasks.as_ref().map_or(0, |t| t.counts().0),
+            tasks_done: self.tasks.as_ref().map_or(0, |t| t.counts().1),
         };
         if let Err(e) = atomic::write_json(&self.spool.heartbeat_path(self.id), &beat, Durability::Volatile) {
             tracing::warn!("cannot write heartbeat: {e}");

@@ -3,6 +3,7 @@
 //! (fifodirs). Every AgentFlow program reads and writes the spool through this crate.
 
 pub mod atomic;
+pub mod bus;
 pub mod cli;
 pub mod control;
 pub mod error;
@@ -12,8 +13,10 @@ pub mod human;
 pub mod id;
 pub mod lock;
 pub mod logfile;
+pub mod message;
 pub mod procfs;
 pub mod progress;
+pub mod queue;
 pub mod record;
 pub mod spool;
 pub mod time;

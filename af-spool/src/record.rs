@@ -136,6 +136,10 @@ pub struct AgentConfig {
     /// claude-code agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// For a worker without `command`: the program and arguments run for each task that carries no
+    /// `command` of its own, with the task message's JSON on stdin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_command: Option<Vec<String>>,
 }
 
 impl AgentConfig {
@@ -164,6 +168,11 @@ impl AgentConfig {
         for (k, v) in &self.environment {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                 return bad(format!("environment variable {k:?} is not a valid name=value"));
+            }
+        }
+        if let Some(cmd) = &self.task_command {
+            if cmd.is_empty() || cmd[0].is_empty() || cmd.iter().any(|a| a.contains('\0')) {
+                return bad("taskCommand must be a non-empty array, program first, without NUL bytes".into());
             }
         }
         if let Some(cmd) = &self.command {

@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 ///   agents/<id>/notify.d/      fifodir: woken on every state change of the agent
 ///   agents/<id>/wrap.log       af-wrap's own log
 ///   agents/<id>/output.log     what the agent's tmux pane shows (rotated by af-wrap)
+///   agents/<id>/inbox/         the agent's message queue (see queue.rs, bus.rs)
+///   bus/                       pools, subscriptions, reply queues (see bus.rs)
+///   bus.d/                     middleware executables
 ///   log/                       programs' logs
 /// ```
 #[derive(Debug, Clone)]
@@ -99,6 +102,12 @@ impl Spool {
     /// An agent's config record.
     pub fn config_path(&self, id: &AgentId) -> PathBuf {
         self.agent_dir(id).join("config.json")
+    }
+
+    /// An agent's inbox: a Maildir queue (`tmp/ new/ cur/ dead/ archive/ notify.d/`, see
+    /// [`crate::queue`]).
+    pub fn inbox_dir(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("inbox")
     }
 
     /// An agent's state record.

@@ -1,0 +1,194 @@
+//! af-bus's command line.
+
+use clap::{Parser, Subcommand};
+
+/// Send, publish, receive and acknowledge AgentFlow messages through queues in the spool.
+#[derive(Parser)]
+#[command(
+    name = "af-bus",
+    version,
+    about = "Durable, prioritized messages between agents: send, publish, subscribe, recv, ack, request/reply",
+    long_about = "Durable, prioritized messages between agents.\n\n\
+Every queue is a Maildir in the spool ($AF_HOME): an agent's inbox (agents/<id>/inbox), a project's \
+shared pool (pool:PROJECT, taken from by every running worker of the project), a durable subscription \
+(by name), or a requester's reply queue (reply:ID). Receivers take messages by priority (critical, high, \
+normal, low), then first in, first out; a claim not acked within its visibility timeout returns to the \
+queue with its attempts raised, and after AF_BUS_MAX_ATTEMPTS (5) goes to the dead letters, as does an \
+expired message. Waiting receivers are woken through named pipes. Executables in $AF_HOME/bus.d/ are \
+middleware: each message passes through them in name order (message JSON on stdin, the possibly \
+changed message on stdout; a non-zero exit rejects it with the program's stderr as the reason). \
+Messages over AF_BUS_MAX_BYTES (1 MiB) are refused. DATA is JSON, or - for standard input.",
+    after_help = af_spool::ExitCode::TABLE
+)]
+pub struct Cli {
+    /// Print JSON (one document, or JSON lines for several messages) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Do not fsync deliveries: faster, still safe against any process being killed, not against
+    /// a power cut.
+    #[arg(long, global = true, env = "AF_BUS_NO_FSYNC")]
+    pub no_fsync: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by the verbs that make messages.
+#[derive(clap::Args, Clone)]
+pub struct Make {
+    /// critical, high, normal or low.
+    #[arg(long, short, default_value = "normal")]
+    pub priority: String,
+    /// Drop the message to the dead letters if nobody took it within SECS.
+    #[arg(long, value_name = "SECS")]
+    pub ttl: Option<f64>,
+}
+
+/// The verbs.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Send a message to a queue (an agent id, pool:PROJECT, or a subscription); prints its id.
+    Send {
+        /// The queue: an agent id, pool:PROJECT, a subscription name.
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        make: Make,
+        /// task, request or event.
+        #[arg(long, short, default_value = "event")]
+        kind: String,
+        /// Where responses go (a queue, as for --to).
+        #[arg(long, value_name = "QUEUE")]
+        reply_to: Option<String>,
+        /// Read JSON lines on stdin, one message each: with --to, each line is a payload; without,
+        /// each is {"to", "payload", "priority"?, "kind"?, "replyTo"?, "ttl"?}. Nothing is sent if
+        /// a line is invalid. Prints one id per line.
+        #[arg(long, conflicts_with = "data")]
+        batch: bool,
+        /// The payload (JSON), or - for standard input.
+        data: Option<String>,
+    },
+    /// Send a message to every agent's inbox (or every agent of a project).
+    Broadcast {
+        /// Only the agents of this project.
+        #[arg(long)]
+        project: Option<String>,
+        #[command(flatten)]
+        make: Make,
+        /// The payload (JSON), or - for standard input.
+        data: String,
+    },
+    /// Publish an event on a topic, to every subscription whose pattern matches (none is fine).
+    Publish {
+        /// The topic, e.g. tasks.results.
+        #[arg(long, short)]
+        topic: String,
+        #[command(flatten)]
+        make: Make,
+        /// The payload (JSON), or - for standard input.
+        data: String,
+    },
+    /// Make a durable subscription: a queue that gets every message published on a matching topic.
+    Subscribe {
+        /// The subscription's (and its queue's) name.
+        name: String,
+        /// The topic pattern: `*` matches any run of characters (health, tasks.*, *).
+        #[arg(long, short)]
+        topic: String,
+    },
+    /// Remove a subscription and its queue.
+    Unsubscribe {
+        /// The subscription.
+        name: String,
+    },
+    /// Take the next message(s) of a queue, by priority then age; exit 1 when there is none.
+    Recv {
+        /// The queue: an agent id, pool:PROJECT, or a subscription name.
+        queue: String,
+        /// Wait for a message (woken by the queue's named pipe).
+        #[arg(long, short)]
+        wait: bool,
+        /// With --wait, give up after SECS (exit 5).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// Take up to N messages (JSON lines with --json).
+        #[arg(long, short = 'n', default_value_t = 1)]
+        max: usize,
+        /// Unless acked within SECS, the message returns to the queue.
+        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+        visibility: f64,
+        /// Ack at once (at most once delivery).
+        #[arg(long)]
+        ack: bool,
+    },
+    /// Acknowledge received messages: they move to the history.
+    Ack {
+        /// The queue they were received from.
+        queue: String,
+        /// Message ids (or - to read them from stdin, one a line).
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Give a received message back (its attempts raised), at once or after a delay.
+    Nack {
+        /// The queue it was received from.
+        queue: String,
+        /// The message id.
+        id: String,
+        /// Make it visible again only after SECS.
+        #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+        delay: f64,
+    },
+    /// Send a request and wait for its correlated response; prints the response's payload.
+    Request {
+        /// The queue: an agent id, pool:PROJECT, a subscription.
+        #[arg(long)]
+        to: String,
+        /// Give up after SECS (exit 5).
+        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+        timeout: f64,
+        #[command(flatten)]
+        make: Make,
+        /// The payload (JSON), or - for standard input.
+        data: String,
+    },
+    /// Answer a request: a response with its correlation id, sent to its reply-to queue.
+    Reply {
+        /// The request's message id.
+        id: String,
+        /// The payload (JSON), or - for standard input.
+        data: String,
+    },
+    /// What a queue received and acked, oldest first.
+    History {
+        /// The queue.
+        queue: String,
+        /// At most this many (the latest).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Remove every waiting, claimed, dead and acked message of a queue.
+    Clear {
+        /// The queue.
+        queue: String,
+    },
+    /// Depths per queue and priority, in flight, dead letters, acked and ack rates.
+    Stats,
+    /// Print messages published on matching topics as JSON lines, as they arrive.
+    Tail {
+        /// The topic pattern.
+        #[arg(long, short, default_value = "*")]
+        topic: String,
+    },
+    /// List a queue's dead letters, with the reason each died.
+    Dead {
+        /// The queue.
+        queue: String,
+    },
+    /// Put a dead letter back into its queue, attempts reset.
+    Retry {
+        /// The queue.
+        queue: String,
+        /// The message id.
+        id: String,
+    },
+}

@@ -1,0 +1,103 @@
+//! `history`, `clear`, `stats`, `dead`, `retry`.
+
+use super::{Ctx, address, human, line, say};
+use af_spool::ExitCode;
+use af_spool::bus;
+use af_spool::message::validate_id;
+
+/// `history`: acked messages, oldest first.
+pub fn history(ctx: &Ctx, queue: &str, limit: usize) -> anyhow::Result<ExitCode> {
+    let q = address(ctx, queue)?.queue(&ctx.spool);
+    let msgs = q.history(limit)?;
+    if ctx.json {
+        say(&serde_json::to_string(&msgs)?)?;
+    } else {
+        for m in &msgs {
+            say(&human(m))?;
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `clear`.
+pub fn clear(ctx: &Ctx, queue: &str) -> anyhow::Result<ExitCode> {
+    let q = address(ctx, queue)?.queue(&ctx.spool);
+    let n = q.clear()?;
+    if ctx.json {
+        say(&serde_json::json!({"queue": queue, "removed": n}).to_string())?;
+    } else {
+        say(&format!("{queue}: removed {n} message{}", if n == 1 { "" } else { "s" }))?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `stats`: one row per queue.
+pub fn stats(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let mut rows = Vec::new();
+    for (a, q) in bus::all_queues(&ctx.spool)? {
+        rows.push((a.to_string(), q.stats()?));
+    }
+    if ctx.json {
+        let queues: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, s)| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["queue"] = name.clone().into();
+                v
+            })
+            .collect();
+        let total = |f: fn(&af_spool::queue::QueueStats) -> usize| rows.iter().map(|(_, s)| f(s)).sum::<usize>();
+        let doc = serde_json::json!({
+            "queues": queues,
+            "subscriptions": bus::subscriptions(&ctx.spool)?,
+            "totals": {"depth": total(|s| s.depth), "inFlight": total(|s| s.in_flight), "dead": total(|s| s.dead), "acked": total(|s| s.acked)},
+        });
+        say(&doc.to_string())?;
+        return Ok(ExitCode::Ok);
+    }
+    say(&format!(
+        "{:<24} {:>8} {:>6} {:>6} {:>6} {:>9} {:>6} {:>7} {:>8}",
+        "QUEUE", "CRITICAL", "HIGH", "NORMAL", "LOW", "IN-FLIGHT", "DEAD", "ACKED", "ACKS/S"
+    ))?;
+    for (name, s) in &rows {
+        let p = |k: &str| s.pending.get(k).copied().unwrap_or(0);
+        say(&format!(
+            "{name:<24} {:>8} {:>6} {:>6} {:>6} {:>9} {:>6} {:>7} {:>8.2}",
+            p("critical"),
+            p("high"),
+            p("normal"),
+            p("low"),
+            s.in_flight,
+            s.dead,
+            s.acked,
+            s.ack_rate
+        ))?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `dead`: dead letters with their reasons.
+pub fn dead(ctx: &Ctx, queue: &str) -> anyhow::Result<ExitCode> {
+    let q = address(ctx, queue)?.queue(&ctx.spool);
+    let letters = q.dead_letters()?;
+    if ctx.json {
+        let rows: Vec<serde_json::Value> = letters
+            .iter()
+            .map(|(e, m)| serde_json::json!({"id": e.id, "reason": e.extra, "attempts": e.attempts, "message": m}))
+            .collect();
+        say(&serde_json::to_string(&rows)?)?;
+    } else {
+        for (e, m) in &letters {
+            let what = m.as_ref().map_or_else(|| "(unreadable)".to_owned(), line);
+            say(&format!("{} {} after {} attempts: {what}", e.id, e.extra.as_deref().unwrap_or("?"), e.attempts))?;
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `retry`.
+pub fn retry(ctx: &Ctx, queue: &str, id: &str) -> anyhow::Result<ExitCode> {
+    validate_id(id)?;
+    address(ctx, queue)?.queue(&ctx.spool).retry(id)?;
+    Ok(ExitCode::Ok)
+}

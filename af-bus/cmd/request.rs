@@ -1,0 +1,50 @@
+//! `request` (send, wait for the correlated response) and `reply`.
+
+use super::{Ctx, address, line, make, payload, say};
+use crate::cli::Make;
+use af_spool::bus::{self, Address, ReplyQueue, Target};
+use af_spool::message::Kind;
+use af_spool::{Error, ExitCode};
+use std::time::{Duration, Instant};
+
+/// `request`: prints the response's payload (the whole response with --json); exit 5 on timeout.
+pub fn request(ctx: &Ctx, to: &str, timeout: Duration, opts: &Make, data: &str) -> anyhow::Result<ExitCode> {
+    let target = address(ctx, to)?;
+    let mut m = make(opts, Kind::Request, payload(data)?)?;
+    let replies = ReplyQueue::create(&ctx.spool, &m.id)?;
+    let mut listener = replies.queue.listen()?;
+    m.to = Some(target.to_string());
+    m.correlation_id = Some(m.id.clone());
+    m.reply_to = Some(replies.address.to_string());
+    let (sent, _) = bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        for c in replies.queue.claim(16, Duration::from_secs(3600))? {
+            if c.message.correlation_id.as_deref() == Some(sent.id.as_str()) {
+                say(&if ctx.json { line(&c.message) } else { c.message.payload.to_string() })?;
+                return Ok(ExitCode::Ok);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(
+                Error::Timeout(format!("no response from {to} within {timeout:?} (request {})", sent.id)).into()
+            );
+        }
+        listener.wait(left.min(af_spool::queue::RESCAN))?;
+    }
+}
+
+/// `reply`: a response to the request's reply-to queue, with its correlation id.
+pub fn reply(ctx: &Ctx, id: &str, data: &str) -> anyhow::Result<ExitCode> {
+    let value = payload(data)?;
+    let (_, request) = bus::find_message(&ctx.spool, id)?;
+    let Some(reply_to) = request.reply_to.clone() else {
+        return Err(Error::Invalid(format!("message {id} has no reply-to queue")).into());
+    };
+    let target = Address::resolve(&ctx.spool, &reply_to)?;
+    let m = request.response(&super::sender(), value);
+    let (m, _) = bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
+    say(&if ctx.json { line(&m) } else { m.id })?;
+    Ok(ExitCode::Ok)
+}

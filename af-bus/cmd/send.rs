@@ -1,0 +1,142 @@
+//! `send` (one message, or a batch of JSON lines), `broadcast`, `publish`.
+
+use super::{Ctx, address, line, make, payload, say};
+use crate::cli::Make;
+use af_spool::bus::{self, Target, validate_project, validate_topic};
+use af_spool::message::{Kind, Message, max_bytes};
+use af_spool::{Error, ExitCode};
+use std::io::BufRead;
+
+/// `send`.
+pub fn send(
+    ctx: &Ctx,
+    to: Option<&str>,
+    opts: &Make,
+    kind: &str,
+    reply_to: Option<&str>,
+    batch: bool,
+    data: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let kind = Kind::parse(kind)?;
+    if let Some(r) = reply_to {
+        address(ctx, r)?;
+    }
+    if batch {
+        return send_batch(ctx, to, opts, kind, reply_to);
+    }
+    let to = to.ok_or_else(|| Error::Invalid("send needs --to QUEUE (or --batch)".into()))?;
+    let target = address(ctx, to)?;
+    let mut m = make(opts, kind, payload(data.unwrap_or("-"))?)?;
+    m.to = Some(target.to_string());
+    m.reply_to = reply_to.map(str::to_owned);
+    let (m, _) = bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
+    say(&if ctx.json { line(&m) } else { m.id })?;
+    Ok(ExitCode::Ok)
+}
+
+/// One line of a batch without --to.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BatchLine {
+    to: String,
+    #[serde(default)]
+    payload: serde_json::Value,
+    priority: Option<String>,
+    kind: Option<String>,
+    reply_to: Option<String>,
+    ttl: Option<f64>,
+}
+
+/// `send --batch`: every line is checked before anything is sent.
+fn send_batch(
+    ctx: &Ctx,
+    to: Option<&str>,
+    opts: &Make,
+    kind: Kind,
+    reply_to: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let fixed = to.map(|t| address(ctx, t)).transpose()?;
+    let mut planned = Vec::new();
+    for (n, text) in std::io::stdin().lock().lines().enumerate() {
+        let text = text.map_err(|e| Error::System(format!("cannot read standard input: {e}")))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let bad = |e: String| Error::Invalid(format!("line {}: {e}", n + 1));
+        let at = |e: Error| at_line(n + 1, e);
+        if text.len() > max_bytes() {
+            return Err(bad(format!("over the limit of {} bytes (AF_BUS_MAX_BYTES)", max_bytes())).into());
+        }
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let (target, mut m) = match &fixed {
+            Some(t) => (t.clone(), make(opts, kind, value).map_err(at)?),
+            None => {
+                let l: BatchLine = serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+                let target = address(ctx, &l.to).map_err(at)?;
+                let o = Make { priority: l.priority.unwrap_or_else(|| opts.priority.clone()), ttl: l.ttl.or(opts.ttl) };
+                let k = l.kind.as_deref().map(Kind::parse).transpose().map_err(at)?;
+                let mut m = make(&o, k.unwrap_or(kind), l.payload).map_err(at)?;
+                m.reply_to = l.reply_to;
+                (target, m)
+            }
+        };
+        m.to = Some(target.to_string());
+        if m.reply_to.is_none() {
+            m.reply_to = reply_to.map(str::to_owned);
+        }
+        m.encode().map_err(at)?;
+        planned.push((m, Target::Queue(target)));
+    }
+    // Ids are printed once every message is delivered (and, durable, its directory synced).
+    let mut out = String::new();
+    for m in bus::post_many(&ctx.spool, planned, ctx.durable)? {
+        out.push_str(&if ctx.json { line(&m) } else { m.id });
+        out.push('\n');
+    }
+    if !out.is_empty() {
+        say(out.trim_end())?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `broadcast`.
+pub fn broadcast(ctx: &Ctx, project: Option<String>, opts: &Make, data: &str) -> anyhow::Result<ExitCode> {
+    if let Some(p) = &project {
+        validate_project(p)?;
+    }
+    let mut m = make(opts, Kind::Broadcast, payload(data)?)?;
+    m.to = Some(project.as_ref().map_or_else(|| "*".to_owned(), |p| format!("project:{p}")));
+    let (m, n) = bus::post(&ctx.spool, m, &Target::Broadcast(project), ctx.durable)?;
+    print_fanout(ctx, &m, n)
+}
+
+/// `publish`: no subscriber is fine.
+pub fn publish(ctx: &Ctx, topic: &str, opts: &Make, data: &str) -> anyhow::Result<ExitCode> {
+    validate_topic(topic, false)?;
+    let mut m = make(opts, Kind::Event, payload(data)?)?;
+    m.topic = Some(topic.to_owned());
+    let (m, n) = bus::post(&ctx.spool, m, &Target::Topic, ctx.durable)?;
+    print_fanout(ctx, &m, n)
+}
+
+fn print_fanout(ctx: &Ctx, m: &Message, n: usize) -> anyhow::Result<ExitCode> {
+    if ctx.json {
+        say(&serde_json::json!({"id": m.id, "delivered": n}).to_string())?;
+    } else {
+        say(&format!("{} (to {n} queue{})", m.id, if n == 1 { "" } else { "s" }))?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// The same error, its message prefixed with the batch line it is about.
+fn at_line(n: usize, e: Error) -> Error {
+    let m = |t: String| format!("line {n}: {t}");
+    match e {
+        Error::Invalid(t) => Error::Invalid(m(t)),
+        Error::NotFound(t) => Error::NotFound(m(t)),
+        Error::Conflict(t) => Error::Conflict(m(t)),
+        Error::Timeout(t) => Error::Timeout(m(t)),
+        Error::System(t) => Error::System(m(t)),
+        other => other,
+    }
+}

@@ -1,0 +1,598 @@
+//! One message queue, Maildir's way: a message is written into `tmp/` and delivered by its rename
+//! into `new/`; a receiver claims it by renaming it into `cur/` (atomic: two receivers never claim
+//! the same one); an ack renames it into `archive/` (history, pruned lazily in batches); a claim
+//! whose visibility timeout passes goes back to `new/` with its attempt count raised; too many
+//! attempts, or an expired time to live, move it to `dead/`.
+//!
+//! The content of a queued file never changes; what changes lives in its name, so every step is
+//! one rename:
+//!
+//! ```text
+//! new/<rank>-<id>,<attempts>                  waiting (rank 0 = critical … 3 = low)
+//! cur/<rank>-<id>,<attempts>,<deadline-ms>    claimed until the deadline
+//! dead/<rank>-<id>,<attempts>,<reason>        dead letter (expired, attempts, unreadable)
+//! archive/<rank>-<id>,<attempts>              acked
+//! notify.d/                                   fifodir: woken after every delivery
+//! ```
+
+use crate::error::{Error, Result};
+use crate::fifodir::{Fifodir, Listener};
+use crate::message::{Message, Priority};
+use crate::time::Timestamp;
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How many failed deliveries send a message to the dead letters (override: `AF_BUS_MAX_ATTEMPTS`).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// How many acked messages a queue keeps for `history` (override: `AF_BUS_HISTORY`).
+pub const DEFAULT_HISTORY: usize = 1000;
+
+/// The attempts limit in force.
+pub fn max_attempts() -> u32 {
+    std::env::var("AF_BUS_MAX_ATTEMPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_MAX_ATTEMPTS)
+}
+
+fn history_limit() -> usize {
+    std::env::var("AF_BUS_HISTORY").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_HISTORY)
+}
+
+/// How often a waiting receiver looks at its queue even when nothing woke it (a lost wake-up, an
+/// expired claim coming back).
+pub const RESCAN: Duration = Duration::from_millis(500);
+
+/// A queued file's name, taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The whole file name.
+    pub name: String,
+    /// The message's priority.
+    pub priority: Priority,
+    /// The message's id.
+    pub id: String,
+    /// Failed deliveries so far.
+    pub attempts: u32,
+    /// The third field: a claim's deadline (ms) or a dead letter's reason.
+    pub extra: Option<String>,
+}
+
+impl Entry {
+    /// Parses a queued file's name; None for anything else (hidden files, strays).
+    pub fn parse(name: &str) -> Option<Entry> {
+        let mut parts = name.splitn(3, ',');
+        let stem = parts.next()?;
+        let attempts = parts.next()?.parse().ok()?;
+        let extra = parts.next().map(str::to_owned);
+        let (rank, id) = stem.split_once('-')?;
+        let priority = Priority::from_rank(*rank.as_bytes().first()?).filter(|_| rank.len() == 1)?;
+        Some(Entry { name: name.to_owned(), priority, id: id.to_owned(), attempts, extra })
+    }
+
+    fn stem(&self) -> String {
+        format!("{}-{}", self.priority.rank(), self.id)
+    }
+
+    fn deadline(&self) -> Option<u64> {
+        self.extra.as_deref().and_then(|d| d.parse().ok())
+    }
+}
+
+/// A claimed message: its content (with `attempts` filled in) and the claim's file name.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The message.
+    pub message: Message,
+    /// The claim's name in `cur/` (what ack and nack act on).
+    pub receipt: String,
+}
+
+/// Counts of one queue.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueStats {
+    /// Waiting messages per priority.
+    pub pending: std::collections::BTreeMap<String, usize>,
+    /// Waiting messages in all.
+    pub depth: usize,
+    /// Claimed and not acked.
+    pub in_flight: usize,
+    /// Dead letters.
+    pub dead: usize,
+    /// Acked messages kept for history.
+    pub acked: usize,
+    /// Messages acked in the last minute, per second.
+    pub ack_rate: f64,
+}
+
+/// A queue directory.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    dir: PathBuf,
+    durable: bool,
+}
+
+impl Queue {
+    /// The queue at `dir`; deliveries are fsynced (file and directory).
+    pub fn new(dir: PathBuf) -> Queue {
+        Queue { dir, durable: true }
+    }
+
+    /// Whether deliveries are fsynced (default yes). Without, a delivery survives any process
+    /// being killed but not a power cut.
+    pub fn durable(mut self, durable: bool) -> Queue {
+        self.durable = durable;
+        self
+    }
+
+    /// The queue's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn part(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Creates the queue's folders (mode 0700).
+    pub fn create(&self) -> Result<()> {
+        for p in ["tmp", "new", "cur", "dead", "archive"] {
+            crate::atomic::create_dir(&self.part(p))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the queue exists.
+    pub fn exists(&self) -> bool {
+        self.part("new").is_dir()
+    }
+
+    /// The queue's fifodir.
+    pub fn fifodir(&self) -> Fifodir {
+        Fifodir::new(self.part("notify.d"))
+    }
+
+    /// Subscribes to deliveries (before looking at the queue, so no wake-up is missed).
+    pub fn listen(&self) -> Result<Listener> {
+        self.fifodir().subscribe()
+    }
+
+    /// Wakes the queue's listeners.
+    pub fn notify(&self, id: &str) {
+        self.fifodir().notify(&serde_json::json!({ "id": id }));
+    }
+
+    /// Delivers an encoded message: written into `tmp/` (fsynced when durable), renamed into `new/`
+    /// (the directory fsynced when durable), listeners woken.
+    pub fn deliver(&self, message: &Message, bytes: &[u8]) -> Result<()> {
+        self.deliver_file(message, bytes)?;
+        if self.durable {
+            self.sync()?;
+        }
+        self.notify(&message.id);
+        Ok(())
+    }
+
+    /// Delivers without the directory fsync and without waking anyone: for a batch, which calls
+    /// [`Queue::sync`] and [`Queue::notify`] once at its end (group commit). The file itself is
+    /// fsynced when durable.
+    pub fn deliver_file(&self, message: &Message, bytes: &[u8]) -> Result<()> {
+        let tmp = self.part("tmp").join(crate::atomic::unique_name("m"));
+        let mut file = match open_new(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.create()?;
+                open_new(&tmp)
+            }
+            other => other,
+        }
+        .map_err(|e| Error::io("create", &tmp, e))?;
+        let written = file.write_all(bytes).and_then(|()| if self.durable { file.sync_data() } else { Ok(()) });
+        drop(file);
+        let target = self.part("new").join(format!("{},0", message.stem()));
+        let moved = written.and_then(|()| fs::rename(&tmp, &target));
+        if let Err(e) = moved {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("deliver", &target, e));
+        }
+        Ok(())
+    }
+
+    /// fsyncs `new/`, so that deliveries renamed into it survive a crash of the machine.
+    pub fn sync(&self) -> Result<()> {
+        crate::atomic::sync_dir(&self.part("new"))
+    }
+
+    /// The sorted, parsed entries of one folder (empty when it does not exist).
+    pub fn entries(&self, part: &str) -> Result<Vec<Entry>> {
+        let dir = self.part(part);
+        let read = match fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list", &dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+            if let Some(e) = entry.file_name().to_str().and_then(Entry::parse) {
+                out.push(e);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Claims up to `max` messages in queue order, each for `visibility`; expired claims are
+    /// returned to the queue first, expired messages go to the dead letters.
+    pub fn claim(&self, max: usize, visibility: Duration) -> Result<Vec<Claim>> {
+        self.claim_where(max, visibility, |_| true)
+    }
+
+    /// Claims like [`Queue::claim`], skipping the entries `wanted` refuses (left waiting).
+    pub fn claim_where(&self, max: usize, visibility: Duration, wanted: impl Fn(&Entry) -> bool) -> Result<Vec<Claim>> {
+        self.requeue_expired()?;
+        let deadline = Timestamp::now().0 + visibility.as_millis() as u64;
+        let mut out = Vec::new();
+        for e in self.entries("new")? {
+            if out.len() >= max {
+                break;
+            }
+            if !wanted(&e) {
+                continue;
+            }
+            let receipt = format!("{},{},{deadline}", e.stem(), e.attempts);
+            match fs::rename(self.part("new").join(&e.name), self.part("cur").join(&receipt)) {
+                Ok(()) => {}
+                // Another receiver took it first.
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(Error::io("claim", &self.part("new").join(&e.name), err)),
+            }
+            let claimed = Entry { name: receipt.clone(), ..e };
+            match self.read("cur", &receipt) {
+                Ok(mut message) => {
+                    message.attempts = claimed.attempts;
+                    if message.expired() {
+                        self.bury("cur", &claimed, "expired")?;
+                        continue;
+                    }
+                    out.push(Claim { message, receipt });
+                }
+                Err(_) => {
+                    self.bury("cur", &claimed, "unreadable")?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Claims like [`Queue::claim`]; with `wait`, waits up to that long (forever if None inside)
+    /// for something to claim, woken by the queue's fifodir and rescanning every [`RESCAN`] anyway.
+    pub fn receive(&self, max: usize, visibility: Duration, wait: Option<Option<Duration>>) -> Result<Vec<Claim>> {
+        let mut listener = match wait {
+            Some(_) => Some(self.listen()?),
+            None => None,
+        };
+        let deadline = wait.flatten().map(|d| std::time::Instant::now() + d);
+        loop {
+            let got = self.claim(max, visibility)?;
+            let Some(l) = listener.as_mut().filter(|_| got.is_empty()) else { return Ok(got) };
+            let left = deadline.map_or(RESCAN, |d| d.saturating_duration_since(std::time::Instant::now()));
+            if left.is_zero() {
+                return Ok(got);
+            }
+            l.wait(left.min(RESCAN))?;
+        }
+    }
+
+    /// Reads a queued message from one folder.
+    pub fn read(&self, part: &str, name: &str) -> Result<Message> {
+        let path = self.part(part).join(name);
+        let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{} is not a message: {e}", path.display())))
+    }
+
+    /// Returns claims whose visibility timeout has passed to the queue (attempts raised), or to
+    /// the dead letters when they have had too many attempts. Returns how many moved.
+    pub fn requeue_expired(&self) -> Result<usize> {
+        let now = Timestamp::now().0;
+        let mut moved = 0;
+        for e in self.entries("cur")? {
+            if e.deadline().is_some_and(|d| d <= now) {
+                moved += usize::from(self.requeue(&e, true)?);
+            }
+        }
+        if moved > 0 {
+            self.notify("requeued");
+        }
+        Ok(moved)
+    }
+
+    /// Moves a claim back to `new/` (attempts raised when `failed`), or to `dead/` past the limit.
+    /// False when someone else moved it first.
+    fn requeue(&self, e: &Entry, failed: bool) -> Result<bool> {
+        let attempts = e.attempts + u32::from(failed);
+        if failed && attempts >= max_attempts() {
+            return self.bury("cur", &Entry { attempts, ..e.clone() }, "attempts");
+        }
+        let to = self.part("new").join(format!("{},{attempts}", e.stem()));
+        rename_if_there(&self.part("cur").join(&e.name), &to)
+    }
+
+    /// Moves an entry of `part` to the dead letters with `reason`.
+    fn bury(&self, part: &str, e: &Entry, reason: &str) -> Result<bool> {
+        let to = self.part("dead").join(format!("{},{},{reason}", e.stem(), e.attempts));
+        let from = self.part(part).join(&e.name);
+        tracing::info!(id = %e.id, reason, "message to the dead letters");
+        rename_if_there(&from, &to)
+    }
+
+    /// Finds the entries of `part` with these ids.
+    fn find(&self, part: &str, ids: &[&str]) -> Result<HashMap<String, Entry>> {
+        let mut found = HashMap::new();
+        for e in self.entries(part)? {
+            if ids.contains(&e.id.as_str()) {
+                found.insert(e.id.clone(), e);
+            }
+        }
+        Ok(found)
+    }
+
+    fn claimed(&self, id: &str) -> Result<Entry> {
+        self.find("cur", &[id])?
+            .remove(id)
+            .ok_or_else(|| Error::NotFound(format!("message {id} is not claimed in {}", self.dir.display())))
+    }
+
+    /// Acks claimed messages: each moves to the history. Returns the ids that were not claimed.
+    pub fn ack(&self, ids: &[&str]) -> Result<Vec<String>> {
+        let found = self.find("cur", ids)?;
+        let mut missing = Vec::new();
+        for id in ids {
+            let moved = match found.get(*id) {
+                Some(e) => rename_if_there(
+                    &self.part("cur").join(&e.name),
+                    &self.part("archive").join(format!("{},{}", e.stem(), e.attempts)),
+                )?,
+                None => false,
+            };
+            if !moved {
+                missing.push((*id).to_owned());
+            }
+        }
+        self.prune_now_and_then();
+        Ok(missing)
+    }
+
+    /// Gives a claimed message back: at once (attempts raised), or after `delay`.
+    pub fn nack(&self, id: &str, delay: Duration) -> Result<()> {
+        let e = self.claimed(id)?;
+        if delay.is_zero() {
+            self.requeue(&e, true)?;
+            self.notify(id);
+            return Ok(());
+        }
+        let until = Timestamp::now().0 + delay.as_millis() as u64;
+        let to = self.part("cur").join(format!("{},{},{until}", e.stem(), e.attempts));
+        rename_if_there(&self.part("cur").join(&e.name), &to)?;
+        Ok(())
+    }
+
+    /// Puts a claim back unchanged (its holder stopped before finishing; not a failed attempt).
+    pub fn release(&self, receipt: &str) -> Result<bool> {
+        let Some(e) = Entry::parse(receipt) else { return Ok(false) };
+        let moved = self.requeue(&e, false)?;
+        if moved {
+            self.notify(&e.id);
+        }
+        Ok(moved)
+    }
+
+    /// Acks one claim by its receipt (no listing). False when the claim is gone.
+    pub fn ack_receipt(&self, receipt: &str) -> Result<bool> {
+        let Some(e) = Entry::parse(receipt) else { return Ok(false) };
+        let to = self.part("archive").join(format!("{},{}", e.stem(), e.attempts));
+        let moved = rename_if_there(&self.part("cur").join(receipt), &to)?;
+        self.prune_now_and_then();
+        Ok(moved)
+    }
+
+    /// The dead letters, oldest first, with their reasons.
+    pub fn dead_letters(&self) -> Result<Vec<(Entry, Option<Message>)>> {
+        Ok(self.entries("dead")?.into_iter().map(|e| (e.clone(), self.read("dead", &e.name).ok())).collect())
+    }
+
+    /// Puts a dead letter back into the queue with its attempts reset.
+    pub fn retry(&self, id: &str) -> Result<()> {
+        let e = self
+            .find("dead", &[id])?
+            .remove(id)
+            .ok_or_else(|| Error::NotFound(format!("no dead letter {id} in {}", self.dir.display())))?;
+        let to = self.part("new").join(format!("{},0", e.stem()));
+        if !rename_if_there(&self.part("dead").join(&e.name), &to)? {
+            return Err(Error::NotFound(format!("dead letter {id} was taken by someone else")));
+        }
+        self.notify(id);
+        Ok(())
+    }
+
+    /// Acked messages, in the order they were acked, the latest `limit`.
+    pub fn history(&self, limit: usize) -> Result<Vec<Message>> {
+        let mut rows: Vec<(i64, i64, Entry)> = Vec::new();
+        for e in self.entries("archive")? {
+            if let Ok(m) = fs::symlink_metadata(self.part("archive").join(&e.name)) {
+                rows.push((m.ctime(), m.ctime_nsec(), e));
+            }
+        }
+        rows.sort_by_key(|a| (a.0, a.1));
+        let skip = rows.len().saturating_sub(limit);
+        Ok(rows
+            .into_iter()
+            .skip(skip)
+            .filter_map(|(_, _, e)| {
+                let mut m = self.read("archive", &e.name).ok()?;
+                m.attempts = e.attempts;
+                Some(m)
+            })
+            .collect())
+    }
+
+    /// The waiting messages, in queue order.
+    pub fn pending(&self) -> Result<Vec<Message>> {
+        Ok(self
+            .entries("new")?
+            .into_iter()
+            .filter_map(|e| {
+                let mut m = self.read("new", &e.name).ok()?;
+                m.attempts = e.attempts;
+                Some(m)
+            })
+            .collect())
+    }
+
+    /// Depths per priority, in flight, dead, acked, and the ack rate over the last minute.
+    pub fn stats(&self) -> Result<QueueStats> {
+        let mut s = QueueStats::default();
+        for p in Priority::ALL {
+            s.pending.insert(p.as_str().to_owned(), 0);
+        }
+        for e in self.entries("new")? {
+            *s.pending.entry(e.priority.as_str().to_owned()).or_default() += 1;
+            s.depth += 1;
+        }
+        s.in_flight = self.entries("cur")?.len();
+        s.dead = self.entries("dead")?.len();
+        let since = (Timestamp::now().0 / 1000).saturating_sub(60) as i64;
+        let archive = self.entries("archive")?;
+        s.acked = archive.len();
+        let recent = archive
+            .iter()
+            .filter(|e| fs::symlink_metadata(self.part("archive").join(&e.name)).is_ok_and(|m| m.ctime() >= since))
+            .count();
+        s.ack_rate = recent as f64 / 60.0;
+        Ok(s)
+    }
+
+    /// Removes every waiting, claimed, dead and acked message. Returns how many.
+    pub fn clear(&self) -> Result<usize> {
+        let mut n = 0;
+        for part in ["new", "cur", "dead", "archive"] {
+            for e in self.entries(part)? {
+                if fs::remove_file(self.part(part).join(&e.name)).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes the whole queue directory.
+    pub fn remove(&self) -> Result<()> {
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &self.dir, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Once in a while (1 ack in 64), trims the history to its limit, oldest first, in one batch
+    /// down to three quarters of it: deleting thousands of files one at a time slows every later
+    /// creation on ext4.
+    fn prune_now_and_then(&self) {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        if (nanos >> 10) % 64 != 0 {
+            return;
+        }
+        let _ = self.prune(history_limit());
+    }
+
+    /// Trims the history to `limit` acked messages when it holds more (down to 3/4 of it).
+    pub fn prune(&self, limit: usize) -> Result<usize> {
+        let entries = self.entries("archive")?;
+        if entries.len() <= limit {
+            return Ok(0);
+        }
+        let remove = entries.len() - limit * 3 / 4;
+        for e in entries.iter().take(remove) {
+            let _ = fs::remove_file(self.part("archive").join(&e.name));
+        }
+        Ok(remove)
+    }
+}
+
+fn open_new(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(nix::libc::O_CLOEXEC).open(path)
+}
+
+/// Renames `from` to `to`; false when `from` is gone (someone else moved it first).
+fn rename_if_there(from: &Path, to: &Path) -> Result<bool> {
+    match fs::rename(from, to) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("rename", from, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Kind;
+
+    fn queue() -> Queue {
+        let q = Queue::new(std::env::temp_dir().join(crate::atomic::unique_name("queue-test"))).durable(false);
+        q.create().unwrap();
+        q
+    }
+
+    fn send(q: &Queue, p: Priority, n: i64) -> String {
+        let m = Message::new("t", Kind::Event, p, serde_json::json!(n));
+        q.deliver(&m, &m.encode().unwrap()).unwrap();
+        m.id
+    }
+
+    #[test]
+    fn priority_then_fifo_claim_ack_nack_dead() {
+        let q = queue();
+        send(&q, Priority::Low, 1);
+        send(&q, Priority::Normal, 2);
+        send(&q, Priority::Normal, 3);
+        send(&q, Priority::Critical, 4);
+        let got: Vec<_> = q.claim(10, Duration::from_secs(30)).unwrap();
+        let order: Vec<_> = got.iter().map(|c| c.message.payload.clone()).collect();
+        assert_eq!(order, [4, 2, 3, 1].map(|n| serde_json::json!(n)));
+        assert!(q.claim(1, Duration::from_secs(30)).unwrap().is_empty(), "all claimed");
+        let ids: Vec<&str> = got.iter().map(|c| c.message.id.as_str()).collect();
+        assert!(q.ack(&ids[..1]).unwrap().is_empty());
+        assert_eq!(q.ack(&ids[..1]).unwrap(), vec![ids[0].to_owned()], "acked once only");
+        q.nack(ids[1], Duration::ZERO).unwrap();
+        let again = q.claim(1, Duration::ZERO).unwrap();
+        assert_eq!(again[0].message.id, ids[1]);
+        assert_eq!(again[0].message.attempts, 1);
+        // Visibility timeout zero: every claim expires at once; attempts climb to the limit.
+        for _ in 0..max_attempts() {
+            q.claim(1, Duration::ZERO).unwrap();
+        }
+        let dead = q.dead_letters().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].0.extra.as_deref(), Some("attempts"));
+        q.retry(ids[1]).unwrap();
+        assert_eq!(q.stats().unwrap().depth, 1);
+        q.remove().unwrap();
+    }
+
+    #[test]
+    fn names_parse() {
+        let e = Entry::parse("0-123-4-5,2,999").unwrap();
+        assert_eq!(
+            (e.priority, e.id.as_str(), e.attempts, e.deadline()),
+            (Priority::Critical, "123-4-5", 2, Some(999))
+        );
+        for bad in ["", ".tmp", "9-1,0", "01-1,0", "0-1", "0-1,x"] {
+            assert!(Entry::parse(bad).is_none(), "{bad}");
+        }
+    }
+}
