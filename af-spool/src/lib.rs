@@ -3,6 +3,7 @@
 //! (fifodirs). Every AgentFlow program reads and writes the spool through this crate.
 
 pub mod atomic;
+pub mod claude;
 pub mod cli;
 pub mod control;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod lock;
 pub mod procfs;
 pub mod record;
 pub mod spool;
+pub mod tasks;
 pub mod time;
 pub mod tmux;
 

@@ -1,0 +1,515 @@
+//! The claude-code driver: af-wrap runs the Claude Code CLI in streaming print mode, one process
+//! for many turns, with a session of the agent's own (resumed after any restart). Each task
+//! becomes one user turn; the turn's `result` answers the task. Cost and tokens go into the
+//! agent's state; the budget and the per-minute turn limit are enforced between turns; rate and
+//! usage limits make the agent wait and send the task again; errors answer the task and raise an
+//! alert, never a restart loop.
+
+mod launch;
+pub mod prompt;
+mod ratelimit;
+pub mod stream;
+
+use af_spool::claude::{self, Conversation, Tokens};
+use af_spool::fifodir::Listener;
+use af_spool::record::{AgentConfig, Event};
+use af_spool::tasks::{Claimed, TaskQueue, TaskResponse};
+use af_spool::time::Timestamp;
+use af_spool::{AgentId, Spool, eventlog};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::process::{ChildStdin, ChildStdout};
+use std::time::{Duration, Instant};
+use stream::{Line, TurnResult};
+
+/// How many times a task is sent again after the CLI died during its turn.
+const MAX_ATTEMPTS: u32 = 3;
+
+struct Turn {
+    claimed: Claimed,
+    started: Instant,
+    interrupted: bool,
+    error: Option<String>,
+    text: String,
+}
+
+/// The driver of one agent's CLI.
+pub struct Driver {
+    spool: Spool,
+    id: AgentId,
+    config: AgentConfig,
+    queue: TaskQueue,
+    listener: Listener,
+    conv: Conversation,
+    settings: PathBuf,
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    buf: Vec<u8>,
+    turn: Option<Turn>,
+    cost: f64,
+    tokens: Tokens,
+    budget_alerted: bool,
+    not_before: Option<Instant>,
+    waiting: bool,
+    rate_limited: u32,
+    crashes: u32,
+    spawn_error: Option<String>,
+    limiter: ratelimit::Limiter,
+    done: u64,
+    requests: u32,
+}
+
+impl Driver {
+    /// Prepares the driver: the task queue (tasks claimed by a killed af-wrap are sent again), the
+    /// conversation (the state's, else a new session), the hooks settings file.
+    pub fn new(spool: &Spool, id: &AgentId, config: &AgentConfig) -> anyhow::Result<Driver> {
+        let queue = TaskQueue::new(spool, id)?;
+        let listener = queue.fifodir().subscribe()?;
+        let recovered = queue.recover()?;
+        if recovered > 0 {
+            say(&format!("{recovered} interrupted task(s) will be sent again"));
+        }
+        let state = spool.read_state(id)?;
+        let conv = match state.conversation.filter(|c| claude::is_uuid(&c.session_id)) {
+            Some(c) => c,
+            None => {
+                let session_id = claude::new_session_id()?;
+                let transcript =
+                    claude::transcript_path(&claude::config_dir(&config.environment), &cwd(config), &session_id);
+                Conversation { session_id, transcript }
+            }
+        };
+        let settings = launch::write_settings(spool, id)?;
+        let driver = Driver {
+            spool: spool.clone(),
+            id: id.clone(),
+            config: config.clone(),
+            queue,
+            listener,
+            conv,
+            settings,
+            stdin: None,
+            stdout: None,
+            buf: Vec::new(),
+            turn: None,
+            cost: state.cost_usd,
+            tokens: state.tokens,
+            budget_alerted: false,
+            not_before: None,
+            waiting: false,
+            rate_limited: 0,
+            crashes: 0,
+            spawn_error: None,
+            limiter: ratelimit::Limiter::new(spool, config),
+            done: 0,
+            requests: 0,
+        };
+        let conv = driver.conv.clone();
+        spool.update_state(id, |s| {
+            s.conversation = Some(conv);
+            s.activity = Some("idle".into());
+            s.waiting_until = None;
+        })?;
+        Ok(driver)
+    }
+
+    /// The CLI's argument list, program first.
+    pub fn argv(&self) -> Vec<String> {
+        launch::argv(&self.id, &self.config, &self.conv, &self.settings)
+    }
+
+    /// Variables added to the CLI's environment: af-* programs on PATH.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.display().to_string())) {
+            path = format!("{dir}:{path}");
+        }
+        let mut env = vec![("PATH".to_owned(), path)];
+        if let Some(p) = self.config.environment.get("PATH") {
+            env[0].1 = p.clone();
+        }
+        env
+    }
+
+    /// The CLI runs: its pipes.
+    pub fn attached(&mut self, stdin: ChildStdin, stdout: ChildStdout) {
+        use std::os::fd::AsRawFd;
+        let _ = nix::fcntl::fcntl(stdout.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        self.stdin = Some(stdin);
+        self.stdout = Some(stdout);
+        self.buf.clear();
+    }
+
+    /// The CLI could not be started: the waiting tasks are answered with the reason.
+    pub fn spawn_failed(&mut self, reason: String) {
+        self.spawn_error = Some(reason);
+    }
+
+    /// The descriptors to poll: the queue's wake-up pipe and the CLI's output.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = vec![self.listener.fd()];
+        if let Some(out) = &self.stdout {
+            fds.push(out.as_fd());
+        }
+        fds
+    }
+
+    /// When the driver wants to run again without being woken.
+    pub fn wake_at(&self) -> Option<Instant> {
+        self.not_before.into_iter().chain(self.limiter.ready_at()).min()
+    }
+
+    /// Whether the CLI should be started now: tasks wait and none can run.
+    pub fn wants_cli(&self) -> bool {
+        self.stdin.is_none() && self.turn.is_none() && self.ready() && self.queue.pending() > 0
+    }
+
+    /// Tasks running now (0 or 1) and answered since af-wrap started.
+    pub fn counts(&self) -> (u32, u64) {
+        (u32::from(self.turn.is_some()), self.done)
+    }
+
+    fn ready(&self) -> bool {
+        self.not_before.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Reads the CLI's output, answers finished turns and starts the next one.
+    pub fn tick(&mut self) {
+        let _ = self.listener.drain();
+        self.read_output();
+        if let Some(reason) = self.spawn_error.take() {
+            self.refuse_all("cli_missing", &reason, "critical");
+            return;
+        }
+        if self.waiting && self.ready() {
+            self.waiting = false;
+            self.not_before = None;
+            say("rate limit over: resuming");
+            self.save(|s| {
+                s.activity = Some("idle".into());
+                s.waiting_until = None;
+            });
+        }
+        if self.turn.is_some() || self.stdin.is_none() || !self.ready() {
+            return;
+        }
+        if let Some(budget) = self.config.budget_usd.filter(|b| self.cost >= *b) {
+            if self.queue.pending() > 0 {
+                let reason = format!("budget spent: ${:.4} of ${budget:.2} (raise budgetUsd to continue)", self.cost);
+                if !self.budget_alerted {
+                    self.budget_alerted = true;
+                    self.alert("warning", "claude.budget", &reason);
+                }
+                self.refuse_all("budget", &reason, "");
+            }
+            return;
+        }
+        if !self.limiter.allows() || self.queue.pending() == 0 {
+            return;
+        }
+        match self.queue.claim() {
+            Ok(Some(claimed)) => self.start_turn(claimed),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot claim a task: {e}"),
+        }
+    }
+
+    fn start_turn(&mut self, claimed: Claimed) {
+        let text = prompt::prompt_of(&claimed.task.payload);
+        let line = serde_json::json!({"type": "user", "message": {"role": "user", "content": text}});
+        say(&format!("▶ task {} ({:?}): {}", claimed.task.id, claimed.task.priority, stream::clip(&text, 120)));
+        if !self.write_line(&line) {
+            let _ = self.queue.requeue(claimed);
+            return;
+        }
+        self.limiter.record();
+        eventlog::record(
+            &self.spool,
+            Event::new("agent.task.started", Some(&self.id), serde_json::json!({"task": claimed.task.id})),
+        );
+        self.turn =
+            Some(Turn { claimed, started: Instant::now(), interrupted: false, error: None, text: String::new() });
+        self.save(|s| s.activity = Some("busy".into()));
+    }
+
+    fn write_line(&mut self, value: &serde_json::Value) -> bool {
+        let Some(stdin) = self.stdin.as_mut() else { return false };
+        let mut bytes = value.to_string().into_bytes();
+        bytes.push(b'\n');
+        match stdin.write_all(&bytes).and_then(|()| stdin.flush()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("cannot write to the CLI: {e}");
+                self.stdin = None;
+                false
+            }
+        }
+    }
+
+    /// Interrupts the running turn (a `control_request` of subtype `interrupt`).
+    pub fn interrupt(&mut self) -> Result<(), String> {
+        if self.turn.is_none() {
+            return Err("no turn is running".into());
+        }
+        self.requests += 1;
+        let req = serde_json::json!({"type": "control_request", "request_id": format!("af-{}", self.requests),
+            "request": {"subtype": "interrupt"}});
+        if !self.write_line(&req) {
+            return Err("the CLI is not running".into());
+        }
+        if let Some(t) = &mut self.turn {
+            t.interrupted = true;
+        }
+        say("interrupting the turn");
+        Ok(())
+    }
+
+    /// The CLI exited: whatever it printed last is read, a turn it left unfinished is sent again
+    /// (after a pause that grows with each crash) or, after too many attempts, answered.
+    pub fn cli_exited(&mut self, how: &str) {
+        self.read_output();
+        self.stdin = None;
+        self.stdout = None;
+        self.buf.clear();
+        let Some(turn) = self.turn.take() else {
+            say(&format!("the claude CLI {how}"));
+            return;
+        };
+        self.crashes += 1;
+        let pause = Duration::from_millis(500 << self.crashes.min(7));
+        self.not_before = Some(Instant::now() + pause);
+        let task = turn.claimed.task.id.clone();
+        if turn.claimed.task.attempts + 1 < MAX_ATTEMPTS && !turn.interrupted {
+            self.alert("warning", "claude.cli", &format!("the claude CLI {how} during task {task}; sending it again"));
+            if let Err(e) = self.queue.requeue(turn.claimed) {
+                tracing::warn!("cannot requeue task {task}: {e}");
+            }
+            self.save(|s| s.activity = Some("idle".into()));
+        } else {
+            let reason = format!("the claude CLI {how} during the task");
+            self.answer(turn, None, true, "cli_exited", &reason);
+        }
+    }
+
+    fn read_output(&mut self) {
+        let Some(out) = self.stdout.as_mut() else { return };
+        let mut chunk = [0u8; 16384];
+        let mut eof = false;
+        loop {
+            match out.read(&mut chunk) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = self.buf.drain(..=pos).collect();
+            let text = String::from_utf8_lossy(&raw);
+            if let Some(line) = stream::parse(text.trim()) {
+                self.handle(line);
+            } else if !text.trim().is_empty() {
+                say(&format!("claude says: {}", text.trim()));
+            }
+        }
+        if self.buf.len() > 64 << 20 {
+            self.buf.clear();
+        }
+        if eof {
+            self.stdout = None;
+        }
+    }
+
+    fn handle(&mut self, line: Line) {
+        if let Some(text) = stream::render(&line) {
+            let _ = writeln!(std::io::stdout(), "{text}");
+        }
+        match line {
+            Line::Init { session_id, .. } if claude::is_uuid(&session_id) && session_id != self.conv.session_id => {
+                let dir = claude::config_dir(&self.config.environment);
+                self.conv = Conversation {
+                    transcript: claude::transcript_path(&dir, &cwd(&self.config), &session_id),
+                    session_id,
+                };
+                let conv = self.conv.clone();
+                self.save(|s| s.conversation = Some(conv));
+            }
+            Line::Assistant { text, error, .. } => {
+                if let Some(t) = &mut self.turn {
+                    if error.is_some() {
+                        t.error = error;
+                    }
+                    if !text.is_empty() {
+                        t.text = text;
+                    }
+                }
+            }
+            Line::Result(r) => self.finish_turn(r),
+            _ => {}
+        }
+    }
+
+    fn finish_turn(&mut self, r: TurnResult) {
+        if let Some(c) = r.total_cost_usd {
+            self.cost = c;
+        }
+        if let Some(t) = r.tokens.filter(|t| !t.is_zero()) {
+            self.tokens = t;
+        }
+        let Some(turn) = self.turn.take() else {
+            self.save_cost();
+            return;
+        };
+        if r.is_error && !turn.interrupted {
+            if let Some(reset) = ratelimit::limit_reset(turn.error.as_deref(), &r.text, &turn.text) {
+                return self.wait_for_reset(turn, reset, &r.text);
+            }
+        }
+        self.crashes = 0;
+        self.rate_limited = 0;
+        let code = if turn.interrupted {
+            "interrupted".to_owned()
+        } else {
+            turn.error
+                .clone()
+                .unwrap_or_else(|| if r.subtype == "success" { "error".into() } else { r.subtype.clone() })
+        };
+        let text = if r.text.is_empty() { turn.text.clone() } else { r.text.clone() };
+        self.answer(turn, Some(&r), r.is_error || code == "interrupted", &code, &text);
+    }
+
+    /// A rate or usage limit: the task goes back to the queue and the agent waits for the reset.
+    fn wait_for_reset(&mut self, turn: Turn, reset: Option<Timestamp>, text: &str) {
+        self.rate_limited += 1;
+        let now = Timestamp::now();
+        let until = reset.filter(|r| r.0 > now.0).unwrap_or_else(|| {
+            let base = backoff_base_ms();
+            Timestamp(now.0 + (base << (self.rate_limited - 1).min(6)).min(3_600_000))
+        });
+        self.waiting = true;
+        self.not_before = Some(Instant::now() + Duration::from_millis(until.0.saturating_sub(now.0)));
+        let task = turn.claimed.task.id.clone();
+        if let Err(e) = self.queue.requeue(turn.claimed) {
+            tracing::warn!("cannot requeue task {task}: {e}");
+        }
+        self.alert(
+            "warning",
+            "claude.ratelimit",
+            &format!(
+                "rate limit ({}): waiting until {}, then task {task} is sent again",
+                stream::clip(text, 80),
+                until.rfc3339()
+            ),
+        );
+        self.save(|s| {
+            s.activity = Some("waiting".into());
+            s.waiting_until = Some(until);
+        });
+    }
+
+    fn answer(&mut self, turn: Turn, r: Option<&TurnResult>, is_error: bool, code: &str, text: &str) {
+        let task = turn.claimed.task.id.clone();
+        let response = TaskResponse {
+            task_id: task.clone(),
+            is_error,
+            result: text.to_owned(),
+            num_turns: r.map_or(0, |r| r.num_turns),
+            duration_ms: r.map_or(turn.started.elapsed().as_millis() as u64, |r| r.duration_ms),
+            cost_usd: self.cost,
+            session_id: Some(self.conv.session_id.clone()),
+            error: is_error.then(|| code.to_owned()),
+            time: Timestamp::now(),
+        };
+        if let Err(e) = self.queue.respond(turn.claimed, &response) {
+            tracing::warn!("cannot answer task {task}: {e}");
+        }
+        self.done += 1;
+        eventlog::record(
+            &self.spool,
+            Event::new("agent.task.done", Some(&self.id), serde_json::to_value(&response).unwrap_or_default()),
+        );
+        if is_error {
+            let level = if code == "authentication_failed" || code == "cli_missing" { "critical" } else { "warning" };
+            self.alert(level, "claude.task", &format!("task {task} failed ({code}): {}", stream::clip(text, 200)));
+        }
+        self.save_cost();
+    }
+
+    /// Answers every waiting task with an error.
+    fn refuse_all(&mut self, code: &str, reason: &str, alert_level: &str) {
+        let mut refused = 0;
+        while let Ok(Some(claimed)) = self.queue.claim() {
+            let turn = Turn { claimed, started: Instant::now(), interrupted: false, error: None, text: String::new() };
+            let task = turn.claimed.task.id.clone();
+            let response = TaskResponse {
+                task_id: task.clone(),
+                is_error: true,
+                result: reason.to_owned(),
+                num_turns: 0,
+                duration_ms: 0,
+                cost_usd: self.cost,
+                session_id: Some(self.conv.session_id.clone()),
+                error: Some(code.to_owned()),
+                time: Timestamp::now(),
+            };
+            if let Err(e) = self.queue.respond(turn.claimed, &response) {
+                tracing::warn!("cannot answer task {task}: {e}");
+                break;
+            }
+            say(&format!("✗ task {task} refused: {reason}"));
+            refused += 1;
+        }
+        if refused > 0 && !alert_level.is_empty() {
+            self.alert(alert_level, "claude.task", &format!("{refused} task(s) refused: {reason}"));
+        }
+    }
+
+    fn save_cost(&self) {
+        let (cost, tokens) = (self.cost, self.tokens);
+        self.save(|s| {
+            s.cost_usd = cost;
+            s.tokens = tokens;
+            s.activity = Some("idle".into());
+        });
+    }
+
+    fn save(&self, change: impl FnOnce(&mut af_spool::record::AgentState)) {
+        if let Err(e) = self.spool.update_state(&self.id, change) {
+            tracing::warn!("cannot write state: {e}");
+        }
+    }
+
+    /// Raises an alert: an event in the log (`alert`), and a line in the pane.
+    fn alert(&self, level: &str, check: &str, message: &str) {
+        say(&format!("ALERT {level}: {message}"));
+        eventlog::record(
+            &self.spool,
+            Event::new(
+                "alert",
+                Some(&self.id),
+                serde_json::json!({"level": level, "check": check, "message": message}),
+            ),
+        );
+    }
+}
+
+/// The directory the CLI runs in.
+pub fn cwd(config: &AgentConfig) -> PathBuf {
+    config.workdir.clone().or_else(|| std::env::current_dir().ok()).unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The first wait after a rate limit that names no reset time (`AF_CLAUDE_RETRY_BASE`, default 60s).
+fn backoff_base_ms() -> u64 {
+    std::env::var("AF_CLAUDE_RETRY_BASE")
+        .ok()
+        .and_then(|v| af_spool::human::parse_duration(&v).ok())
+        .map_or(60_000, |d| d.as_millis().max(1) as u64)
+}
+
+fn say(text: &str) {
+    let _ = writeln!(std::io::stdout(), "af-wrap: {text}");
+}
