@@ -253,12 +253,13 @@ fn without_login_or_without_the_cli_tasks_fail_with_the_reason_and_nothing_loops
     let alerts = a.alerts("claude.task");
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["level"], "critical");
-    wait_for("the CLI to be gone", LONG, || a.state()["pid"].is_null());
-    assert_eq!(a.invocations().len(), 1, "no restart without a task");
-    assert_eq!(env.status("u1"), "running");
+    let pid = a.state()["pid"].clone();
     let r = a.response(&a.submit(json!("again")));
     assert_eq!(r.error.as_deref(), Some("authentication_failed"));
-    assert_eq!(a.invocations().len(), 2, "one CLI run per task, not a loop");
+    assert_eq!(a.invocations().len(), 1, "the same CLI answered both: no restart, no loop");
+    assert_eq!(a.state()["pid"], pid);
+    assert_eq!(env.status("u1"), "running");
+    assert_eq!(a.alerts("claude.task").len(), 2);
 
     let config = json!({"id": "m1", "type": "claude-code", "command": ["/nonexistent/claude"]});
     env.create(&config.to_string());
@@ -346,7 +347,15 @@ fn the_real_cli_without_credentials_answers_authentication_failed() {
     assert!(af_spool::claude::is_uuid(session), "{state}");
     assert_eq!(r.session_id.as_deref(), Some(session));
     assert!(!a.alerts("claude.task").is_empty());
-    wait_for("the CLI to be gone", Duration::from_secs(20), || a.state()["pid"].is_null());
+    let pid = a.state()["pid"].clone();
+    let again = a.submit(json!("Say hello again."));
+    wait_for("the second answer", Duration::from_secs(60), || a.queue.response(&again).unwrap().is_some());
+    assert_eq!(a.queue.response(&again).unwrap().unwrap().error.as_deref(), Some("authentication_failed"));
+    assert_eq!(a.state()["pid"], pid, "the same CLI process: nothing restarted");
     assert_eq!(env.status("real"), "running", "af-wrap does not crash-loop");
     assert_eq!(a.state()["restarts"], 0);
+    let hooks = a.hook_events();
+    for want in ["SessionStart", "UserPromptSubmit", "StopFailure"] {
+        assert!(hooks.iter().any(|h| h == want), "the real CLI ran our {want} hook: {hooks:?}");
+    }
 }

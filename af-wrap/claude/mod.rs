@@ -424,24 +424,25 @@ impl Driver {
             error: is_error.then(|| code.to_owned()),
             time: Timestamp::now(),
         };
-        if let Err(e) = self.queue.respond(turn.claimed, &response) {
-            tracing::warn!("cannot answer task {task}: {e}");
-        }
-        self.done += 1;
-        eventlog::record(
-            &self.spool,
-            Event::new("agent.task.done", Some(&self.id), serde_json::to_value(&response).unwrap_or_default()),
-        );
+        // The cost and the alert are on record before the answer is: whoever waits for the answer
+        // finds them.
+        self.save_cost();
         if is_error {
             let level = if code == "authentication_failed" || code == "cli_missing" { "critical" } else { "warning" };
             self.alert(level, "claude.task", &format!("task {task} failed ({code}): {}", stream::clip(text, 200)));
         }
-        self.save_cost();
+        eventlog::record(
+            &self.spool,
+            Event::new("agent.task.done", Some(&self.id), serde_json::to_value(&response).unwrap_or_default()),
+        );
+        if let Err(e) = self.queue.respond(turn.claimed, &response) {
+            tracing::warn!("cannot answer task {task}: {e}");
+        }
+        self.done += 1;
     }
 
     /// Answers every waiting task with an error.
     fn refuse_all(&mut self, code: &str, reason: &str, alert_level: &str) {
-        let mut refused = 0;
         while let Ok(Some(claimed)) = self.queue.claim() {
             let turn = Turn { claimed, started: Instant::now(), interrupted: false, error: None, text: String::new() };
             let task = turn.claimed.task.id.clone();
@@ -456,15 +457,14 @@ impl Driver {
                 error: Some(code.to_owned()),
                 time: Timestamp::now(),
             };
+            if !alert_level.is_empty() {
+                self.alert(alert_level, "claude.task", &format!("task {task} refused ({code}): {reason}"));
+            }
+            say(&format!("✗ task {task} refused: {reason}"));
             if let Err(e) = self.queue.respond(turn.claimed, &response) {
                 tracing::warn!("cannot answer task {task}: {e}");
                 break;
             }
-            say(&format!("✗ task {task} refused: {reason}"));
-            refused += 1;
-        }
-        if refused > 0 && !alert_level.is_empty() {
-            self.alert(alert_level, "claude.task", &format!("{refused} task(s) refused: {reason}"));
         }
     }
 
