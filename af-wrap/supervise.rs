@@ -221,7 +221,7 @@ impl Supervisor<'_> {
 
     /// Lets the claude-code driver work, and starts its CLI again when a task needs it.
     fn drive_claude(&mut self) {
-        let Some(d) = self.claude.as_mut() else { return };
+        let Some(d) = self.claude.as_mut().filter(|_| !self.paused) else { return };
         d.tick();
         if !(self.leader.is_none() && self.stop.is_none() && !self.paused && d.wants_cli()) {
             return;
@@ -314,7 +314,7 @@ impl Supervisor<'_> {
                 PollFd::new(signals.pipe.as_fd(), PollFlags::POLLIN),
                 PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
             ];
-            if let Some(d) = &self.claude {
+            if let Some(d) = self.claude.as_ref().filter(|_| !self.paused) {
                 fds.extend(d.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             }
             match poll(&mut fds, PollTimeout::from(ms)) {

@@ -151,6 +151,9 @@ fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
     }
 
     // The hooks reached the agent's record and the event log (the bus's topic agent.c1.claude).
+    let pane = env.tmux(&["capture-pane", "-p", "-t", "=agent-c1:main"]);
+    let pane = String::from_utf8_lossy(&pane.stdout);
+    assert!(pane.contains("claude: echo: hello there") && pane.contains("── turn done"), "the pane: {pane}");
     let hooks = a.hook_events();
     for want in ["SessionStart", "UserPromptSubmit", "Stop"] {
         assert!(hooks.iter().any(|h| h == want), "{want} in {hooks:?}");
@@ -358,4 +361,27 @@ fn the_real_cli_without_credentials_answers_authentication_failed() {
     for want in ["SessionStart", "UserPromptSubmit", "StopFailure"] {
         assert!(hooks.iter().any(|h| h == want), "the real CLI ran our {want} hook: {hooks:?}");
     }
+}
+
+#[test]
+fn after_a_rollback_the_agent_resumes_the_checkpointed_conversation() {
+    let env = Env::new();
+    let a = agent(&env, "cp", json!({}), json!({}));
+    assert!(!a.response(&a.submit(json!("remember the word apple"))).is_error);
+    // A checkpoint holds the conversation (the state's field) and a copy of its transcript.
+    let saved: af_spool::claude::Conversation = serde_json::from_value(a.state()["conversation"].clone()).unwrap();
+    let copy = af_spool::claude::save_transcript(&saved, &env.path("ckpt")).unwrap().unwrap();
+    assert!(!a.response(&a.submit(json!("now forget it and say pear"))).is_error);
+    assert!(util::read(&saved.transcript).contains("pear"));
+    // The rollback: stopped, transcript and conversation put back, started again.
+    env.ok("af-spawn", &["stop", "cp"]);
+    af_spool::claude::restore_transcript(&saved, &copy).unwrap();
+    a.spool.update_state(&a.id, |s| s.conversation = Some(saved.clone())).unwrap();
+    env.ok("af-spawn", &["start", "cp"]);
+    assert!(!a.response(&a.submit(json!("what was the word?"))).is_error);
+    let last = a.invocations().last().unwrap().clone();
+    assert_eq!(arg_after(&last, "--resume"), Some(saved.session_id.as_str()), "{last:?}");
+    let transcript = util::read(&saved.transcript);
+    assert!(transcript.contains("apple") && transcript.contains("what was the word"), "{transcript}");
+    assert!(!transcript.contains("pear"), "the rolled-back turn is gone: {transcript}");
 }

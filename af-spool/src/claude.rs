@@ -160,6 +160,33 @@ pub fn is_uuid(s: &str) -> bool {
         && parts.iter().all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// Copies a conversation's transcript into `dir` (a checkpoint's folder), as `<session>.jsonl`.
+/// `Ok(None)` when the session has no transcript yet (no turn ran).
+pub fn save_transcript(conv: &Conversation, dir: &Path) -> Result<Option<PathBuf>> {
+    let bytes = match std::fs::read(&conv.transcript) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", &conv.transcript, e)),
+    };
+    if !is_uuid(&conv.session_id) {
+        return Err(Error::Invalid(format!("session id '{}' is not a UUID", conv.session_id)));
+    }
+    crate::atomic::create_dir(dir)?;
+    let saved = dir.join(format!("{}.jsonl", conv.session_id));
+    crate::atomic::write(&saved, &bytes, crate::atomic::Durability::Durable)?;
+    Ok(Some(saved))
+}
+
+/// Puts a saved transcript back where the CLI looks for the conversation's session (atomically),
+/// so that the agent's next start resumes the conversation as it was saved.
+pub fn restore_transcript(conv: &Conversation, saved: &Path) -> Result<()> {
+    let bytes = std::fs::read(saved).map_err(|e| Error::io("read", saved, e))?;
+    if let Some(dir) = conv.transcript.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    }
+    crate::atomic::write(&conv.transcript, &bytes, crate::atomic::Durability::Durable)
+}
+
 /// The hooks settings file af-wrap writes for an agent's CLI (`--settings`).
 pub fn settings_path(spool: &Spool, id: &AgentId) -> PathBuf {
     spool.agent_dir(id).join("claude-settings.json")
@@ -216,6 +243,18 @@ mod tests {
     fn transcripts_live_under_the_mangled_cwd() {
         let p = transcript_path(Path::new("/h/.claude"), Path::new("/tmp/my_dir.x"), "abc");
         assert_eq!(p, Path::new("/h/.claude/projects/-tmp-my-dir-x/abc.jsonl"));
+    }
+
+    #[test]
+    fn a_project_takes_at_most_its_turns_per_minute() {
+        let root = std::env::temp_dir().join(crate::atomic::unique_name("claude-test"));
+        let spool = Spool::open(&root).unwrap();
+        assert_eq!(take_project_turn(&spool, "org/repo", 2).unwrap(), None);
+        assert_eq!(take_project_turn(&spool, "org/repo", 2).unwrap(), None);
+        let free = take_project_turn(&spool, "org/repo", 2).unwrap().expect("the third is refused");
+        assert!(free.0 > Timestamp::now().0 + 50_000, "free again about a minute later");
+        assert_eq!(take_project_turn(&spool, "other", 2).unwrap(), None, "projects count apart");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -8,14 +8,15 @@
 mod launch;
 pub mod prompt;
 mod ratelimit;
+pub mod source;
 pub mod stream;
 
 use af_spool::claude::{self, Conversation, Tokens};
-use af_spool::fifodir::Listener;
 use af_spool::record::{AgentConfig, Event};
-use af_spool::tasks::{Claimed, TaskQueue, TaskResponse};
+use af_spool::tasks::{Claimed, TaskResponse};
 use af_spool::time::Timestamp;
 use af_spool::{AgentId, Spool, eventlog};
+use source::TaskSource;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
@@ -39,8 +40,7 @@ pub struct Driver {
     spool: Spool,
     id: AgentId,
     config: AgentConfig,
-    queue: TaskQueue,
-    listener: Listener,
+    queue: Box<dyn TaskSource>,
     conv: Conversation,
     settings: PathBuf,
     stdin: Option<ChildStdin>,
@@ -64,9 +64,7 @@ impl Driver {
     /// Prepares the driver: the task queue (tasks claimed by a killed af-wrap are sent again), the
     /// conversation (the state's, else a new session), the hooks settings file.
     pub fn new(spool: &Spool, id: &AgentId, config: &AgentConfig) -> anyhow::Result<Driver> {
-        let queue = TaskQueue::new(spool, id)?;
-        let listener = queue.fifodir().subscribe()?;
-        let recovered = queue.recover()?;
+        let (queue, recovered) = source::SpoolTasks::open(spool, id)?;
         if recovered > 0 {
             say(&format!("{recovered} interrupted task(s) will be sent again"));
         }
@@ -85,8 +83,7 @@ impl Driver {
             spool: spool.clone(),
             id: id.clone(),
             config: config.clone(),
-            queue,
-            listener,
+            queue: Box::new(queue),
             conv,
             settings,
             stdin: None,
@@ -148,7 +145,7 @@ impl Driver {
 
     /// The descriptors to poll: the queue's wake-up pipe and the CLI's output.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        let mut fds = vec![self.listener.fd()];
+        let mut fds = vec![self.queue.wake_fd()];
         if let Some(out) = &self.stdout {
             fds.push(out.as_fd());
         }
@@ -176,7 +173,7 @@ impl Driver {
 
     /// Reads the CLI's output, answers finished turns and starts the next one.
     pub fn tick(&mut self) {
-        let _ = self.listener.drain();
+        self.queue.drain();
         self.read_output();
         if let Some(reason) = self.spawn_error.take() {
             self.refuse_all("cli_missing", &reason, "critical");
