@@ -385,3 +385,14 @@ fn after_a_rollback_the_agent_resumes_the_checkpointed_conversation() {
     assert!(transcript.contains("apple") && transcript.contains("what was the word"), "{transcript}");
     assert!(!transcript.contains("pear"), "the rolled-back turn is gone: {transcript}");
 }
+
+#[test]
+fn a_turn_over_the_task_timeout_is_interrupted() {
+    let env = Env::new();
+    let a = agent(&env, "t1", json!({"resourceLimits": {"timeout": "1s"}}), json!({"CLAUDE_DOUBLE_TURN_SECS": "60"}));
+    let r = a.response(&a.submit(json!("forever")));
+    assert!(r.is_error);
+    assert_eq!(r.error.as_deref(), Some("timeout"));
+    assert_eq!(a.alerts("claude.timeout").len(), 1);
+    assert_eq!(a.invocations().len(), 1);
+}

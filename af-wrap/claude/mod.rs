@@ -30,7 +30,8 @@ const MAX_ATTEMPTS: u32 = 3;
 struct Turn {
     claimed: Claimed,
     started: Instant,
-    interrupted: bool,
+    /// Why the turn was interrupted: `interrupted` (asked to), `timeout` (it ran too long).
+    interrupted: Option<&'static str>,
     error: Option<String>,
     text: String,
 }
@@ -154,7 +155,13 @@ impl Driver {
 
     /// When the driver wants to run again without being woken.
     pub fn wake_at(&self) -> Option<Instant> {
-        self.not_before.into_iter().chain(self.limiter.ready_at()).min()
+        let deadline = self.turn.as_ref().filter(|t| t.interrupted.is_none()).map(|t| t.started + self.timeout());
+        self.not_before.into_iter().chain(self.limiter.ready_at()).chain(deadline).min()
+    }
+
+    /// How long one task's turn may run (`resourceLimits.timeout`).
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.resource_limits.timeout_ms())
     }
 
     /// Whether the CLI should be started now: tasks wait and none can run.
@@ -187,6 +194,15 @@ impl Driver {
                 s.activity = Some("idle".into());
                 s.waiting_until = None;
             });
+        }
+        if let Some(t) = self.turn.as_ref().filter(|t| t.interrupted.is_none()) {
+            if t.started.elapsed() >= self.timeout() {
+                let task = t.claimed.task.id.clone();
+                let limit = self.timeout();
+                if self.interrupt_for("timeout").is_ok() {
+                    self.alert("warning", "claude.timeout", &format!("task {task} ran over {limit:?}: interrupted"));
+                }
+            }
         }
         if self.turn.is_some() || self.stdin.is_none() || !self.ready() {
             return;
@@ -226,7 +242,7 @@ impl Driver {
             Event::new("agent.task.started", Some(&self.id), serde_json::json!({"task": claimed.task.id})),
         );
         self.turn =
-            Some(Turn { claimed, started: Instant::now(), interrupted: false, error: None, text: String::new() });
+            Some(Turn { claimed, started: Instant::now(), interrupted: None, error: None, text: String::new() });
         self.save(|s| s.activity = Some("busy".into()));
     }
 
@@ -246,6 +262,10 @@ impl Driver {
 
     /// Interrupts the running turn (a `control_request` of subtype `interrupt`).
     pub fn interrupt(&mut self) -> Result<(), String> {
+        self.interrupt_for("interrupted")
+    }
+
+    fn interrupt_for(&mut self, why: &'static str) -> Result<(), String> {
         if self.turn.is_none() {
             return Err("no turn is running".into());
         }
@@ -256,9 +276,9 @@ impl Driver {
             return Err("the CLI is not running".into());
         }
         if let Some(t) = &mut self.turn {
-            t.interrupted = true;
+            t.interrupted = Some(why);
         }
-        say("interrupting the turn");
+        say(&format!("interrupting the turn ({why})"));
         Ok(())
     }
 
@@ -277,7 +297,7 @@ impl Driver {
         let pause = Duration::from_millis(500 << self.crashes.min(7));
         self.not_before = Some(Instant::now() + pause);
         let task = turn.claimed.task.id.clone();
-        if turn.claimed.task.attempts + 1 < MAX_ATTEMPTS && !turn.interrupted {
+        if turn.claimed.task.attempts + 1 < MAX_ATTEMPTS && turn.interrupted.is_none() {
             self.alert("warning", "claude.cli", &format!("the claude CLI {how} during task {task}; sending it again"));
             if let Err(e) = self.queue.requeue(turn.claimed) {
                 tracing::warn!("cannot requeue task {task}: {e}");
@@ -361,22 +381,23 @@ impl Driver {
             self.save_cost();
             return;
         };
-        if r.is_error && !turn.interrupted {
+        if r.is_error && turn.interrupted.is_none() {
             if let Some(reset) = ratelimit::limit_reset(turn.error.as_deref(), &r.text, &turn.text) {
                 return self.wait_for_reset(turn, reset, &r.text);
             }
         }
         self.crashes = 0;
         self.rate_limited = 0;
-        let code = if turn.interrupted {
-            "interrupted".to_owned()
+        let code = if let Some(why) = turn.interrupted {
+            why.to_owned()
         } else {
             turn.error
                 .clone()
                 .unwrap_or_else(|| if r.subtype == "success" { "error".into() } else { r.subtype.clone() })
         };
         let text = if r.text.is_empty() { turn.text.clone() } else { r.text.clone() };
-        self.answer(turn, Some(&r), r.is_error || code == "interrupted", &code, &text);
+        let failed = r.is_error || turn.interrupted.is_some();
+        self.answer(turn, Some(&r), failed, &code, &text);
     }
 
     /// A rate or usage limit: the task goes back to the queue and the agent waits for the reset.
@@ -441,7 +462,7 @@ impl Driver {
     /// Answers every waiting task with an error.
     fn refuse_all(&mut self, code: &str, reason: &str, alert_level: &str) {
         while let Ok(Some(claimed)) = self.queue.claim() {
-            let turn = Turn { claimed, started: Instant::now(), interrupted: false, error: None, text: String::new() };
+            let turn = Turn { claimed, started: Instant::now(), interrupted: None, error: None, text: String::new() };
             let task = turn.claimed.task.id.clone();
             let response = TaskResponse {
                 task_id: task.clone(),
