@@ -35,7 +35,13 @@ fn record(id: &str) -> anyhow::Result<()> {
         _ => None,
     };
     if let Some(a) = activity {
-        spool.update_state(&id, |s| s.activity = Some(a.into()))?;
+        // While af-wrap waits out a rate limit, that is what the agent is doing, whatever the CLI
+        // says about the failed turn.
+        spool.update_state(&id, |s| {
+            if s.activity.as_deref() != Some("waiting") || a == "ended" {
+                s.activity = Some(a.into());
+            }
+        })?;
     }
     let detail = serde_json::json!({
         "event": event,
