@@ -196,7 +196,10 @@ impl Supervisor<'_> {
         }
         self.limits.apply_to(&mut cmd);
         if let Some(d) = &self.claude {
-            cmd.envs(d.env()).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+            cmd.envs(d.env());
+            if !d.is_interactive() {
+                cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+            }
         }
         match cmd.spawn() {
             Ok(mut child) => {
@@ -205,6 +208,8 @@ impl Supervisor<'_> {
                     (self.claude.as_mut(), child.stdin.take(), child.stdout.take())
                 {
                     d.attached(stdin, stdout);
+                } else if let Some(d) = self.claude.as_mut().filter(|d| d.is_interactive()) {
+                    d.attached_tty(pid);
                 }
                 // We reap with waitpid(-1) ourselves (orphans come to us as a subreaper too).
                 drop(child);

@@ -396,3 +396,50 @@ fn a_turn_over_the_task_timeout_is_interrupted() {
     assert_eq!(a.alerts("claude.timeout").len(), 1);
     assert_eq!(a.invocations().len(), 1);
 }
+
+fn prompts(a: &Agent) -> Vec<String> {
+    a.events("agent.claude")
+        .into_iter()
+        .filter(|d| d["event"] == "UserPromptSubmit")
+        .map(|d| d["input"]["prompt"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn pane(env: &Env, id: &str) -> String {
+    let out = env.tmux(&["capture-pane", "-p", "-t", &format!("=agent-{id}:main")]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn interactive_tasks_arrive_by_bracketed_paste_and_are_confirmed() {
+    let mut env = Env::new();
+    env.set_env("AF_CLAUDE_CONFIRM", "1s");
+    let a = agent(&env, "ia", json!({"claude": {"interactive": true}}), json!({"CLAUDE_DOUBLE_SWALLOW": "1"}));
+    wait_for("the CLI to start", LONG, || !a.invocations().is_empty());
+    let argv = &a.invocations()[0];
+    assert!(!argv.iter().any(|x| x == "-p" || x == "--output-format"), "{argv:?}");
+    assert!(arg_after(argv, "--settings").is_some() && arg_after(argv, "--session-id").is_some(), "{argv:?}");
+    // Two lines: with bracketed paste the newline stays in the prompt instead of submitting it.
+    let r = a.response(&a.submit(json!("first line\nsecond line")));
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(r.result, "echo: first line");
+    assert_eq!(prompts(&a), ["first line\nsecond line"], "one prompt, whole");
+    assert_eq!(a.events("agent.task.retry").len(), 1, "the swallowed paste was delivered again");
+    assert!(pane(&env, "ia").contains("⏺ echo: first line"));
+}
+
+#[test]
+fn interactive_mode_never_pastes_over_what_a_person_is_typing() {
+    let env = Env::new();
+    let a = agent(&env, "ib", json!({"claude": {"interactive": true}}), json!({}));
+    wait_for("the CLI to start", LONG, || a.hook_events().iter().any(|h| h == "SessionStart"));
+    assert!(env.tmux(&["send-keys", "-t", "=agent-ib:main", "-l", "half a thought"]).status.success());
+    wait_for("the typing to show", LONG, || pane(&env, "ib").contains("> half a thought"));
+    let task = a.submit(json!("the task"));
+    wait_for("af-wrap to hold the task", LONG, || !a.events("agent.task.held").is_empty());
+    assert!(prompts(&a).is_empty());
+    assert!(env.tmux(&["send-keys", "-t", "=agent-ib:main", "C-u"]).status.success());
+    let r = a.response(&task);
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(prompts(&a), ["the task"]);
+}

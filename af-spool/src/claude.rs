@@ -79,6 +79,10 @@ pub struct ClaudeSettings {
     /// The most tasks all claude-code agents of the project start per minute together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_turns_per_minute: Option<u32>,
+    /// Run the CLI as its full-screen self in the tmux pane (tasks arrive by bracketed paste)
+    /// instead of in streaming print mode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interactive: bool,
 }
 
 impl ClaudeSettings {

@@ -57,6 +57,25 @@ pub fn argv(id: &AgentId, config: &AgentConfig, conv: &Conversation, settings: &
     a
 }
 
+/// The argument list of the CLI as its interactive self: no print mode, the same session, model,
+/// permissions, system prompt and hooks.
+pub fn interactive_argv(id: &AgentId, config: &AgentConfig, conv: &Conversation, settings: &Path) -> Vec<String> {
+    let print_only = ["-p", "--input-format", "--output-format", "--verbose", "--max-budget-usd", "--max-turns"];
+    let full = argv(id, config, conv, settings);
+    let mut out = Vec::new();
+    let mut args = full.into_iter().enumerate().peekable();
+    while let Some((i, a)) = args.next() {
+        if i > 0 && print_only.contains(&a.as_str()) {
+            if !matches!(a.as_str(), "-p" | "--verbose") {
+                args.next();
+            }
+            continue;
+        }
+        out.push(a);
+    }
+    out
+}
+
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }

@@ -5,6 +5,7 @@
 //! usage limits make the agent wait and send the task again; errors answer the task and raise an
 //! alert, never a restart loop.
 
+mod interactive;
 mod launch;
 pub mod prompt;
 mod ratelimit;
@@ -59,6 +60,10 @@ pub struct Driver {
     limiter: ratelimit::Limiter,
     done: u64,
     requests: u32,
+    /// Whether the CLI runs now.
+    cli_up: bool,
+    /// Interactive mode: the pane the CLI runs in.
+    pane: Option<interactive::Pane>,
 }
 
 impl Driver {
@@ -80,6 +85,8 @@ impl Driver {
             }
         };
         let settings = launch::write_settings(spool, id)?;
+        let interactive = config.claude.as_ref().is_some_and(|c| c.interactive);
+        QUIET.store(interactive, std::sync::atomic::Ordering::Relaxed);
         let driver = Driver {
             spool: spool.clone(),
             id: id.clone(),
@@ -102,6 +109,8 @@ impl Driver {
             limiter: ratelimit::Limiter::new(spool, config),
             done: 0,
             requests: 0,
+            cli_up: false,
+            pane: if interactive { Some(interactive::Pane::open(spool, id)?) } else { None },
         };
         let conv = driver.conv.clone();
         spool.update_state(id, |s| {
@@ -114,7 +123,21 @@ impl Driver {
 
     /// The CLI's argument list, program first.
     pub fn argv(&self) -> Vec<String> {
+        if self.pane.is_some() {
+            return launch::interactive_argv(&self.id, &self.config, &self.conv, &self.settings);
+        }
         launch::argv(&self.id, &self.config, &self.conv, &self.settings)
+    }
+
+    /// Whether the CLI runs as its full-screen self in the pane (no pipes).
+    pub fn is_interactive(&self) -> bool {
+        self.pane.is_some()
+    }
+
+    /// The interactive CLI runs as `pid`: it gets the terminal.
+    pub fn attached_tty(&mut self, pid: u32) {
+        interactive::Pane::take_terminal(pid);
+        self.cli_up = true;
     }
 
     /// Variables added to the CLI's environment: af-* programs on PATH.
@@ -137,6 +160,7 @@ impl Driver {
         self.stdin = Some(stdin);
         self.stdout = Some(stdout);
         self.buf.clear();
+        self.cli_up = true;
     }
 
     /// The CLI could not be started: the waiting tasks are answered with the reason.
@@ -147,6 +171,7 @@ impl Driver {
     /// The descriptors to poll: the queue's wake-up pipe and the CLI's output.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
         let mut fds = vec![self.queue.wake_fd()];
+        fds.extend(self.pane.as_ref().map(|p| p.fd()));
         if let Some(out) = &self.stdout {
             fds.push(out.as_fd());
         }
@@ -156,7 +181,8 @@ impl Driver {
     /// When the driver wants to run again without being woken.
     pub fn wake_at(&self) -> Option<Instant> {
         let deadline = self.turn.as_ref().filter(|t| t.interrupted.is_none()).map(|t| t.started + self.timeout());
-        self.not_before.into_iter().chain(self.limiter.ready_at()).chain(deadline).min()
+        let confirm = self.pane.as_ref().and_then(|p| p.deadline());
+        self.not_before.into_iter().chain(self.limiter.ready_at()).chain(deadline).chain(confirm).min()
     }
 
     /// How long one task's turn may run (`resourceLimits.timeout`).
@@ -166,7 +192,7 @@ impl Driver {
 
     /// Whether the CLI should be started now: tasks wait and none can run.
     pub fn wants_cli(&self) -> bool {
-        self.stdin.is_none() && self.turn.is_none() && self.ready() && self.queue.pending() > 0
+        !self.cli_up && self.turn.is_none() && self.ready() && self.queue.pending() > 0
     }
 
     /// Tasks running now (0 or 1) and answered since af-wrap started.
@@ -204,9 +230,25 @@ impl Driver {
                 }
             }
         }
+        if self.pane.is_some() {
+            return self.tick_interactive();
+        }
         if self.turn.is_some() || self.stdin.is_none() || !self.ready() {
             return;
         }
+        if self.queue.pending() == 0 || !self.gate_open() {
+            return;
+        }
+        match self.queue.claim() {
+            Ok(Some(claimed)) => self.start_turn(claimed),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot claim a task: {e}"),
+        }
+    }
+
+    /// Whether a turn may start now: the budget is not spent (else the waiting tasks are refused)
+    /// and the turn-rate limits allow one.
+    fn gate_open(&mut self) -> bool {
         if let Some(budget) = self.config.budget_usd.filter(|b| self.cost >= *b) {
             if self.queue.pending() > 0 {
                 let reason = format!("budget spent: ${:.4} of ${budget:.2} (raise budgetUsd to continue)", self.cost);
@@ -216,16 +258,9 @@ impl Driver {
                 }
                 self.refuse_all("budget", &reason, "");
             }
-            return;
+            return false;
         }
-        if !self.limiter.allows() || self.queue.pending() == 0 {
-            return;
-        }
-        match self.queue.claim() {
-            Ok(Some(claimed)) => self.start_turn(claimed),
-            Ok(None) => {}
-            Err(e) => tracing::warn!("cannot claim a task: {e}"),
-        }
+        self.limiter.allows()
     }
 
     fn start_turn(&mut self, claimed: Claimed) {
@@ -266,6 +301,9 @@ impl Driver {
     }
 
     fn interrupt_for(&mut self, why: &'static str) -> Result<(), String> {
+        if self.pane.is_some() {
+            return self.interrupt_interactive(why);
+        }
         if self.turn.is_none() {
             return Err("no turn is running".into());
         }
@@ -289,6 +327,13 @@ impl Driver {
         self.stdin = None;
         self.stdout = None;
         self.buf.clear();
+        self.cli_up = false;
+        if let Some(pane) = self.pane.as_mut() {
+            interactive::Pane::restore_terminal();
+            if let Some(claimed) = pane.forget() {
+                let _ = self.queue.requeue(claimed);
+            }
+        }
         let Some(turn) = self.turn.take() else {
             say(&format!("the claude CLI {how}"));
             return;
@@ -528,6 +573,13 @@ fn backoff_base_ms() -> u64 {
         .map_or(60_000, |d| d.as_millis().max(1) as u64)
 }
 
+/// Set in interactive mode: the pane belongs to the CLI's screen, so af-wrap writes to its log only.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn say(text: &str) {
-    let _ = writeln!(std::io::stdout(), "af-wrap: {text}");
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!("{text}");
+    } else {
+        let _ = writeln!(std::io::stdout(), "af-wrap: {text}");
+    }
 }
