@@ -198,7 +198,9 @@ impl Supervisor<'_> {
         if let Some(d) = &self.claude {
             cmd.envs(d.env());
             if !d.is_interactive() {
-                cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
             }
         }
         match cmd.spawn() {
@@ -207,7 +209,7 @@ impl Supervisor<'_> {
                 if let (Some(d), Some(stdin), Some(stdout)) =
                     (self.claude.as_mut(), child.stdin.take(), child.stdout.take())
                 {
-                    d.attached(stdin, stdout);
+                    d.attached(stdin, stdout, child.stderr.take());
                 } else if let Some(d) = self.claude.as_mut().filter(|d| d.is_interactive()) {
                     d.attached_tty(pid);
                 }

@@ -443,3 +443,22 @@ fn interactive_mode_never_pastes_over_what_a_person_is_typing() {
     assert!(!r.is_error, "{r:?}");
     assert_eq!(prompts(&a), ["the task"]);
 }
+
+#[test]
+fn a_cli_that_dies_at_once_is_tried_a_bounded_number_of_times_and_its_error_kept() {
+    let env = Env::new();
+    let config = json!({"id": "bad", "type": "claude-code", "command": [double().display().to_string(), "--bogus"],
+        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string(),
+            "CLAUDE_DOUBLE_LOG": env.path("bad.argv").display().to_string()}});
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", "bad"]);
+    let a = Agent::new(&env, "bad");
+    let r = a.response(&a.submit(json!("hello")));
+    assert!(r.is_error);
+    assert_eq!(r.error.as_deref(), Some("cli_exited"));
+    assert!(r.result.contains("unknown option '--bogus'"), "the CLI's own words: {r:?}");
+    let runs = a.invocations().len();
+    assert!((3..=4).contains(&runs), "one run at start, then 3 attempts at most: {runs}");
+    assert_eq!(env.status("bad"), "running");
+    assert!(a.state()["pid"].is_null());
+}

@@ -22,7 +22,7 @@ use source::TaskSource;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
-use std::process::{ChildStdin, ChildStdout};
+use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::time::{Duration, Instant};
 use stream::TurnResult;
 
@@ -48,6 +48,10 @@ pub struct Driver {
     settings: PathBuf,
     stdin: Option<ChildStdin>,
     stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    err_buf: Vec<u8>,
+    /// The CLI's last lines on stderr, for the reason when it exits.
+    last_errors: std::collections::VecDeque<String>,
     buf: Vec<u8>,
     turn: Option<Turn>,
     cost: f64,
@@ -97,6 +101,9 @@ impl Driver {
             settings,
             stdin: None,
             stdout: None,
+            stderr: None,
+            err_buf: Vec::new(),
+            last_errors: Default::default(),
             buf: Vec::new(),
             turn: None,
             cost: state.cost_usd,
@@ -155,11 +162,17 @@ impl Driver {
     }
 
     /// The CLI runs: its pipes.
-    pub fn attached(&mut self, stdin: ChildStdin, stdout: ChildStdout) {
+    pub fn attached(&mut self, stdin: ChildStdin, stdout: ChildStdout, stderr: Option<ChildStderr>) {
         use std::os::fd::AsRawFd;
         let _ = nix::fcntl::fcntl(stdout.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
         self.stdin = Some(stdin);
         self.stdout = Some(stdout);
+        if let Some(e) = &stderr {
+            let _ = nix::fcntl::fcntl(e.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        }
+        self.stderr = stderr;
+        self.err_buf.clear();
+        self.last_errors.clear();
         self.buf.clear();
         self.cli_up = true;
     }
@@ -173,6 +186,9 @@ impl Driver {
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
         let mut fds = vec![self.queue.wake_fd()];
         fds.extend(self.pane.as_ref().map(|p| p.fd()));
+        if let Some(err) = &self.stderr {
+            fds.push(err.as_fd());
+        }
         if let Some(out) = &self.stdout {
             fds.push(out.as_fd());
         }

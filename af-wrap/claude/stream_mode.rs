@@ -17,10 +17,8 @@ impl Driver {
         let text = prompt::prompt_of(&claimed.task.payload);
         let line = serde_json::json!({"type": "user", "message": {"role": "user", "content": text}});
         say(&format!("▶ task {} ({:?}): {}", claimed.task.id, claimed.task.priority, stream::clip(&text, 120)));
-        if !self.write_line(&line) {
-            let _ = self.queue.requeue(claimed);
-            return;
-        }
+        // A failed write means the CLI is going: its exit sends the task again or answers it.
+        self.write_line(&line);
         self.limiter.record();
         eventlog::record(
             &self.spool,
@@ -84,13 +82,21 @@ impl Driver {
                 let _ = self.queue.requeue(claimed);
             }
         }
+        let how = match self.last_errors.back() {
+            Some(last) => format!("{how} ({last})"),
+            None => how.to_owned(),
+        };
+        let clean = how.starts_with("exited with code 0");
+        if self.turn.is_some() || !clean {
+            // Started again only after a pause that doubles with each crash: never a tight loop.
+            self.crashes += 1;
+            let pause = Duration::from_millis(250 << self.crashes.min(8));
+            self.not_before = Some(Instant::now() + pause);
+        }
         let Some(turn) = self.turn.take() else {
             say(&format!("the claude CLI {how}"));
             return;
         };
-        self.crashes += 1;
-        let pause = Duration::from_millis(500 << self.crashes.min(7));
-        self.not_before = Some(Instant::now() + pause);
         let task = turn.claimed.task.id.clone();
         if turn.claimed.task.attempts + 1 < MAX_ATTEMPTS && turn.interrupted.is_none() {
             self.alert("warning", "claude.cli", &format!("the claude CLI {how} during task {task}; sending it again"));
@@ -104,7 +110,40 @@ impl Driver {
         }
     }
 
+    /// Shows what the CLI writes on stderr in the pane, and keeps its last lines.
+    fn read_errors(&mut self) {
+        let Some(err) = self.stderr.as_mut() else { return };
+        let mut chunk = [0u8; 4096];
+        loop {
+            match err.read(&mut chunk) {
+                Ok(0) => {
+                    self.stderr = None;
+                    break;
+                }
+                Ok(n) => self.err_buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        while let Some(pos) = self.err_buf.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = self.err_buf.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&raw).trim().to_owned();
+            if line.is_empty() {
+                continue;
+            }
+            let _ = writeln!(std::io::stdout(), "claude ! {line}");
+            if self.last_errors.len() == 5 {
+                self.last_errors.pop_front();
+            }
+            self.last_errors.push_back(stream::clip(&line, 300));
+        }
+        if self.err_buf.len() > 1 << 20 {
+            self.err_buf.clear();
+        }
+    }
+
     pub(super) fn read_output(&mut self) {
+        self.read_errors();
         let Some(out) = self.stdout.as_mut() else { return };
         let mut chunk = [0u8; 16384];
         let mut eof = false;
