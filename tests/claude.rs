@@ -171,6 +171,9 @@ fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
     let (cost, tokens) = af_spool::claude::project_cost(&a.spool, "proj").unwrap();
     assert!((cost - 0.03).abs() < 1e-9);
     assert_eq!(tokens.input, 30);
+    let shown = env.show("c1");
+    assert!((shown["projectCost"]["costUsd"].as_f64().unwrap() - 0.03).abs() < 1e-9, "{shown}");
+    assert_eq!(shown["projectCost"]["tokens"]["output"], 15);
     let shown = env.ok("af-spawn", &["show", "c1"]);
     assert!(shown.contains("$0.0300") && shown.contains(&session), "{shown}");
 }

@@ -12,13 +12,19 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
     state["status"] = serde_json::to_value(obs.status())?;
     state["reason"] = serde_json::to_value(obs.reason())?;
     if ctx.json {
-        print_json(&serde_json::json!({
+        let mut doc = serde_json::json!({
             "id": id,
             "config": obs.config,
             "state": state,
             "heartbeat": beat,
             "supervisorAlive": obs.supervisor_alive,
-        }))?;
+        });
+        if obs.config.kind == af_spool::record::AgentType::ClaudeCode {
+            if let Ok((cost, tokens)) = af_spool::claude::project_cost(&ctx.spool, &obs.config.project_id) {
+                doc["projectCost"] = serde_json::json!({"costUsd": cost, "tokens": tokens});
+            }
+        }
+        print_json(&doc)?;
         return Ok(ExitCode::Ok);
     }
     let mut out = std::io::stdout().lock();
