@@ -92,7 +92,7 @@ impl Driver {
         let settings = launch::write_settings(spool, id)?;
         let interactive = config.claude.as_ref().is_some_and(|c| c.interactive);
         QUIET.store(interactive, std::sync::atomic::Ordering::Relaxed);
-        let driver = Driver {
+        let mut driver = Driver {
             spool: spool.clone(),
             id: id.clone(),
             config: config.clone(),
@@ -120,11 +120,18 @@ impl Driver {
             cli_up: false,
             pane: if interactive { Some(interactive::Pane::open(spool, id)?) } else { None },
         };
+        // A rate limit outlives a restart: the wait goes on until its reset.
+        let now = Timestamp::now();
+        let until = state.waiting_until.filter(|t| t.0 > now.0);
+        if let Some(t) = until {
+            driver.waiting = true;
+            driver.not_before = Some(Instant::now() + Duration::from_millis(t.0 - now.0));
+        }
         let conv = driver.conv.clone();
         spool.update_state(id, |s| {
             s.conversation = Some(conv);
-            s.activity = Some("idle".into());
-            s.waiting_until = None;
+            s.activity = Some(if until.is_some() { "waiting" } else { "idle" }.into());
+            s.waiting_until = until;
         })?;
         Ok(driver)
     }
