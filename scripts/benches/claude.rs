@@ -24,16 +24,13 @@ fn wait_response(q: &TaskQueue, task: &str) {
     }
 }
 
-fn main() {
-    let n = common::count("AF_BENCH_TASKS", 50);
-    header(&format!("claude-code agents ({n} tasks, test double of the CLI)"));
-    let w = World::new("claude");
-    let config_dir = w.path("claude-config");
-
-    // Baseline: the double driven directly, one turn at a time over its pipes.
+/// The median time of `n` turns driven straight over the double's pipes (with `extra` flags).
+fn direct_turns(w: &World, config_dir: &std::path::Path, n: usize, extra: &[&str]) -> f64 {
     let mut child = Command::new(double())
         .args(["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"])
-        .env("CLAUDE_CONFIG_DIR", &config_dir)
+        .args(extra)
+        .env("CLAUDE_CONFIG_DIR", config_dir)
+        .env("AF_HOME", &w.home)
         .current_dir(w.path("work"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -41,7 +38,7 @@ fn main() {
         .expect("the double");
     let mut stdin = child.stdin.take().expect("stdin");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut direct: Vec<Duration> = (0..n)
+    let mut samples: Vec<Duration> = (0..n)
         .map(|i| {
             time(|| {
                 writeln!(stdin, r#"{{"type":"user","message":{{"role":"user","content":"task {i}"}}}}"#)
@@ -58,7 +55,17 @@ fn main() {
         .collect();
     drop(stdin);
     let _ = child.wait();
-    let direct_ms = common::percentile_ms(&mut direct, 50.0);
+    common::percentile_ms(&mut samples, 50.0)
+}
+
+fn main() {
+    let n = common::count("AF_BENCH_TASKS", 50);
+    header(&format!("claude-code agents ({n} tasks, test double of the CLI)"));
+    let w = World::new("claude");
+    let config_dir = w.path("claude-config");
+
+    // Baseline: the double driven directly, one turn at a time over its pipes.
+    let direct_ms = direct_turns(&w, &config_dir, n, &[]);
 
     // AgentFlow: a claude-code agent under af-wrap, tasks through its queue.
     let config = serde_json::json!({"id": "cc", "type": "claude-code", "projectId": "bench", "command": [double()],
@@ -94,6 +101,19 @@ fn main() {
         value: common::percentile_ms(&mut rounds, 95.0),
         unit: "ms",
         baseline: Some(("the same turn straight over pipes", direct_ms)),
+        higher_is_better: false,
+        target: "-",
+    });
+
+    // The same turns straight over pipes, running the agent's hooks (as the CLI does under af-wrap):
+    // what af-wrap itself adds is the difference.
+    let settings = w.home.join("agents/cc/claude-settings.json").display().to_string();
+    let hooked_ms = direct_turns(&w, &config_dir, n, &["--settings", &settings]);
+    row(Row {
+        what: "round trip (median) beside hooks alone",
+        value: common::percentile_ms(&mut rounds, 50.0),
+        unit: "ms",
+        baseline: Some(("same turn over pipes, with hooks", hooked_ms)),
         higher_is_better: false,
         target: "-",
     });
