@@ -2,6 +2,8 @@
 //! process group under the config's environment and resource limits, forwards signals, writes
 //! heartbeats, answers the control pipe (ping, stop, pause, resume) and leaves a final state.
 
+mod claude;
+mod hook;
 mod limits;
 mod supervise;
 mod tasks;
@@ -32,10 +34,17 @@ struct Cli {
     /// How often to write a heartbeat.
     #[arg(long, env = "AF_HEARTBEAT_INTERVAL", default_value = "2s", value_name = "DURATION")]
     heartbeat: String,
+    /// Handle one Claude Code hook event for the agent (JSON on stdin) instead of supervising: the
+    /// settings file af-wrap gives a claude-code agent's CLI runs this. Plumbing, so hidden.
+    #[arg(long, hide = true)]
+    hook: bool,
 }
 
 fn main() -> std::process::ExitCode {
     cli::main::<Cli>(cli::Logs::Own, |cli| {
+        if cli.hook {
+            return hook::run(&cli.id);
+        }
         let id = AgentId::new(&cli.id)?;
         let interval = human::parse_duration(&cli.heartbeat)?.max(std::time::Duration::from_millis(50));
         let spool = Spool::open_default()?;

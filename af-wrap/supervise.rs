@@ -62,6 +62,7 @@ struct Supervisor<'a> {
     _control_writer: File,
     control_buf: Vec<u8>,
     tasks: Option<Tasks>,
+    claude: Option<crate::claude::Driver>,
 }
 
 /// Supervises the agent until it ends; returns 0, or 1 when it failed.
@@ -90,6 +91,10 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result
     nix::sys::prctl::set_child_subreaper(true).context("becoming a subreaper")?;
     let (control, control_writer) = open_control(spool, id)?;
     let limits = Limits::prepare(spool, &config);
+    let claude = match config.kind {
+        AgentType::ClaudeCode => Some(crate::claude::Driver::new(spool, id, &config)?),
+        _ => None,
+    };
     let mut sup = Supervisor {
         spool,
         id,
@@ -106,8 +111,17 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result
         _control_writer: control_writer,
         control_buf: Vec::new(),
         tasks: None,
+        claude,
     };
     let outcome = match sup.spawn() {
+        Err(reason) if sup.claude.is_some() => {
+            // A claude-code agent stays up without its CLI: tasks are answered with the reason.
+            if let Some(d) = sup.claude.as_mut() {
+                d.spawn_failed(reason);
+            }
+            sup.mark_running()?;
+            sup.run_loop(&signals, heartbeat)
+        }
         Ok(()) => {
             sup.mark_running()?;
             sup.run_loop(&signals, heartbeat)
@@ -160,6 +174,9 @@ impl Supervisor<'_> {
     /// Starts the agent's process, if its type runs one. Err is the reason it could not.
     fn spawn(&mut self) -> Result<(), String> {
         let argv: Vec<String> = match (&self.config.command, self.config.kind) {
+            (_, AgentType::ClaudeCode) if self.claude.is_some() => {
+                self.claude.as_ref().map(|d| d.argv()).unwrap_or_default()
+            }
             (Some(cmd), _) => cmd.clone(),
             (None, AgentType::ClaudeCode) => vec!["claude".into()],
             // A worker without a command, or a monitor, idles here: taking tasks and running the
@@ -191,9 +208,24 @@ impl Supervisor<'_> {
             cmd.current_dir(dir);
         }
         self.limits.apply_to(&mut cmd);
+        if let Some(d) = &self.claude {
+            cmd.envs(d.env());
+            if !d.is_interactive() {
+                cmd.stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+            }
+        }
         match cmd.spawn() {
-            Ok(child) => {
+            Ok(mut child) => {
                 let pid = child.id();
+                if let (Some(d), Some(stdin), Some(stdout)) =
+                    (self.claude.as_mut(), child.stdin.take(), child.stdout.take())
+                {
+                    d.attached(stdin, stdout, child.stderr.take());
+                } else if let Some(d) = self.claude.as_mut().filter(|d| d.is_interactive()) {
+                    d.attached_tty(pid);
+                }
                 // We reap with waitpid(-1) ourselves (orphans come to us as a subreaper too).
                 drop(child);
                 self.leader = Some(pid);
@@ -204,6 +236,33 @@ impl Supervisor<'_> {
                 Err(format!("program '{}' not found (is it installed and on PATH?)", argv[0]))
             }
             Err(e) => Err(format!("cannot run '{}': {e}", argv[0])),
+        }
+    }
+
+    /// Lets the claude-code driver work, and starts its CLI again when a task needs it.
+    fn drive_claude(&mut self) {
+        let Some(d) = self.claude.as_mut().filter(|_| !self.paused) else { return };
+        d.tick();
+        if !(self.leader.is_none() && self.stop.is_none() && !self.paused && d.wants_cli()) {
+            return;
+        }
+        match self.spawn() {
+            Ok(()) => {
+                let pid = self.leader;
+                let pid_start = pid.and_then(procfs::stat).map(|s| s.start_ticks);
+                let _ = self.spool.update_state(self.id, |s| {
+                    s.pid = pid;
+                    s.pid_start = pid_start;
+                });
+            }
+            Err(reason) => {
+                if let Some(d) = self.claude.as_mut() {
+                    d.spawn_failed(reason);
+                }
+            }
+        }
+        if let Some(d) = self.claude.as_mut() {
+            d.tick();
         }
     }
 
@@ -254,6 +313,7 @@ impl Supervisor<'_> {
             if self.done() {
                 return Ok(None);
             }
+            self.drive_claude();
             if Instant::now() >= next_beat {
                 self.write_heartbeat();
                 next_beat = Instant::now() + heartbeat;
@@ -269,6 +329,9 @@ impl Supervisor<'_> {
             if let Some(t) = &self.tasks {
                 wake = wake.min(t.next_wake());
             }
+            if let Some(at) = self.claude.as_ref().and_then(|d| d.wake_at()) {
+                wake = wake.min(at.max(Instant::now()));
+            }
             let ms = wake.saturating_duration_since(Instant::now()).as_millis().clamp(1, 60_000) as u16;
             let mut fds = vec![
                 PollFd::new(signals.pipe.as_fd(), PollFlags::POLLIN),
@@ -276,6 +339,9 @@ impl Supervisor<'_> {
             ];
             if let Some(t) = &self.tasks {
                 fds.extend(t.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+            }
+            if let Some(d) = self.claude.as_ref().filter(|_| !self.paused) {
+                fds.extend(d.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             }
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(_) | Err(Errno::EINTR) => {}
@@ -324,6 +390,22 @@ impl Supervisor<'_> {
             return;
         }
         tracing::info!(?exit, "agent process ended");
+        if let Some(d) = self.claude.as_mut().filter(|_| !self.stop_requested) {
+            // The CLI is not the agent's life: it is started again (resuming its session) when a
+            // task needs it, and whatever it left behind goes now.
+            let how = match exit {
+                Exit::Code(c) => format!("exited with code {c}"),
+                Exit::Signal(s) => format!("was killed by signal {s}"),
+            };
+            d.cli_exited(&how);
+            kill_tree(self.leader, Signal::SIGKILL);
+            self.leader = None;
+            let _ = self.spool.update_state(self.id, |s| {
+                s.pid = None;
+                s.pid_start = None;
+            });
+            return;
+        }
         self.exit = Some(exit);
         if self.stop.is_none() {
             // The leader is gone; whatever it left behind goes too, gently first.
@@ -397,6 +479,17 @@ impl Supervisor<'_> {
                     Status::Paused
                 }
             }
+            Request::Interrupt => match self.claude.as_mut().map(|d| d.interrupt()) {
+                Some(Ok(())) => Status::Running,
+                Some(Err(e)) => {
+                    error = Some(e);
+                    Status::Running
+                }
+                None => {
+                    error = Some("only claude-code agents have turns to interrupt".into());
+                    Status::Running
+                }
+            },
             Request::Resume => {
                 if self.stop.is_some() {
                     error = Some("the agent is stopping".to_owned());
@@ -472,8 +565,10 @@ impl Supervisor<'_> {
             rss_bytes: reading.rss_bytes,
             cpu_percent: reading.cpu_percent,
             processes: reading.processes,
-            tasks_running: self.tasks.as_ref().map_or(0, |t| t.counts().0),
-            tasks_done: self.tasks.as_ref().map_or(0, |t| t.counts().1),
+            tasks_running: self.tasks.as_ref().map_or(0, |t| t.counts().0)
+                + self.claude.as_ref().map_or(0, |d| d.counts().0),
+            tasks_done: self.tasks.as_ref().map_or(0, |t| t.counts().1)
+                + self.claude.as_ref().map_or(0, |d| d.counts().1),
         };
         if let Err(e) = atomic::write_json(&self.spool.heartbeat_path(self.id), &beat, Durability::Volatile) {
             tracing::warn!("cannot write heartbeat: {e}");

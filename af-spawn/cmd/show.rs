@@ -12,13 +12,19 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
     state["status"] = serde_json::to_value(obs.status())?;
     state["reason"] = serde_json::to_value(obs.reason())?;
     if ctx.json {
-        print_json(&serde_json::json!({
+        let mut doc = serde_json::json!({
             "id": id,
             "config": obs.config,
             "state": state,
             "heartbeat": beat,
             "supervisorAlive": obs.supervisor_alive,
-        }))?;
+        });
+        if obs.config.kind == af_spool::record::AgentType::ClaudeCode {
+            if let Ok((cost, tokens)) = af_spool::claude::project_cost(&ctx.spool, &obs.config.project_id) {
+                doc["projectCost"] = serde_json::json!({"costUsd": cost, "tokens": tokens});
+            }
+        }
+        print_json(&doc)?;
         return Ok(ExitCode::Ok);
     }
     let mut out = std::io::stdout().lock();
@@ -57,6 +63,25 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
         lim.timeout_ms() / 1000
     )?;
     writeln!(out, "restarts:      {} (failures {})", s.restarts, s.failures)?;
+    if c.kind == af_spool::record::AgentType::ClaudeCode {
+        let budget = c.budget_usd.map(|b| format!(" of ${b:.2} budget")).unwrap_or_default();
+        let t = &s.tokens;
+        writeln!(
+            out,
+            "cost:          ${:.4}{budget}; tokens {} in, {} out, {} cache read, {} cache written",
+            s.cost_usd, t.input, t.output, t.cache_read, t.cache_creation
+        )?;
+        if let Ok((cost, _)) = af_spool::claude::project_cost(&ctx.spool, &c.project_id) {
+            writeln!(out, "project cost:  ${cost:.4} ({})", c.project_id)?;
+        }
+        if let Some(conv) = &s.conversation {
+            writeln!(out, "conversation:  {} ({})", conv.session_id, conv.transcript.display())?;
+        }
+        if let Some(a) = &s.activity {
+            let until = s.waiting_until.map(|t| format!(" until {}", t.rfc3339())).unwrap_or_default();
+            writeln!(out, "activity:      {a}{until}")?;
+        }
+    }
     writeln!(out, "created:       {}", s.created_at.rfc3339())?;
     if let Some(t) = s.started_at {
         writeln!(out, "started:       {}", t.rfc3339())?;

@@ -33,6 +33,8 @@ pub enum Request {
     Pause,
     /// Continue the process group (SIGCONT).
     Resume,
+    /// Interrupt the running turn of a claude-code agent (the task gets an `interrupted` answer).
+    Interrupt,
 }
 
 fn default_stop_timeout() -> u64 {

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod bus;
+pub mod claude;
 pub mod cli;
 pub mod control;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod progress;
 pub mod queue;
 pub mod record;
 pub mod spool;
+pub mod tasks;
 pub mod time;
 pub mod tmux;
 

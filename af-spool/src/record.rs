@@ -140,6 +140,13 @@ pub struct AgentConfig {
     /// `command` of its own, with the task message's JSON on stdin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_command: Option<Vec<String>>,
+    /// The most a claude-code agent may spend (US dollars): passed as `--max-budget-usd` and
+    /// enforced between tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
+    /// How a claude-code agent runs the Claude Code CLI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claude: Option<crate::claude::ClaudeSettings>,
 }
 
 impl AgentConfig {
@@ -182,6 +189,10 @@ impl AgentConfig {
             if cmd.iter().any(|a| a.contains('\0')) {
                 return bad("command has a NUL byte".into());
             }
+        }
+        crate::claude::validate_budget(self.budget_usd)?;
+        if let Some(c) = &self.claude {
+            c.validate()?;
         }
         Ok(())
     }
@@ -314,6 +325,19 @@ pub struct AgentState {
     /// How its resource limits are enforced.
     #[serde(default)]
     pub limits: AppliedLimits,
+    /// Tokens used so far (claude-code agents).
+    #[serde(default, skip_serializing_if = "crate::claude::Tokens::is_zero")]
+    pub tokens: crate::claude::Tokens,
+    /// The agent's conversation (claude-code agents): resumed after any restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<crate::claude::Conversation>,
+    /// What a claude-code agent is doing: `idle`, `busy`, `waiting` (for a rate limit to reset),
+    /// `input` (its CLI waits for input), `ended` (its CLI session ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<String>,
+    /// While `waiting`: when it resumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_until: Option<Timestamp>,
 }
 
 impl AgentState {
@@ -340,6 +364,10 @@ impl AgentState {
             reason: None,
             cost_usd: 0.0,
             limits: AppliedLimits::default(),
+            tokens: Default::default(),
+            conversation: None,
+            activity: None,
+            waiting_until: None,
         }
     }
 }

@@ -23,7 +23,7 @@ _af__wrap() {
 
     case "${cmd}" in
         af__wrap)
-            opts="-h -V --heartbeat --help --version"
+            opts="-h -V --heartbeat --hook --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

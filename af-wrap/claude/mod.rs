@@ -1,0 +1,390 @@
+//! The claude-code driver: af-wrap runs the Claude Code CLI in streaming print mode, one process
+//! for many turns, with a session of the agent's own (resumed after any restart). Each task
+//! becomes one user turn; the turn's `result` answers the task. Cost and tokens go into the
+//! agent's state; the budget and the per-minute turn limit are enforced between turns; rate and
+//! usage limits make the agent wait and send the task again; errors answer the task and raise an
+//! alert, never a restart loop.
+
+mod interactive;
+mod launch;
+pub mod prompt;
+mod ratelimit;
+pub mod source;
+pub mod stream;
+mod stream_mode;
+
+use af_spool::claude::{self, Conversation, Tokens};
+use af_spool::record::{AgentConfig, Event};
+use af_spool::tasks::{Claimed, TaskResponse};
+use af_spool::time::Timestamp;
+use af_spool::{AgentId, Spool, eventlog};
+use source::TaskSource;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::process::{ChildStderr, ChildStdin, ChildStdout};
+use std::time::{Duration, Instant};
+use stream::TurnResult;
+
+/// How many times a task is sent again after the CLI died during its turn.
+const MAX_ATTEMPTS: u32 = 3;
+
+struct Turn {
+    claimed: Claimed,
+    started: Instant,
+    /// Why the turn was interrupted: `interrupted` (asked to), `timeout` (it ran too long).
+    interrupted: Option<&'static str>,
+    error: Option<String>,
+    text: String,
+}
+
+/// The driver of one agent's CLI.
+pub struct Driver {
+    spool: Spool,
+    id: AgentId,
+    config: AgentConfig,
+    queue: Box<dyn TaskSource>,
+    conv: Conversation,
+    settings: PathBuf,
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    err_buf: Vec<u8>,
+    /// The CLI's last lines on stderr, for the reason when it exits.
+    last_errors: std::collections::VecDeque<String>,
+    buf: Vec<u8>,
+    turn: Option<Turn>,
+    cost: f64,
+    tokens: Tokens,
+    budget_alerted: bool,
+    not_before: Option<Instant>,
+    waiting: bool,
+    rate_limited: u32,
+    crashes: u32,
+    spawn_error: Option<String>,
+    limiter: ratelimit::Limiter,
+    done: u64,
+    requests: u32,
+    /// Whether the CLI runs now.
+    cli_up: bool,
+    /// Interactive mode: the pane the CLI runs in.
+    pane: Option<interactive::Pane>,
+}
+
+impl Driver {
+    /// Prepares the driver: the task queue (tasks claimed by a killed af-wrap are sent again), the
+    /// conversation (the state's, else a new session), the hooks settings file.
+    pub fn new(spool: &Spool, id: &AgentId, config: &AgentConfig) -> anyhow::Result<Driver> {
+        let (queue, recovered) = source::SpoolTasks::open(spool, id)?;
+        if recovered > 0 {
+            say(&format!("{recovered} interrupted task(s) will be sent again"));
+        }
+        let state = spool.read_state(id)?;
+        let conv = match state.conversation.filter(|c| claude::is_uuid(&c.session_id)) {
+            Some(c) => c,
+            None => {
+                let session_id = claude::new_session_id()?;
+                let transcript =
+                    claude::transcript_path(&claude::config_dir(&config.environment), &cwd(config), &session_id);
+                Conversation { session_id, transcript }
+            }
+        };
+        let settings = launch::write_settings(spool, id)?;
+        let interactive = config.claude.as_ref().is_some_and(|c| c.interactive);
+        QUIET.store(interactive, std::sync::atomic::Ordering::Relaxed);
+        let mut driver = Driver {
+            spool: spool.clone(),
+            id: id.clone(),
+            config: config.clone(),
+            queue: Box::new(queue),
+            conv,
+            settings,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            err_buf: Vec::new(),
+            last_errors: Default::default(),
+            buf: Vec::new(),
+            turn: None,
+            cost: state.cost_usd,
+            tokens: state.tokens,
+            budget_alerted: false,
+            not_before: None,
+            waiting: false,
+            rate_limited: 0,
+            crashes: 0,
+            spawn_error: None,
+            limiter: ratelimit::Limiter::new(spool, config),
+            done: 0,
+            requests: 0,
+            cli_up: false,
+            pane: if interactive { Some(interactive::Pane::open(spool, id)?) } else { None },
+        };
+        // A rate limit outlives a restart: the wait goes on until its reset.
+        let now = Timestamp::now();
+        let until = state.waiting_until.filter(|t| t.0 > now.0);
+        if let Some(t) = until {
+            driver.waiting = true;
+            driver.not_before = Some(Instant::now() + Duration::from_millis(t.0 - now.0));
+        }
+        let conv = driver.conv.clone();
+        spool.update_state(id, |s| {
+            s.conversation = Some(conv);
+            s.activity = Some(if until.is_some() { "waiting" } else { "idle" }.into());
+            s.waiting_until = until;
+        })?;
+        Ok(driver)
+    }
+
+    /// The CLI's argument list, program first.
+    pub fn argv(&self) -> Vec<String> {
+        if self.pane.is_some() {
+            return launch::interactive_argv(&self.id, &self.config, &self.conv, &self.settings);
+        }
+        launch::argv(&self.id, &self.config, &self.conv, &self.settings)
+    }
+
+    /// Whether the CLI runs as its full-screen self in the pane (no pipes).
+    pub fn is_interactive(&self) -> bool {
+        self.pane.is_some()
+    }
+
+    /// The interactive CLI runs as `pid`: it gets the terminal.
+    pub fn attached_tty(&mut self, pid: u32) {
+        interactive::Pane::take_terminal(pid);
+        self.cli_up = true;
+    }
+
+    /// Variables added to the CLI's environment: af-* programs on PATH.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.display().to_string())) {
+            path = format!("{dir}:{path}");
+        }
+        let mut env = vec![("PATH".to_owned(), path)];
+        if let Some(p) = self.config.environment.get("PATH") {
+            env[0].1 = p.clone();
+        }
+        env
+    }
+
+    /// The CLI runs: its pipes.
+    pub fn attached(&mut self, stdin: ChildStdin, stdout: ChildStdout, stderr: Option<ChildStderr>) {
+        use std::os::fd::AsRawFd;
+        let _ = nix::fcntl::fcntl(stdout.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        self.stdin = Some(stdin);
+        self.stdout = Some(stdout);
+        if let Some(e) = &stderr {
+            let _ = nix::fcntl::fcntl(e.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+        }
+        self.stderr = stderr;
+        self.err_buf.clear();
+        self.last_errors.clear();
+        self.buf.clear();
+        self.cli_up = true;
+    }
+
+    /// The CLI could not be started: the waiting tasks are answered with the reason.
+    pub fn spawn_failed(&mut self, reason: String) {
+        self.spawn_error = Some(reason);
+    }
+
+    /// The descriptors to poll: the queue's wake-up pipe and the CLI's output.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = vec![self.queue.wake_fd()];
+        fds.extend(self.pane.as_ref().map(|p| p.fd()));
+        if let Some(err) = &self.stderr {
+            fds.push(err.as_fd());
+        }
+        if let Some(out) = &self.stdout {
+            fds.push(out.as_fd());
+        }
+        fds
+    }
+
+    /// When the driver wants to run again without being woken.
+    pub fn wake_at(&self) -> Option<Instant> {
+        let deadline = self.turn.as_ref().filter(|t| t.interrupted.is_none()).map(|t| t.started + self.timeout());
+        let confirm = self.pane.as_ref().and_then(|p| p.deadline());
+        self.not_before.into_iter().chain(self.limiter.ready_at()).chain(deadline).chain(confirm).min()
+    }
+
+    /// How long one task's turn may run (`resourceLimits.timeout`).
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.config.resource_limits.timeout_ms())
+    }
+
+    /// Whether the CLI should be started now: tasks wait and none can run.
+    pub fn wants_cli(&self) -> bool {
+        !self.cli_up && self.turn.is_none() && self.ready() && self.queue.pending() > 0
+    }
+
+    /// Tasks running now (0 or 1) and answered since af-wrap started.
+    pub fn counts(&self) -> (u32, u64) {
+        (u32::from(self.turn.is_some()), self.done)
+    }
+
+    fn ready(&self) -> bool {
+        self.not_before.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Reads the CLI's output, answers finished turns and starts the next one.
+    pub fn tick(&mut self) {
+        self.queue.drain();
+        self.read_output();
+        if let Some(reason) = self.spawn_error.take() {
+            self.refuse_all("cli_missing", &reason, "critical");
+            return;
+        }
+        if self.waiting && self.ready() {
+            self.waiting = false;
+            self.not_before = None;
+            say("rate limit over: resuming");
+            self.save(|s| {
+                s.activity = Some("idle".into());
+                s.waiting_until = None;
+            });
+        }
+        if let Some(t) = self.turn.as_ref().filter(|t| t.interrupted.is_none()) {
+            if t.started.elapsed() >= self.timeout() {
+                let task = t.claimed.task.id.clone();
+                let limit = self.timeout();
+                if self.interrupt_for("timeout").is_ok() {
+                    self.alert("warning", "claude.timeout", &format!("task {task} ran over {limit:?}: interrupted"));
+                }
+            }
+        }
+        if self.pane.is_some() {
+            return self.tick_interactive();
+        }
+        if self.turn.is_some() || self.stdin.is_none() || !self.ready() {
+            return;
+        }
+        if self.queue.pending() == 0 || !self.gate_open() {
+            return;
+        }
+        match self.queue.claim() {
+            Ok(Some(claimed)) => self.start_turn(claimed),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot claim a task: {e}"),
+        }
+    }
+
+    /// Whether a turn may start now: the budget is not spent (else the waiting tasks are refused)
+    /// and the turn-rate limits allow one.
+    fn gate_open(&mut self) -> bool {
+        if let Some(budget) = self.config.budget_usd.filter(|b| self.cost >= *b) {
+            if self.queue.pending() > 0 {
+                let reason = format!("budget spent: ${:.4} of ${budget:.2} (raise budgetUsd to continue)", self.cost);
+                if !self.budget_alerted {
+                    self.budget_alerted = true;
+                    self.alert("warning", "claude.budget", &reason);
+                }
+                self.refuse_all("budget", &reason, "");
+            }
+            return false;
+        }
+        self.limiter.allows()
+    }
+
+    fn answer(&mut self, turn: Turn, r: Option<&TurnResult>, is_error: bool, code: &str, text: &str) {
+        let task = turn.claimed.task.id.clone();
+        let response = TaskResponse {
+            task_id: task.clone(),
+            is_error,
+            result: text.to_owned(),
+            num_turns: r.map_or(0, |r| r.num_turns),
+            duration_ms: r.map_or(turn.started.elapsed().as_millis() as u64, |r| r.duration_ms),
+            cost_usd: self.cost,
+            session_id: Some(self.conv.session_id.clone()),
+            error: is_error.then(|| code.to_owned()),
+            time: Timestamp::now(),
+        };
+        // The cost and the alert are on record before the answer is: whoever waits for the answer
+        // finds them.
+        self.save_cost();
+        if is_error {
+            let level = if code == "authentication_failed" || code == "cli_missing" { "critical" } else { "warning" };
+            self.alert(level, "claude.task", &format!("task {task} failed ({code}): {}", stream::clip(text, 200)));
+        }
+        eventlog::record(
+            &self.spool,
+            Event::new("agent.task.done", Some(&self.id), serde_json::to_value(&response).unwrap_or_default()),
+        );
+        if let Err(e) = self.queue.respond(turn.claimed, &response) {
+            tracing::warn!("cannot answer task {task}: {e}");
+        }
+        self.done += 1;
+    }
+
+    /// Answers every waiting task with an error.
+    fn refuse_all(&mut self, code: &str, reason: &str, alert_level: &str) {
+        while let Ok(Some(claimed)) = self.queue.claim() {
+            let turn = Turn { claimed, started: Instant::now(), interrupted: None, error: None, text: String::new() };
+            let task = turn.claimed.task.id.clone();
+            let response = TaskResponse {
+                task_id: task.clone(),
+                is_error: true,
+                result: reason.to_owned(),
+                num_turns: 0,
+                duration_ms: 0,
+                cost_usd: self.cost,
+                session_id: Some(self.conv.session_id.clone()),
+                error: Some(code.to_owned()),
+                time: Timestamp::now(),
+            };
+            if !alert_level.is_empty() {
+                self.alert(alert_level, "claude.task", &format!("task {task} refused ({code}): {reason}"));
+            }
+            say(&format!("✗ task {task} refused: {reason}"));
+            if let Err(e) = self.queue.respond(turn.claimed, &response) {
+                tracing::warn!("cannot answer task {task}: {e}");
+                break;
+            }
+        }
+    }
+
+    fn save_cost(&self) {
+        let (cost, tokens) = (self.cost, self.tokens);
+        self.save(|s| {
+            s.cost_usd = cost;
+            s.tokens = tokens;
+            s.activity = Some("idle".into());
+        });
+    }
+
+    fn save(&self, change: impl FnOnce(&mut af_spool::record::AgentState)) {
+        if let Err(e) = self.spool.update_state(&self.id, change) {
+            tracing::warn!("cannot write state: {e}");
+        }
+    }
+
+    /// Raises an alert: an event in the log (`alert`), and a line in the pane.
+    fn alert(&self, level: &str, check: &str, message: &str) {
+        say(&format!("ALERT {level}: {message}"));
+        eventlog::record(
+            &self.spool,
+            Event::new(
+                "alert",
+                Some(&self.id),
+                serde_json::json!({"level": level, "check": check, "message": message}),
+            ),
+        );
+    }
+}
+
+/// The directory the CLI runs in.
+pub fn cwd(config: &AgentConfig) -> PathBuf {
+    config.workdir.clone().or_else(|| std::env::current_dir().ok()).unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// Set in interactive mode: the pane belongs to the CLI's screen, so af-wrap writes to its log only.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn say(text: &str) {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!("{text}");
+    } else {
+        let _ = writeln!(std::io::stdout(), "af-wrap: {text}");
+    }
+}

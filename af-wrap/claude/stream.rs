@@ -1,0 +1,194 @@
+//! The CLI's stream-json output, one line at a time: what af-wrap needs from each line, and how
+//! the line is shown to a person watching the tmux pane.
+
+use af_spool::claude::Tokens;
+use serde_json::Value;
+
+/// The end of one turn (`type: "result"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnResult {
+    /// Whether the turn failed (the only field to trust: a failed turn may say "success").
+    pub is_error: bool,
+    /// `success`, `error_max_turns`, `error_during_execution`, …
+    pub subtype: String,
+    /// The result text.
+    pub text: String,
+    /// Model turns.
+    pub num_turns: u32,
+    /// Wall time of the turn.
+    pub duration_ms: u64,
+    /// The session's running total cost, when given.
+    pub total_cost_usd: Option<f64>,
+    /// The session.
+    pub session_id: Option<String>,
+    /// Tokens from `modelUsage` (summed over models), when given.
+    pub tokens: Option<Tokens>,
+}
+
+/// One line of the CLI's output, as af-wrap reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Line {
+    /// `system/init`: the session has started (or resumed).
+    Init { session_id: String, model: String },
+    /// A message of the model: its text blocks, tool uses, and an `error` code when the turn failed
+    /// before reaching the model (`authentication_failed`, `rate_limit`, …).
+    Assistant { text: String, tools: Vec<String>, error: Option<String> },
+    /// Tool results going back to the model.
+    User { results: usize },
+    /// The end of a turn.
+    Result(TurnResult),
+    /// The answer to a control request (an interrupt).
+    ControlResponse { request_id: String, ok: bool },
+    /// Anything else (other system messages, stream events).
+    Other(String),
+}
+
+fn s(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+/// Parses a line; `None` when it is not JSON.
+pub fn parse(line: &str) -> Option<Line> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    let kind = s(&v, "type");
+    Some(match kind.as_str() {
+        "system" if s(&v, "subtype") == "init" => Line::Init { session_id: s(&v, "session_id"), model: s(&v, "model") },
+        "assistant" => {
+            let content = v.pointer("/message/content").and_then(Value::as_array).cloned().unwrap_or_default();
+            let mut text = Vec::new();
+            let mut tools = Vec::new();
+            for block in &content {
+                match block.get("type").and_then(Value::as_str) {
+                    Some("text") => text.push(s(block, "text")),
+                    Some("tool_use") => tools.push(tool_summary(block)),
+                    _ => {}
+                }
+            }
+            let error = v.get("error").and_then(Value::as_str).map(str::to_owned);
+            Line::Assistant { text: text.join("\n"), tools, error }
+        }
+        "user" => Line::User {
+            results: v.pointer("/message/content").and_then(Value::as_array).map_or(0, |c| {
+                c.iter().filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result")).count()
+            }),
+        },
+        "result" => Line::Result(TurnResult {
+            is_error: v.get("is_error").and_then(Value::as_bool).unwrap_or(true),
+            subtype: s(&v, "subtype"),
+            text: match v.get("result") {
+                Some(Value::String(t)) => t.clone(),
+                _ => v.get("errors").map(|e| e.to_string()).unwrap_or_default(),
+            },
+            num_turns: v.get("num_turns").and_then(Value::as_u64).unwrap_or(0) as u32,
+            duration_ms: v.get("duration_ms").and_then(Value::as_u64).unwrap_or(0),
+            total_cost_usd: v.get("total_cost_usd").and_then(Value::as_f64).filter(|c| c.is_finite() && *c >= 0.0),
+            session_id: v.get("session_id").and_then(Value::as_str).map(str::to_owned),
+            tokens: v.get("modelUsage").and_then(Value::as_object).map(|models| {
+                let n = |m: &Value, k: &str| m.get(k).and_then(Value::as_u64).unwrap_or(0);
+                models.values().fold(Tokens::default(), |t, m| {
+                    t.plus(Tokens {
+                        input: n(m, "inputTokens"),
+                        output: n(m, "outputTokens"),
+                        cache_read: n(m, "cacheReadInputTokens"),
+                        cache_creation: n(m, "cacheCreationInputTokens"),
+                    })
+                })
+            }),
+        }),
+        "control_response" => Line::ControlResponse {
+            request_id: v.pointer("/response/request_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            ok: v.pointer("/response/subtype").and_then(Value::as_str) == Some("success"),
+        },
+        _ => Line::Other(kind),
+    })
+}
+
+fn tool_summary(block: &Value) -> String {
+    let name = s(block, "name");
+    let input = block.get("input").cloned().unwrap_or(Value::Null);
+    let detail = ["command", "file_path", "pattern", "url", "description"]
+        .iter()
+        .find_map(|k| input.get(*k).and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    format!("{name}({})", clip(&detail, 100))
+}
+
+/// At most `n` characters of the first line of `text`, marked when cut.
+pub fn clip(text: &str, n: usize) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let cut: String = first.chars().take(n).collect();
+    if cut.len() < text.trim_end().len() { format!("{cut}…") } else { cut }
+}
+
+/// How a line is shown in the tmux pane; `None` for lines not worth showing.
+pub fn render(line: &Line) -> Option<String> {
+    match line {
+        Line::Init { session_id, model } => Some(format!("── session {session_id} ({model})")),
+        Line::Assistant { text, tools, error } => {
+            let mut out = Vec::new();
+            if !text.is_empty() {
+                out.push(format!("claude: {}", text.trim_end().replace('\n', "\n        ")));
+            }
+            out.extend(tools.iter().map(|t| format!("  ⚙ {t}")));
+            if let Some(e) = error {
+                out.push(format!("  ✗ error: {e}"));
+            }
+            (!out.is_empty()).then(|| out.join("\n"))
+        }
+        Line::User { results } if *results > 0 => Some(format!("  ← {results} tool result(s)")),
+        Line::Result(r) => Some(format!(
+            "── turn {}: {} turn(s), {:.1}s, session cost ${:.4}",
+            if r.is_error { "failed" } else { "done" },
+            r.num_turns,
+            r.duration_ms as f64 / 1000.0,
+            r.total_cost_usd.unwrap_or(0.0)
+        )),
+        Line::ControlResponse { request_id, ok } => {
+            Some(format!("── control {request_id}: {}", if *ok { "ok" } else { "refused" }))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_result_with_model_usage() {
+        let line = r#"{"type":"result","subtype":"success","is_error":false,"duration_ms":1200,"num_turns":2,
+            "result":"done","session_id":"s1","total_cost_usd":0.25,
+            "modelUsage":{"a":{"inputTokens":10,"outputTokens":5,"cacheReadInputTokens":100,"cacheCreationInputTokens":7},
+                          "b":{"inputTokens":1,"outputTokens":1}}}"#
+            .replace('\n', "");
+        let Some(Line::Result(r)) = parse(&line) else { panic!("not a result") };
+        assert!(!r.is_error);
+        assert_eq!(r.total_cost_usd, Some(0.25));
+        assert_eq!(r.tokens, Some(Tokens { input: 11, output: 6, cache_read: 100, cache_creation: 7 }));
+    }
+
+    #[test]
+    fn trusts_is_error_over_the_subtype() {
+        let Some(Line::Result(r)) = parse(r#"{"type":"result","subtype":"success","is_error":true,"result":"x"}"#)
+        else {
+            panic!()
+        };
+        assert!(r.is_error);
+    }
+
+    #[test]
+    fn reads_assistant_errors_and_tools() {
+        let l = parse(
+            r#"{"type":"assistant","error":"authentication_failed","message":{"content":[{"type":"text","text":"Not logged in"},{"type":"tool_use","name":"Bash","input":{"command":"ls"}}]}}"#,
+        );
+        assert_eq!(
+            l,
+            Some(Line::Assistant {
+                text: "Not logged in".into(),
+                tools: vec!["Bash(ls)".into()],
+                error: Some("authentication_failed".into())
+            })
+        );
+        assert_eq!(parse("not json"), None);
+    }
+}

@@ -1,0 +1,273 @@
+//! Streaming print mode: the CLI's stdin takes one JSON line per user turn (or control request),
+//! its stdout gives the stream read here: the session's init, the model's messages, one `result`
+//! per turn, the answers to control requests.
+
+use super::stream::{self, Line, TurnResult};
+use super::{Driver, MAX_ATTEMPTS, Turn, cwd, interactive, prompt, ratelimit, say};
+use af_spool::claude::{self, Conversation};
+use af_spool::eventlog;
+use af_spool::record::Event;
+use af_spool::tasks::Claimed;
+use af_spool::time::Timestamp;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+impl Driver {
+    pub(super) fn start_turn(&mut self, claimed: Claimed) {
+        let text = prompt::prompt_of(&claimed.task.payload);
+        let line = serde_json::json!({"type": "user", "message": {"role": "user", "content": text}});
+        say(&format!("▶ task {} ({:?}): {}", claimed.task.id, claimed.task.priority, stream::clip(&text, 120)));
+        // A failed write means the CLI is going: its exit sends the task again or answers it.
+        self.write_line(&line);
+        self.limiter.record();
+        eventlog::record(
+            &self.spool,
+            Event::new("agent.task.started", Some(&self.id), serde_json::json!({"task": claimed.task.id})),
+        );
+        self.turn =
+            Some(Turn { claimed, started: Instant::now(), interrupted: None, error: None, text: String::new() });
+        self.save(|s| s.activity = Some("busy".into()));
+    }
+
+    fn write_line(&mut self, value: &serde_json::Value) -> bool {
+        let Some(stdin) = self.stdin.as_mut() else { return false };
+        let mut bytes = value.to_string().into_bytes();
+        bytes.push(b'\n');
+        match stdin.write_all(&bytes).and_then(|()| stdin.flush()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("cannot write to the CLI: {e}");
+                self.stdin = None;
+                false
+            }
+        }
+    }
+
+    /// Interrupts the running turn (a `control_request` of subtype `interrupt`).
+    pub fn interrupt(&mut self) -> Result<(), String> {
+        self.interrupt_for("interrupted")
+    }
+
+    pub(super) fn interrupt_for(&mut self, why: &'static str) -> Result<(), String> {
+        if self.pane.is_some() {
+            return self.interrupt_interactive(why);
+        }
+        if self.turn.is_none() {
+            return Err("no turn is running".into());
+        }
+        self.requests += 1;
+        let req = serde_json::json!({"type": "control_request", "request_id": format!("af-{}", self.requests),
+            "request": {"subtype": "interrupt"}});
+        if !self.write_line(&req) {
+            return Err("the CLI is not running".into());
+        }
+        if let Some(t) = &mut self.turn {
+            t.interrupted = Some(why);
+        }
+        say(&format!("interrupting the turn ({why})"));
+        Ok(())
+    }
+
+    /// The CLI exited: whatever it printed last is read, a turn it left unfinished is sent again
+    /// (after a pause that grows with each crash) or, after too many attempts, answered.
+    pub fn cli_exited(&mut self, how: &str) {
+        self.read_output();
+        self.stdin = None;
+        self.stdout = None;
+        self.buf.clear();
+        self.cli_up = false;
+        if let Some(pane) = self.pane.as_mut() {
+            interactive::Pane::restore_terminal();
+            if let Some(claimed) = pane.forget() {
+                let _ = self.queue.requeue(claimed);
+            }
+        }
+        let how = match self.last_errors.back() {
+            Some(last) => format!("{how} ({last})"),
+            None => how.to_owned(),
+        };
+        let clean = how.starts_with("exited with code 0");
+        if self.turn.is_some() || !clean {
+            // Started again only after a pause that doubles with each crash: never a tight loop.
+            self.crashes += 1;
+            let pause = Duration::from_millis(250 << self.crashes.min(8));
+            self.not_before = Some(Instant::now() + pause);
+        }
+        let Some(turn) = self.turn.take() else {
+            say(&format!("the claude CLI {how}"));
+            return;
+        };
+        let task = turn.claimed.task.id.clone();
+        if turn.claimed.task.attempts + 1 < MAX_ATTEMPTS && turn.interrupted.is_none() {
+            self.alert("warning", "claude.cli", &format!("the claude CLI {how} during task {task}; sending it again"));
+            if let Err(e) = self.queue.requeue(turn.claimed) {
+                tracing::warn!("cannot requeue task {task}: {e}");
+            }
+            self.save(|s| s.activity = Some("idle".into()));
+        } else {
+            let reason = format!("the claude CLI {how} during the task");
+            self.answer(turn, None, true, "cli_exited", &reason);
+        }
+    }
+
+    /// Shows what the CLI writes on stderr in the pane, and keeps its last lines.
+    fn read_errors(&mut self) {
+        let Some(err) = self.stderr.as_mut() else { return };
+        let mut chunk = [0u8; 4096];
+        loop {
+            match err.read(&mut chunk) {
+                Ok(0) => {
+                    self.stderr = None;
+                    break;
+                }
+                Ok(n) => self.err_buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        while let Some(pos) = self.err_buf.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = self.err_buf.drain(..=pos).collect();
+            let line = String::from_utf8_lossy(&raw).trim().to_owned();
+            if line.is_empty() {
+                continue;
+            }
+            let _ = writeln!(std::io::stdout(), "claude ! {line}");
+            if self.last_errors.len() == 5 {
+                self.last_errors.pop_front();
+            }
+            self.last_errors.push_back(stream::clip(&line, 300));
+        }
+        if self.err_buf.len() > 1 << 20 {
+            self.err_buf.clear();
+        }
+    }
+
+    pub(super) fn read_output(&mut self) {
+        self.read_errors();
+        let Some(out) = self.stdout.as_mut() else { return };
+        let mut chunk = [0u8; 16384];
+        let mut eof = false;
+        loop {
+            match out.read(&mut chunk) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = self.buf.drain(..=pos).collect();
+            let text = String::from_utf8_lossy(&raw);
+            if let Some(line) = stream::parse(text.trim()) {
+                self.handle(line);
+            } else if !text.trim().is_empty() {
+                say(&format!("claude says: {}", text.trim()));
+            }
+        }
+        if self.buf.len() > 64 << 20 {
+            self.buf.clear();
+        }
+        if eof {
+            self.stdout = None;
+        }
+    }
+
+    fn handle(&mut self, line: Line) {
+        if let Some(text) = stream::render(&line) {
+            let _ = writeln!(std::io::stdout(), "{text}");
+        }
+        match line {
+            Line::Init { session_id, .. } if claude::is_uuid(&session_id) && session_id != self.conv.session_id => {
+                let dir = claude::config_dir(&self.config.environment);
+                self.conv = Conversation {
+                    transcript: claude::transcript_path(&dir, &cwd(&self.config), &session_id),
+                    session_id,
+                };
+                let conv = self.conv.clone();
+                self.save(|s| s.conversation = Some(conv));
+            }
+            Line::Assistant { text, error, .. } => {
+                if let Some(t) = &mut self.turn {
+                    if error.is_some() {
+                        t.error = error;
+                    }
+                    if !text.is_empty() {
+                        t.text = text;
+                    }
+                }
+            }
+            Line::Result(r) => self.finish_turn(r),
+            _ => {}
+        }
+    }
+
+    fn finish_turn(&mut self, r: TurnResult) {
+        if let Some(c) = r.total_cost_usd {
+            self.cost = c;
+        }
+        if let Some(t) = r.tokens.filter(|t| !t.is_zero()) {
+            self.tokens = t;
+        }
+        let Some(turn) = self.turn.take() else {
+            self.save_cost();
+            return;
+        };
+        if r.is_error && turn.interrupted.is_none() {
+            if let Some(reset) = ratelimit::limit_reset(turn.error.as_deref(), &r.text, &turn.text) {
+                return self.wait_for_reset(turn, reset, &r.text);
+            }
+        }
+        self.crashes = 0;
+        self.rate_limited = 0;
+        let code = if let Some(why) = turn.interrupted {
+            why.to_owned()
+        } else {
+            turn.error
+                .clone()
+                .unwrap_or_else(|| if r.subtype == "success" { "error".into() } else { r.subtype.clone() })
+        };
+        let text = if r.text.is_empty() { turn.text.clone() } else { r.text.clone() };
+        let failed = r.is_error || turn.interrupted.is_some();
+        self.answer(turn, Some(&r), failed, &code, &text);
+    }
+
+    /// A rate or usage limit: the task goes back to the queue and the agent waits for the reset.
+    fn wait_for_reset(&mut self, turn: Turn, reset: Option<Timestamp>, text: &str) {
+        self.rate_limited += 1;
+        let now = Timestamp::now();
+        let until = reset.filter(|r| r.0 > now.0).unwrap_or_else(|| {
+            let base = backoff_base_ms();
+            Timestamp(now.0 + (base << (self.rate_limited - 1).min(6)).min(3_600_000))
+        });
+        self.waiting = true;
+        self.not_before = Some(Instant::now() + Duration::from_millis(until.0.saturating_sub(now.0)));
+        let task = turn.claimed.task.id.clone();
+        if let Err(e) = self.queue.requeue(turn.claimed) {
+            tracing::warn!("cannot requeue task {task}: {e}");
+        }
+        self.alert(
+            "warning",
+            "claude.ratelimit",
+            &format!(
+                "rate limit ({}): waiting until {}, then task {task} is sent again",
+                stream::clip(text, 80),
+                until.rfc3339()
+            ),
+        );
+        self.save(|s| {
+            s.activity = Some("waiting".into());
+            s.waiting_until = Some(until);
+        });
+    }
+}
+
+/// The first wait after a rate limit that names no reset time (`AF_CLAUDE_RETRY_BASE`, default 60s).
+fn backoff_base_ms() -> u64 {
+    std::env::var("AF_CLAUDE_RETRY_BASE")
+        .ok()
+        .and_then(|v| af_spool::human::parse_duration(&v).ok())
+        .map_or(60_000, |d| d.as_millis().max(1) as u64)
+}

@@ -1,0 +1,61 @@
+//! `af-wrap --hook ID`: run by the Claude Code CLI for each hook event (the settings file af-wrap
+//! writes for the agent). It reads the event's JSON on stdin, records what the agent is doing in
+//! its state (`activity`), logs the event (`agent.claude`), and publishes it on the bus topic
+//! `agent.<id>.claude`. It always exits 0: a hook's failure must never block the CLI.
+
+use af_spool::record::Event;
+use af_spool::{AgentId, ExitCode, Spool, eventlog};
+use std::io::Read;
+
+/// The most a hook's input may hold.
+const MAX_INPUT: u64 = 1 << 20;
+
+/// Handles one hook event for agent `id`.
+pub fn run(id: &str) -> anyhow::Result<ExitCode> {
+    if let Err(e) = record(id) {
+        tracing::warn!("hook for {id}: {e:#}");
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn record(id: &str) -> anyhow::Result<()> {
+    let id = AgentId::new(id)?;
+    let spool = Spool::open_default()?;
+    let mut text = String::new();
+    std::io::stdin().take(MAX_INPUT).read_to_string(&mut text)?;
+    let input: serde_json::Value = serde_json::from_str(&text)?;
+    let event = input.get("hook_event_name").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let kind = input.get("notification_type").and_then(|v| v.as_str()).unwrap_or_default();
+    let activity = match event.as_str() {
+        "SessionStart" | "Stop" => Some("idle"),
+        "UserPromptSubmit" => Some("busy"),
+        "StopFailure" => Some("idle"),
+        "Notification" if kind == "idle_prompt" || kind.is_empty() => Some("input"),
+        "SessionEnd" => Some("ended"),
+        _ => None,
+    };
+    if let Some(a) = activity {
+        // While af-wrap waits out a rate limit, that is what the agent is doing, whatever the CLI
+        // says about the failed turn.
+        spool.update_state(&id, |s| {
+            if s.activity.as_deref() != Some("waiting") || a == "ended" {
+                s.activity = Some(a.into());
+            }
+        })?;
+    }
+    let detail = serde_json::json!({
+        "event": event,
+        "sessionId": input.get("session_id"),
+        "transcript": input.get("transcript_path"),
+        "input": input,
+    });
+    eventlog::append(&spool, &Event::new("agent.claude", Some(&id), detail.clone()))?;
+    // Published on the bus when af-bus is there; its absence is not the hook's problem.
+    let _ = std::process::Command::new(af_spool::cli::sibling_program("af-bus"))
+        .args(["publish", "--topic", &format!("agent.{id}.claude"), &detail.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    Ok(())
+}

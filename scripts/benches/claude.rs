@@ -1,0 +1,159 @@
+//! claude-code agents: one task's round trip through af-wrap and the CLI (the test double, so the
+//! figure is AgentFlow's own overhead, not a model's), beside the same turn driven straight over
+//! the double's pipes; a burst of queued tasks; one hook event (`af-wrap --hook`).
+
+#[path = "common.rs"]
+mod common;
+
+use af_spool::tasks::{Priority, TaskQueue};
+use af_spool::{AgentId, Spool};
+use common::{Row, World, header, row, time};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn double() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/claude-double").to_owned()
+}
+
+fn wait_response(q: &TaskQueue, task: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while q.response(task).ok().flatten().is_none() {
+        assert!(Instant::now() < deadline, "no response to {task}");
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// The median time of `n` turns driven straight over the double's pipes (with `extra` flags).
+fn direct_turns(w: &World, config_dir: &std::path::Path, n: usize, extra: &[&str]) -> f64 {
+    let mut child = Command::new(double())
+        .args(["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"])
+        .args(extra)
+        .env("CLAUDE_CONFIG_DIR", config_dir)
+        .env("AF_HOME", &w.home)
+        .current_dir(w.path("work"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the double");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut samples: Vec<Duration> = (0..n)
+        .map(|i| {
+            time(|| {
+                writeln!(stdin, r#"{{"type":"user","message":{{"role":"user","content":"task {i}"}}}}"#)
+                    .expect("write");
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if out.read_line(&mut line).expect("read") == 0 || line.starts_with(r#"{"type": "result""#) {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(stdin);
+    let _ = child.wait();
+    common::percentile_ms(&mut samples, 50.0)
+}
+
+fn main() {
+    let n = common::count("AF_BENCH_TASKS", 50);
+    header(&format!("claude-code agents ({n} tasks, test double of the CLI)"));
+    let w = World::new("claude");
+    let config_dir = w.path("claude-config");
+
+    // Baseline: the double driven directly, one turn at a time over its pipes.
+    let direct_ms = direct_turns(&w, &config_dir, n, &[]);
+
+    // AgentFlow: a claude-code agent under af-wrap, tasks through its queue.
+    let config = serde_json::json!({"id": "cc", "type": "claude-code", "projectId": "bench", "command": [double()],
+        "environment": {"CLAUDE_CONFIG_DIR": config_dir.display().to_string()}});
+    let mut c = w.cmd("af-spawn");
+    c.arg("create").stdin(Stdio::piped());
+    let mut create = c.spawn().expect("create");
+    create.stdin.take().expect("stdin").write_all(config.to_string().as_bytes()).expect("config");
+    assert!(create.wait().expect("create").success());
+    w.run("af-spawn", &["start", "cc"]);
+    let spool = Spool::open(&w.home).expect("spool");
+    let id = AgentId::new("cc").expect("id");
+    let q = TaskQueue::new(&spool, &id).expect("queue");
+    wait_response(&q, &q.submit(serde_json::json!("warm up"), Priority::Normal, None).expect("submit"));
+    let mut rounds: Vec<Duration> = (0..n)
+        .map(|i| {
+            time(|| {
+                let t = q.submit(serde_json::json!(format!("task {i}")), Priority::Normal, None).expect("submit");
+                wait_response(&q, &t);
+            })
+        })
+        .collect();
+    row(Row {
+        what: "task round trip through af-wrap (median)",
+        value: common::percentile_ms(&mut rounds, 50.0),
+        unit: "ms",
+        baseline: Some(("the same turn straight over pipes", direct_ms)),
+        higher_is_better: false,
+        target: "overhead small beside a model's seconds",
+    });
+    row(Row {
+        what: "task round trip through af-wrap (p95)",
+        value: common::percentile_ms(&mut rounds, 95.0),
+        unit: "ms",
+        baseline: Some(("the same turn straight over pipes", direct_ms)),
+        higher_is_better: false,
+        target: "-",
+    });
+
+    // The same turns straight over pipes, running the agent's hooks (as the CLI does under af-wrap):
+    // what af-wrap itself adds is the difference.
+    let settings = w.home.join("agents/cc/claude-settings.json").display().to_string();
+    let hooked_ms = direct_turns(&w, &config_dir, n, &["--settings", &settings]);
+    row(Row {
+        what: "round trip (median) beside hooks alone",
+        value: common::percentile_ms(&mut rounds, 50.0),
+        unit: "ms",
+        baseline: Some(("same turn over pipes, with hooks", hooked_ms)),
+        higher_is_better: false,
+        target: "-",
+    });
+
+    let burst = time(|| {
+        let ids: Vec<String> = (0..n)
+            .map(|i| q.submit(serde_json::json!(format!("burst {i}")), Priority::Normal, None).expect("submit"))
+            .collect();
+        for t in &ids {
+            wait_response(&q, t);
+        }
+    });
+    row(Row {
+        what: &format!("burst of {n} queued tasks"),
+        value: n as f64 / burst.as_secs_f64(),
+        unit: "tasks/s",
+        baseline: Some(("turns straight over pipes", 1000.0 / direct_ms.max(0.001))),
+        higher_is_better: true,
+        target: "-",
+    });
+
+    let hook_input = r#"{"session_id":"x","transcript_path":"/dev/null","cwd":"/","hook_event_name":"Stop"}"#;
+    let mut hooks: Vec<Duration> = (0..20)
+        .map(|_| {
+            time(|| {
+                let mut h = w.cmd("af-wrap");
+                h.args(["cc", "--hook"]).stdin(Stdio::piped());
+                let mut p = h.spawn().expect("hook");
+                p.stdin.take().expect("stdin").write_all(hook_input.as_bytes()).expect("input");
+                let _ = p.wait();
+            })
+        })
+        .collect();
+    row(Row {
+        what: "one hook event (af-wrap --hook, median)",
+        value: common::percentile_ms(&mut hooks, 50.0),
+        unit: "ms",
+        baseline: Some(("fork/exec of /bin/true", common::fork_exec_ms(20))),
+        higher_is_better: false,
+        target: "well under the hook's 10 s timeout",
+    });
+    w.run("af-spawn", &["stop", "cc"]);
+}

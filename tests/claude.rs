@@ -1,0 +1,467 @@
+//! claude-code agents: af-wrap drives a faithful test double of the Claude Code CLI
+//! (`tests/fixtures/claude-double`) through real tmux, real pipes and the real spool; and, as a
+//! contract test, the real CLI without credentials.
+
+mod util;
+
+use af_spool::control::{self, Request};
+use af_spool::tasks::{Priority, TaskQueue, TaskResponse};
+use af_spool::{AgentId, Spool, eventlog};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use util::{Env, wait_for};
+
+const LONG: Duration = Duration::from_secs(20);
+
+fn double() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double")
+}
+
+/// A claude-code agent running the double, with `extra` merged into its config and `vars` into
+/// its environment; started.
+fn agent(env: &Env, id: &str, extra: Value, vars: Value) -> Agent {
+    let mut environment = json!({
+        "CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string(),
+        "CLAUDE_DOUBLE_LOG": env.path(&format!("{id}.argv")).display().to_string(),
+    });
+    for (k, v) in vars.as_object().unwrap() {
+        environment[k] = v.clone();
+    }
+    let mut config = json!({"id": id, "type": "claude-code", "projectId": "proj",
+        "command": [double().display().to_string()], "environment": environment});
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", id]);
+    Agent::new(env, id)
+}
+
+struct Agent {
+    spool: Spool,
+    id: AgentId,
+    queue: TaskQueue,
+    argv_log: PathBuf,
+}
+
+impl Agent {
+    fn new(env: &Env, id: &str) -> Agent {
+        let spool = Spool::open(&env.home).unwrap();
+        let id = AgentId::new(id).unwrap();
+        let queue = TaskQueue::new(&spool, &id).unwrap();
+        Agent { spool, argv_log: env.path(&format!("{id}.argv")), id, queue }
+    }
+
+    fn submit(&self, payload: Value) -> String {
+        self.queue.submit(payload, Priority::Normal, Some("test".into())).unwrap()
+    }
+
+    #[track_caller]
+    fn response(&self, task: &str) -> TaskResponse {
+        wait_for(&format!("the response to {task}"), LONG, || self.queue.response(task).unwrap().is_some());
+        self.queue.response(task).unwrap().unwrap()
+    }
+
+    fn state(&self) -> Value {
+        serde_json::to_value(self.spool.read_state(&self.id).unwrap()).unwrap()
+    }
+
+    /// The CLI's argument lists, one per invocation.
+    fn invocations(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(&self.argv_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn events(&self, kind: &str) -> Vec<Value> {
+        eventlog::read_all(&self.spool)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == kind && e.agent.as_ref() == Some(&self.id))
+            .map(|e| e.detail)
+            .collect()
+    }
+
+    fn hook_events(&self) -> Vec<String> {
+        self.events("agent.claude").iter().map(|d| d["event"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
+    fn alerts(&self, check: &str) -> Vec<Value> {
+        self.events("alert").into_iter().filter(|d| d["check"] == check).collect()
+    }
+}
+
+fn arg_after<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
+    argv.iter().position(|a| a == flag).and_then(|i| argv.get(i + 1)).map(String::as_str)
+}
+
+#[test]
+fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
+    let env = Env::new();
+    let a = agent(
+        &env,
+        "c1",
+        json!({"claude": {"permissionMode": "acceptEdits", "allowedTools": ["Read", "Bash(git:*)"],
+            "maxTurns": 5, "appendSystemPrompt": "Be brief."}}),
+        json!({"CLAUDE_MODEL": "claude-opus-4-1", "GREETING": "hi"}),
+    );
+    let t1 = a.submit(json!("hello there"));
+    let r1 = a.response(&t1);
+    assert!(!r1.is_error, "{r1:?}");
+    assert_eq!(r1.result, "echo: hello there");
+    assert_eq!(r1.num_turns, 1);
+    assert!((r1.cost_usd - 0.01).abs() < 1e-9, "{r1:?}");
+    let t2 = a.submit(json!({"type": "code-generation", "action": "Write a parser",
+        "requirements": ["no panics"], "files": ["src/parse.rs"]}));
+    let r2 = a.response(&t2);
+    assert_eq!(r2.result, "echo: Write a parser");
+    assert!((r2.cost_usd - 0.02).abs() < 1e-9, "latest total, not a sum of totals: {r2:?}");
+
+    let state = a.state();
+    assert!((state["costUsd"].as_f64().unwrap() - 0.02).abs() < 1e-9, "{state}");
+    assert_eq!(state["tokens"]["input"], 20, "{state}");
+    assert_eq!(state["tokens"]["output"], 10, "{state}");
+    let session = state["conversation"]["sessionId"].as_str().unwrap().to_owned();
+    assert_eq!(r2.session_id.as_deref(), Some(session.as_str()));
+    let transcript = PathBuf::from(state["conversation"]["transcript"].as_str().unwrap());
+    assert!(transcript.is_file(), "the transcript is where the CLI keeps it: {}", transcript.display());
+    assert!(util::read(&transcript).contains("Write a parser"));
+
+    let argv = &a.invocations()[0];
+    for (flag, value) in [
+        ("--input-format", "stream-json"),
+        ("--output-format", "stream-json"),
+        ("--session-id", session.as_str()),
+        ("--model", "claude-opus-4-1"),
+        ("--permission-mode", "acceptEdits"),
+        ("--allowedTools", "Read,Bash(git:*)"),
+        ("--max-turns", "5"),
+    ] {
+        assert_eq!(arg_after(argv, flag), Some(value), "{flag} in {argv:?}");
+    }
+    let system = arg_after(argv, "--append-system-prompt").unwrap();
+    assert!(system.contains("af-bus send --to") && system.ends_with("Be brief."), "{system}");
+    let pid = a.state()["pid"].as_u64().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    for want in [&b"GREETING=hi"[..], b"AF_AGENT_ID=c1"] {
+        assert!(environ.split(|&b| b == 0).any(|v| v == want), "{:?} in the CLI's environment", want);
+    }
+
+    // The hooks reached the agent's record and the event log (the bus's topic agent.c1.claude).
+    let pane = env.tmux(&["capture-pane", "-p", "-t", "=agent-c1:main"]);
+    let pane = String::from_utf8_lossy(&pane.stdout);
+    assert!(pane.contains("claude: echo: hello there") && pane.contains("── turn done"), "the pane: {pane}");
+    let hooks = a.hook_events();
+    for want in ["SessionStart", "UserPromptSubmit", "Stop"] {
+        assert!(hooks.iter().any(|h| h == want), "{want} in {hooks:?}");
+    }
+
+    // A restart resumes the same session, and the cost goes on from where it was.
+    env.ok("af-spawn", &["restart", "c1"]);
+    let t3 = a.submit(json!("again"));
+    let r3 = a.response(&t3);
+    assert!(!r3.is_error, "{r3:?}");
+    assert!((r3.cost_usd - 0.03).abs() < 1e-9, "{r3:?}");
+    let last = a.invocations().last().unwrap().clone();
+    assert_eq!(arg_after(&last, "--resume"), Some(session.as_str()), "{last:?}");
+    assert_eq!(a.state()["conversation"]["sessionId"], session.as_str());
+    let (cost, tokens) = af_spool::claude::project_cost(&a.spool, "proj").unwrap();
+    assert!((cost - 0.03).abs() < 1e-9);
+    assert_eq!(tokens.input, 30);
+    let shown = env.show("c1");
+    assert!((shown["projectCost"]["costUsd"].as_f64().unwrap() - 0.03).abs() < 1e-9, "{shown}");
+    assert_eq!(shown["projectCost"]["tokens"]["output"], 15);
+    let shown = env.ok("af-spawn", &["show", "c1"]);
+    assert!(shown.contains("$0.0300") && shown.contains(&session), "{shown}");
+}
+
+#[test]
+fn the_budget_is_enforced_between_turns() {
+    let env = Env::new();
+    let a = agent(&env, "b1", json!({"budgetUsd": 0.015}), json!({}));
+    let r1 = a.response(&a.submit(json!("one")));
+    assert!(!r1.is_error);
+    let r2 = a.response(&a.submit(json!("two")));
+    assert!(!r2.is_error, "under budget when it started: {r2:?}");
+    let r3 = a.response(&a.submit(json!("three")));
+    assert!(r3.is_error);
+    assert_eq!(r3.error.as_deref(), Some("budget"));
+    assert!(r3.result.contains("budget spent"), "{r3:?}");
+    let r4 = a.response(&a.submit(json!("four")));
+    assert_eq!(r4.error.as_deref(), Some("budget"));
+    assert_eq!(a.alerts("claude.budget").len(), 1, "one alert once spent");
+    assert_eq!(arg_after(&a.invocations()[0], "--max-budget-usd"), Some("0.015"));
+    assert_eq!(a.invocations().len(), 1);
+    assert_eq!(env.status("b1"), "running");
+}
+
+#[test]
+fn a_running_turn_can_be_interrupted_and_tasks_wait_by_priority() {
+    let env = Env::new();
+    let a = agent(&env, "i1", json!({}), json!({"CLAUDE_DOUBLE_TURN_SECS": "30"}));
+    let long = a.submit(json!("a long job"));
+    wait_for("the turn to run", LONG, || a.hook_events().iter().any(|h| h == "UserPromptSubmit"));
+    assert_eq!(a.state()["activity"], "busy");
+    let low = a.queue.submit(json!("low"), Priority::Low, None).unwrap();
+    let high = a.queue.submit(json!("high"), Priority::High, None).unwrap();
+    let reply = control::ask(&a.spool, &a.id, Request::Interrupt, Duration::from_secs(5)).unwrap();
+    assert!(reply.ok, "{reply:?}");
+    let r = a.response(&long);
+    assert!(r.is_error);
+    assert_eq!(r.error.as_deref(), Some("interrupted"));
+    // The next turn is the high-priority task, which is interrupted in turn.
+    wait_for("the high task's turn", LONG, || a.hook_events().iter().filter(|h| *h == "UserPromptSubmit").count() == 2);
+    assert!(a.queue.response(&low).unwrap().is_none());
+    let reply = control::ask(&a.spool, &a.id, Request::Interrupt, Duration::from_secs(5)).unwrap();
+    assert!(reply.ok, "{reply:?}");
+    assert_eq!(a.response(&high).error.as_deref(), Some("interrupted"));
+    // Nothing to interrupt is a clear refusal; a worker has no turns at all.
+    let reply = control::ask(&a.spool, &a.id, Request::Interrupt, Duration::from_secs(5)).unwrap();
+    assert!(reply.ok || reply.error.as_deref() == Some("no turn is running"), "{reply:?}");
+    assert_eq!(a.invocations().len(), 1, "the same CLI process ran every turn");
+}
+
+#[test]
+fn a_cli_killed_mid_turn_is_resumed_and_the_task_sent_again() {
+    let env = Env::new();
+    let a = agent(&env, "k1", json!({}), json!({"CLAUDE_DOUBLE_TURN_SECS": "1.5"}));
+    let first = a.response(&a.submit(json!("warm up")));
+    assert!(!first.is_error);
+    let task = a.submit(json!("survive this"));
+    wait_for("the second turn to run", LONG, || {
+        a.hook_events().iter().filter(|h| *h == "UserPromptSubmit").count() == 2
+    });
+    let pid = a.state()["pid"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let r = a.response(&task);
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(r.result, "echo: survive this");
+    let runs = a.invocations();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let session = a.state()["conversation"]["sessionId"].as_str().unwrap().to_owned();
+    assert_eq!(arg_after(&runs[1], "--resume"), Some(session.as_str()));
+    assert_eq!(env.status("k1"), "running");
+    assert!(!a.alerts("claude.cli").is_empty());
+    assert_ne!(a.state()["pid"].as_u64(), Some(pid as u64));
+}
+
+#[test]
+fn without_login_or_without_the_cli_tasks_fail_with_the_reason_and_nothing_loops() {
+    let env = Env::new();
+    let a = agent(&env, "u1", json!({}), json!({"CLAUDE_DOUBLE_MODE": "unauth"}));
+    let r = a.response(&a.submit(json!("hello")));
+    assert!(r.is_error);
+    assert_eq!(r.error.as_deref(), Some("authentication_failed"));
+    assert!(r.result.contains("Not logged in"), "{r:?}");
+    let alerts = a.alerts("claude.task");
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["level"], "critical");
+    let pid = a.state()["pid"].clone();
+    let r = a.response(&a.submit(json!("again")));
+    assert_eq!(r.error.as_deref(), Some("authentication_failed"));
+    assert_eq!(a.invocations().len(), 1, "the same CLI answered both: no restart, no loop");
+    assert_eq!(a.state()["pid"], pid);
+    assert_eq!(env.status("u1"), "running");
+    assert_eq!(a.alerts("claude.task").len(), 2);
+
+    let config = json!({"id": "m1", "type": "claude-code", "command": ["/nonexistent/claude"]});
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", "m1"]);
+    let m = Agent::new(&env, "m1");
+    let r = m.response(&m.submit(json!("hello")));
+    assert_eq!(r.error.as_deref(), Some("cli_missing"));
+    assert!(r.result.contains("not found"), "{r:?}");
+    assert!(!m.alerts("claude.task").is_empty());
+    assert_eq!(env.status("m1"), "running");
+}
+
+#[test]
+fn a_usage_limit_makes_the_agent_wait_and_send_the_task_again() {
+    let env = Env::new();
+    let flag = env.path("limit");
+    std::fs::write(&flag, "").unwrap();
+    let a = agent(
+        &env,
+        "r1",
+        json!({}),
+        json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string(), "CLAUDE_DOUBLE_RESET_SECS": "2"}),
+    );
+    let task = a.submit(json!("limited"));
+    wait_for("the agent to wait", LONG, || a.state()["activity"] == "waiting");
+    assert!(a.state()["waitingUntil"].is_string(), "{}", a.state());
+    assert_eq!(a.alerts("claude.ratelimit").len(), 1);
+    let r = a.response(&task);
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(a.state()["activity"], "idle");
+    assert_eq!(a.invocations().len(), 1, "no restart");
+}
+
+#[test]
+fn hooks_tell_when_the_cli_waits_for_input_and_when_its_session_ends() {
+    let env = Env::new();
+    let a = agent(&env, "h1", json!({}), json!({"CLAUDE_DOUBLE_IDLE_SECS": "0.3"}));
+    a.response(&a.submit(json!("hi")));
+    wait_for("the idle notification", LONG, || a.hook_events().iter().any(|h| h == "Notification"));
+    wait_for("activity input", LONG, || a.state()["activity"] == "input");
+    let session = a.state()["conversation"]["sessionId"].clone();
+    let start = a.events("agent.claude").into_iter().find(|d| d["event"] == "SessionStart").unwrap();
+    assert_eq!(start["sessionId"], session);
+    env.ok("af-spawn", &["stop", "h1"]);
+    assert!(a.hook_events().iter().any(|h| h == "SessionEnd") || env.status("h1") == "stopped");
+}
+
+/// The contract test: the real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH), without credentials.
+#[test]
+fn the_real_cli_without_credentials_answers_authentication_failed() {
+    let found = std::env::var_os("AF_CLAUDE_BIN").map(PathBuf::from).or_else(|| {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join("claude"))
+            .find(|p| p.is_file())
+    });
+    let Some(cli) = found else {
+        assert!(
+            std::env::var("AF_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "the claude CLI is required (AF_REQUIRE_TOOLS=1) but neither AF_CLAUDE_BIN nor PATH has it; \
+             install it with: npm install -g @anthropic-ai/claude-code"
+        );
+        eprintln!("the claude CLI is not installed: skipping the contract test");
+        return;
+    };
+    let mut env = Env::new();
+    // No credentials may reach it: an empty config directory, and no key in its environment.
+    for key in ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"] {
+        env.set_env(key, "");
+    }
+    let home = env.path("cli-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let config = json!({"id": "real", "type": "claude-code", "command": [cli.display().to_string()],
+        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string(),
+            "HOME": home.display().to_string(), "DISABLE_AUTOUPDATER": "1"}});
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", "real"]);
+    let a = Agent::new(&env, "real");
+    let task = a.submit(json!("Say hello."));
+    wait_for("the real CLI's answer", Duration::from_secs(60), || a.queue.response(&task).unwrap().is_some());
+    let r = a.queue.response(&task).unwrap().unwrap();
+    assert!(r.is_error, "{r:?}");
+    assert_eq!(r.error.as_deref(), Some("authentication_failed"), "{r:?}");
+    let state = a.state();
+    let session = state["conversation"]["sessionId"].as_str().unwrap();
+    assert!(af_spool::claude::is_uuid(session), "{state}");
+    assert_eq!(r.session_id.as_deref(), Some(session));
+    assert!(!a.alerts("claude.task").is_empty());
+    let pid = a.state()["pid"].clone();
+    let again = a.submit(json!("Say hello again."));
+    wait_for("the second answer", Duration::from_secs(60), || a.queue.response(&again).unwrap().is_some());
+    assert_eq!(a.queue.response(&again).unwrap().unwrap().error.as_deref(), Some("authentication_failed"));
+    assert_eq!(a.state()["pid"], pid, "the same CLI process: nothing restarted");
+    assert_eq!(env.status("real"), "running", "af-wrap does not crash-loop");
+    assert_eq!(a.state()["restarts"], 0);
+    let hooks = a.hook_events();
+    for want in ["SessionStart", "UserPromptSubmit", "StopFailure"] {
+        assert!(hooks.iter().any(|h| h == want), "the real CLI ran our {want} hook: {hooks:?}");
+    }
+}
+
+#[test]
+fn after_a_rollback_the_agent_resumes_the_checkpointed_conversation() {
+    let env = Env::new();
+    let a = agent(&env, "cp", json!({}), json!({}));
+    assert!(!a.response(&a.submit(json!("remember the word apple"))).is_error);
+    // A checkpoint holds the conversation (the state's field) and a copy of its transcript.
+    let saved: af_spool::claude::Conversation = serde_json::from_value(a.state()["conversation"].clone()).unwrap();
+    let copy = af_spool::claude::save_transcript(&saved, &env.path("ckpt")).unwrap().unwrap();
+    assert!(!a.response(&a.submit(json!("now forget it and say pear"))).is_error);
+    assert!(util::read(&saved.transcript).contains("pear"));
+    // The rollback: stopped, transcript and conversation put back, started again.
+    env.ok("af-spawn", &["stop", "cp"]);
+    af_spool::claude::restore_transcript(&saved, &copy).unwrap();
+    a.spool.update_state(&a.id, |s| s.conversation = Some(saved.clone())).unwrap();
+    env.ok("af-spawn", &["start", "cp"]);
+    assert!(!a.response(&a.submit(json!("what was the word?"))).is_error);
+    let last = a.invocations().last().unwrap().clone();
+    assert_eq!(arg_after(&last, "--resume"), Some(saved.session_id.as_str()), "{last:?}");
+    let transcript = util::read(&saved.transcript);
+    assert!(transcript.contains("apple") && transcript.contains("what was the word"), "{transcript}");
+    assert!(!transcript.contains("pear"), "the rolled-back turn is gone: {transcript}");
+}
+
+#[test]
+fn a_turn_over_the_task_timeout_is_interrupted() {
+    let env = Env::new();
+    let a = agent(&env, "t1", json!({"resourceLimits": {"timeout": "1s"}}), json!({"CLAUDE_DOUBLE_TURN_SECS": "60"}));
+    let r = a.response(&a.submit(json!("forever")));
+    assert!(r.is_error);
+    assert_eq!(r.error.as_deref(), Some("timeout"));
+    assert_eq!(a.alerts("claude.timeout").len(), 1);
+    assert_eq!(a.invocations().len(), 1);
+}
+
+fn prompts(a: &Agent) -> Vec<String> {
+    a.events("agent.claude")
+        .into_iter()
+        .filter(|d| d["event"] == "UserPromptSubmit")
+        .map(|d| d["input"]["prompt"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn pane(env: &Env, id: &str) -> String {
+    let out = env.tmux(&["capture-pane", "-p", "-t", &format!("=agent-{id}:main")]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn interactive_tasks_arrive_by_bracketed_paste_and_are_confirmed() {
+    let mut env = Env::new();
+    env.set_env("AF_CLAUDE_CONFIRM", "1s");
+    let a = agent(&env, "ia", json!({"claude": {"interactive": true}}), json!({"CLAUDE_DOUBLE_SWALLOW": "1"}));
+    wait_for("the CLI to start", LONG, || !a.invocations().is_empty());
+    let argv = &a.invocations()[0];
+    assert!(!argv.iter().any(|x| x == "-p" || x == "--output-format"), "{argv:?}");
+    assert!(arg_after(argv, "--settings").is_some() && arg_after(argv, "--session-id").is_some(), "{argv:?}");
+    // Two lines: with bracketed paste the newline stays in the prompt instead of submitting it.
+    let r = a.response(&a.submit(json!("first line\nsecond line")));
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(r.result, "echo: first line");
+    assert_eq!(prompts(&a), ["first line\nsecond line"], "one prompt, whole");
+    assert_eq!(a.events("agent.task.retry").len(), 1, "the swallowed paste was delivered again");
+    assert!(pane(&env, "ia").contains("⏺ echo: first line"));
+}
+
+#[test]
+fn interactive_mode_never_pastes_over_what_a_person_is_typing() {
+    let env = Env::new();
+    let a = agent(&env, "ib", json!({"claude": {"interactive": true}}), json!({}));
+    wait_for("the CLI to start", LONG, || a.hook_events().iter().any(|h| h == "SessionStart"));
+    assert!(env.tmux(&["send-keys", "-t", "=agent-ib:main", "-l", "half a thought"]).status.success());
+    wait_for("the typing to show", LONG, || pane(&env, "ib").contains("> half a thought"));
+    let task = a.submit(json!("the task"));
+    wait_for("af-wrap to hold the task", LONG, || !a.events("agent.task.held").is_empty());
+    assert!(prompts(&a).is_empty());
+    assert!(env.tmux(&["send-keys", "-t", "=agent-ib:main", "C-u"]).status.success());
+    let r = a.response(&task);
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(prompts(&a), ["the task"]);
+}
+
+#[test]
+fn a_cli_that_dies_at_once_is_tried_a_bounded_number_of_times_and_its_error_kept() {
+    let env = Env::new();
+    let config = json!({"id": "bad", "type": "claude-code", "command": [double().display().to_string(), "--bogus"],
+        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string(),
+            "CLAUDE_DOUBLE_LOG": env.path("bad.argv").display().to_string()}});
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", "bad"]);
+    let a = Agent::new(&env, "bad");
+    let r = a.response(&a.submit(json!("hello")));
+    assert!(r.is_error);
+    assert_eq!(r.error.as_deref(), Some("cli_exited"));
+    assert!(r.result.contains("unknown option '--bogus'"), "the CLI's own words: {r:?}");
+    let runs = a.invocations().len();
+    assert!((3..=4).contains(&runs), "one run at start, then 3 attempts at most: {runs}");
+    assert_eq!(env.status("bad"), "running");
+    assert!(a.state()["pid"].is_null());
+}
