@@ -3,6 +3,7 @@
 //! (fifodirs). Every AgentFlow program reads and writes the spool through this crate.
 
 pub mod atomic;
+pub mod checkpoint;
 pub mod cli;
 pub mod control;
 pub mod error;

@@ -305,6 +305,21 @@ pub struct AgentState {
     /// How its resource limits are enforced.
     #[serde(default)]
     pub limits: AppliedLimits,
+    /// The agent CLI's conversation (for claude-code: its session id and transcript file), which
+    /// checkpoints keep and rollbacks restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Conversation>,
+}
+
+/// A reference to an agent CLI's conversation, so that it can be resumed from a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    /// The CLI's session id (`claude --resume <sessionId>`).
+    pub session_id: String,
+    /// The transcript file the CLI keeps for that session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<PathBuf>,
 }
 
 impl AgentState {
@@ -331,6 +346,7 @@ impl AgentState {
             reason: None,
             cost_usd: 0.0,
             limits: AppliedLimits::default(),
+            conversation: None,
         }
     }
 }
