@@ -46,9 +46,25 @@ fn git(dir: &Path, index: Option<&Path>) -> Command {
 
 /// Runs a command that writes the user's files with the user's umask (not the spool's 077), so
 /// restored files get the modes git or tar would give them at the user's prompt.
+/// The child is killed when we are: a git or tar left running by a killed af-checkpoint would
+/// race with the rerun that is meant to finish its job.
 pub fn output_as_user(cmd: &mut Command) -> std::io::Result<std::process::Output> {
     use nix::sys::stat::{Mode, umask};
+    use std::os::unix::process::CommandExt;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let parent = std::process::id() as nix::libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe system calls; nothing is allocated.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL as nix::libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if nix::libc::getppid() != parent {
+                return Err(std::io::Error::other("af-checkpoint died before its child started"));
+            }
+            Ok(())
+        });
+    }
     let ours = umask(Mode::from_bits_truncate(af_spool::cli::user_umask() as nix::libc::mode_t));
     let child = cmd.spawn();
     umask(ours);
