@@ -40,6 +40,10 @@ pub enum Command {
         /// Start each agent once created.
         #[arg(long)]
         start: bool,
+        /// Give each agent its own git worktree on branch af/<id> (as the config field
+        /// `worktree: true` does), seeded with the untracked files `.worktreeinclude` lists.
+        #[arg(long)]
+        worktree: bool,
     },
     /// Start agents in their tmux sessions; waits until each runs.
     Start {
@@ -83,12 +87,14 @@ pub enum Command {
         #[arg(long, default_value_t = 10.0, value_name = "SECS")]
         timeout: f64,
     },
-    /// Remove an agent and its records.
+    /// Remove an agent and its records (and its worktree, refusing when that holds uncommitted or
+    /// unpushed work).
     Rm {
         /// The agents.
         #[arg(required = true)]
         ids: Vec<String>,
-        /// Stop it first if it runs (SIGKILL).
+        /// Stop it first if it runs (SIGKILL); remove a worktree holding work, after taking a
+        /// checkpoint that keeps it (refs/agentflow/checkpoints/<id>/...).
         #[arg(long)]
         force: bool,
     },

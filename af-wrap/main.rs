@@ -3,6 +3,7 @@
 //! heartbeats, answers the control pipe (ping, stop, pause, resume) and leaves a final state.
 
 mod limits;
+mod setup;
 mod supervise;
 mod tree;
 

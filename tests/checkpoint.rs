@@ -397,3 +397,72 @@ fn kill_9_during_rollback_then_rerun_completes() {
     }
     wait_for("nothing left running", Duration::from_secs(5), || env.processes().is_empty());
 }
+
+#[test]
+fn agents_with_worktrees_do_not_see_each_other_and_rm_keeps_their_work() {
+    let env = Env::new();
+    let r = repo(&env);
+    write(&r.join(".worktreeinclude"), ".env\n");
+    write(&r.join(".gitignore"), "*.log\nbuild/\n.env\n");
+    git(&r, &["add", ".gitignore", ".worktreeinclude"]);
+    git(&r, &["commit", "-q", "-m", "include .env in worktrees"]);
+    write(&r.join(".env"), "SECRET=1\n");
+    let user_before = git_state(&r);
+    let status_before = git(&r, &["status", "--porcelain"]);
+    for id in ["wa", "wb"] {
+        let config = serde_json::json!({"id": id, "type": "worker", "workdir": r, "command": ["sleep", "300"],
+            "setup": "echo setting-up $AF_AGENT_ID; touch .setup-ran"});
+        env.ok_in("af-spawn", &["create", "--worktree"], Some(&config.to_string()));
+    }
+    let wt = |id: &str| env.home.join("worktrees").join(id);
+    for id in ["wa", "wb"] {
+        let show = env.show(id);
+        assert_eq!(show["config"]["workdir"], wt(id).display().to_string());
+        assert_eq!(show["config"]["worktree"], true);
+        assert_eq!(git(&wt(id), &["symbolic-ref", "--short", "HEAD"]).trim(), format!("af/{id}"));
+        assert_eq!(util::read(&wt(id).join(".env")), "SECRET=1\n", ".worktreeinclude files are copied");
+        assert!(!wt(id).join("debug.log").exists(), "other ignored files are not");
+    }
+    env.ok("af-spawn", &["start", "wa"]);
+    assert!(wt("wa").join(".setup-ran").exists(), "setup ran in the worktree before the agent started");
+    assert!(util::read(&env.home.join("agents/wa/wrap.log")).contains("setting-up wa"), "its output is in the log");
+
+    write(&wt("wa").join("src/main.rs"), "fn main() { /* wa */ }\n");
+    write(&wt("wa").join("only-wa.txt"), "wa\n");
+    write(&wt("wb").join("src/main.rs"), "fn main() { /* wb */ }\n");
+    assert_eq!(util::read(&wt("wb").join("src/main.rs")), "fn main() { /* wb */ }\n");
+    assert!(!wt("wb").join("only-wa.txt").exists() && !r.join("only-wa.txt").exists());
+    assert_eq!(util::read(&r.join("src/main.rs")), "fn main() {}\n", "the user's tree does not see them");
+    assert_eq!(git(&r, &["status", "--porcelain"]), status_before);
+    assert_eq!(git_state(&r).0, user_before.0);
+
+    // A checkpoint in a worktree rolls back there only.
+    let ck = ckpt(&env, "wb", "in a worktree");
+    write(&wt("wb").join("src/main.rs"), "broken\n");
+    env.ok("af-checkpoint", &["rollback", "wb", &ck, "--no-restart"]);
+    assert_eq!(util::read(&wt("wb").join("src/main.rs")), "fn main() { /* wb */ }\n");
+
+    // rm refuses while work would be lost: uncommitted, then committed but on no other branch.
+    let err = env.fails("af-spawn", &["rm", "wb"], None, 4);
+    assert!(err.contains("uncommitted"), "{err}");
+    git(&wt("wb"), &["commit", "-q", "-am", "wb's work"]);
+    let err = env.fails("af-spawn", &["rm", "wb"], None, 4);
+    assert!(err.contains("commit(s) on no other branch"), "{err}");
+    assert!(wt("wb").is_dir());
+    env.ok("af-spawn", &["rm", "--force", "wb"]);
+    assert!(!wt("wb").exists(), "the worktree is gone");
+    assert!(git(&r, &["branch", "--list", "af/wb"]).trim().is_empty(), "and its branch");
+    let kept = git(&r, &["for-each-ref", "--format=%(refname)", "refs/agentflow/checkpoints/wb/"]);
+    let newest = kept.lines().last().expect("a checkpoint ref keeps wb's work");
+    assert_eq!(git(&r, &["show", &format!("{newest}:src/main.rs")]), "fn main() { /* wb */ }\n");
+
+    // An agent whose work is all on other branches goes without --force.
+    git(&wt("wa"), &["checkout", "-q", "--", "src/main.rs"]);
+    std::fs::remove_file(wt("wa").join("only-wa.txt")).unwrap();
+    std::fs::remove_file(wt("wa").join(".setup-ran")).unwrap();
+    env.ok("af-spawn", &["stop", "wa"]);
+    env.ok("af-spawn", &["rm", "wa"]);
+    assert!(!wt("wa").exists());
+    assert_eq!(git(&r, &["worktree", "list", "--porcelain"]).matches("worktree ").count(), 1);
+    env.fails("af-spawn", &["create", "--worktree"], Some(r#"{"id":"wc","type":"worker","workdir":"/"}"#), 2);
+}

@@ -183,11 +183,6 @@ impl Spool {
         self.agent_dir(id).join("inbox")
     }
 
-    /// The git worktree made for an agent created with `--worktree`.
-    pub fn worktree_dir(&self, id: &AgentId) -> PathBuf {
-        self.root().join("worktrees").join(id.as_str())
-    }
-
     /// Reads one checkpoint's record; NotFound when it is not there (or not whole).
     pub fn read_checkpoint(&self, id: &AgentId, ckpt: &CheckpointId) -> Result<Checkpoint> {
         crate::atomic::read_json(&self.checkpoint_path(id, ckpt))?.ok_or_else(|| {

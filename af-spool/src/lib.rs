@@ -17,6 +17,7 @@ pub mod record;
 pub mod spool;
 pub mod time;
 pub mod tmux;
+pub mod worktree;
 
 pub use error::{Error, ExitCode, Result};
 pub use id::AgentId;

@@ -136,6 +136,14 @@ pub struct AgentConfig {
     /// claude-code agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// Whether the agent works in its own git worktree on branch `af/<id>` (made by `create`,
+    /// removed by `rm`); `workdir` is then that worktree.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub worktree: bool,
+    /// A shell command af-wrap runs once in the workdir before the agent first starts (installing
+    /// dependencies in a fresh worktree, say); its output goes to the agent's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
 }
 
 impl AgentConfig {
@@ -165,6 +173,9 @@ impl AgentConfig {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                 return bad(format!("environment variable {k:?} is not a valid name=value"));
             }
+        }
+        if self.setup.as_deref().is_some_and(|s| s.contains('\0') || s.len() > 64 * 1024) {
+            return bad("setup must be a shell command of at most 64 KiB, without NUL".into());
         }
         if let Some(cmd) = &self.command {
             if cmd.is_empty() || cmd[0].is_empty() {
