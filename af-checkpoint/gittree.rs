@@ -14,6 +14,8 @@ pub struct Repo {
     pub top: PathBuf,
     /// The user's index file.
     index: PathBuf,
+    /// HEAD's commit, if the repository has one.
+    head: Option<String>,
 }
 
 /// What a snapshot made.
@@ -85,23 +87,37 @@ fn run(mut cmd: Command, what: &str) -> anyhow::Result<String> {
 impl Repo {
     /// The git working tree holding `dir`, or None when `dir` is not inside one.
     pub fn discover(dir: &Path) -> anyhow::Result<Option<Repo>> {
-        let mut cmd = git(dir, None);
-        cmd.args(["rev-parse", "--show-toplevel", "--git-path", "index"]);
-        let out = cmd.output().context("running git rev-parse (is git installed?)")?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            if err.contains("not a git repository") {
-                return Ok(None);
+        // One git run in the usual case (a repository with commits); a second without HEAD
+        // for a repository that has none yet.
+        for with_head in [true, false] {
+            let mut cmd = git(dir, None);
+            cmd.args(["rev-parse", "--show-toplevel", "--git-path", "index"]);
+            if with_head {
+                cmd.arg("HEAD");
             }
-            let line = err.lines().next().unwrap_or("").trim().to_owned();
-            return Err(Error::System(format!("git cannot read the repository at {}: {line}", dir.display())).into());
+            let out = cmd.output().context("running git rev-parse (is git installed?)")?;
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                if err.contains("not a git repository") {
+                    return Ok(None);
+                }
+                if with_head {
+                    continue;
+                }
+                let line = err.lines().next().unwrap_or("").trim().to_owned();
+                return Err(
+                    Error::System(format!("git cannot read the repository at {}: {line}", dir.display())).into()
+                );
+            }
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let mut lines = text.lines();
+            let (Some(top), Some(index)) = (lines.next(), lines.next()) else {
+                return Err(Error::System(format!("git rev-parse gave no top-level for {}", dir.display())).into());
+            };
+            let head = lines.next().filter(|h| h.len() >= 40 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            return Ok(Some(Repo { top: PathBuf::from(top), index: dir.join(index), head: head.map(str::to_owned) }));
         }
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut lines = text.lines();
-        let (Some(top), Some(index)) = (lines.next(), lines.next()) else {
-            return Err(Error::System(format!("git rev-parse gave no top-level for {}", dir.display())).into());
-        };
-        Ok(Some(Repo { top: PathBuf::from(top), index: dir.join(index) }))
+        Ok(None)
     }
 
     /// Reopens the repository recorded in a checkpoint.
@@ -113,8 +129,8 @@ impl Repo {
     }
 
     /// Fills the private index `tmp` with the tree as it is on disk now (tracked and untracked,
-    /// not ignored) and returns that tree's id.
-    fn index_disk(&self, tmp: &Path) -> anyhow::Result<String> {
+    /// not ignored).
+    fn index_disk(&self, tmp: &Path) -> anyhow::Result<()> {
         match std::fs::copy(&self.index, tmp) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -122,7 +138,12 @@ impl Repo {
         }
         let mut add = git(&self.top, Some(tmp));
         add.args(["add", "--all", "--", "."]);
-        run(add, "record the working tree")?;
+        run(add, "record the working tree").map(|_| ())
+    }
+
+    /// The id of the tree on disk now, recorded through the private index `tmp`.
+    fn tree_on_disk(&self, tmp: &Path) -> anyhow::Result<String> {
+        self.index_disk(tmp)?;
         let mut wt = git(&self.top, Some(tmp));
         wt.arg("write-tree");
         run(wt, "write the tree")
@@ -130,11 +151,10 @@ impl Repo {
 
     /// Snapshots the tree on disk as a commit held by `reference`, using `tmp` as the index.
     pub fn snapshot(&self, tmp: &Path, reference: &str, message: &str) -> anyhow::Result<Snapshot> {
-        let tree = self.index_disk(tmp)?;
+        let tree = self.tree_on_disk(tmp);
         let _ = std::fs::remove_file(tmp);
-        let mut rp = git(&self.top, None);
-        rp.args(["rev-parse", "-q", "--verify", "HEAD^{commit}"]);
-        let head = run(rp, "read HEAD").ok().filter(|h| !h.is_empty());
+        let tree = tree?;
+        let head = self.head.clone();
         let mut ct = git(&self.top, None);
         ct.args(["commit-tree", &tree, "-m", message]);
         if let Some(h) = &head {
@@ -151,12 +171,16 @@ impl Repo {
     /// deleted ones restored, modes set; ignored files untouched. With `reset_index`, the user's
     /// index is set to `tree` too. Running it again after an interruption finishes it.
     pub fn restore(&self, tmp: &Path, tree: &str, reset_index: bool) -> anyhow::Result<()> {
-        self.index_disk(tmp)?;
         // A two-way merge from "what is on disk" to the snapshot: every difference is written.
-        let mut rt = git(&self.top, Some(tmp));
-        rt.args(["read-tree", "--reset", "-u", tree]);
-        let result = run(rt, "restore the working tree");
+        let result = self.index_disk(tmp).and_then(|()| {
+            let mut rt = git(&self.top, Some(tmp));
+            rt.args(["read-tree", "--reset", "-u", tree]);
+            run(rt, "restore the working tree")
+        });
         let _ = std::fs::remove_file(tmp);
+        if result.is_err() && !self.has(tree) {
+            return Err(Error::NotFound(format!("the snapshot {tree} is gone from {}", self.top.display())).into());
+        }
         result?;
         if reset_index {
             let mut ri = git(&self.top, None);
@@ -168,7 +192,7 @@ impl Repo {
 
     /// What changed on disk since `tree`: (status letter, path) pairs, or the patch.
     pub fn diff(&self, tmp: &Path, tree: &str, patch: bool) -> anyhow::Result<String> {
-        let now = self.index_disk(tmp);
+        let now = self.tree_on_disk(tmp);
         let _ = std::fs::remove_file(tmp);
         let now = now?;
         let mut d = git(&self.top, None);

@@ -466,3 +466,23 @@ fn agents_with_worktrees_do_not_see_each_other_and_rm_keeps_their_work() {
     assert_eq!(git(&r, &["worktree", "list", "--porcelain"]).matches("worktree ").count(), 1);
     env.fails("af-spawn", &["create", "--worktree"], Some(r#"{"id":"wc","type":"worker","workdir":"/"}"#), 2);
 }
+
+#[test]
+fn a_repository_without_commits_is_snapshotted_too() {
+    let env = Env::new();
+    let r = env.path("fresh");
+    std::fs::create_dir_all(&r).unwrap();
+    git(&r, &["init", "-q"]);
+    write(&r.join("a.txt"), "a\n");
+    agent_in(&env, "f1", &r);
+    let before = fingerprint(&r);
+    let ck = ckpt(&env, "f1", "no commits yet");
+    let shown = env.json("af-checkpoint", &["show", "f1", &ck]);
+    assert_eq!(shown["tree"]["kind"], "git");
+    assert!(shown["tree"].get("head").is_none(), "{shown}");
+    write(&r.join("a.txt"), "changed\n");
+    write(&r.join("b.txt"), "b\n");
+    env.ok("af-checkpoint", &["rollback", "f1", &ck]);
+    assert_eq!(fingerprint(&r), before);
+    assert!(git(&r, &["status", "--porcelain"]).contains("?? a.txt"), "the index is still empty");
+}

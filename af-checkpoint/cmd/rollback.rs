@@ -58,9 +58,6 @@ fn restore(spool: &Spool, id: &AgentId, c: &Checkpoint, reset_index: bool) -> an
     match &c.tree {
         Some(TreeSnapshot::Git { repo, tree, .. }) => {
             let repo = gittree::Repo::at(repo)?;
-            if !repo.has(tree) {
-                return Err(Error::NotFound(format!("the snapshot {tree} is gone from {}", repo.top.display())).into());
-            }
             repo.restore(&store::scratch(spool, id, "index"), tree, reset_index)?;
         }
         Some(TreeSnapshot::Archive { file, .. }) => {
