@@ -176,6 +176,14 @@ fn git_rollback_is_exact_and_leaves_head_branch_index_stash_alone() {
     );
     assert_eq!(env.json("af-checkpoint", &["diff", "g1", &ck]), serde_json::json!([]), "nothing differs now");
 
+    // Asked for, the index becomes the checkpoint's tree too (HEAD and branch still stay).
+    mess_up(&r, true);
+    env.ok("af-checkpoint", &["rollback", "g1", &ck, "--reset-index"]);
+    let commit = env.json("af-checkpoint", &["show", "g1", &ck])["tree"]["commit"].as_str().unwrap().to_owned();
+    assert_eq!(git(&r, &["diff-index", "--cached", "--name-only", &commit]), "", "index = checkpoint");
+    assert_eq!(git_state(&r).0, user_after_mess.0);
+    assert_eq!(git_state(&r).1, user_after_mess.1);
+
     // The event log has both.
     let log = util::read(&env.home.join("events.log"));
     assert!(log.contains("\"checkpoint.created\"") && log.contains("\"checkpoint.rolledback\""), "{log}");
