@@ -27,8 +27,55 @@ fn tar(args: &[&std::ffi::OsStr], what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The most files a working tree outside git may hold: rollback empties and refills the whole
+/// directory, which is no way to treat a home directory.
+pub const MAX_FILES: usize = 100_000;
+
+/// Refuses directories that must never be emptied by a rollback.
+fn precious(dir: &Path) -> anyhow::Result<()> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if dir == Path::new("/") || home.is_some_and(|h| h == dir) {
+        return Err(Error::Invalid(format!(
+            "the agent's workdir {} is not in a git repository and is too precious to archive and restore \
+             (give the agent a project directory as workdir)",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses those, and trees too big to archive.
+fn check(dir: &Path, spool: &Path) -> anyhow::Result<()> {
+    precious(dir)?;
+    let skip = spool_inside(dir, spool);
+    let mut count = 0usize;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            if d == dir && skip.as_deref().is_some_and(|s| s.as_os_str() == e.file_name()) {
+                continue;
+            }
+            count += 1;
+            if count > MAX_FILES {
+                return Err(Error::Invalid(format!(
+                    "the agent's workdir {} holds more than {MAX_FILES} files outside git; put it in a git repository",
+                    dir.display()
+                ))
+                .into());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Archives `dir` into `file`; returns the archive's size.
 pub fn create(dir: &Path, file: &Path, spool: &Path) -> anyhow::Result<u64> {
+    check(dir, spool)?;
     let mut args: Vec<std::ffi::OsString> = vec!["-C".into(), dir.into(), "-czf".into(), file.into()];
     if let Some(rel) = spool_inside(dir, spool) {
         let mut ex = std::ffi::OsString::from("--exclude=./");
@@ -47,6 +94,7 @@ pub fn restore(dir: &Path, file: &Path, spool: &Path) -> anyhow::Result<()> {
     if !file.is_file() {
         return Err(Error::NotFound(format!("the checkpoint's archive {} is missing", file.display())).into());
     }
+    precious(dir)?;
     let keep = spool_inside(dir, spool);
     empty(dir, keep.as_deref())?;
     let args: Vec<&std::ffi::OsStr> =

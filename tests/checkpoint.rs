@@ -494,3 +494,16 @@ fn a_repository_without_commits_is_snapshotted_too() {
     assert_eq!(fingerprint(&r), before);
     assert!(git(&r, &["status", "--porcelain"]).contains("?? a.txt"), "the index is still empty");
 }
+
+#[test]
+fn a_home_directory_outside_git_is_refused() {
+    let mut env = Env::new();
+    let home = env.path("fakehome");
+    write(&home.join("precious.txt"), "keep me\n");
+    env.set_env("HOME", home.to_str().unwrap());
+    agent_in(&env, "h1", &home);
+    let err = env.fails("af-checkpoint", &["create", "h1"], None, 2);
+    assert!(err.contains("not in a git repository"), "{err}");
+    assert!(env.json("af-checkpoint", &["ls", "h1"]).as_array().unwrap().is_empty());
+    assert_eq!(util::read(&home.join("precious.txt")), "keep me\n");
+}

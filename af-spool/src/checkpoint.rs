@@ -208,6 +208,8 @@ impl Spool {
             match self.read_checkpoint(id, &ckpt) {
                 Ok(c) => out.push(c),
                 Err(Error::NotFound(_)) => {}
+                // Only a power cut can leave one unreadable: it is not whole, so not listed.
+                Err(Error::Invalid(m)) => tracing::warn!("skipping checkpoint {ckpt} of {id}: {m}"),
                 Err(e) => return Err(e),
             }
         }
