@@ -507,3 +507,21 @@ fn a_home_directory_outside_git_is_refused() {
     assert!(env.json("af-checkpoint", &["ls", "h1"]).as_array().unwrap().is_empty());
     assert_eq!(util::read(&home.join("precious.txt")), "keep me\n");
 }
+
+#[test]
+fn kill_9_during_rollback_of_a_running_agent_then_rerun_restarts_it() {
+    let env = Env::new();
+    let d = env.path("plain");
+    write(&d.join("x"), "one\n");
+    agent_in(&env, "kr", &d);
+    env.ok("af-spawn", &["start", "kr"]);
+    let ck = ckpt(&env, "kr", "running");
+    for i in 0..6 {
+        write(&d.join("x"), &format!("round {i}\n"));
+        killed(&env, &["rollback", "kr", &ck], 400);
+        env.ok("af-checkpoint", &["rollback", "kr", &ck]);
+        assert_eq!(util::read(&d.join("x")), "one\n", "round {i}");
+        assert_eq!(env.status("kr"), "running", "round {i}: it ran before, so it runs after");
+    }
+    env.ok("af-spawn", &["stop", "kr"]);
+}

@@ -29,12 +29,22 @@ pub fn run(
     let restart = restart && (live || earlier.is_some_and(|m| m.restart));
     let mark = RollbackMark { checkpoint: c.id.clone(), restart, started_at: Timestamp::now() };
     atomic::write_json(&mark_path, &mark, Durability::Durable)?;
+    // A stop or start left running by a killed earlier attempt may beat ours to it: what
+    // matters is the status afterwards.
     if live {
-        sibling("af-spawn", &["stop", id.as_str()])?;
+        if let Err(e) = sibling("af-spawn", &["stop", id.as_str()]) {
+            if spool.observe(id)?.status().is_live() {
+                return Err(e);
+            }
+        }
     }
     restore(spool, id, &c, reset_index)?;
     if restart {
-        sibling("af-spawn", &["start", id.as_str()])?;
+        if let Err(e) = sibling("af-spawn", &["start", id.as_str()]) {
+            if spool.observe(id)?.status() != af_spool::record::Status::Running {
+                return Err(e);
+            }
+        }
     }
     std::fs::remove_file(&mark_path).map_err(|e| Error::io("remove", &mark_path, e))?;
     let took_ms = t0.elapsed().as_millis() as u64;
