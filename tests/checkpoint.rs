@@ -344,7 +344,7 @@ fn kill_9_during_create_never_lists_a_broken_checkpoint() {
     agent_in(&env, "k2", &d);
     for i in 0..50 {
         write(&r.join("bulk/b0.txt"), &format!("round {i}"));
-        killed(&env, &["create", "k1", "-m", "maybe"], 60);
+        killed(&env, &["create", "k1", "-m", "maybe"], 120);
         killed(&env, &["create", "k2", "-m", "maybe"], 30);
     }
     for id in ["k1", "k2"] {
@@ -358,6 +358,8 @@ fn kill_9_during_create_never_lists_a_broken_checkpoint() {
                 assert!(env.home.join(format!("agents/k2/checkpoints/{ck}/tree.tar.gz")).is_file());
             }
         }
+        let listed = env.json("af-checkpoint", &["ls", id]).as_array().unwrap().len();
+        eprintln!("{id}: {listed} of 50 killed creates finished; {} leftovers", hidden_entries(&env, id).len());
         ckpt(&env, id, "after the storm");
         assert!(hidden_entries(&env, id).is_empty(), "leftovers cleaned: {:?}", hidden_entries(&env, id));
     }
