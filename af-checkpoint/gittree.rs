@@ -199,7 +199,7 @@ impl Repo {
         if patch {
             d.args(["diff-tree", "-r", "-p", "--no-color", tree, &now]);
         } else {
-            d.args(["diff-tree", "-r", "--name-status", "--no-renames", tree, &now]);
+            d.args(["-c", "core.quotePath=false", "diff-tree", "-r", "--name-status", "--no-renames", tree, &now]);
         }
         run(d, "compare the trees")
     }
