@@ -527,3 +527,25 @@ fn kill_9_during_rollback_of_a_running_agent_then_rerun_restarts_it() {
     }
     env.ok("af-spawn", &["stop", "kr"]);
 }
+
+#[test]
+fn a_failing_setup_fails_the_start_and_snapshots_survive_gc() {
+    let env = Env::new();
+    let r = repo(&env);
+    let config = serde_json::json!({"id": "s1", "type": "worker", "workdir": r, "command": ["sleep", "300"],
+        "setup": "echo broken setup; exit 3"});
+    env.ok_in("af-spawn", &["create", "--worktree"], Some(&config.to_string()));
+    let out = env.run("af-spawn", &["start", "s1"], None);
+    assert!(!out.status.success(), "{}", util::describe(&out));
+    wait_for("the start to fail", Duration::from_secs(5), || env.status("s1") == "failed");
+    assert!(env.show("s1")["state"]["reason"].as_str().unwrap_or("").contains("setup"), "{}", env.show("s1"));
+    assert!(util::read(&env.home.join("agents/s1/wrap.log")).contains("broken setup"));
+
+    let wt = env.home.join("worktrees/s1");
+    write(&wt.join("src/main.rs"), "fn main() { /* kept through gc */ }\n");
+    let ck = ckpt(&env, "s1", "before gc");
+    write(&wt.join("src/main.rs"), "lost?\n");
+    git(&r, &["gc", "-q", "--prune=now"]);
+    env.ok("af-checkpoint", &["rollback", "s1", &ck]);
+    assert_eq!(util::read(&wt.join("src/main.rs")), "fn main() { /* kept through gc */ }\n");
+}
