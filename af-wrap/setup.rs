@@ -10,8 +10,14 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs the setup command unless it has run already. Err is why the agent cannot start.
-pub fn run_once(spool: &Spool, id: &AgentId, config: &AgentConfig) -> Result<(), String> {
+/// Runs the setup command unless it has run already. Err is why the agent cannot start. A
+/// SIGTERM, SIGINT or SIGHUP (`term`) ends it.
+pub fn run_once(
+    spool: &Spool,
+    id: &AgentId,
+    config: &AgentConfig,
+    term: &std::sync::atomic::AtomicBool,
+) -> Result<(), String> {
     let Some(script) = &config.setup else { return Ok(()) };
     let done = spool.setup_done_path(id);
     if done.exists() {
@@ -42,13 +48,15 @@ pub fn run_once(spool: &Spool, id: &AgentId, config: &AgentConfig) -> Result<(),
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
+            Ok(None) if Instant::now() >= deadline || term.load(std::sync::atomic::Ordering::Relaxed) => {
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(child.id() as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
                 let _ = child.wait();
-                return Err(format!("the setup command ran out of time; see {}", log_path.display()));
+                let why = if Instant::now() >= deadline { "ran out of time" } else { "was interrupted by a signal" };
+                let _ = writeln!(log, "af-wrap: setup: {why}");
+                return Err(format!("the setup command {why}; see {}", log_path.display()));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => return Err(format!("cannot wait for the setup command: {e}")),

@@ -104,7 +104,7 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result
         _control_writer: control_writer,
         control_buf: Vec::new(),
     };
-    let outcome = match crate::setup::run_once(spool, id, &sup.config).and_then(|()| sup.spawn()) {
+    let outcome = match crate::setup::run_once(spool, id, &sup.config, &signals.term).and_then(|()| sup.spawn()) {
         Ok(()) => {
             sup.mark_running()?;
             sup.run_loop(&signals, heartbeat)
