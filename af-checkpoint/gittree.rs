@@ -16,6 +16,8 @@ pub struct Repo {
     index: PathBuf,
     /// HEAD's commit, if the repository has one.
     head: Option<String>,
+    /// af-checkpoint's own index for this repository, kept between runs as a stat cache.
+    cache: Option<PathBuf>,
 }
 
 /// What a snapshot made.
@@ -115,7 +117,12 @@ impl Repo {
                 return Err(Error::System(format!("git rev-parse gave no top-level for {}", dir.display())).into());
             };
             let head = lines.next().filter(|h| h.len() >= 40 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-            return Ok(Some(Repo { top: PathBuf::from(top), index: dir.join(index), head: head.map(str::to_owned) }));
+            return Ok(Some(Repo {
+                top: PathBuf::from(top),
+                index: dir.join(index),
+                head: head.map(str::to_owned),
+                cache: None,
+            }));
         }
         Ok(None)
     }
@@ -128,10 +135,23 @@ impl Repo {
         }
     }
 
+    /// Keeps the private index between runs at `cache` (in the spool): starting from it, `git
+    /// add --all` rehashes only what changed since, even when the user's index is stale.
+    pub fn with_cache(mut self, cache: PathBuf) -> Repo {
+        self.cache = Some(cache);
+        self
+    }
+
     /// Fills the private index `tmp` with the tree as it is on disk now (tracked and untracked,
-    /// not ignored).
+    /// not ignored), starting from the fresher of our cache and the user's index (their stat
+    /// data spares hashing unchanged files; git's racy-entry checks keep that safe).
     fn index_disk(&self, tmp: &Path) -> anyhow::Result<()> {
-        match std::fs::copy(&self.index, tmp) {
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let source = match &self.cache {
+            Some(c) if mtime(c).is_some_and(|t| mtime(&self.index).is_none_or(|u| t > u)) => c,
+            _ => &self.index,
+        };
+        match std::fs::copy(source, tmp) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("copy the git index to", tmp, e).into()),
@@ -139,6 +159,14 @@ impl Repo {
         let mut add = git(&self.top, Some(tmp));
         add.args(["add", "--all", "--", "."]);
         run(add, "record the working tree").map(|_| ())
+    }
+
+    /// Done with the private index: kept as the cache after a success, else removed.
+    fn release(&self, tmp: &Path, ok: bool) {
+        let kept = ok && self.cache.as_ref().is_some_and(|c| std::fs::rename(tmp, c).is_ok());
+        if !kept {
+            let _ = std::fs::remove_file(tmp);
+        }
     }
 
     /// The id of the tree on disk now, recorded through the private index `tmp`.
@@ -152,7 +180,7 @@ impl Repo {
     /// Snapshots the tree on disk as a commit held by `reference`, using `tmp` as the index.
     pub fn snapshot(&self, tmp: &Path, reference: &str, message: &str) -> anyhow::Result<Snapshot> {
         let tree = self.tree_on_disk(tmp);
-        let _ = std::fs::remove_file(tmp);
+        self.release(tmp, tree.is_ok());
         let tree = tree?;
         let head = self.head.clone();
         let mut ct = git(&self.top, None);
@@ -177,7 +205,7 @@ impl Repo {
             rt.args(["read-tree", "--reset", "-u", tree]);
             run(rt, "restore the working tree")
         });
-        let _ = std::fs::remove_file(tmp);
+        self.release(tmp, result.is_ok());
         if result.is_err() && !self.has(tree) {
             return Err(Error::NotFound(format!("the snapshot {tree} is gone from {}", self.top.display())).into());
         }
@@ -193,7 +221,7 @@ impl Repo {
     /// What changed on disk since `tree`: (status letter, path) pairs, or the patch.
     pub fn diff(&self, tmp: &Path, tree: &str, patch: bool) -> anyhow::Result<String> {
         let now = self.tree_on_disk(tmp);
-        let _ = std::fs::remove_file(tmp);
+        self.release(tmp, now.is_ok());
         let now = now?;
         let mut d = git(&self.top, None);
         if patch {

@@ -6,7 +6,7 @@ use super::{print_json, print_line};
 use crate::{archive, gittree, inbox, store};
 use af_spool::atomic::{self, Durability};
 use af_spool::checkpoint::{Checkpoint, RollbackMark, TreeSnapshot};
-use af_spool::record::{AgentConfig, Conversation};
+use af_spool::record::{AgentConfig, Conversation, Status};
 use af_spool::time::Timestamp;
 use af_spool::{AgentId, Error, ExitCode, Spool};
 use std::process::Stdio;
@@ -33,7 +33,7 @@ pub fn run(
     // matters is the status afterwards.
     if live {
         if let Err(e) = sibling("af-spawn", &["stop", id.as_str()]) {
-            if spool.observe(id)?.status().is_live() {
+            if settled(spool, id)?.is_live() {
                 return Err(e);
             }
         }
@@ -41,7 +41,7 @@ pub fn run(
     restore(spool, id, &c, reset_index)?;
     if restart {
         if let Err(e) = sibling("af-spawn", &["start", id.as_str()]) {
-            if spool.observe(id)?.status() != af_spool::record::Status::Running {
+            if settled(spool, id)? != Status::Running {
                 return Err(e);
             }
         }
@@ -67,7 +67,7 @@ fn restore(spool: &Spool, id: &AgentId, c: &Checkpoint, reset_index: bool) -> an
     let dir = spool.checkpoint_dir(id, &c.id);
     match &c.tree {
         Some(TreeSnapshot::Git { repo, tree, .. }) => {
-            let repo = gittree::Repo::at(repo)?;
+            let repo = gittree::Repo::at(repo)?.with_cache(spool.index_cache_path(id, repo));
             repo.restore(&store::scratch(spool, id, "index"), tree, reset_index)?;
         }
         Some(TreeSnapshot::Archive { file, .. }) => {
@@ -101,7 +101,19 @@ fn restore(spool: &Spool, id: &AgentId, c: &Checkpoint, reset_index: bool) -> an
     Ok(())
 }
 
-/// Runs a sibling program (af-spawn stop/start), its output on our stderr.
+/// The agent's status once no start or stop is under way (waiting up to 20 s for one to end).
+fn settled(spool: &Spool, id: &AgentId) -> anyhow::Result<Status> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = spool.observe(id)?.status();
+        if !matches!(status, Status::Starting | Status::Stopping) || Instant::now() >= deadline {
+            return Ok(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Runs a sibling program (af-spawn stop/start); its first line of stderr tells why it failed.
 fn sibling(program: &str, args: &[&str]) -> anyhow::Result<()> {
     let path = af_spool::cli::sibling_program(program);
     let out = std::process::Command::new(&path)

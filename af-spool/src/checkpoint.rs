@@ -3,6 +3,7 @@
 //! ```text
 //! agents/<id>/checkpoints/lock                 flock: held by af-checkpoint while it changes them
 //! agents/<id>/checkpoints/rollback.json        a rollback under way (so a rerun finishes it)
+//! agents/<id>/checkpoints/index-cache-<hash>   af-checkpoint's git index for one repository
 //! agents/<id>/checkpoints/<ckpt>/checkpoint.json   the Checkpoint record
 //! agents/<id>/checkpoints/<ckpt>/config.json       the agent's config then
 //! agents/<id>/checkpoints/<ckpt>/state.json        the agent's state then
@@ -176,6 +177,18 @@ impl Spool {
     /// The mark of a rollback under way.
     pub fn rollback_mark_path(&self, id: &AgentId) -> PathBuf {
         self.checkpoints_dir(id).join("rollback.json")
+    }
+
+    /// af-checkpoint's own git index for the repository at `repo` (a stat cache: starting from it,
+    /// `git add --all` rehashes only the files changed since the last checkpoint or rollback).
+    pub fn index_cache_path(&self, id: &AgentId, repo: &std::path::Path) -> PathBuf {
+        // FNV-1a of the repository's path: one cache per repository the agent worked in.
+        let hash = repo
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+        self.checkpoints_dir(id).join(format!("index-cache-{hash:016x}"))
     }
 
     /// An agent's inbox (a Maildir: `tmp/`, `new/`, `cur/`), kept by af-bus.
