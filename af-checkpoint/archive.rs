@@ -95,6 +95,7 @@ pub fn restore(dir: &Path, file: &Path, spool: &Path) -> anyhow::Result<()> {
         return Err(Error::NotFound(format!("the checkpoint's archive {} is missing", file.display())).into());
     }
     precious(dir)?;
+    af_spool::atomic::create_dir(dir)?;
     let keep = spool_inside(dir, spool);
     empty(dir, keep.as_deref())?;
     let args: Vec<&std::ffi::OsStr> =

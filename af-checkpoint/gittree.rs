@@ -129,6 +129,9 @@ impl Repo {
 
     /// Reopens the repository recorded in a checkpoint.
     pub fn at(top: &Path) -> anyhow::Result<Repo> {
+        if !top.is_dir() {
+            return Err(Error::NotFound(format!("the repository {} is gone", top.display())).into());
+        }
         match Repo::discover(top)? {
             Some(r) => Ok(r),
             None => Err(Error::NotFound(format!("{} is no longer a git repository", top.display())).into()),

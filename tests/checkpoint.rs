@@ -156,6 +156,8 @@ fn git_rollback_is_exact_and_leaves_head_branch_index_stash_alone() {
         !changed.iter().any(|c| c.contains(".log") || c.contains("build/")),
         "ignored files are not in it: {changed:?}"
     );
+    let patch = env.ok("af-checkpoint", &["diff", "g1", &ck, "--patch"]);
+    assert!(patch.contains("+fn main() { println!(\"changed\"); }"), "{patch}");
     let user_after_mess = git_state(&r);
     let ignored = (std::fs::read(r.join("debug.log")).unwrap(), std::fs::read(r.join("build/out.bin")).unwrap());
 
@@ -209,6 +211,10 @@ fn rollback_outside_git_is_exact() {
     mess_up(&d, false);
     let diff = env.ok("af-checkpoint", &["diff", "p1", &ck]);
     assert!(diff.contains("A\tnew/deep/added.txt") && diff.contains("D\tdata/f3.txt"), "{diff}");
+    env.ok("af-checkpoint", &["rollback", "p1", &ck]);
+    assert_eq!(fingerprint(&d), before);
+    // Even a workdir deleted since comes back.
+    std::fs::remove_dir_all(&d).unwrap();
     env.ok("af-checkpoint", &["rollback", "p1", &ck]);
     assert_eq!(fingerprint(&d), before);
 }

@@ -32,7 +32,7 @@ fn describe(c: &Checkpoint) -> Vec<String> {
     let mut lines = vec![
         format!("checkpoint   {}", c.id),
         format!("agent        {}", c.agent),
-        format!("created     {} ({} ms)", c.created_at.rfc3339(), c.took_ms),
+        format!("created      {} ({} ms)", c.created_at.rfc3339(), c.took_ms),
         format!("description  {}", c.description),
         format!("holds        {}", c.holds.join(", ")),
         format!("messages     {}", c.messages),
