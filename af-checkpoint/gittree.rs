@@ -18,6 +18,8 @@ pub struct Repo {
     head: Option<String>,
     /// af-checkpoint's own index for this repository, kept between runs as a stat cache.
     cache: Option<PathBuf>,
+    /// A pathspec keeping the spool out of snapshots, when the spool lives inside the tree.
+    exclude: Option<String>,
 }
 
 /// What a snapshot made.
@@ -122,6 +124,7 @@ impl Repo {
                 index: dir.join(index),
                 head: head.map(str::to_owned),
                 cache: None,
+                exclude: None,
             }));
         }
         Ok(None)
@@ -145,6 +148,16 @@ impl Repo {
         self
     }
 
+    /// Keeps the spool at `spool` out of snapshots and rollbacks when it lives inside the tree.
+    pub fn excluding(mut self, spool: &Path) -> Repo {
+        if let Ok(rel) = spool.strip_prefix(&self.top) {
+            if !rel.as_os_str().is_empty() {
+                self.exclude = Some(format!(":(exclude,literal){}", rel.display()));
+            }
+        }
+        self
+    }
+
     /// Fills the private index `tmp` with the tree as it is on disk now (tracked and untracked,
     /// not ignored), starting from the fresher of our cache and the user's index (their stat
     /// data spares hashing unchanged files; git's racy-entry checks keep that safe).
@@ -161,6 +174,9 @@ impl Repo {
         }
         let mut add = git(&self.top, Some(tmp));
         add.args(["add", "--all", "--", "."]);
+        if let Some(x) = &self.exclude {
+            add.arg(x);
+        }
         run(add, "record the working tree").map(|_| ())
     }
 

@@ -555,3 +555,22 @@ fn a_failing_setup_fails_the_start_and_snapshots_survive_gc() {
     env.ok("af-checkpoint", &["rollback", "s1", &ck]);
     assert_eq!(util::read(&wt.join("src/main.rs")), "fn main() { /* kept through gc */ }\n");
 }
+
+#[test]
+fn a_spool_inside_the_repository_is_left_out() {
+    let env = Env::new();
+    let root = env.path("");
+    git(&root, &["init", "-q"]);
+    write(&root.join("work/code.txt"), "v1\n");
+    agent_in(&env, "in1", &root);
+    let ck = ckpt(&env, "in1", "spool inside");
+    let shown = env.json("af-checkpoint", &["show", "in1", &ck]);
+    let commit = shown["tree"]["commit"].as_str().unwrap();
+    let files = git(&root, &["ls-tree", "-r", "--name-only", commit]);
+    assert!(!files.contains("home/"), "the spool is not in the snapshot: {files}");
+    write(&root.join("work/code.txt"), "v2\n");
+    env.ok("af-checkpoint", &["rollback", "in1", &ck]);
+    assert_eq!(util::read(&root.join("work/code.txt")), "v1\n");
+    assert_eq!(env.json("af-checkpoint", &["ls", "in1"]).as_array().unwrap().len(), 1, "the spool is intact");
+    assert_eq!(env.status("in1"), "created");
+}

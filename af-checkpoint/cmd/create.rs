@@ -120,7 +120,7 @@ fn snapshot_tree(
     match gittree::Repo::discover(dir)? {
         Some(repo) => {
             let cache = spool.index_cache_path(id, &repo.top);
-            let repo = repo.with_cache(cache);
+            let repo = repo.with_cache(cache).excluding(spool.root());
             let reference = checkpoint::git_ref(id, ckpt);
             // Written before the ref exists, so a killed run's leftover names the ref to delete.
             let pending = format!("{}\n{reference}\n", repo.top.display());

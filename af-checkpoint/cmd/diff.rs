@@ -9,7 +9,7 @@ pub fn run(spool: &Spool, id: &AgentId, ckpt: &str, patch: bool, json: bool) -> 
     let c = store::find(spool, id, ckpt)?;
     let text = match &c.tree {
         Some(TreeSnapshot::Git { repo, tree, .. }) => {
-            let repo = gittree::Repo::at(repo)?.with_cache(spool.index_cache_path(id, repo));
+            let repo = gittree::Repo::at(repo)?.with_cache(spool.index_cache_path(id, repo)).excluding(spool.root());
             repo.diff(&store::scratch(spool, id, "diff-index"), tree, patch && !json)?
         }
         Some(TreeSnapshot::Archive { file, .. }) => {

@@ -67,7 +67,7 @@ fn restore(spool: &Spool, id: &AgentId, c: &Checkpoint, reset_index: bool) -> an
     let dir = spool.checkpoint_dir(id, &c.id);
     match &c.tree {
         Some(TreeSnapshot::Git { repo, tree, .. }) => {
-            let repo = gittree::Repo::at(repo)?.with_cache(spool.index_cache_path(id, repo));
+            let repo = gittree::Repo::at(repo)?.with_cache(spool.index_cache_path(id, repo)).excluding(spool.root());
             repo.restore(&store::scratch(spool, id, "index"), tree, reset_index)?;
         }
         Some(TreeSnapshot::Archive { file, .. }) => {
