@@ -1,13 +1,15 @@
-//! af-checkpoint: placeholder until its issue lands.
+//! af-checkpoint: checkpoints of an agent's state, messages, conversation and working tree, and
+//! rollback to them.
 
-use clap::Parser;
+mod archive;
+mod cli;
+mod cmd;
+mod gittree;
+mod inbox;
+mod store;
 
-#[derive(Parser)]
-#[command(name = "af-checkpoint", version, about = "AgentFlow af-checkpoint (not built yet)", after_help = af_spool::ExitCode::TABLE)]
-struct Cli {}
+use af_spool::cli::{Logs, main as run_main};
 
 fn main() -> std::process::ExitCode {
-    af_spool::cli::main::<Cli>(af_spool::cli::Logs::Stderr, |_cli| {
-        anyhow::bail!(af_spool::Error::System("af-checkpoint is not built yet".into()))
-    })
+    run_main::<cli::Cli>(Logs::Stderr, cmd::run)
 }

@@ -16,7 +16,8 @@ Each agent lives in the tmux session agent-<id>: window `main' runs af-wrap (the
 AF_TMUX_SOCKET=NAME makes af-spawn use the private tmux server `tmux -L NAME'.\n\n\
 Agent configs are the seed's AgentConfig JSON (camelCase): {\"id\", \"type\": \"claude-code\"|\"worker\"|\"monitor\", \
 \"projectId\", \"taskId\", \"capabilities\", \"maxConcurrentTasks\", \"resourceLimits\": {\"memory\": \"2GB\", \
-\"cpu\": \"2\", \"timeout\": ms}, \"environment\": {}} plus AgentFlow's \"workdir\" and \"command\" (argv array). \
+\"cpu\": \"2\", \"timeout\": ms}, \"environment\": {}} plus AgentFlow's \"workdir\", \"command\" (argv array), \"worktree\" (true: the agent's own git worktree \
+on branch af/<id>) and \"setup\" (a shell command af-wrap runs once in the workdir before the first start). \
 Defaults: projectId \"default\", capabilities [], maxConcurrentTasks 1, no memory or cpu limit, timeout 30 minutes, \
 environment {}, workdir the directory create runs in. Unknown fields are refused.",
     after_help = af_spool::ExitCode::TABLE
@@ -40,6 +41,10 @@ pub enum Command {
         /// Start each agent once created.
         #[arg(long)]
         start: bool,
+        /// Give each agent its own git worktree on branch af/<id> (as the config field
+        /// `worktree: true` does), seeded with the untracked files `.worktreeinclude` lists.
+        #[arg(long)]
+        worktree: bool,
     },
     /// Start agents in their tmux sessions; waits until each runs.
     Start {
@@ -83,12 +88,14 @@ pub enum Command {
         #[arg(long, default_value_t = 10.0, value_name = "SECS")]
         timeout: f64,
     },
-    /// Remove an agent and its records.
+    /// Remove an agent and its records (and its worktree, refusing when that holds uncommitted or
+    /// unpushed work).
     Rm {
         /// The agents.
         #[arg(required = true)]
         ids: Vec<String>,
-        /// Stop it first if it runs (SIGKILL).
+        /// Stop it first if it runs (SIGKILL); remove a worktree holding work, after taking a
+        /// checkpoint that keeps it (refs/agentflow/checkpoints/<id>/...).
         #[arg(long)]
         force: bool,
     },

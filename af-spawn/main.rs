@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod layout;
+mod worktree;
 
 use af_spool::cli::{Logs, main as run_main};
 

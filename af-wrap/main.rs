@@ -5,6 +5,7 @@
 mod claude;
 mod hook;
 mod limits;
+mod setup;
 mod supervise;
 mod tasks;
 mod tree;

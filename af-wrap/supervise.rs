@@ -113,7 +113,7 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result
         tasks: None,
         claude,
     };
-    let outcome = match sup.spawn() {
+    let outcome = match crate::setup::run_once(spool, id, &sup.config, &signals.term).and_then(|()| sup.spawn()) {
         Err(reason) if sup.claude.is_some() => {
             // A claude-code agent stays up without its CLI: tasks are answered with the reason.
             if let Some(d) = sup.claude.as_mut() {

@@ -13,9 +13,12 @@ use std::path::Path;
 /// The most a create reads at once (a batch of configs).
 const MAX_INPUT_BYTES: u64 = 64 << 20;
 
-pub fn run(ctx: &Ctx, source: &Path, start: bool) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, source: &Path, start: bool, worktree: bool) -> anyhow::Result<ExitCode> {
     let input = read_input(source)?;
-    let configs = parse(&input)?;
+    let mut configs = parse(&input)?;
+    for c in &mut configs {
+        c.worktree |= worktree;
+    }
     // Check everything before changing anything.
     let mut seen = BTreeSet::new();
     for c in &configs {
@@ -27,12 +30,23 @@ pub fn run(ctx: &Ctx, source: &Path, start: bool) -> anyhow::Result<ExitCode> {
                 Error::Conflict(format!("agent '{}' exists already (see: af-spawn show {})", c.id, c.id)).into()
             );
         }
+        if c.worktree {
+            crate::worktree::check(&ctx.spool, c)?;
+        }
     }
     let mut created = Vec::new();
     let mut progress =
         af_spool::progress::Progress::new(if start { "creating and starting" } else { "creating" }, configs.len());
-    for config in configs {
-        create_one(ctx, &config)?;
+    for mut config in configs {
+        if config.worktree {
+            crate::worktree::make(&ctx.spool, &mut config)?;
+        }
+        if let Err(e) = create_one(ctx, &config) {
+            if config.worktree {
+                let _ = crate::worktree::remove(&ctx.spool, &config.id);
+            }
+            return Err(e);
+        }
         if start {
             super::start::start_one(ctx, &config.id, true, std::time::Duration::from_secs(10), false)?;
         }

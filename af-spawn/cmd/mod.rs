@@ -35,7 +35,7 @@ pub struct Ctx {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Ctx { spool: Spool::open_default()?, tmux: Tmux::from_env(), json: cli.json };
     match cli.command {
-        Command::Create { config, start } => create::run(&ctx, &config, start),
+        Command::Create { config, start, worktree } => create::run(&ctx, &config, start, worktree),
         Command::Start { ids, no_wait, timeout } => start::run(&ctx, &ids, !no_wait, seconds(timeout)?),
         Command::Stop { ids, force, timeout } => stop::run(&ctx, &ids, force, seconds(timeout)?),
         Command::Pause { id } => stop::pause(&ctx, &agent_id(&id)?, true),

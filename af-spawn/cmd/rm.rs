@@ -16,6 +16,14 @@ pub fn run(ctx: &Ctx, ids: &[String], force: bool) -> anyhow::Result<ExitCode> {
             ))
             .into());
         }
+        if !force {
+            if let Some(risk) = crate::worktree::at_risk(&ctx.spool, id)? {
+                return Err(Error::Conflict(format!(
+                    "agent '{id}' has {risk}; commit and push or merge it, or use rm --force (a checkpoint keeps it)"
+                ))
+                .into());
+            }
+        }
     }
     for id in &ids {
         remove_one(ctx, id)?;
@@ -35,6 +43,8 @@ fn remove_one(ctx: &Ctx, id: &AgentId) -> anyhow::Result<()> {
     if obs.state.status.is_live() {
         super::stop::stop_one(ctx, id, true, std::time::Duration::ZERO)?;
     }
+    let kept = keep_worktree_work(ctx, id)?;
+    crate::worktree::remove(&ctx.spool, id)?;
     let lock = ctx.spool.lock_agent(id)?;
     let trash = ctx.spool.agents_dir().join(atomic::unique_name("trash"));
     let dir = ctx.spool.agent_dir(id);
@@ -44,6 +54,31 @@ fn remove_one(ctx: &Ctx, id: &AgentId) -> anyhow::Result<()> {
     std::fs::remove_dir_all(&trash).with_context(|| format!("deleting {}", trash.display()))?;
     kill_our_session(ctx, id);
     procfs::remove_cgroups(&obs.state.limits.cgroups);
-    eventlog::record(&ctx.spool, Event::new("agent.removed", Some(id), serde_json::Value::Null));
+    let detail = kept.map_or(serde_json::Value::Null, |r| serde_json::json!({"keptIn": r}));
+    eventlog::record(&ctx.spool, Event::new("agent.removed", Some(id), detail));
     Ok(())
+}
+
+/// Before a worktree holding work is removed (only with --force): a checkpoint, whose commit (in
+/// the repository, under refs/agentflow/checkpoints/<id>/) keeps the work after the agent is gone.
+fn keep_worktree_work(ctx: &Ctx, id: &AgentId) -> anyhow::Result<Option<String>> {
+    let Some(risk) = crate::worktree::at_risk(&ctx.spool, id)? else { return Ok(None) };
+    let program = af_spool::cli::sibling_program("af-checkpoint");
+    let out = std::process::Command::new(&program)
+        .args(["create", id.as_str(), "-m", &format!("before af-spawn rm --force: {risk}")])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::System(format!(
+            "cannot take a checkpoint of agent '{id}' before removing its worktree, so nothing was removed: {}",
+            err.lines().next().unwrap_or("").trim()
+        ))
+        .into());
+    }
+    let ckpt = af_spool::checkpoint::CheckpointId::new(String::from_utf8_lossy(&out.stdout).trim())?;
+    let reference = af_spool::checkpoint::git_ref(id, &ckpt);
+    tracing::warn!("agent '{id}' had {risk}; kept in {reference}");
+    Ok(Some(reference))
 }

@@ -29,6 +29,14 @@ pub fn sibling_program(name: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(name)
 }
 
+static USER_UMASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0o022);
+
+/// The umask the program was started with, before [`main`] set 077 for the spool: programs that
+/// write the user's own files (af-checkpoint restoring a working tree) give it to those children.
+pub fn user_umask() -> u32 {
+    USER_UMASK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Where a program's logs go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Logs {
@@ -42,7 +50,8 @@ pub enum Logs {
 /// `--generate man|bash|zsh|fish|elvish|powershell`, parses the command line, sets up logging,
 /// runs `run`, and maps its error to one line on stderr and the shared exit code.
 pub fn main<C: clap::Parser>(logs: Logs, run: impl FnOnce(C) -> anyhow::Result<ExitCode>) -> std::process::ExitCode {
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let user = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    USER_UMASK.store(user.bits() as u32, std::sync::atomic::Ordering::Relaxed);
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "--generate") {
         return generate(C::command(), args.get(2).and_then(|s| s.to_str()).unwrap_or(""));

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod bus;
+pub mod checkpoint;
 pub mod claude;
 pub mod cli;
 pub mod control;
@@ -23,6 +24,7 @@ pub mod spool;
 pub mod tasks;
 pub mod time;
 pub mod tmux;
+pub mod worktree;
 
 pub use error::{Error, ExitCode, Result};
 pub use id::AgentId;

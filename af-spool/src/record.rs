@@ -147,6 +147,14 @@ pub struct AgentConfig {
     /// How a claude-code agent runs the Claude Code CLI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claude: Option<crate::claude::ClaudeSettings>,
+    /// Whether the agent works in its own git worktree on branch `af/<id>` (made by `create`,
+    /// removed by `rm`); `workdir` is then that worktree.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub worktree: bool,
+    /// A shell command af-wrap runs once in the workdir before the agent first starts (installing
+    /// dependencies in a fresh worktree, say); its output goes to the agent's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
 }
 
 impl AgentConfig {
@@ -181,6 +189,9 @@ impl AgentConfig {
             if cmd.is_empty() || cmd[0].is_empty() || cmd.iter().any(|a| a.contains('\0')) {
                 return bad("taskCommand must be a non-empty array, program first, without NUL bytes".into());
             }
+        }
+        if self.setup.as_deref().is_some_and(|s| s.contains('\0') || s.len() > 64 * 1024) {
+            return bad("setup must be a shell command of at most 64 KiB, without NUL".into());
         }
         if let Some(cmd) = &self.command {
             if cmd.is_empty() || cmd[0].is_empty() {
@@ -339,6 +350,10 @@ pub struct AgentState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_until: Option<Timestamp>,
 }
+
+/// A reference to an agent CLI's conversation (see [`crate::claude::Conversation`]): checkpoints keep
+/// it and rollbacks restore it.
+pub use crate::claude::Conversation;
 
 impl AgentState {
     /// The state of a newly created agent.

@@ -141,7 +141,7 @@ _af__spawn() {
             return 0
             ;;
         af__subcmd__spawn__subcmd__create)
-            opts="-c -h --config --start --json --help"
+            opts="-c -h --config --start --worktree --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

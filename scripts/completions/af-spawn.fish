@@ -33,7 +33,7 @@ complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "stop" -d 'Stop ag
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "pause" -d 'Pause an agent (SIGSTOP to its process group)'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "resume" -d 'Resume a paused agent (SIGCONT)'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "restart" -d 'Stop an agent if it runs, then start it again'
-complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "rm" -d 'Remove an agent and its records'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "rm" -d 'Remove an agent and its records (and its worktree, refusing when that holds uncommitted or unpushed work)'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "ls" -d 'List agents'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "show" -d 'Show an agent\'s config, state and last heartbeat'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "attach" -d 'Attach to an agent\'s tmux session'
@@ -44,6 +44,7 @@ complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "top" -d 'Show an 
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -s c -l config -d 'The config file, or - for standard input (the default)' -r -F
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l start -d 'Start each agent once created'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l worktree -d 'Give each agent its own git worktree on branch af/<id> (as the config field `worktree: true` does), seeded with the untracked files `.worktreeinclude` lists'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l timeout -d 'How long to wait for each agent to run, in seconds' -r
@@ -61,7 +62,7 @@ complete -c af-spawn -n "__fish_af_spawn_using_subcommand resume" -s h -l help -
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -l timeout -d 'Grace period of the stop, in seconds' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -s h -l help -d 'Print help'
-complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l force -d 'Stop it first if it runs (SIGKILL)'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l force -d 'Stop it first if it runs (SIGKILL); remove a worktree holding work, after taking a checkpoint that keeps it (refs/agentflow/checkpoints/<id>/...)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s p -l project -d 'Only this project\'s agents' -r
@@ -91,7 +92,7 @@ complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_s
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach logs gc script top help" -f -a "pause" -d 'Pause an agent (SIGSTOP to its process group)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach logs gc script top help" -f -a "resume" -d 'Resume a paused agent (SIGCONT)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach logs gc script top help" -f -a "restart" -d 'Stop an agent if it runs, then start it again'
-complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach logs gc script top help" -f -a "rm" -d 'Remove an agent and its records'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach logs gc script top help" -f -a "rm" -d 'Remove an agent and its records (and its worktree, refusing when that holds uncommitted or unpushed work)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach logs gc script top help" -f -a "ls" -d 'List agents'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach logs gc script top help" -f -a "show" -d 'Show an agent\'s config, state and last heartbeat'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart rm ls show attach logs gc script top help" -f -a "attach" -d 'Attach to an agent\'s tmux session'

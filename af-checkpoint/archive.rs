@@ -1,0 +1,180 @@
+//! Working-tree snapshots outside git: a gzip-compressed tar archive in the checkpoint, restored
+//! by emptying the directory and extracting it (so a rerun after an interruption finishes it).
+
+use af_spool::Error;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The spool, relative to `dir`, when the spool lives inside it (it is never archived or removed).
+fn spool_inside(dir: &Path, spool: &Path) -> Option<PathBuf> {
+    spool.strip_prefix(dir).ok().and_then(|rel| rel.components().next()).map(|c| PathBuf::from(c.as_os_str()))
+}
+
+fn tar(args: &[&std::ffi::OsStr], what: &str) -> anyhow::Result<()> {
+    let mut cmd = Command::new("tar");
+    cmd.args(args).stdin(Stdio::null());
+    let out = crate::gittree::output_as_user(&mut cmd)
+        .with_context(|| format!("running tar to {what} (is tar installed?)"))?;
+    // GNU tar exits 1 when a file changed while it was read: the archive is still whole.
+    if !(out.status.success() || out.status.code() == Some(1) && what == "archive the working tree") {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().next().unwrap_or("").trim();
+        return Err(Error::System(format!("tar failed to {what}: {line}")).into());
+    }
+    Ok(())
+}
+
+/// The most files a working tree outside git may hold: rollback empties and refills the whole
+/// directory, which is no way to treat a home directory.
+pub const MAX_FILES: usize = 100_000;
+
+/// Refuses directories that must never be emptied by a rollback.
+fn precious(dir: &Path) -> anyhow::Result<()> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if dir == Path::new("/") || home.is_some_and(|h| h == dir) {
+        return Err(Error::Invalid(format!(
+            "the agent's workdir {} is not in a git repository and is too precious to archive and restore \
+             (give the agent a project directory as workdir)",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses those, and trees too big to archive.
+fn check(dir: &Path, spool: &Path) -> anyhow::Result<()> {
+    precious(dir)?;
+    let skip = spool_inside(dir, spool);
+    let mut count = 0usize;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            if d == dir && skip.as_deref().is_some_and(|s| s.as_os_str() == e.file_name()) {
+                continue;
+            }
+            count += 1;
+            if count > MAX_FILES {
+                return Err(Error::Invalid(format!(
+                    "the agent's workdir {} holds more than {MAX_FILES} files outside git; put it in a git repository",
+                    dir.display()
+                ))
+                .into());
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Archives `dir` into `file`; returns the archive's size.
+pub fn create(dir: &Path, file: &Path, spool: &Path) -> anyhow::Result<u64> {
+    check(dir, spool)?;
+    let mut args: Vec<std::ffi::OsString> = vec!["-C".into(), dir.into(), "-czf".into(), file.into()];
+    if let Some(rel) = spool_inside(dir, spool) {
+        let mut ex = std::ffi::OsString::from("--exclude=./");
+        ex.push(rel);
+        args.push(ex);
+    }
+    args.push(".".into());
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    tar(&refs, "archive the working tree")?;
+    Ok(std::fs::metadata(file).map_err(|e| Error::io("stat", file, e))?.len())
+}
+
+/// Makes `dir` exactly the archive's tree: everything in it is removed, then the archive is
+/// extracted with its modes.
+pub fn restore(dir: &Path, file: &Path, spool: &Path) -> anyhow::Result<()> {
+    if !file.is_file() {
+        return Err(Error::NotFound(format!("the checkpoint's archive {} is missing", file.display())).into());
+    }
+    precious(dir)?;
+    af_spool::atomic::create_dir(dir)?;
+    let keep = spool_inside(dir, spool);
+    empty(dir, keep.as_deref())?;
+    let args: Vec<&std::ffi::OsStr> =
+        vec!["-C".as_ref(), dir.as_os_str(), "--no-same-owner".as_ref(), "-xzpf".as_ref(), file.as_os_str()];
+    tar(&args, "extract the working tree")
+}
+
+fn empty(dir: &Path, keep: Option<&Path>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        if keep.is_some_and(|k| k.as_os_str() == entry.file_name()) {
+            continue;
+        }
+        let path = entry.path();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let removed = if is_dir { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        match removed {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &path, e).into()),
+        }
+    }
+    Ok(())
+}
+
+/// One entry of a tree, for comparing.
+#[derive(PartialEq)]
+enum Entry {
+    File { mode: u32, bytes: Vec<u8> },
+    Link(PathBuf),
+}
+
+fn walk(root: &Path, rel: &Path, skip: Option<&Path>, out: &mut BTreeMap<PathBuf, Entry>) -> anyhow::Result<()> {
+    let dir = root.join(rel);
+    for entry in std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
+        let rel = rel.join(entry.file_name());
+        if skip.is_some_and(|s| s == rel) {
+            continue;
+        }
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io("stat", &path, e))?;
+        if meta.is_dir() {
+            walk(root, &rel, skip, out)?;
+        } else if meta.file_type().is_symlink() {
+            out.insert(rel, Entry::Link(std::fs::read_link(&path).map_err(|e| Error::io("read", &path, e))?));
+        } else {
+            let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+            out.insert(rel, Entry::File { mode: meta.permissions().mode() & 0o111, bytes });
+        }
+    }
+    Ok(())
+}
+
+/// What changed in `dir` since the archive: (status letter, path) lines, `scratch` being an empty
+/// directory to extract into.
+pub fn diff(dir: &Path, file: &Path, scratch: &Path, spool: &Path) -> anyhow::Result<String> {
+    af_spool::atomic::create_dir(scratch)?;
+    let result = (|| {
+        let args: Vec<&std::ffi::OsStr> =
+            vec!["-C".as_ref(), scratch.as_os_str(), "--no-same-owner".as_ref(), "-xzpf".as_ref(), file.as_os_str()];
+        tar(&args, "read the archive")?;
+        let (mut then, mut now) = (BTreeMap::new(), BTreeMap::new());
+        walk(scratch, Path::new(""), None, &mut then)?;
+        walk(dir, Path::new(""), spool_inside(dir, spool).as_deref(), &mut now)?;
+        let mut lines = Vec::new();
+        for (path, e) in &then {
+            match now.get(path) {
+                None => lines.push(format!("D\t{}", path.display())),
+                Some(n) if n != e => lines.push(format!("M\t{}", path.display())),
+                Some(_) => {}
+            }
+        }
+        for path in now.keys().filter(|p| !then.contains_key(*p)) {
+            lines.push(format!("A\t{}", path.display()));
+        }
+        lines.sort_by(|a, b| a[2..].cmp(&b[2..]));
+        Ok(lines.join("\n"))
+    })();
+    let _ = std::fs::remove_dir_all(scratch);
+    result
+}

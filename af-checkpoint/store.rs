@@ -1,0 +1,91 @@
+//! An agent's checkpoint directory as af-checkpoint changes it: under its lock, with leftovers of
+//! interrupted runs (hidden directories and the git refs they had made) removed first.
+
+use crate::gittree;
+use af_spool::checkpoint::{Checkpoint, CheckpointId, TreeSnapshot};
+use af_spool::lock::Lock;
+use af_spool::record::Event;
+use af_spool::{AgentId, Error, Spool, atomic, eventlog};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// The file, inside a checkpoint being built or removed, naming the git ref it made: a leftover
+/// of a killed run is found by it and its ref deleted.
+pub const PENDING_REF: &str = "ref.pending";
+
+/// Takes the agent's checkpoint lock and clears what interrupted runs left behind.
+pub fn lock(spool: &Spool, id: &AgentId) -> anyhow::Result<Lock> {
+    spool.require(id)?;
+    let lock = Lock::exclusive(&spool.checkpoints_lock_path(id))?;
+    clean(spool, id);
+    Ok(lock)
+}
+
+/// Removes hidden leftovers (half-built or half-removed checkpoints, scratch files), deleting the
+/// git refs they name. Only called under the lock, so nothing hidden is in use.
+fn clean(spool: &Spool, id: &AgentId) {
+    let dir = spool.checkpoints_dir(id);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            if let Ok(text) = std::fs::read_to_string(path.join(PENDING_REF)) {
+                if let Some((top, reference)) = text.split_once('\n') {
+                    gittree::forget_ref(Path::new(top), reference.trim_end());
+                }
+            }
+            let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// A fresh hidden directory (or file name) in the agent's checkpoint directory.
+pub fn scratch(spool: &Spool, id: &AgentId, prefix: &str) -> PathBuf {
+    spool.checkpoints_dir(id).join(atomic::unique_name(prefix))
+}
+
+/// Looks up a checkpoint named on the command line.
+pub fn find(spool: &Spool, id: &AgentId, ckpt: &str) -> anyhow::Result<Checkpoint> {
+    spool.require(id)?;
+    let ckpt = CheckpointId::new(ckpt)?;
+    Ok(spool.read_checkpoint(id, &ckpt)?)
+}
+
+/// Removes one checkpoint: renamed out of sight (so it is no longer listed), its ref deleted, its
+/// files deleted. Call under the lock.
+pub fn remove(spool: &Spool, id: &AgentId, ckpt: &Checkpoint) -> anyhow::Result<()> {
+    let dir = spool.checkpoint_dir(id, &ckpt.id);
+    let trash = scratch(spool, id, "trash");
+    std::fs::rename(&dir, &trash).map_err(|e| Error::io("move aside", &dir, e))?;
+    atomic::sync_dir(&spool.checkpoints_dir(id))?;
+    if let Some(TreeSnapshot::Git { repo, reference, .. }) = &ckpt.tree {
+        gittree::forget_ref(repo, reference);
+    }
+    std::fs::remove_dir_all(&trash).map_err(|e| Error::io("delete", &trash, e))?;
+    Ok(())
+}
+
+/// Records an event in the spool's log and publishes it on the bus topic `checkpoints` (when
+/// af-bus works; it is optional).
+pub fn announce(spool: &Spool, kind: &str, id: &AgentId, detail: serde_json::Value) {
+    let event = Event::new(kind, Some(id), detail);
+    let data = serde_json::to_string(&event).unwrap_or_default();
+    eventlog::record(spool, event);
+    let bus = af_spool::cli::sibling_program("af-bus");
+    let published = std::process::Command::new(&bus)
+        .args(["publish", "--topic", "checkpoints", &data])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match published {
+        Ok(s) if s.success() => {}
+        Ok(s) => tracing::info!("af-bus publish exited with {s}; the event is in the log only"),
+        Err(e) => tracing::info!("cannot run af-bus ({e}); the event is in the log only"),
+    }
+}
