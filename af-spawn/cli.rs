@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[command(
     name = "af-spawn",
     version,
-    about = "Agent lifecycle in tmux: create, start, stop, pause, resume, restart, rm, ls, show, attach, gc, script",
+    about = "Agent lifecycle in tmux: create, start, stop, pause, resume, restart, reset, rm, ls, show, attach, gc, script",
     long_about = "Agent lifecycle in tmux.\n\n\
 Each agent lives in the tmux session agent-<id>: window `main' runs af-wrap (the supervisor), window \
 `monitor' shows the agent's processes, CPU and memory. Records live in the spool ($AF_HOME). \
@@ -82,6 +82,12 @@ pub enum Command {
         /// Grace period of the stop, in seconds.
         #[arg(long, default_value_t = 10.0, value_name = "SECS")]
         timeout: f64,
+    },
+    /// Clear an agent's failure counts and af-health's verdict (`failed' after the recovery
+    /// ladder gave up), so that the ladder starts it again.
+    Reset {
+        /// The agent.
+        id: String,
     },
     /// Remove an agent and its records.
     Rm {

@@ -159,9 +159,17 @@ impl Supervisor<'_> {
         let argv: Vec<String> = match (&self.config.command, self.config.kind) {
             (Some(cmd), _) => cmd.clone(),
             (None, AgentType::ClaudeCode) => vec!["claude".into()],
-            // A worker without a command, or a monitor, idles here: taking tasks and running the
-            // health loop are added by af-bus and af-health.
-            (None, AgentType::Worker | AgentType::Monitor) => {
+            // A monitor runs the health loop for its project (projectId "*": every agent).
+            (None, AgentType::Monitor) => {
+                let health = af_spool::cli::sibling_program("af-health").display().to_string();
+                let mut argv = vec![health, "watch".into()];
+                if self.config.project_id != "*" {
+                    argv.extend(["--project".into(), self.config.project_id.clone()]);
+                }
+                argv
+            }
+            // A worker without a command idles here: taking tasks is added by af-bus.
+            (None, AgentType::Worker) => {
                 say(&format!("agent {} ({}) is idle: it runs no command", self.id, self.config.kind.as_str()));
                 return Ok(());
             }

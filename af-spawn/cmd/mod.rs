@@ -5,6 +5,7 @@ mod attach;
 mod create;
 mod gc;
 mod ls;
+mod reset;
 mod rm;
 mod script;
 mod show;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume { id } => stop::pause(&ctx, &agent_id(&id)?, false),
         Command::Restart { id, timeout } => start::restart(&ctx, &agent_id(&id)?, seconds(timeout)?),
         Command::Rm { ids, force } => rm::run(&ctx, &ids, force),
+        Command::Reset { id } => reset::run(&ctx, &agent_id(&id)?),
         Command::Ls { project } => ls::run(&ctx, project.as_deref()),
         Command::Show { id } => show::run(&ctx, &agent_id(&id)?),
         Command::Attach { id } => attach::run(&ctx, &agent_id(&id)?),

@@ -136,6 +136,10 @@ pub struct AgentConfig {
     /// claude-code agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// Exit codes that mean "permanent failure, do not restart" to af-health's recovery ladder
+    /// (e.g. `[78]`, sysexits' EX_CONFIG). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permanent_exit_codes: Vec<i32>,
 }
 
 impl AgentConfig {

@@ -1,0 +1,285 @@
+//! One check pass: every agent in scope checked (in parallel, each under its health lock so two
+//! af-health never act on one agent at once), its history appended, its alerts brought up to
+//! date, and, when recovering, the ladder climbed.
+
+use crate::alert;
+use crate::ladder;
+use crate::policy::{self, Plan, Policy};
+use crate::probe::{self, Finding, Ping, World};
+use af_spool::control::{self, Request};
+use af_spool::health::{self, Alert, Check, HistoryEntry};
+use af_spool::record::{Health, Status};
+use af_spool::time::Timestamp;
+use af_spool::{AgentId, Error, Spool};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Which agents a pass looks at.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Only these (all when None).
+    pub ids: Option<Vec<AgentId>>,
+    /// Only this project's.
+    pub project: Option<String>,
+}
+
+/// What a pass found for one agent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The agent.
+    pub id: AgentId,
+    /// Its real status.
+    pub status: Status,
+    /// Its health (unknown when not running).
+    pub health: Health,
+    /// The checks.
+    pub checks: Vec<Check>,
+    /// What the ladder did or plans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// RSS of its tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
+    /// CPU of its tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// The ping's round trip.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_ms: Option<f64>,
+    /// The alerts this pass raised, escalated or closed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<Alert>,
+    /// Why it was not checked (another af-health holds it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+/// A pass's outcome.
+pub struct Outcome {
+    /// One report per agent in scope, by id.
+    pub reports: Vec<Report>,
+    /// The earliest time a scheduled rung may be climbed.
+    pub next_at: Option<Timestamp>,
+}
+
+impl Outcome {
+    /// The worst health found.
+    pub fn worst(&self) -> Health {
+        let rank = |h: Health| match h {
+            Health::Unknown => 0,
+            Health::Healthy => 1,
+            Health::Degraded => 2,
+            Health::Unhealthy => 3,
+        };
+        self.reports.iter().map(|r| r.health).max_by_key(|h| rank(*h)).unwrap_or(Health::Unknown)
+    }
+}
+
+/// How many agents are checked at once (pings wait on other processes).
+const WORKERS: usize = 8;
+
+/// Runs one pass.
+pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::Result<Outcome> {
+    let ids = match &scope.ids {
+        Some(ids) => {
+            for id in ids {
+                spool.require(id)?;
+            }
+            ids.clone()
+        }
+        None => spool.agent_ids()?,
+    };
+    // A monitor agent does not check (nor restart) itself.
+    let me = std::env::var("AF_AGENT_ID").ok();
+    let ids: Vec<AgentId> = ids.into_iter().filter(|id| me.as_deref() != Some(id.as_str())).collect();
+    let world = World::snapshot(spool);
+    let mut open: HashMap<AgentId, HashMap<String, Alert>> = HashMap::new();
+    for a in spool.open_alerts()? {
+        open.entry(a.agent.clone()).or_default().insert(a.check.clone(), a);
+    }
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(ids.len()));
+    let workers = WORKERS.min(ids.len()).max(1);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(id) = ids.get(i) else { break };
+                    let none = HashMap::new();
+                    let alerts = open.get(id).unwrap_or(&none);
+                    let r = check_one(spool, id, scope, &world, alerts, p, recover);
+                    if let Ok(mut v) = results.lock() {
+                        v.push((id.clone(), r));
+                    }
+                }
+            });
+        }
+    });
+    let mut reports = Vec::new();
+    let mut next_at: Option<Timestamp> = None;
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    for (id, r) in results {
+        match r {
+            Ok(Some((report, at))) => {
+                next_at = match (next_at, at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                reports.push(report);
+            }
+            Ok(None) => {}
+            // An agent removed during the pass is simply gone.
+            Err(e) if matches!(e.downcast_ref::<Error>(), Some(Error::NotFound(_))) => {}
+            Err(e) => {
+                if scope.ids.is_some() {
+                    return Err(e.context(format!("checking agent '{id}'")));
+                }
+                tracing::warn!("cannot check agent {id}: {e:#}");
+            }
+        }
+    }
+    Ok(Outcome { reports, next_at })
+}
+
+fn ping(spool: &Spool, id: &AgentId, p: &Policy) -> Ping {
+    let t = Instant::now();
+    match control::ask(spool, id, Request::Ping, Duration::from_millis(p.ping_timeout_ms)) {
+        Ok(_) => Ok((t.elapsed().as_secs_f64() * 1e4).round() / 10.0),
+        Err(Error::Timeout(_)) => Err(format!("no answer to a ping within {} ms", p.ping_timeout_ms)),
+        Err(Error::Conflict(_)) => Err("no supervisor reads the control pipe".into()),
+        Err(e) => Err(format!("cannot ping: {e}")),
+    }
+}
+
+type Checked = Option<(Report, Option<Timestamp>)>;
+
+fn check_one(
+    spool: &Spool,
+    id: &AgentId,
+    scope: &Scope,
+    world: &World,
+    open: &HashMap<String, Alert>,
+    p: &Policy,
+    recover: bool,
+) -> anyhow::Result<Checked> {
+    let config = spool.read_config(id)?;
+    if scope.project.as_deref().is_some_and(|pr| pr != config.project_id) {
+        return Ok(None);
+    }
+    let Some(_lock) = spool.try_lock_health(id)? else {
+        let obs = spool.observe(id)?;
+        let mut r = report(id, obs.status(), None);
+        r.skipped = Some("another af-health is checking it".into());
+        return Ok(Some((r, None)));
+    };
+    let obs = spool.observe(id)?;
+    let status = obs.status();
+    let hb = spool.read_heartbeat(id).ok().flatten();
+    let ping = (matches!(status, Status::Running | Status::Paused) && obs.supervisor_alive).then(|| ping(spool, id, p));
+    let Some(finding) = probe::evaluate(&obs, hb.as_ref(), ping.as_ref(), world, p) else {
+        return Ok(Some((report(id, status, None), None)));
+    };
+    let now = Timestamp::now();
+    let mut ladder = spool.read_ladder(id)?;
+    let before = ladder.clone();
+    let mut action = None;
+    let mut next_at = None;
+    let mut climb = None;
+    if recover {
+        let fail = ladder::failure(&obs, &finding, &ladder);
+        let healthy = finding.health() == Health::Healthy;
+        match policy::plan(&mut ladder, p, now, obs.state.started_at, healthy, fail.as_ref()) {
+            Plan::Nothing => {}
+            Plan::Wait(at) => {
+                let what =
+                    ladder.next.map_or("restart", |r| if r == health::Rung::Rollback { "rollback" } else { "restart" });
+                action = Some(format!(
+                    "{what} in {:.1} s (failure {})",
+                    now.millis_until(at) as f64 / 1e3,
+                    ladder.consecutive_failures
+                ));
+                next_at = Some(at);
+            }
+            Plan::Climb(rung) => {
+                policy::climbed(&mut ladder, now);
+                climb = Some(rung);
+            }
+            Plan::GiveUp(reason) => {
+                ladder::give_up(spool, id, &obs, &finding, &reason);
+                action = Some(format!("gave up: {reason}"));
+            }
+            Plan::GivenUp => action = Some("given up: waiting for af-spawn start or af-spawn reset".into()),
+        }
+    }
+    if ladder != before {
+        spool.write_ladder(id, &ladder)?;
+    }
+    let detail = serde_json::json!({"action": action.as_deref().or(climb.map(|_| "restarting")), "failures": ladder.consecutive_failures});
+    let first_failure = recover && ladder.consecutive_failures <= 1 && ladder.gave_up_at.is_none();
+    let alerts = alert::update(spool, id, &finding, first_failure, open, p, &detail);
+    if let Some(rung) = climb {
+        action = Some(match ladder::climb(spool, id, &obs, &finding, rung, &ladder) {
+            Ok(text) => text,
+            Err(why) => {
+                let mut gave = ladder.clone();
+                gave.gave_up_at = Some(Timestamp::now());
+                gave.reason = Some(why.clone());
+                spool.write_ladder(id, &gave)?;
+                ladder::give_up(spool, id, &obs, &finding, &why);
+                format!("{why}; gave up")
+            }
+        });
+    }
+    record(spool, id, &obs, &finding, action.clone());
+    let mut r = report(id, status, Some(&finding));
+    r.action = action;
+    r.alerts = alerts;
+    Ok(Some((r, next_at)))
+}
+
+fn report(id: &AgentId, status: Status, f: Option<&Finding>) -> Report {
+    Report {
+        id: id.clone(),
+        status,
+        health: f.map_or(Health::Unknown, Finding::health),
+        checks: f.map(|f| f.checks.clone()).unwrap_or_default(),
+        action: None,
+        rss_bytes: f.and_then(|f| f.rss_bytes),
+        cpu_percent: f.and_then(|f| f.cpu_percent),
+        response_ms: f.and_then(|f| f.response_ms),
+        alerts: Vec::new(),
+        skipped: None,
+    }
+}
+
+/// Appends the history entry and keeps the state's health field current.
+fn record(spool: &Spool, id: &AgentId, obs: &af_spool::Observed, f: &Finding, action: Option<String>) {
+    let entry = HistoryEntry {
+        time: Timestamp::now(),
+        agent: id.clone(),
+        status: f.status,
+        health: f.health(),
+        checks: f.checks.clone(),
+        rss_bytes: f.rss_bytes,
+        cpu_percent: f.cpu_percent,
+        response_ms: f.response_ms,
+        action,
+    };
+    if let Err(e) = health::append_line(&spool.history_path(id), &entry, health::HISTORY_MAX_BYTES) {
+        tracing::warn!("cannot append to the history of {id}: {e}");
+    }
+    let h = f.health();
+    if obs.state.health != h {
+        let _ = spool.update_state(id, |s| {
+            if s.status == obs.state.status {
+                s.health = h;
+            }
+        });
+    }
+}
