@@ -18,12 +18,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Which agents a pass looks at.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Scope {
     /// Only these (all when None).
     pub ids: Option<Vec<AgentId>>,
     /// Only this project's.
     pub project: Option<String>,
+    /// How long to wait for an agent another af-health is checking (then it is skipped).
+    pub patience: Duration,
 }
 
 /// What a pass found for one agent.
@@ -97,10 +99,6 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
     let me = std::env::var("AF_AGENT_ID").ok();
     let ids: Vec<AgentId> = ids.into_iter().filter(|id| me.as_deref() != Some(id.as_str())).collect();
     let world = World::snapshot(spool);
-    let mut open: HashMap<AgentId, HashMap<String, Alert>> = HashMap::new();
-    for a in spool.open_alerts()? {
-        open.entry(a.agent.clone()).or_default().insert(a.check.clone(), a);
-    }
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(ids.len()));
     let workers = WORKERS.min(ids.len()).max(1);
@@ -110,9 +108,7 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(id) = ids.get(i) else { break };
-                    let none = HashMap::new();
-                    let alerts = open.get(id).unwrap_or(&none);
-                    let r = check_one(spool, id, scope, &world, alerts, p, recover);
+                    let r = check_one(spool, id, scope, &world, p, recover);
                     if let Ok(mut v) = results.lock() {
                         v.push((id.clone(), r));
                     }
@@ -144,7 +140,49 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
             }
         }
     }
+    close_idle_alerts(spool, scope, &ids, &reports);
     Ok(Outcome { reports, next_at })
+}
+
+/// Closes (with a recovery) the open alerts of agents in scope that no longer run: stopped,
+/// never started, or removed. Each alert is claimed by a rename first, so that two passes never
+/// close one twice.
+fn close_idle_alerts(spool: &Spool, scope: &Scope, ids: &[AgentId], reports: &[Report]) {
+    // File names only (`<id>.<check>.json`, ids have no dots): reading every open alert of a
+    // thousand agents each pass would cost more than the pass.
+    let Ok(entries) = std::fs::read_dir(spool.open_alerts_dir()) else { return };
+    let names: Vec<(AgentId, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
+            let (agent, check) = name.split_once('.')?;
+            Some((AgentId::new(agent).ok()?, check.to_owned()))
+        })
+        .collect();
+    let idle = |id: &AgentId| match reports.iter().find(|r| &r.id == id) {
+        Some(r) => matches!(r.status, Status::Stopped | Status::Created),
+        // Gone from the spool; only a pass over every agent can tell.
+        None => scope.ids.is_none() && scope.project.is_none() && !ids.contains(id) && !spool.exists(id),
+    };
+    for (agent, check) in names.into_iter().filter(|(agent, _)| idle(agent)) {
+        let path = spool.open_alert_path(&agent, &check);
+        let Ok(Some(a)) = af_spool::atomic::read_json::<Alert>(&path) else { continue };
+        let claim = spool.open_alerts_dir().join(af_spool::atomic::unique_name("closing"));
+        if std::fs::rename(&path, &claim).is_err() {
+            continue;
+        }
+        let why = if spool.exists(&a.agent) { "it is not running" } else { "it was removed" };
+        let closed = Alert {
+            level: af_spool::health::AlertLevel::Recovery,
+            message: format!("{} alert closed: agent {} {why}", a.check, a.agent),
+            time: Timestamp::now(),
+            ..a
+        };
+        if let Err(e) = alert::emit(spool, &closed) {
+            tracing::warn!("cannot close alert {}: {e}", closed.id);
+        }
+        let _ = std::fs::remove_file(&claim);
+    }
 }
 
 fn ping(spool: &Spool, id: &AgentId, p: &Policy) -> Ping {
@@ -164,7 +202,6 @@ fn check_one(
     id: &AgentId,
     scope: &Scope,
     world: &World,
-    open: &HashMap<String, Alert>,
     p: &Policy,
     recover: bool,
 ) -> anyhow::Result<Checked> {
@@ -172,19 +209,34 @@ fn check_one(
     if scope.project.as_deref().is_some_and(|pr| pr != config.project_id) {
         return Ok(None);
     }
-    let Some(_lock) = spool.try_lock_health(id)? else {
+    let deadline = Instant::now() + scope.patience;
+    let mut lock = spool.try_lock_health(id)?;
+    while lock.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        lock = spool.try_lock_health(id)?;
+    }
+    let Some(_lock) = lock else {
         let obs = spool.observe(id)?;
         let mut r = report(id, obs.status(), None);
         r.skipped = Some("another af-health is checking it".into());
         return Ok(Some((r, None)));
     };
-    let obs = spool.observe(id)?;
+    // The config read above is the one checked: it changes only through af-spawn create.
+    let state = spool.read_state(id)?;
+    let supervisor_alive = state.status.is_live() && spool.supervisor_alive(id);
+    let obs = af_spool::Observed { config, state, supervisor_alive };
     let status = obs.status();
     let hb = spool.read_heartbeat(id).ok().flatten();
     let ping = (matches!(status, Status::Running | Status::Paused) && obs.supervisor_alive).then(|| ping(spool, id, p));
     let Some(finding) = probe::evaluate(&obs, hb.as_ref(), ping.as_ref(), world, p) else {
         return Ok(Some((report(id, status, None), None)));
     };
+    let mut open = HashMap::new();
+    for c in &finding.checks {
+        if let Ok(Some(a)) = af_spool::atomic::read_json::<Alert>(&spool.open_alert_path(id, &c.name)) {
+            open.insert(c.name.clone(), a);
+        }
+    }
     let now = Timestamp::now();
     let mut ladder = spool.read_ladder(id)?;
     let before = ladder.clone();
@@ -222,7 +274,7 @@ fn check_one(
     }
     let detail = serde_json::json!({"action": action.as_deref().or(climb.map(|_| "restarting")), "failures": ladder.consecutive_failures});
     let first_failure = recover && ladder.consecutive_failures <= 1 && ladder.gave_up_at.is_none();
-    let alerts = alert::update(spool, id, &finding, first_failure, open, p, &detail);
+    let alerts = alert::update(spool, id, &finding, first_failure, &open, p, &detail);
     if let Some(rung) = climb {
         action = Some(match ladder::climb(spool, id, &obs, &finding, rung, &ladder) {
             Ok(text) => text,

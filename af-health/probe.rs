@@ -1,6 +1,5 @@
-//! The checks of one agent, judged from one snapshot of the machine (every process in /proc, every
-//! tmux session and window: read once per pass, not once per agent) plus the agent's records and
-//! its ping.
+//! The checks of one agent, judged from its processes in /proc (its own tree only, through
+//! /proc/<pid>/task/*/children), one listing of the tmux server per pass, its records and its ping.
 
 use crate::policy::Policy;
 use af_spool::health::{Check, Level};
@@ -10,70 +9,80 @@ use af_spool::tmux::Tmux;
 use af_spool::{Observed, Spool};
 use std::collections::{HashMap, HashSet};
 
-/// The machine as one pass sees it.
+/// The tmux server as one pass sees it (one tmux call per pass, not one per agent).
 pub struct World {
-    procs: Vec<ProcStat>,
-    by_pid: HashMap<u32, usize>,
-    children: HashMap<u32, Vec<usize>>,
     tmux_socket: Option<String>,
-    /// Session name → its `@af_home`.
+    /// Session name → its `@af_home`; None when tmux does not answer.
     sessions: Option<HashMap<String, Option<String>>>,
     windows: HashSet<(String, String)>,
     root: String,
 }
 
 impl World {
-    /// Reads /proc and the tmux server once.
+    /// Lists every window of the tmux server once.
     pub fn snapshot(spool: &Spool) -> World {
-        let procs = procfs::all();
-        let mut by_pid = HashMap::with_capacity(procs.len());
-        let mut children: HashMap<u32, Vec<usize>> = HashMap::new();
-        for (i, p) in procs.iter().enumerate() {
-            by_pid.insert(p.pid, i);
-            children.entry(p.ppid).or_default().push(i);
-        }
         let tmux = Tmux::from_env();
-        let sessions =
-            tmux.sessions().ok().map(|list| list.into_iter().map(|s| (s.name, s.af_home)).collect::<HashMap<_, _>>());
-        let windows = tmux
-            .run(&["list-windows", "-a", "-F", "#{session_name}\t#{window_name}"])
-            .map(|out| {
-                out.lines().filter_map(|l| l.split_once('\t')).map(|(s, w)| (s.to_owned(), w.to_owned())).collect()
-            })
-            .unwrap_or_default();
+        let format = format!("#{{session_name}}\t#{{window_name}}\t#{{{}}}", af_spool::tmux::MARKER);
+        let mut windows = HashSet::new();
+        let sessions = match tmux.run(&["list-windows", "-a", "-F", &format]) {
+            Ok(out) => {
+                let mut sessions = HashMap::new();
+                for l in out.lines() {
+                    let mut f = l.split('\t');
+                    let (Some(s), Some(w)) = (f.next(), f.next()) else { continue };
+                    let home = f.next().filter(|h| !h.is_empty()).map(str::to_owned);
+                    sessions.insert(s.to_owned(), home);
+                    windows.insert((s.to_owned(), w.to_owned()));
+                }
+                Some(sessions)
+            }
+            Err(e) => {
+                let e = e.to_string();
+                let no_server = ["no server running", "error connecting", "No such file"].iter().any(|m| e.contains(m));
+                no_server.then(HashMap::new)
+            }
+        };
         World {
-            procs,
-            by_pid,
-            children,
             tmux_socket: tmux.socket().map(str::to_owned),
             sessions,
             windows,
             root: spool.root().display().to_string(),
         }
     }
+}
 
-    fn stat(&self, pid: u32) -> Option<&ProcStat> {
-        self.by_pid.get(&pid).map(|&i| &self.procs[i])
-    }
+/// A process's state, if it exists.
+fn stat(pid: u32) -> Option<ProcStat> {
+    procfs::stat(pid)
+}
 
-    /// Resident memory of every live descendant of `root` (af-wrap's tree, af-wrap excluded).
-    fn tree_rss(&self, root: u32) -> u64 {
-        let mut total = 0;
-        let mut stack = vec![root];
-        let mut seen = HashSet::new();
-        while let Some(pid) = stack.pop() {
-            for &i in self.children.get(&pid).map(Vec::as_slice).unwrap_or(&[]) {
-                let p = &self.procs[i];
-                if seen.insert(p.pid) {
-                    if p.state != 'Z' && p.state != 'X' {
-                        total += p.rss_bytes;
-                    }
-                    stack.push(p.pid);
-                }
-            }
+/// The children of a process, from /proc/<pid>/task/*/children.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for t in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(text.split_ascii_whitespace().filter_map(|c| c.parse::<u32>().ok()));
         }
-        total
     }
+    out
+}
+
+/// Resident memory of every live descendant of `root` (af-wrap's tree, af-wrap excluded).
+fn tree_rss(root: u32) -> u64 {
+    let mut total = 0;
+    let mut stack = children(root);
+    let mut seen = HashSet::new();
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        if let Some(p) = stat(pid).filter(|p| p.state != 'Z' && p.state != 'X') {
+            total += p.rss_bytes;
+        }
+        stack.extend(children(pid));
+    }
+    total
 }
 
 /// What the checks found for one agent.
@@ -145,7 +154,7 @@ pub fn evaluate(
         Status::Running | Status::Paused => {}
     }
     let state = &obs.state;
-    process(&mut f, obs, world);
+    process(&mut f, obs);
     tmux(&mut f, obs, world);
     heartbeat(&mut f, obs, hb, p);
     if let Some(ping) = ping {
@@ -159,7 +168,7 @@ pub fn evaluate(
         }
     }
     if let Some(wrap) = state.wrap_pid {
-        let rss = world.tree_rss(wrap);
+        let rss = tree_rss(wrap);
         f.rss_bytes = Some(rss);
         if let Ok(Some(limit)) = obs.config.resource_limits.memory_bytes() {
             let (level, _) = against(rss as f64, limit as f64);
@@ -200,22 +209,23 @@ fn against(value: f64, limit: f64) -> (Level, f64) {
     (level, pct)
 }
 
-fn process(f: &mut Finding, obs: &Observed, world: &World) {
+fn process(f: &mut Finding, obs: &Observed) {
     let state = &obs.state;
-    let dead = |pid: u32| world.stat(pid).is_none_or(|s| s.state == 'Z' || s.state == 'X');
+    let dead = |pid: u32| stat(pid).is_none_or(|s| s.state == 'Z' || s.state == 'X');
     if let Some(w) = state.wrap_pid.filter(|&w| dead(w)) {
         f.add("process", Level::Critical, format!("af-wrap (pid {w}) is dead"));
         return;
     }
     if let Some(pid) = state.pid {
-        let same = world.stat(pid).is_some_and(|s| state.pid_start.is_none_or(|t| t == s.start_ticks));
+        let st = stat(pid);
+        let same = st.as_ref().is_some_and(|s| state.pid_start.is_none_or(|t| t == s.start_ticks));
         if dead(pid) || !same {
-            let what = if world.stat(pid).is_some_and(|s| s.state == 'Z') { "a zombie" } else { "gone" };
+            let what = if st.is_some_and(|s| s.state == 'Z') { "a zombie" } else { "gone" };
             f.add("process", Level::Critical, format!("agent process {pid} is {what}"));
             return;
         }
     }
-    let stopped = state.pid.and_then(|p| world.stat(p)).is_some_and(|s| s.state == 'T' || s.state == 't');
+    let stopped = state.pid.and_then(stat).is_some_and(|s| s.state == 'T' || s.state == 't');
     if stopped && obs.status() == Status::Running {
         let text = format!("agent process {} is stopped (state T) though nobody paused it", state.pid.unwrap_or(0));
         f.failure = Some(text.clone());

@@ -251,6 +251,15 @@ fn a_memory_hog_is_caught_at_warning_and_critical() {
     let (_, doc) = health_json(&env, &["check", "--project", "mem"]);
     assert!(doc["agents"][0].get("alerts").is_none(), "{doc}");
     assert_eq!(env.json("af-health", &["alerts", "--all"]).as_array().unwrap().len(), before);
+    // A stopped agent's and a removed agent's alerts close with a recovery.
+    env.ok("af-spawn", &["stop", "--force", "hog"]);
+    env.ok("af-spawn", &["rm", "--force", "near"]);
+    let _ = health_json(&env, &["check"]);
+    assert_eq!(env.json("af-health", &["alerts"]), serde_json::json!([]));
+    // (The hog may pass through a warning while it allocates.)
+    let hog = alert_levels(&env, "hog", "memory");
+    assert_eq!(hog[hog.len() - 2..], ["critical", "recovery"], "{hog:?}");
+    assert_eq!(alert_levels(&env, "near", "memory"), ["warning", "recovery"]);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use crate::cli::{Cli, Command};
 use crate::pass::Scope;
 use af_spool::{AgentId, Error, ExitCode, Spool};
 use std::io::Write;
+use std::time::Duration;
 
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -18,7 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { ids, project, recover, tuning } => {
             let ids = if ids.is_empty() { None } else { Some(agent_ids(&ids)?) };
-            check::run(&spool, &Scope { ids, project }, &tuning, recover, json)
+            check::run(&spool, &Scope { ids, project, patience: Duration::from_secs(2) }, &tuning, recover, json)
         }
         Command::Watch { interval, project, passes, tuning } => {
             if !interval.is_finite() || !(0.05..=86_400.0).contains(&interval) {
@@ -26,7 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Error::Invalid(format!("--interval {interval} is not between 0.05 and 86400 seconds")).into()
                 );
             }
-            watch::run(&spool, &Scope { ids: None, project }, &tuning, interval, passes)
+            watch::run(&spool, &Scope { ids: None, project, patience: Duration::ZERO }, &tuning, interval, passes)
         }
         Command::History { id, since, limit } => {
             history::run(&spool, &AgentId::new(&id)?, since.as_deref(), limit, json)
