@@ -289,3 +289,26 @@ fn heartbeat(f: &mut Finding, obs: &Observed, hb: Option<&Heartbeat>, p: &Policy
         f.add("heartbeat", Level::Ok, text);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_warn_at_80_and_fail_above_100_percent() {
+        assert_eq!(against(79.0, 100.0).0, Level::Ok);
+        assert_eq!(against(80.0, 100.0).0, Level::Warning);
+        assert_eq!(against(100.0, 100.0).0, Level::Warning);
+        assert_eq!(against(100.5, 100.0).0, Level::Critical);
+        assert_eq!(against(5.0, 0.0).0, Level::Ok);
+    }
+
+    #[test]
+    fn tree_rss_adds_up_our_children() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let rss = tree_rss(std::process::id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(rss > 0);
+    }
+}

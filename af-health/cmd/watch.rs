@@ -11,6 +11,9 @@ use af_spool::time::Timestamp;
 use af_spool::{ExitCode, Spool};
 use std::time::{Duration, Instant};
 
+/// The shortest time between the starts of two passes woken by events.
+const MIN_GAP: Duration = Duration::from_millis(250);
+
 pub fn run(
     spool: &Spool,
     scope: &Scope,
@@ -43,8 +46,11 @@ pub fn run(
         }
         let left = wake.saturating_duration_since(Instant::now());
         if !left.is_zero() && !events.wait(left)?.is_empty() {
-            // Let a burst of events (an exit and its aftermath) settle into one pass.
-            std::thread::sleep(Duration::from_millis(20));
+            // Let a burst of events (an exit and its aftermath) settle into one pass, and run at
+            // most one event-woken pass per MIN_GAP however busy the spool is (a rung falls due
+            // later than that: the first delay is a second).
+            let settle = (started + MIN_GAP).max(Instant::now() + Duration::from_millis(20));
+            std::thread::sleep(settle.min(wake).saturating_duration_since(Instant::now()));
             events.drain()?;
         }
     }
