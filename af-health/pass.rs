@@ -99,6 +99,7 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
     let me = std::env::var("AF_AGENT_ID").ok();
     let ids: Vec<AgentId> = ids.into_iter().filter(|id| me.as_deref() != Some(id.as_str())).collect();
     let world = World::snapshot(spool);
+    let open = open_alert_names(spool);
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(ids.len()));
     let workers = WORKERS.min(ids.len()).max(1);
@@ -108,7 +109,7 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(id) = ids.get(i) else { break };
-                    let r = check_one(spool, id, scope, &world, p, recover);
+                    let r = check_one(spool, id, scope, &world, &open, p, recover);
                     if let Ok(mut v) = results.lock() {
                         v.push((id.clone(), r));
                     }
@@ -140,18 +141,18 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
             }
         }
     }
-    close_idle_alerts(spool, scope, &ids, &reports);
+    close_idle_alerts(spool, scope, &ids, &reports, open);
     Ok(Outcome { reports, next_at })
 }
 
 /// Closes (with a recovery) the open alerts of agents in scope that no longer run: stopped,
 /// never started, or removed. Each alert is claimed by a rename first, so that two passes never
 /// close one twice.
-fn close_idle_alerts(spool: &Spool, scope: &Scope, ids: &[AgentId], reports: &[Report]) {
-    // File names only (`<id>.<check>.json`, ids have no dots): reading every open alert of a
-    // thousand agents each pass would cost more than the pass.
-    let Ok(entries) = std::fs::read_dir(spool.open_alerts_dir()) else { return };
-    let names: Vec<(AgentId, String)> = entries
+/// The (agent, check) of every open alert, from file names alone (`<id>.<check>.json`; ids have
+/// no dots): one directory read per pass, not one probe per agent and check.
+fn open_alert_names(spool: &Spool) -> Vec<(AgentId, String)> {
+    let Ok(entries) = std::fs::read_dir(spool.open_alerts_dir()) else { return Vec::new() };
+    let mut names: Vec<(AgentId, String)> = entries
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_str()?.strip_suffix(".json")?.to_owned();
@@ -159,6 +160,14 @@ fn close_idle_alerts(spool: &Spool, scope: &Scope, ids: &[AgentId], reports: &[R
             Some((AgentId::new(agent).ok()?, check.to_owned()))
         })
         .collect();
+    names.sort();
+    names
+}
+
+/// Closes (with a recovery) the open alerts of agents in scope that no longer run: stopped,
+/// never started, or removed. Each alert is claimed by a rename first, so that two passes never
+/// close one twice.
+fn close_idle_alerts(spool: &Spool, scope: &Scope, ids: &[AgentId], reports: &[Report], names: Vec<(AgentId, String)>) {
     let idle = |id: &AgentId| match reports.iter().find(|r| &r.id == id) {
         Some(r) => matches!(r.status, Status::Stopped | Status::Created),
         // Gone from the spool; only a pass over every agent can tell.
@@ -202,6 +211,7 @@ fn check_one(
     id: &AgentId,
     scope: &Scope,
     world: &World,
+    open_names: &[(AgentId, String)],
     p: &Policy,
     recover: bool,
 ) -> anyhow::Result<Checked> {
@@ -232,9 +242,10 @@ fn check_one(
         return Ok(Some((report(id, status, None), None)));
     };
     let mut open = HashMap::new();
-    for c in &finding.checks {
-        if let Ok(Some(a)) = af_spool::atomic::read_json::<Alert>(&spool.open_alert_path(id, &c.name)) {
-            open.insert(c.name.clone(), a);
+    let first = open_names.partition_point(|(agent, _)| agent < id);
+    for (_, check) in open_names[first..].iter().take_while(|(agent, _)| agent == id) {
+        if let Ok(Some(a)) = af_spool::atomic::read_json::<Alert>(&spool.open_alert_path(id, check)) {
+            open.insert(check.clone(), a);
         }
     }
     let now = Timestamp::now();

@@ -211,21 +211,21 @@ fn against(value: f64, limit: f64) -> (Level, f64) {
 
 fn process(f: &mut Finding, obs: &Observed) {
     let state = &obs.state;
-    let dead = |pid: u32| stat(pid).is_none_or(|s| s.state == 'Z' || s.state == 'X');
-    if let Some(w) = state.wrap_pid.filter(|&w| dead(w)) {
+    let dead = |st: &Option<ProcStat>| st.as_ref().is_none_or(|s| s.state == 'Z' || s.state == 'X');
+    if let Some(w) = state.wrap_pid.filter(|&w| dead(&stat(w))) {
         f.add("process", Level::Critical, format!("af-wrap (pid {w}) is dead"));
         return;
     }
+    let agent = state.pid.map(stat).unwrap_or_default();
     if let Some(pid) = state.pid {
-        let st = stat(pid);
-        let same = st.as_ref().is_some_and(|s| state.pid_start.is_none_or(|t| t == s.start_ticks));
-        if dead(pid) || !same {
-            let what = if st.is_some_and(|s| s.state == 'Z') { "a zombie" } else { "gone" };
+        let same = agent.as_ref().is_some_and(|s| state.pid_start.is_none_or(|t| t == s.start_ticks));
+        if dead(&agent) || !same {
+            let what = if agent.as_ref().is_some_and(|s| s.state == 'Z') { "a zombie" } else { "gone" };
             f.add("process", Level::Critical, format!("agent process {pid} is {what}"));
             return;
         }
     }
-    let stopped = state.pid.and_then(stat).is_some_and(|s| s.state == 'T' || s.state == 't');
+    let stopped = agent.is_some_and(|s| s.state == 'T' || s.state == 't');
     if stopped && obs.status() == Status::Running {
         let text = format!("agent process {} is stopped (state T) though nobody paused it", state.pid.unwrap_or(0));
         f.failure = Some(text.clone());

@@ -41,7 +41,9 @@ pub fn ack(spool: &Spool, alert_id: &str, json: bool) -> anyhow::Result<ExitCode
         .into());
     };
     // Under the agent's health lock, so a pass does not rewrite the alert meanwhile.
-    let _lock = Lock::exclusive(&spool.health_lock_path(&found.agent))?;
+    // (Not for a removed agent: taking the lock would make its directory again.)
+    let _lock =
+        if spool.exists(&found.agent) { Some(Lock::exclusive(&spool.health_lock_path(&found.agent))?) } else { None };
     let path = spool.open_alert_path(&found.agent, &found.check);
     let Some(mut a) = atomic::read_json::<Alert>(&path)?.filter(|a| a.id == alert_id) else {
         return Err(Error::Conflict(format!("alert '{alert_id}' is closed already")).into());
