@@ -128,6 +128,9 @@ pub struct Tuning {
     /// More restarts than this within --rate-window mark the agent failed.
     #[arg(long, env = "AF_HEALTH_MAX_RESTARTS", default_value_t = 10, value_name = "N")]
     pub max_restarts: usize,
+    /// Skip the response check (no ping through the control pipe).
+    #[arg(long, env = "AF_HEALTH_NO_PING")]
+    pub no_ping: bool,
     /// The window of --max-restarts.
     #[arg(long, env = "AF_HEALTH_RATE_WINDOW", default_value = "15m", value_name = "DURATION")]
     pub rate_window: String,

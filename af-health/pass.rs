@@ -237,7 +237,8 @@ fn check_one(
     let obs = af_spool::Observed { config, state, supervisor_alive };
     let status = obs.status();
     let hb = spool.read_heartbeat(id).ok().flatten();
-    let ping = (matches!(status, Status::Running | Status::Paused) && obs.supervisor_alive).then(|| ping(spool, id, p));
+    let pingable = p.ping && matches!(status, Status::Running | Status::Paused) && obs.supervisor_alive;
+    let ping = pingable.then(|| ping(spool, id, p));
     let Some(finding) = probe::evaluate(&obs, hb.as_ref(), ping.as_ref(), world, p) else {
         return Ok(Some((report(id, status, None), None)));
     };

@@ -30,6 +30,8 @@ pub struct Policy {
     pub max_restarts: usize,
     /// The rate window.
     pub rate_window_ms: u64,
+    /// Whether to ping.
+    pub ping: bool,
 }
 
 fn ms(s: &str) -> anyhow::Result<u64> {
@@ -53,6 +55,7 @@ impl Policy {
             max_failures: t.max_failures,
             max_restarts: t.max_restarts,
             rate_window_ms: ms(&t.rate_window)?,
+            ping: !t.no_ping,
         })
     }
 }
@@ -178,6 +181,7 @@ mod tests {
             max_failures: 3,
             max_restarts: 10,
             rate_window_ms: 900_000,
+            ping: true,
         }
     }
 

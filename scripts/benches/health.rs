@@ -58,7 +58,17 @@ fn bench(n: usize) {
         let _ = c.status();
     };
     check(); // the warm-up pass raises the tmux alerts
+    let cpu = || {
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+            .map(|u| {
+                let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 * 1e3 + v.tv_usec() as f64 / 1e3;
+                t(u.user_time()) + t(u.system_time())
+            })
+            .unwrap_or(0.0)
+    };
+    let cpu_before = cpu();
     let mut samples: Vec<Duration> = (0..5).map(|_| time(check)).collect();
+    let cpu_ms = (cpu() - cpu_before) / 5.0;
     let pass_ms = percentile_ms(&mut samples, 50.0);
 
     // Baseline: /proc/<pid>/stat of every process of these agents, read here.
@@ -93,6 +103,14 @@ fn bench(n: usize) {
         baseline: Some((&format!("read {} /proc/<pid>/stat", pids.len()), base_ms)),
         higher_is_better: false,
         target,
+    });
+    row(Row {
+        what: "  CPU time of that pass (user+sys, mean)",
+        value: cpu_ms,
+        unit: "ms",
+        baseline: None,
+        higher_is_better: false,
+        target: "-",
     });
     drop(w);
     for mut c in wraps {
