@@ -96,16 +96,19 @@ pub fn run(spool: &Spool, id: Option<&AgentId>, window: &str, json: bool) -> any
         "agent", "checks", "warn", "fail", "rss min/med/max", "cpu % min/med/max", "ping ms min/med/max"
     ))?;
     for t in &trends {
-        print_line(&format!(
-            "{:<20} {:>6} {:>6} {:>6}  {:<26} {:<18} {:<18}",
-            t.agent.as_str(),
-            t.checks,
-            t.degraded,
-            t.unhealthy,
-            show(t.rss_bytes, &|b| af_spool::human::format_size(b as u64)),
-            show(t.cpu_percent, &|c| format!("{c:.0}")),
-            show(t.response_ms, &|m| format!("{m:.1}")),
-        ))?;
+        print_line(
+            format!(
+                "{:<20} {:>6} {:>6} {:>6}  {:<26} {:<18} {:<18}",
+                t.agent.as_str(),
+                t.checks,
+                t.degraded,
+                t.unhealthy,
+                show(t.rss_bytes, &|b| af_spool::human::format_size(b as u64)),
+                show(t.cpu_percent, &|c| format!("{c:.0}")),
+                show(t.response_ms, &|m| format!("{m:.1}")),
+            )
+            .trim_end(),
+        )?;
     }
     Ok(ExitCode::Ok)
 }
