@@ -51,9 +51,14 @@ impl World {
     }
 }
 
-/// A process's state, if it exists.
+/// A process's state, if it exists: one open, one read, one close (this runs for every agent of
+/// every pass).
 fn stat(pid: u32) -> Option<ProcStat> {
-    procfs::stat(pid)
+    use std::io::Read;
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    procfs::parse_stat(pid, std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 /// The children of a process, from /proc/<pid>/task/*/children.
@@ -168,7 +173,9 @@ pub fn evaluate(
         }
     }
     if let Some(wrap) = state.wrap_pid {
-        let rss = tree_rss(wrap);
+        // af-wrap adds up its tree at every heartbeat: a fresh one saves walking /proc again.
+        let fresh = hb.filter(|h| h.wrap_pid == wrap && h.time.age_ms() <= p.stale_ms / 2);
+        let rss = fresh.map_or_else(|| tree_rss(wrap), |h| h.rss_bytes);
         f.rss_bytes = Some(rss);
         if let Ok(Some(limit)) = obs.config.resource_limits.memory_bytes() {
             let (level, _) = against(rss as f64, limit as f64);
