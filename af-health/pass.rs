@@ -6,7 +6,8 @@ use crate::alert;
 use crate::ladder;
 use crate::policy::{self, Plan, Policy};
 use crate::probe::{self, Finding, Ping, World};
-use af_spool::control::{self, Request};
+use af_spool::control::{self, Envelope, Reply, Request};
+use af_spool::fifodir::{Fifodir, Listener};
 use af_spool::health::{self, Alert, Check, HistoryEntry};
 use af_spool::record::{Health, Status};
 use af_spool::time::Timestamp;
@@ -100,16 +101,18 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
     let ids: Vec<AgentId> = ids.into_iter().filter(|id| me.as_deref() != Some(id.as_str())).collect();
     let world = World::snapshot(spool);
     let open = open_alert_names(spool);
+    let shared = Shared { spool, scope, world: &world, open_names: &open, p, recover };
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(ids.len()));
     let workers = WORKERS.min(ids.len()).max(1);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
+                let mut replies = Fifodir::new(spool.health_replies_dir()).subscribe().ok();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(id) = ids.get(i) else { break };
-                    let r = check_one(spool, id, scope, &world, &open, p, recover);
+                    let r = check_one(&shared, id, &mut replies);
                     if let Ok(mut v) = results.lock() {
                         v.push((id.clone(), r));
                     }
@@ -194,27 +197,56 @@ fn close_idle_alerts(spool: &Spool, scope: &Scope, ids: &[AgentId], reports: &[R
     }
 }
 
-fn ping(spool: &Spool, id: &AgentId, p: &Policy) -> Ping {
+/// Pings the agent's af-wrap through its control pipe, the answer coming back on this thread's
+/// own pipe (made once per pass: a named pipe per ping would cost more than the ping).
+fn ping(spool: &Spool, id: &AgentId, p: &Policy, replies: &mut Option<Listener>) -> Ping {
     let t = Instant::now();
-    match control::ask(spool, id, Request::Ping, Duration::from_millis(p.ping_timeout_ms)) {
-        Ok(_) => Ok((t.elapsed().as_secs_f64() * 1e4).round() / 10.0),
+    let timeout = Duration::from_millis(p.ping_timeout_ms);
+    let answered = match replies {
+        Some(l) => ask(spool, id, l, timeout),
+        None => control::ask(spool, id, Request::Ping, timeout).map(|_| ()),
+    };
+    match answered {
+        Ok(()) => Ok((t.elapsed().as_secs_f64() * 1e4).round() / 10.0),
         Err(Error::Timeout(_)) => Err(format!("no answer to a ping within {} ms", p.ping_timeout_ms)),
         Err(Error::Conflict(_)) => Err("no supervisor reads the control pipe".into()),
         Err(e) => Err(format!("cannot ping: {e}")),
     }
 }
 
+fn ask(spool: &Spool, id: &AgentId, replies: &mut Listener, timeout: Duration) -> af_spool::Result<()> {
+    let req = af_spool::atomic::unique_name("ping").trim_start_matches('.').to_owned();
+    let envelope = Envelope { id: req.clone(), request: Request::Ping, reply: Some(replies.path().to_path_buf()) };
+    control::send(spool, id, &envelope)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout(format!("agent '{id}' did not answer")));
+        }
+        // Late answers to earlier pings that timed out are skipped by their id.
+        for line in replies.wait(left)? {
+            if serde_json::from_str::<Reply>(&line).is_ok_and(|r| r.id == req) {
+                return Ok(());
+            }
+        }
+    }
+}
+
 type Checked = Option<(Report, Option<Timestamp>)>;
 
-fn check_one(
-    spool: &Spool,
-    id: &AgentId,
-    scope: &Scope,
-    world: &World,
-    open_names: &[(AgentId, String)],
-    p: &Policy,
+/// What every agent's check in one pass shares.
+struct Shared<'a> {
+    spool: &'a Spool,
+    scope: &'a Scope,
+    world: &'a World,
+    open_names: &'a [(AgentId, String)],
+    p: &'a Policy,
     recover: bool,
-) -> anyhow::Result<Checked> {
+}
+
+fn check_one(sh: &Shared, id: &AgentId, replies: &mut Option<Listener>) -> anyhow::Result<Checked> {
+    let Shared { spool, scope, world, open_names, p, recover } = *sh;
     let config = spool.read_config(id)?;
     if scope.project.as_deref().is_some_and(|pr| pr != config.project_id) {
         return Ok(None);
@@ -238,7 +270,7 @@ fn check_one(
     let status = obs.status();
     let hb = spool.read_heartbeat(id).ok().flatten();
     let pingable = p.ping && matches!(status, Status::Running | Status::Paused) && obs.supervisor_alive;
-    let ping = pingable.then(|| ping(spool, id, p));
+    let ping = pingable.then(|| ping(spool, id, p, replies));
     let Some(finding) = probe::evaluate(&obs, hb.as_ref(), ping.as_ref(), world, p) else {
         return Ok(Some((report(id, status, None), None)));
     };

@@ -10,6 +10,7 @@
 //!   alerts.log                   every alert raised, escalated, recovered or acknowledged
 //!   alert.d/                     executables run for every alert (alert JSON on stdin);
 //!   alert.d/<level>/             … and those run only for alerts of that level
+//!   health.d/                    fifodir: af-health's pipes for af-wrap's answers to pings
 //! ```
 
 use crate::atomic::{self, Durability};
@@ -64,6 +65,12 @@ impl Spool {
     /// The alert hooks folder.
     pub fn alert_hooks_dir(&self) -> PathBuf {
         self.root().join("alert.d")
+    }
+
+    /// The fifodir where af-health receives af-wrap's answers to its pings (one pipe per checking
+    /// thread, reused for every agent it pings).
+    pub fn health_replies_dir(&self) -> PathBuf {
+        self.root().join("health.d")
     }
 
     /// Reads an agent's ladder record (a fresh one if it has none).
