@@ -100,6 +100,7 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
     let me = std::env::var("AF_AGENT_ID").ok();
     let ids: Vec<AgentId> = ids.into_iter().filter(|id| me.as_deref() != Some(id.as_str())).collect();
     let world = World::snapshot(spool);
+    remove_dead_reply_pipes(spool);
     let open = open_alert_names(spool);
     let shared = Shared { spool, scope, world: &world, open_names: &open, p, recover };
     let next = AtomicUsize::new(0);
@@ -151,6 +152,19 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
 /// Closes (with a recovery) the open alerts of agents in scope that no longer run: stopped,
 /// never started, or removed. Each alert is claimed by a rename first, so that two passes never
 /// close one twice.
+/// Removes the reply pipes an af-health killed with SIGKILL left behind (named
+/// `fifo.<pid>.<nanos>.<n>` by the fifodir).
+fn remove_dead_reply_pipes(spool: &Spool) {
+    let Ok(entries) = std::fs::read_dir(spool.health_replies_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let pid = name.to_str().and_then(|n| n.trim_start_matches('.').split('.').nth(1)?.parse::<u32>().ok());
+        if pid.is_some_and(|p| !af_spool::procfs::alive(p)) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// The (agent, check) of every open alert, from file names alone (`<id>.<check>.json`; ids have
 /// no dots): one directory read per pass, not one probe per agent and check.
 fn open_alert_names(spool: &Spool) -> Vec<(AgentId, String)> {

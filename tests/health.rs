@@ -319,6 +319,10 @@ fn kill9_of_af_health_at_any_moment_leaves_the_spool_consistent() {
         })
         .collect();
     assert_eq!(wraps.len(), 1, "one supervisor, never two: {wraps:?}");
+    // The reply pipes of the killed loops are cleaned up by the next pass.
+    let _ = health_json(&env, &["check"]);
+    let left: Vec<_> = std::fs::read_dir(env.home.join("health.d")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.len() <= 8, "only the live loop's pipes remain: {left:?}");
     let ladder: Value = serde_json::from_str(&util::read(&env.home.join("agents/k1/health.json"))).unwrap();
     assert!(ladder.get("gaveUpAt").is_none(), "{ladder}");
 }
