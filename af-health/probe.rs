@@ -313,7 +313,12 @@ mod tests {
     #[test]
     fn tree_rss_adds_up_our_children() {
         let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
-        let rss = tree_rss(std::process::id());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut rss = tree_rss(std::process::id());
+        while rss == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            rss = tree_rss(std::process::id());
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert!(rss > 0);
