@@ -16,7 +16,8 @@ Each agent lives in the tmux session agent-<id>: window `main' runs af-wrap (the
 AF_TMUX_SOCKET=NAME makes af-spawn use the private tmux server `tmux -L NAME'.\n\n\
 Agent configs are the seed's AgentConfig JSON (camelCase): {\"id\", \"type\": \"claude-code\"|\"worker\"|\"monitor\", \
 \"projectId\", \"taskId\", \"capabilities\", \"maxConcurrentTasks\", \"resourceLimits\": {\"memory\": \"2GB\", \
-\"cpu\": \"2\", \"timeout\": ms}, \"environment\": {}} plus AgentFlow's \"workdir\" and \"command\" (argv array). \
+\"cpu\": \"2\", \"timeout\": ms}, \"environment\": {}} plus AgentFlow's \"workdir\", \"command\" (argv array) and \
+\"permanentExitCodes\" (exit codes af-health never restarts). \
 Defaults: projectId \"default\", capabilities [], maxConcurrentTasks 1, no memory or cpu limit, timeout 30 minutes, \
 environment {}, workdir the directory create runs in. Unknown fields are refused.",
     after_help = af_spool::ExitCode::TABLE
