@@ -71,9 +71,7 @@ pub fn climb(
 fn rollback(id: &AgentId) -> Result<String, String> {
     let skipped = |e: String| format!("rollback skipped: af-checkpoint not available ({e})");
     let out = sibling::run("af-checkpoint", &["ls", id.as_str(), "--json"], CHECKPOINT_TIMEOUT).map_err(skipped)?;
-    let list: Vec<serde_json::Value> =
-        serde_json::from_str(&out).map_err(|e| skipped(format!("unreadable checkpoint list: {e}")))?;
-    let Some(ckpt) = list.last().and_then(|c| c["id"].as_str()).map(str::to_owned) else {
+    let Some(ckpt) = newest_checkpoint(&out).map_err(skipped)? else {
         return Err(format!("rollback skipped: agent '{id}' has no checkpoint"));
     };
     sibling::run("af-checkpoint", &["rollback", id.as_str(), &ckpt, "--no-restart"], CHECKPOINT_TIMEOUT)
@@ -115,5 +113,34 @@ fn kill_hung(spool: &Spool, id: &AgentId, obs: &Observed) {
     let deadline = Instant::now() + Duration::from_secs(3);
     while spool.supervisor_alive(id) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The newest checkpoint's id in `af-checkpoint ls ID --json` (an array, newest last; by
+/// `createdAt` when the entries carry it).
+fn newest_checkpoint(json: &str) -> Result<Option<String>, String> {
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| format!("unreadable checkpoint list: {e}"))?;
+    let newest = list.iter().enumerate().max_by(|(i, a), (j, b)| {
+        let at = |v: &serde_json::Value| v["createdAt"].as_str().and_then(Timestamp::parse_rfc3339);
+        at(a).cmp(&at(b)).then(i.cmp(j))
+    });
+    Ok(newest.and_then(|(_, c)| c["id"].as_str()).map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_checkpoint_is_last_or_latest() {
+        let two = r#"[{"id":"c1","createdAt":"2026-11-24T10:00:00Z"},{"id":"c2","createdAt":"2026-11-24T11:00:00Z"}]"#;
+        assert_eq!(newest_checkpoint(two), Ok(Some("c2".into())));
+        let unordered =
+            r#"[{"id":"c2","createdAt":"2026-11-24T11:00:00Z"},{"id":"c1","createdAt":"2026-11-24T10:00:00Z"}]"#;
+        assert_eq!(newest_checkpoint(unordered), Ok(Some("c2".into())));
+        assert_eq!(newest_checkpoint(r#"[{"id":"a"},{"id":"b"}]"#), Ok(Some("b".into())));
+        assert_eq!(newest_checkpoint("[]"), Ok(None));
+        assert!(newest_checkpoint("not built yet").is_err());
     }
 }

@@ -224,6 +224,7 @@ fn a_memory_hog_is_caught_at_warning_and_critical() {
     let mut env = base_env();
     env.set_env("AF_CGROUP", "off");
     env.set_env("AF_RLIMIT", "off");
+    env.set_env("AF_HEALTH_ESCALATE", "3s");
     let hog = "b=b'x'*(200<<20); import time; time.sleep(300)";
     for (id, limit) in [("hog", "100MB"), ("near", "240MB")] {
         let c = serde_json::json!({"id": id, "type": "worker", "projectId": "mem",
@@ -251,6 +252,11 @@ fn a_memory_hog_is_caught_at_warning_and_critical() {
     let (_, doc) = health_json(&env, &["check", "--project", "mem"]);
     assert!(doc["agents"][0].get("alerts").is_none(), "{doc}");
     assert_eq!(env.json("af-health", &["alerts", "--all"]).as_array().unwrap().len(), before);
+    // A warning that persists becomes critical.
+    wait_for("the warning to escalate", Duration::from_secs(10), || {
+        let _ = health_json(&env, &["check", "--project", "mem"]);
+        alert_levels(&env, "near", "memory") == ["warning", "critical"]
+    });
     // A stopped agent's and a removed agent's alerts close with a recovery.
     env.ok("af-spawn", &["stop", "--force", "hog"]);
     env.ok("af-spawn", &["rm", "--force", "near"]);
@@ -259,7 +265,22 @@ fn a_memory_hog_is_caught_at_warning_and_critical() {
     // (The hog may pass through a warning while it allocates.)
     let hog = alert_levels(&env, "hog", "memory");
     assert_eq!(hog[hog.len() - 2..], ["critical", "recovery"], "{hog:?}");
-    assert_eq!(alert_levels(&env, "near", "memory"), ["warning", "recovery"]);
+    assert_eq!(alert_levels(&env, "near", "memory"), ["warning", "critical", "recovery"]);
+}
+
+#[test]
+fn a_cpu_hog_is_caught() {
+    let mut env = base_env();
+    env.set_env("AF_CGROUP", "off");
+    let c = serde_json::json!({"id": "spin", "type": "worker", "projectId": "cpu",
+        "resourceLimits": {"cpu": "0.05"}, "command": ["sh", "-c", "while :; do :; done"]});
+    env.create(&c.to_string());
+    env.ok("af-spawn", &["start", "spin"]);
+    wait_for("the cpu check to fail", Duration::from_secs(10), || {
+        let (code, doc) = health_json(&env, &["check", "spin"]);
+        code == 1 && check_of(&doc["agents"][0], "cpu").is_some_and(|c| c["level"] == "critical")
+    });
+    env.ok("af-spawn", &["stop", "--force", "spin"]);
 }
 
 #[test]
