@@ -1,13 +1,14 @@
-//! af-health: placeholder until its issue lands.
+//! af-health: checks, the recovery ladder, alerts, history and trends for AgentFlow agents.
 
-use clap::Parser;
-
-#[derive(Parser)]
-#[command(name = "af-health", version, about = "AgentFlow af-health (not built yet)", after_help = af_spool::ExitCode::TABLE)]
-struct Cli {}
+mod alert;
+mod cli;
+mod cmd;
+mod ladder;
+mod pass;
+mod policy;
+mod probe;
+mod sibling;
 
 fn main() -> std::process::ExitCode {
-    af_spool::cli::main::<Cli>(af_spool::cli::Logs::Stderr, |_cli| {
-        anyhow::bail!(af_spool::Error::System("af-health is not built yet".into()))
-    })
+    af_spool::cli::main::<cli::Cli>(af_spool::cli::Logs::Stderr, cmd::run)
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[command(
     name = "af-spawn",
     version,
-    about = "Agent lifecycle in tmux: create, start, stop, pause, resume, restart, rm, ls, show, logs, attach, gc, script, top",
+    about = "Agent lifecycle in tmux: create, start, stop, pause, resume, restart, reset, rm, ls, show, logs, attach, gc, script, top",
     long_about = "Agent lifecycle in tmux.\n\n\
 Each agent lives in the tmux session agent-<id>: window `main' runs af-wrap (the supervisor), window \
 `monitor' shows the agent's processes, CPU and memory. Records live in the spool ($AF_HOME). \
@@ -17,7 +17,8 @@ AF_TMUX_SOCKET=NAME makes af-spawn use the private tmux server `tmux -L NAME'.\n
 Agent configs are the seed's AgentConfig JSON (camelCase): {\"id\", \"type\": \"claude-code\"|\"worker\"|\"monitor\", \
 \"projectId\", \"taskId\", \"capabilities\", \"maxConcurrentTasks\", \"resourceLimits\": {\"memory\": \"2GB\", \
 \"cpu\": \"2\", \"timeout\": ms}, \"environment\": {}} plus AgentFlow's \"workdir\", \"command\" (argv array), \"worktree\" (true: the agent's own git worktree \
-on branch af/<id>) and \"setup\" (a shell command af-wrap runs once in the workdir before the first start). \
+on branch af/<id>), \"setup\" (a shell command af-wrap runs once in the workdir before the first start) and \
+\"permanentExitCodes\" (exit codes af-health never restarts). \
 Defaults: projectId \"default\", capabilities [], maxConcurrentTasks 1, no memory or cpu limit, timeout 30 minutes, \
 environment {}, workdir the directory create runs in. Unknown fields are refused.",
     after_help = af_spool::ExitCode::TABLE
@@ -87,6 +88,12 @@ pub enum Command {
         /// Grace period of the stop, in seconds.
         #[arg(long, default_value_t = 10.0, value_name = "SECS")]
         timeout: f64,
+    },
+    /// Clear an agent's failure counts and af-health's verdict (`failed' after the recovery
+    /// ladder gave up), so that the ladder starts it again.
+    Reset {
+        /// The agent.
+        id: String,
     },
     /// Remove an agent and its records (and its worktree, refusing when that holds uncommitted or
     /// unpushed work).

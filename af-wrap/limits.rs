@@ -1,6 +1,7 @@
 //! Resource limits for the agent's process tree: memory and CPU through a cgroup wherever one is
 //! writable (v2 `memory.max`/`cpu.max`, else v1 `memory.limit_in_bytes`/`cpu.cfs_quota_us`),
-//! otherwise memory through RLIMIT_AS and CPU through CPU affinity. `AF_CGROUP=off` skips cgroups.
+//! otherwise memory through RLIMIT_AS and CPU through CPU affinity. `AF_CGROUP=off` skips cgroups;
+//! `AF_RLIMIT=off` skips RLIMIT_AS.
 
 use af_spool::record::{AgentConfig, AppliedLimits};
 use af_spool::{AgentId, Spool, human};
@@ -64,7 +65,9 @@ impl Limits {
                 limits.try_v1(spool, &config.id, memory, cpus);
             }
         }
-        if let (Some(bytes), "none") = (memory, limits.applied.memory.as_str()) {
+        // AF_RLIMIT=off leaves memory unenforced without a cgroup (af-health still alerts on it).
+        let rlimit_allowed = std::env::var("AF_RLIMIT").map_or(true, |v| v != "off");
+        if let (Some(bytes), "none", true) = (memory, limits.applied.memory.as_str(), rlimit_allowed) {
             limits.rlimit_as = Some(bytes);
             limits.applied.memory = "rlimit-as".into();
         }

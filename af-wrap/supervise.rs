@@ -179,8 +179,7 @@ impl Supervisor<'_> {
             }
             (Some(cmd), _) => cmd.clone(),
             (None, AgentType::ClaudeCode) => vec!["claude".into()],
-            // A worker without a command, or a monitor, idles here: taking tasks and running the
-            // health loop are added by af-bus and af-health.
+            // A worker without a command takes tasks from its inbox and its project's pool.
             (None, AgentType::Worker) => {
                 let tasks =
                     Tasks::new(self.spool, self.id, &self.config).map_err(|e| format!("cannot take tasks: {e}"))?;
@@ -191,9 +190,14 @@ impl Supervisor<'_> {
                 ));
                 return Ok(());
             }
+            // A monitor runs the health loop for its project (projectId "*": every agent).
             (None, AgentType::Monitor) => {
-                say(&format!("agent {} ({}) is idle: it runs no command", self.id, self.config.kind.as_str()));
-                return Ok(());
+                let health = af_spool::cli::sibling_program("af-health").display().to_string();
+                let mut argv = vec![health, "watch".into()];
+                if self.config.project_id != "*" {
+                    argv.extend(["--project".into(), self.config.project_id.clone()]);
+                }
+                argv
             }
         };
         let mut cmd = Command::new(&argv[0]);

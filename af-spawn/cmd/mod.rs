@@ -6,6 +6,7 @@ mod create;
 mod gc;
 mod logs;
 mod ls;
+mod reset;
 mod rm;
 mod script;
 mod show;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resume { id } => stop::pause(&ctx, &agent_id(&id)?, false),
         Command::Restart { id, timeout } => start::restart(&ctx, &agent_id(&id)?, seconds(timeout)?),
         Command::Rm { ids, force } => rm::run(&ctx, &ids, force),
+        Command::Reset { id } => reset::run(&ctx, &agent_id(&id)?),
         Command::Ls { project, summary } => ls::run(&ctx, project.as_deref(), summary),
         Command::Show { id } => show::run(&ctx, &agent_id(&id)?),
         Command::Attach { id } => attach::run(&ctx, &agent_id(&id)?),

@@ -11,6 +11,7 @@ pub mod control;
 pub mod error;
 pub mod eventlog;
 pub mod fifodir;
+pub mod health;
 pub mod human;
 pub mod id;
 pub mod lock;

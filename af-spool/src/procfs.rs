@@ -28,7 +28,8 @@ pub fn stat(pid: u32) -> Option<ProcStat> {
     parse_stat(pid, &text)
 }
 
-fn parse_stat(pid: u32, text: &str) -> Option<ProcStat> {
+/// Parses the text of /proc/<pid>/stat (for callers that read it their own way).
+pub fn parse_stat(pid: u32, text: &str) -> Option<ProcStat> {
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_ascii_whitespace().collect();

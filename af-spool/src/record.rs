@@ -155,6 +155,10 @@ pub struct AgentConfig {
     /// dependencies in a fresh worktree, say); its output goes to the agent's log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<String>,
+    /// Exit codes that mean "permanent failure, do not restart" to af-health's recovery ladder
+    /// (e.g. `[78]`, sysexits' EX_CONFIG). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permanent_exit_codes: Vec<i32>,
 }
 
 impl AgentConfig {

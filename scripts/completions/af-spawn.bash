@@ -37,6 +37,9 @@ _af__spawn() {
             af__spawn,pause)
                 cmd="af__spawn__subcmd__pause"
                 ;;
+            af__spawn,reset)
+                cmd="af__spawn__subcmd__reset"
+                ;;
             af__spawn,restart)
                 cmd="af__spawn__subcmd__restart"
                 ;;
@@ -82,6 +85,9 @@ _af__spawn() {
             af__spawn__subcmd__help,pause)
                 cmd="af__spawn__subcmd__help__subcmd__pause"
                 ;;
+            af__spawn__subcmd__help,reset)
+                cmd="af__spawn__subcmd__help__subcmd__reset"
+                ;;
             af__spawn__subcmd__help,restart)
                 cmd="af__spawn__subcmd__help__subcmd__restart"
                 ;;
@@ -113,7 +119,7 @@ _af__spawn() {
 
     case "${cmd}" in
         af__spawn)
-            opts="-h -V --json --help --version create start stop pause resume restart rm ls show attach logs gc script top help"
+            opts="-h -V --json --help --version create start stop pause resume restart reset rm ls show attach logs gc script top help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,7 +183,7 @@ _af__spawn() {
             return 0
             ;;
         af__subcmd__spawn__subcmd__help)
-            opts="create start stop pause resume restart rm ls show attach logs gc script top help"
+            opts="create start stop pause resume restart reset rm ls show attach logs gc script top help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -275,6 +281,20 @@ _af__spawn() {
             return 0
             ;;
         af__subcmd__spawn__subcmd__help__subcmd__pause)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__subcmd__spawn__subcmd__help__subcmd__reset)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -445,6 +465,20 @@ _af__spawn() {
             return 0
             ;;
         af__subcmd__spawn__subcmd__pause)
+            opts="-h --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__subcmd__spawn__subcmd__reset)
             opts="-h --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -1,0 +1,50 @@
+//! `af-health check`: one pass, for cron and systemd timers.
+
+use super::{print_json, print_line};
+use crate::cli::Tuning;
+use crate::pass::{self, Outcome, Scope};
+use crate::policy::Policy;
+use af_spool::health::Level;
+use af_spool::record::Health;
+use af_spool::{ExitCode, Spool};
+
+pub fn run(spool: &Spool, scope: &Scope, tuning: &Tuning, recover: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let policy = Policy::from_tuning(tuning)?;
+    let outcome = pass::run(spool, scope, &policy, recover)?;
+    let worst = outcome.worst();
+    if json {
+        print_json(&serde_json::json!({"health": worst, "agents": outcome.reports}))?;
+    } else {
+        print(&outcome)?;
+    }
+    Ok(match worst {
+        Health::Degraded | Health::Unhealthy => ExitCode::Negative,
+        Health::Healthy | Health::Unknown => ExitCode::Ok,
+    })
+}
+
+/// The human form: one line per agent, then one indented line per check that is not ok.
+pub fn print(outcome: &Outcome) -> anyhow::Result<()> {
+    for r in &outcome.reports {
+        let health = serde_json::to_value(r.health)?.as_str().unwrap_or("").to_owned();
+        let mut line = format!("{:<24} {:<9} {health}", r.id.as_str(), r.status.as_str());
+        if let Some(ms) = r.response_ms {
+            line.push_str(&format!("  ping {ms:.1} ms"));
+        }
+        if let Some(rss) = r.rss_bytes {
+            line.push_str(&format!("  rss {}", af_spool::human::format_size(rss)));
+        }
+        if let Some(s) = &r.skipped {
+            line.push_str(&format!("  ({s})"));
+        }
+        print_line(&line)?;
+        for c in r.checks.iter().filter(|c| c.level != Level::Ok) {
+            let level = if c.level == Level::Critical { "critical" } else { "warning" };
+            print_line(&format!("    {level:<8} {:<9} {}", c.name, c.message))?;
+        }
+        if let Some(a) = &r.action {
+            print_line(&format!("    ladder   {a}"))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! The checks of one agent, judged from its processes in /proc (its own tree only, through
+//! /proc/<pid>/task/*/children), one listing of the tmux server per pass, its records and its ping.
+
+use crate::policy::Policy;
+use af_spool::health::{Check, Level};
+use af_spool::procfs::{self, ProcStat};
+use af_spool::record::{Health, Heartbeat, Status};
+use af_spool::tmux::Tmux;
+use af_spool::{Observed, Spool};
+use std::collections::{HashMap, HashSet};
+
+/// The tmux server as one pass sees it (one tmux call per pass, not one per agent).
+pub struct World {
+    tmux_socket: Option<String>,
+    /// Session name → its `@af_home`; None when tmux does not answer.
+    sessions: Option<HashMap<String, Option<String>>>,
+    windows: HashSet<(String, String)>,
+    root: String,
+}
+
+impl World {
+    /// Lists every window of the tmux server once.
+    pub fn snapshot(spool: &Spool) -> World {
+        let tmux = Tmux::from_env();
+        let format = format!("#{{session_name}}\t#{{window_name}}\t#{{{}}}", af_spool::tmux::MARKER);
+        let mut windows = HashSet::new();
+        let sessions = match tmux.run(&["list-windows", "-a", "-F", &format]) {
+            Ok(out) => {
+                let mut sessions = HashMap::new();
+                for l in out.lines() {
+                    let mut f = l.split('\t');
+                    let (Some(s), Some(w)) = (f.next(), f.next()) else { continue };
+                    let home = f.next().filter(|h| !h.is_empty()).map(str::to_owned);
+                    sessions.insert(s.to_owned(), home);
+                    windows.insert((s.to_owned(), w.to_owned()));
+                }
+                Some(sessions)
+            }
+            Err(e) => {
+                let e = e.to_string();
+                let no_server = ["no server running", "error connecting", "No such file"].iter().any(|m| e.contains(m));
+                no_server.then(HashMap::new)
+            }
+        };
+        World {
+            tmux_socket: tmux.socket().map(str::to_owned),
+            sessions,
+            windows,
+            root: spool.root().display().to_string(),
+        }
+    }
+}
+
+/// A process's state, if it exists: one open, one read, one close (this runs for every agent of
+/// every pass).
+fn stat(pid: u32) -> Option<ProcStat> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    procfs::parse_stat(pid, std::str::from_utf8(&buf[..n]).ok()?)
+}
+
+/// The children of a process, from /proc/<pid>/task/*/children.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for t in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(text.split_ascii_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    out
+}
+
+/// Resident memory of every live descendant of `root` (af-wrap's tree, af-wrap excluded).
+fn tree_rss(root: u32) -> u64 {
+    let mut total = 0;
+    let mut stack = children(root);
+    let mut seen = HashSet::new();
+    while let Some(pid) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        if let Some(p) = stat(pid).filter(|p| p.state != 'Z' && p.state != 'X') {
+            total += p.rss_bytes;
+        }
+        stack.extend(children(pid));
+    }
+    total
+}
+
+/// What the checks found for one agent.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The agent's real status.
+    pub status: Status,
+    /// Every check run.
+    pub checks: Vec<Check>,
+    /// RSS of its tree.
+    pub rss_bytes: Option<u64>,
+    /// CPU of its tree (from its heartbeat).
+    pub cpu_percent: Option<f64>,
+    /// The ping's round trip.
+    pub response_ms: Option<f64>,
+    /// Why it needs the recovery ladder: it failed, or its supervisor hangs.
+    pub failure: Option<String>,
+    /// Its supervisor is alive but does not heartbeat (kill it before starting again).
+    pub hung: bool,
+    /// Its process is stopped though nobody paused it (its supervisor can restart it).
+    pub stuck: bool,
+}
+
+impl Finding {
+    /// The worst check, as a health.
+    pub fn health(&self) -> Health {
+        if self.checks.is_empty() {
+            return Health::Unknown;
+        }
+        self.checks.iter().map(|c| c.level).max().unwrap_or_default().health()
+    }
+
+    fn add(&mut self, name: &str, level: Level, message: String) {
+        self.checks.push(Check { name: name.into(), level, message });
+    }
+}
+
+/// A ping's outcome: the round trip in ms, or why it failed.
+pub type Ping = Result<f64, String>;
+
+/// Runs every check on one agent. `None` when there is nothing to check (created, stopped, on its
+/// way in or out).
+pub fn evaluate(
+    obs: &Observed,
+    hb: Option<&Heartbeat>,
+    ping: Option<&Ping>,
+    world: &World,
+    p: &Policy,
+) -> Option<Finding> {
+    let status = obs.status();
+    let mut f = Finding {
+        status,
+        checks: Vec::new(),
+        rss_bytes: None,
+        cpu_percent: None,
+        response_ms: None,
+        failure: None,
+        hung: false,
+        stuck: false,
+    };
+    match status {
+        Status::Created | Status::Stopped | Status::Starting | Status::Stopping => return None,
+        Status::Failed => {
+            let why = obs.reason().unwrap_or_else(|| "failed".into());
+            f.add("process", Level::Critical, why.clone());
+            f.failure = Some(why);
+            return Some(f);
+        }
+        Status::Running | Status::Paused => {}
+    }
+    let state = &obs.state;
+    process(&mut f, obs);
+    tmux(&mut f, obs, world);
+    heartbeat(&mut f, obs, hb, p);
+    if let Some(ping) = ping {
+        match ping {
+            Ok(ms) => {
+                f.response_ms = Some(*ms);
+                let level = if *ms > p.ping_timeout_ms as f64 / 2.0 { Level::Warning } else { Level::Ok };
+                f.add("response", level, format!("answered a ping in {ms:.1} ms"));
+            }
+            Err(e) => f.add("response", Level::Critical, e.clone()),
+        }
+    }
+    if let Some(wrap) = state.wrap_pid {
+        // af-wrap adds up its tree at every heartbeat: a fresh one saves walking /proc again.
+        let fresh = hb.filter(|h| h.wrap_pid == wrap && h.time.age_ms() <= p.stale_ms / 2);
+        let rss = fresh.map_or_else(|| tree_rss(wrap), |h| h.rss_bytes);
+        f.rss_bytes = Some(rss);
+        if let Ok(Some(limit)) = obs.config.resource_limits.memory_bytes() {
+            let (level, _) = against(rss as f64, limit as f64);
+            let text = format!(
+                "RSS {} of {} ({:.0} %)",
+                af_spool::human::format_size(rss),
+                af_spool::human::format_size(limit),
+                rss as f64 * 100.0 / limit as f64
+            );
+            f.add("memory", level, text);
+        }
+    }
+    if let Some(hb) = hb {
+        f.cpu_percent = Some(hb.cpu_percent);
+        if let Ok(Some(cores)) = obs.config.resource_limits.cpus() {
+            let (level, pct) = against(hb.cpu_percent, cores * 100.0);
+            f.add("cpu", level, format!("CPU {:.1} % of {cores} cores ({pct:.0} % of the limit)", hb.cpu_percent));
+        }
+    }
+    if let (Some(task), Some(started)) = (&obs.config.task_id, state.started_at) {
+        let limit = obs.config.resource_limits.timeout_ms();
+        let (level, pct) = against(started.age_ms() as f64, limit as f64);
+        f.add("timeout", level, format!("task {task} has run {:.0} % of its timeout ({limit} ms)", pct));
+    }
+    Some(f)
+}
+
+/// Warning at 80 % of a limit, critical above it; also the percentage.
+fn against(value: f64, limit: f64) -> (Level, f64) {
+    let pct = if limit > 0.0 { value * 100.0 / limit } else { 0.0 };
+    let level = if pct > 100.0 {
+        Level::Critical
+    } else if pct >= 80.0 {
+        Level::Warning
+    } else {
+        Level::Ok
+    };
+    (level, pct)
+}
+
+fn process(f: &mut Finding, obs: &Observed) {
+    let state = &obs.state;
+    let dead = |st: &Option<ProcStat>| st.as_ref().is_none_or(|s| s.state == 'Z' || s.state == 'X');
+    if let Some(w) = state.wrap_pid.filter(|&w| dead(&stat(w))) {
+        f.add("process", Level::Critical, format!("af-wrap (pid {w}) is dead"));
+        return;
+    }
+    let agent = state.pid.map(stat).unwrap_or_default();
+    if let Some(pid) = state.pid {
+        let same = agent.as_ref().is_some_and(|s| state.pid_start.is_none_or(|t| t == s.start_ticks));
+        if dead(&agent) || !same {
+            let what = if agent.as_ref().is_some_and(|s| s.state == 'Z') { "a zombie" } else { "gone" };
+            f.add("process", Level::Critical, format!("agent process {pid} is {what}"));
+            return;
+        }
+    }
+    let stopped = agent.is_some_and(|s| s.state == 'T' || s.state == 't');
+    if stopped && obs.status() == Status::Running {
+        let text = format!("agent process {} is stopped (state T) though nobody paused it", state.pid.unwrap_or(0));
+        f.failure = Some(text.clone());
+        f.stuck = true;
+        f.add("process", Level::Critical, text);
+        return;
+    }
+    let text = match state.pid {
+        Some(pid) => format!("af-wrap and agent process {pid} alive"),
+        None => "af-wrap alive (no agent process)".into(),
+    };
+    f.add("process", Level::Ok, text);
+}
+
+fn tmux(f: &mut Finding, obs: &Observed, world: &World) {
+    let state = &obs.state;
+    if state.tmux_socket != world.tmux_socket {
+        return; // started on another tmux server: not ours to judge
+    }
+    let Some(sessions) = &world.sessions else {
+        f.add("tmux", Level::Critical, "the tmux server does not answer".into());
+        return;
+    };
+    let name = &state.tmux_session;
+    match sessions.get(name) {
+        None => f.add("tmux", Level::Critical, format!("tmux session {name} is gone")),
+        Some(home) if home.as_deref() != Some(world.root.as_str()) => {
+            f.add("tmux", Level::Critical, format!("tmux session {name} is not this spool's"));
+        }
+        Some(_) if !world.windows.contains(&(name.clone(), "main".to_owned())) => {
+            f.add("tmux", Level::Critical, format!("tmux session {name} has no `main' window"));
+        }
+        Some(_) => f.add("tmux", Level::Ok, format!("tmux session {name} and its main window exist")),
+    }
+}
+
+fn heartbeat(f: &mut Finding, obs: &Observed, hb: Option<&Heartbeat>, p: &Policy) {
+    let since_start = obs.state.started_at.map_or(0, |t| t.age_ms());
+    let age = match hb.filter(|h| obs.state.wrap_pid.is_none_or(|w| w == h.wrap_pid)) {
+        Some(h) => h.time.age_ms(),
+        None if since_start > p.stale_ms => {
+            f.add(
+                "heartbeat",
+                Level::Critical,
+                format!("no heartbeat in {:.1} s since it started", since_start as f64 / 1e3),
+            );
+            f.failure = Some("its supervisor does not heartbeat".into());
+            f.hung = true;
+            return;
+        }
+        None => return,
+    };
+    let text = format!("last heartbeat {:.1} s ago", age as f64 / 1e3);
+    if age > p.stale_ms {
+        f.add("heartbeat", Level::Critical, text.clone());
+        f.failure = Some(format!("its supervisor hangs: {text}"));
+        f.hung = true;
+    } else if age > p.stale_ms / 2 {
+        f.add("heartbeat", Level::Warning, text);
+    } else {
+        f.add("heartbeat", Level::Ok, text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_warn_at_80_and_fail_above_100_percent() {
+        assert_eq!(against(79.0, 100.0).0, Level::Ok);
+        assert_eq!(against(80.0, 100.0).0, Level::Warning);
+        assert_eq!(against(100.0, 100.0).0, Level::Warning);
+        assert_eq!(against(100.5, 100.0).0, Level::Critical);
+        assert_eq!(against(5.0, 0.0).0, Level::Ok);
+    }
+
+    #[test]
+    fn tree_rss_adds_up_our_children() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut rss = tree_rss(std::process::id());
+        while rss == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            rss = tree_rss(std::process::id());
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(rss > 0);
+    }
+}

@@ -1,0 +1,119 @@
+//! af-health: one `check` pass over 200 and over 1,000 running agents (each a real af-wrap
+//! supervising `sleep`, answering the ping), beside reading /proc/<pid>/stat of the same
+//! processes in this process.
+//!
+//! The agents' af-wraps run outside tmux (1,000 tmux sessions would measure tmux), so their tmux
+//! check fails: the first pass (not measured) raises those alerts; the measured passes find them
+//! open already, as in a steady state.
+
+#[path = "common.rs"]
+mod common;
+
+use common::{Row, World, header, percentile_ms, row, time};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let sizes: Vec<usize> = match std::env::var("AF_BENCH_HEALTH_AGENTS") {
+        Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => vec![200, 1000],
+    };
+    header("af-health (one check pass)");
+    for n in sizes {
+        bench(n);
+    }
+}
+
+fn bench(n: usize) {
+    let w = World::new(&format!("health{n}"));
+    let mut batch = String::new();
+    for i in 0..n {
+        batch.push_str(&format!(
+            "{{\"id\":\"h{i}\",\"type\":\"worker\",\"projectId\":\"bench\",\"command\":[\"sleep\",\"600\"]}}\n"
+        ));
+    }
+    let mut c = w.cmd("af-spawn");
+    c.arg("create").stdin(Stdio::piped());
+    let mut child = c.spawn().expect("af-spawn create");
+    child.stdin.take().expect("stdin").write_all(batch.as_bytes()).expect("configs");
+    assert!(child.wait().expect("create").success());
+    let mut wraps = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut c = w.cmd("af-wrap");
+        c.arg(format!("h{i}")).env("AF_HEARTBEAT_INTERVAL", "600s").process_group(0);
+        wraps.push(c.spawn().expect("af-wrap"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for i in 0..n {
+        let state = w.home.join(format!("agents/h{i}/state.json"));
+        while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"running\"")) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let check = || {
+        let mut c = w.cmd("af-health");
+        c.args(["check", "--json"]).env("AF_HEALTH_STALE", "1h");
+        let _ = c.status();
+    };
+    check(); // the warm-up pass raises the tmux alerts
+    let cpu = || {
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+            .map(|u| {
+                let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 * 1e3 + v.tv_usec() as f64 / 1e3;
+                t(u.user_time()) + t(u.system_time())
+            })
+            .unwrap_or(0.0)
+    };
+    let cpu_before = cpu();
+    let mut samples: Vec<Duration> = (0..5).map(|_| time(check)).collect();
+    let cpu_ms = (cpu() - cpu_before) / 5.0;
+    let pass_ms = percentile_ms(&mut samples, 50.0);
+
+    // Baseline: /proc/<pid>/stat of every process of these agents, read here.
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|p: &u32| {
+            std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|e| {
+                e.split(|&b| b == 0)
+                    .any(|v| v.starts_with(b"AF_HOME=") && v.ends_with(w.home.as_os_str().as_encoded_bytes()))
+            })
+        })
+        .collect();
+    let mut base: Vec<Duration> = (0..5)
+        .map(|_| {
+            time(|| {
+                for p in &pids {
+                    let _ = std::fs::read_to_string(format!("/proc/{p}/stat"));
+                }
+            })
+        })
+        .collect();
+    let base_ms = percentile_ms(&mut base, 50.0);
+    let what = format!("check pass over {n} running agents (median)");
+    let target = if n <= 200 { "< 50 ms" } else { "< 250 ms" };
+    row(Row {
+        what: &what,
+        value: pass_ms,
+        unit: "ms",
+        baseline: Some((&format!("read {} /proc/<pid>/stat", pids.len()), base_ms)),
+        higher_is_better: false,
+        target,
+    });
+    row(Row {
+        what: "  CPU time of that pass (user+sys, mean)",
+        value: cpu_ms,
+        unit: "ms",
+        baseline: None,
+        higher_is_better: false,
+        target: "-",
+    });
+    drop(w);
+    for mut c in wraps {
+        let _ = c.wait();
+    }
+}

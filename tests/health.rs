@@ -1,0 +1,430 @@
+//! af-health against real agents (af-spawn, af-wrap, tmux) with a 1 s interval: kill -9 caught
+//! and restarted, a crash loop climbing the whole ladder, a hung supervisor, a memory hog, two
+//! watch loops, kill -9 of af-health itself, alert hooks, and the error cases.
+
+mod util;
+
+use serde_json::Value;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+use util::{Env, alive, describe, wait_for};
+
+/// A background `af-health watch`, killed (and reaped) on drop.
+struct Watch(Child);
+
+impl Watch {
+    fn start(env: &Env, extra: &[&str]) -> Watch {
+        let mut c = env.cmd("af-health");
+        c.args(["watch", "--interval", "1"]).args(extra).stdout(Stdio::null()).stderr(Stdio::null());
+        let child = c.spawn().expect("starting af-health watch");
+        let pid = child.id();
+        // Up once its listener is in the events fifodir.
+        wait_for("af-health watch to subscribe", Duration::from_secs(10), || {
+            std::fs::read_dir(env.home.join("events.d")).into_iter().flatten().flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(&format!("fifo.{pid}."))
+            }) || !alive(pid)
+        });
+        assert!(alive(pid), "af-health watch died at once");
+        Watch(child)
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn base_env() -> Env {
+    let mut env = Env::new();
+    env.set_env("AF_HEALTH_STALE", "2s");
+    env.set_env("AF_HEALTH_PING_TIMEOUT", "500ms");
+    env.set_env("AF_HEALTH_SETTLE", "1s");
+    env
+}
+
+/// `af-health ARGS --json`, whatever its exit code: (code, document).
+fn health_json(env: &Env, args: &[&str]) -> (i32, Value) {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let out = env.run("af-health", &a, None);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", describe(&out)));
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+fn events(env: &Env, kind: &str, agent: &str) -> Vec<Value> {
+    std::fs::read_to_string(env.home.join("events.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == kind && e["agent"] == agent)
+        .collect()
+}
+
+fn millis(t: &Value) -> u64 {
+    let s = t.as_str().expect("a time");
+    // 2026-11-24T14:18:03.123Z: compare within a day, which is all a test needs.
+    let hms: Vec<f64> = s[11..23].split(':').map(|x| x.parse().unwrap()).collect();
+    ((hms[0] * 3600.0 + hms[1] * 60.0 + hms[2]) * 1000.0).round() as u64
+}
+
+fn pid_of(env: &Env, id: &str) -> u32 {
+    env.show(id)["state"]["pid"].as_u64().expect("a pid") as u32
+}
+
+fn check_of<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
+    report["checks"].as_array()?.iter().find(|c| c["name"] == name)
+}
+
+/// The levels of the alerts of one agent and check, in the order they were logged.
+fn alert_levels(env: &Env, agent: &str, check: &str) -> Vec<String> {
+    let all = env.json("af-health", &["alerts", "--all"]);
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["agent"] == agent && a["check"] == check && a["acknowledged"] == false)
+        .map(|a| a["level"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn kill9_of_the_agent_is_caught_and_restarted_within_two_intervals() {
+    let env = base_env();
+    env.worker("w1", "exec sleep 300");
+    let old = pid_of(&env, "w1");
+    let _watch = Watch::start(&env, &[]);
+    wait_for("a first healthy pass", Duration::from_secs(10), || {
+        std::fs::read_to_string(env.home.join("agents/w1/health.log")).is_ok_and(|h| h.contains("\"healthy\""))
+    });
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    // Two intervals, plus the start itself (tmux, af-wrap) on a busy machine.
+    wait_for("w1 restarted", Duration::from_secs(3), || {
+        let s = env.show("w1");
+        s["state"]["status"] == "running" && s["state"]["pid"].as_u64().is_some_and(|p| p as u32 != old)
+    });
+    assert_eq!(events(&env, "health.restart", "w1").len(), 1);
+    wait_for("the recovery alert", Duration::from_secs(10), || {
+        alert_levels(&env, "w1", "process") == ["warning", "recovery"]
+    });
+    let open = env.json("af-health", &["alerts"]);
+    assert_eq!(open, serde_json::json!([]), "recovery closed it");
+    let (code, doc) = health_json(&env, &["check", "w1"]);
+    assert_eq!((code, doc["health"].as_str()), (0, Some("healthy")), "{doc}");
+}
+
+#[test]
+fn a_crash_loop_climbs_the_whole_ladder_then_recovers_after_reset() {
+    let env = base_env();
+    let config = serde_json::json!({"id": "loop", "type": "worker", "projectId": "test",
+        "command": ["sh", "-c", "if [ -f ok ]; then exec sleep 300; fi; exit 1"]});
+    env.create(&config.to_string());
+    let _watch = Watch::start(&env, &[]);
+    let _ = env.run("af-spawn", &["start", "loop"], None);
+    wait_for("the ladder to give up", Duration::from_secs(30), || !events(&env, "health.failed", "loop").is_empty());
+    let exits = events(&env, "agent.exited", "loop");
+    let restarts = events(&env, "health.restart", "loop");
+    let failed = events(&env, "health.failed", "loop");
+    assert_eq!((exits.len(), restarts.len(), failed.len()), (3, 2, 1), "exits {exits:?} restarts {restarts:?}");
+    // Delays of 1 s then 2 s from each exit to its restart, then 4 s to the rollback rung.
+    let gaps: Vec<u64> = vec![
+        millis(&restarts[0]["time"]) - millis(&exits[0]["time"]),
+        millis(&restarts[1]["time"]) - millis(&exits[1]["time"]),
+        millis(&failed[0]["time"]) - millis(&exits[2]["time"]),
+    ];
+    for (gap, want) in gaps.iter().zip([1000u64, 2000, 4000]) {
+        assert!(gap * 10 >= want * 8 && gap * 10 <= want * 12, "delay {gap} ms, want {want} ms ±20 %: {gaps:?}");
+    }
+    let show = env.show("loop");
+    assert_eq!(show["state"]["status"], "failed");
+    assert!(show["state"]["reason"].as_str().unwrap().contains("gave up"), "{show}");
+    let history = env.json("af-health", &["history", "loop"]);
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"].as_str().is_some_and(|a| a.contains("rollback skipped"))),
+        "the skipped rollback is in the history"
+    );
+    assert_eq!(alert_levels(&env, "loop", "process"), ["warning", "critical"]);
+    // Given up: nothing more happens, until a person resets it.
+    let (code, _) = health_json(&env, &["check", "loop"]);
+    assert_eq!(code, 1);
+    std::fs::write(env.work.join("ok"), "").unwrap();
+    env.ok("af-spawn", &["reset", "loop"]);
+    wait_for("running again", Duration::from_secs(10), || env.status("loop") == "running");
+    wait_for("the recovery alert", Duration::from_secs(10), || {
+        alert_levels(&env, "loop", "process") == ["warning", "critical", "recovery"]
+    });
+    let trends = env.json("af-health", &["trends", "loop"]);
+    assert!(trends[0]["unhealthy"].as_u64().unwrap() >= 1, "{trends}");
+    assert!(trends[0]["healthy"].as_u64().unwrap() >= 1, "{trends}");
+}
+
+#[test]
+fn an_agent_stopped_from_outside_is_caught_and_restarted() {
+    let env = base_env();
+    env.worker("h1", "exec sleep 300");
+    let pid = pid_of(&env, "h1");
+    let (code, doc) = health_json(&env, &["check"]);
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(check_of(&doc["agents"][0], "response").unwrap()["level"], "ok");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    wait_for("the stopped process to be caught", Duration::from_secs(10), || {
+        let (code, doc) = health_json(&env, &["check", "h1"]);
+        code == 1 && check_of(&doc["agents"][0], "process").is_some_and(|c| c["level"] == "critical")
+    });
+    let open = env.json("af-health", &["alerts"]);
+    assert!(open.as_array().unwrap().iter().any(|a| a["check"] == "process" && a["level"] == "critical"), "{open}");
+    wait_for("a new process", Duration::from_secs(15), || {
+        let _ = env.run("af-health", &["check", "--recover", "h1"], None);
+        let s = env.show("h1");
+        s["state"]["status"] == "running" && s["state"]["pid"].as_u64().is_some_and(|p| p as u32 != pid)
+    });
+    assert!(!alive(pid), "the stopped process was ended");
+}
+
+/// A supervisor that no longer heartbeats while it lives. (SIGSTOP would be undone at once by
+/// tmux, which continues a pane's stopped process; the cgroup freezer is not.)
+#[test]
+fn a_frozen_supervisor_is_caught_by_its_stale_heartbeat() {
+    let env = base_env();
+    let freezer = std::path::Path::new("/sys/fs/cgroup/freezer");
+    let dir = freezer.join(format!("af-test-{}", std::process::id()));
+    if std::fs::create_dir(&dir).is_err() {
+        eprintln!("skipped: the cgroup v1 freezer is not writable here");
+        return;
+    }
+    env.worker("f1", "exec sleep 300");
+    let wrap = env.show("f1")["state"]["wrapPid"].as_u64().unwrap();
+    std::fs::write(dir.join("cgroup.procs"), wrap.to_string()).unwrap();
+    std::fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
+    let mut caught = Value::Null;
+    wait_for("a stale heartbeat", Duration::from_secs(10), || {
+        let (code, doc) = health_json(&env, &["check", "f1"]);
+        caught = doc;
+        code == 1 && check_of(&caught["agents"][0], "heartbeat").is_some_and(|c| c["level"] == "critical")
+    });
+    assert_eq!(check_of(&caught["agents"][0], "response").unwrap()["level"], "critical", "{caught}");
+    assert_eq!(check_of(&caught["agents"][0], "process").unwrap()["level"], "ok", "its processes live");
+    std::fs::write(dir.join("freezer.state"), "THAWED").unwrap();
+    let _ = std::fs::write(freezer.join("cgroup.procs"), wrap.to_string());
+    let _ = std::fs::remove_dir(&dir);
+    wait_for("fresh heartbeats again", Duration::from_secs(10), || health_json(&env, &["check", "f1"]).0 == 0);
+}
+
+#[test]
+fn a_memory_hog_is_caught_at_warning_and_critical() {
+    let mut env = base_env();
+    env.set_env("AF_CGROUP", "off");
+    env.set_env("AF_RLIMIT", "off");
+    env.set_env("AF_HEALTH_ESCALATE", "3s");
+    let hog = "b=b'x'*(200<<20); import time; time.sleep(300)";
+    for (id, limit) in [("hog", "100MB"), ("near", "240MB")] {
+        let c = serde_json::json!({"id": id, "type": "worker", "projectId": "mem",
+            "resourceLimits": {"memory": limit}, "command": ["python3", "-c", hog]});
+        env.create(&c.to_string());
+        env.ok("af-spawn", &["start", id]);
+    }
+    wait_for("both over their thresholds", Duration::from_secs(20), || {
+        let (_, doc) = health_json(&env, &["check", "--project", "mem"]);
+        let level = |i: usize| check_of(&doc["agents"][i], "memory").map(|c| c["level"].clone());
+        level(0) == Some("critical".into()) && level(1) == Some("warning".into())
+    });
+    let open = env.json("af-health", &["alerts"]);
+    let levels: Vec<(String, String)> = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["check"] == "memory")
+        .map(|a| (a["agent"].as_str().unwrap().into(), a["level"].as_str().unwrap().into()))
+        .collect();
+    assert!(levels.contains(&("hog".into(), "critical".into())), "{open}");
+    assert!(levels.contains(&("near".into(), "warning".into())), "{open}");
+    // Deduplicated: checking again raises nothing new.
+    let before = env.json("af-health", &["alerts", "--all"]).as_array().unwrap().len();
+    let (_, doc) = health_json(&env, &["check", "--project", "mem"]);
+    assert!(doc["agents"][0].get("alerts").is_none(), "{doc}");
+    assert_eq!(env.json("af-health", &["alerts", "--all"]).as_array().unwrap().len(), before);
+    // A warning that persists becomes critical.
+    wait_for("the warning to escalate", Duration::from_secs(10), || {
+        let _ = health_json(&env, &["check", "--project", "mem"]);
+        alert_levels(&env, "near", "memory") == ["warning", "critical"]
+    });
+    // A stopped agent's and a removed agent's alerts close with a recovery.
+    env.ok("af-spawn", &["stop", "--force", "hog"]);
+    env.ok("af-spawn", &["rm", "--force", "near"]);
+    let _ = health_json(&env, &["check"]);
+    assert_eq!(env.json("af-health", &["alerts"]), serde_json::json!([]));
+    // (The hog may pass through a warning while it allocates.)
+    let hog = alert_levels(&env, "hog", "memory");
+    assert_eq!(hog[hog.len() - 2..], ["critical", "recovery"], "{hog:?}");
+    assert_eq!(alert_levels(&env, "near", "memory"), ["warning", "critical", "recovery"]);
+}
+
+#[test]
+fn a_cpu_hog_is_caught() {
+    let mut env = base_env();
+    env.set_env("AF_CGROUP", "off");
+    let c = serde_json::json!({"id": "spin", "type": "worker", "projectId": "cpu",
+        "resourceLimits": {"cpu": "0.05"}, "command": ["sh", "-c", "while :; do :; done"]});
+    env.create(&c.to_string());
+    env.ok("af-spawn", &["start", "spin"]);
+    wait_for("the cpu check to fail", Duration::from_secs(10), || {
+        let (code, doc) = health_json(&env, &["check", "spin"]);
+        code == 1 && check_of(&doc["agents"][0], "cpu").is_some_and(|c| c["level"] == "critical")
+    });
+    env.ok("af-spawn", &["stop", "--force", "spin"]);
+}
+
+#[test]
+fn two_watch_loops_never_double_restart() {
+    let env = base_env();
+    env.worker("d1", "exec sleep 300");
+    let old = pid_of(&env, "d1");
+    let _a = Watch::start(&env, &[]);
+    let _b = Watch::start(&env, &[]);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("d1 restarted", Duration::from_secs(10), || {
+        let s = env.show("d1");
+        s["state"]["status"] == "running" && s["state"]["pid"].as_u64().is_some_and(|p| p as u32 != old)
+    });
+    // Let both loops run a few more passes over the restarted agent.
+    let passes = |env: &Env| util::read(&env.home.join("agents/d1/health.log")).lines().count();
+    let seen = passes(&env);
+    wait_for("more passes", Duration::from_secs(10), || passes(&env) >= seen + 4);
+    assert_eq!(events(&env, "health.restart", "d1").len(), 1);
+    assert_eq!(env.show("d1")["state"]["restarts"].as_u64(), Some(0), "started, not restarted twice");
+    assert_eq!(events(&env, "agent.running", "d1").len(), 2);
+}
+
+#[test]
+fn kill9_of_af_health_at_any_moment_leaves_the_spool_consistent() {
+    let mut env = base_env();
+    // Every round kills the agent again: keep the ladder on its first rung.
+    env.set_env("AF_HEALTH_MAX_FAILURES", "100");
+    env.set_env("AF_HEALTH_BACKOFF_MAX", "1s");
+    env.worker("k1", "exec sleep 300");
+    for round in 0..6u64 {
+        wait_for("k1 running", Duration::from_secs(15), || env.status("k1") == "running");
+        let pid = pid_of(&env, "k1");
+        let mut watch = Watch::start(&env, &[]);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        // Kill af-health at a different moment of its pass each round (not a synchronization).
+        std::thread::sleep(Duration::from_millis(150 * round + 100));
+        watch.kill9();
+        // Every record still reads.
+        for f in ["agents/k1/health.json", "agents/k1/state.json"] {
+            if let Ok(text) = std::fs::read_to_string(env.home.join(f)) {
+                serde_json::from_str::<Value>(&text).unwrap_or_else(|e| panic!("{f} corrupt after kill -9: {e}"));
+            }
+        }
+        let _ = env.json("af-health", &["alerts", "--all"]);
+        let _ = env.json("af-health", &["history", "k1"]);
+        // A fresh loop picks up where the dead one stopped.
+        let _watch = Watch::start(&env, &[]);
+        wait_for("k1 running again", Duration::from_secs(15), || env.status("k1") == "running");
+    }
+    let wraps: Vec<u32> = env
+        .processes()
+        .into_iter()
+        .filter(|&p| {
+            let argv0 = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            argv0.split(|&b| b == 0).next().is_some_and(|a| a.ends_with(b"/af-wrap"))
+        })
+        .collect();
+    assert_eq!(wraps.len(), 1, "one supervisor, never two: {wraps:?}");
+    // The reply pipes of the killed loops are cleaned up by the next pass.
+    let _ = health_json(&env, &["check"]);
+    let left: Vec<_> = std::fs::read_dir(env.home.join("health.d")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.len() <= 8, "only the live loop's pipes remain: {left:?}");
+    let ladder: Value = serde_json::from_str(&util::read(&env.home.join("agents/k1/health.json"))).unwrap();
+    assert!(ladder.get("gaveUpAt").is_none(), "{ladder}");
+}
+
+#[test]
+fn alert_hooks_get_the_json_and_a_failing_one_does_not_stop_the_others() {
+    let env = base_env();
+    let hooks = env.home.join("alert.d");
+    std::fs::create_dir_all(hooks.join("critical")).unwrap();
+    std::fs::create_dir_all(hooks.join("warning")).unwrap();
+    let out = |n: &str| env.path(n).display().to_string();
+    let script = |path: std::path::PathBuf, body: String| {
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+    };
+    script(hooks.join("10-fails"), "cat >/dev/null; exit 3".into());
+    script(hooks.join("20-all"), format!("cat > {}", out("all.json")));
+    script(hooks.join("critical/30-crit"), format!("cat > {}", out("crit.json")));
+    script(hooks.join("warning/30-warn"), format!("cat > {}", out("warn.json")));
+    let c = serde_json::json!({"id": "bad", "type": "worker", "projectId": "p", "command": ["sh", "-c", "exit 1"]});
+    env.create(&c.to_string());
+    let _ = env.run("af-spawn", &["start", "bad"], None);
+    wait_for("bad failed", Duration::from_secs(10), || env.status("bad") == "failed");
+    let (code, doc) = health_json(&env, &["check"]);
+    assert_eq!(code, 1, "{doc}");
+    for f in ["all.json", "crit.json"] {
+        let a: Value = serde_json::from_str(&util::read(&env.path(f))).unwrap();
+        assert_eq!(
+            (a["agent"].as_str(), a["level"].as_str(), a["check"].as_str()),
+            (Some("bad"), Some("critical"), Some("process"))
+        );
+    }
+    assert!(!env.path("warn.json").exists(), "warning hooks are not run for a critical alert");
+    let id = doc["agents"][0]["alerts"][0]["id"].as_str().unwrap().to_owned();
+    env.ok("af-health", &["ack", &id]);
+    assert_eq!(env.json("af-health", &["alerts"])[0]["acknowledged"], true);
+    // The error cases: one line on stderr, the shared exit codes, nothing changed.
+    env.fails("af-health", &["ack", "../x"], None, 2);
+    env.fails("af-health", &["ack", "al-0-00000000"], None, 3);
+    env.fails("af-health", &["check", "nope"], None, 3);
+    env.fails("af-health", &["check", "../etc"], None, 2);
+    env.fails("af-health", &["history", "nope"], None, 3);
+    env.fails("af-health", &["history", "bad", "--since", "yesterday-ish"], None, 2);
+    env.fails("af-health", &["watch", "--interval=0"], None, 2);
+    env.fails("af-health", &["trends", "--window", "lots"], None, 2);
+    assert_eq!(env.json("af-health", &["alerts"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn exit_0_is_done_a_permanent_exit_code_is_not_restarted_and_a_monitor_agent_recovers_its_project() {
+    let env = base_env();
+    let done = serde_json::json!({"id": "done", "type": "worker", "projectId": "m", "command": ["true"]});
+    let perm = serde_json::json!({"id": "perm", "type": "worker", "projectId": "m",
+        "command": ["sh", "-c", "exit 78"], "permanentExitCodes": [78]});
+    env.create(&done.to_string());
+    env.create(&perm.to_string());
+    let _ = env.run("af-spawn", &["start", "done"], None);
+    let _ = env.run("af-spawn", &["start", "perm"], None);
+    wait_for("both ended", Duration::from_secs(10), || {
+        env.status("done") == "stopped" && env.status("perm") == "failed"
+    });
+    let (_, doc) = health_json(&env, &["check", "--recover", "--project", "m"]);
+    assert_eq!(doc["agents"][0]["health"], "unknown", "done is not checked: {doc}");
+    assert!(doc["agents"][1]["action"].as_str().unwrap().contains("permanent"), "{doc}");
+    assert!(events(&env, "health.restart", "perm").is_empty());
+    assert!(events(&env, "health.restart", "done").is_empty());
+
+    // The monitor agent type: af-wrap runs `af-health watch --project test` under supervision.
+    env.worker("w2", "exec sleep 300");
+    let w2 = serde_json::json!({"id": "mon", "type": "monitor", "projectId": "test"});
+    env.create(&w2.to_string());
+    env.ok("af-spawn", &["start", "mon"]);
+    let mon = pid_of(&env, "mon");
+    assert!(util::read(std::path::Path::new(&format!("/proc/{mon}/cmdline"))).contains("watch"));
+    let old = pid_of(&env, "w2");
+    wait_for("the monitor's first pass", Duration::from_secs(10), || env.home.join("agents/w2/health.log").exists());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("w2 restarted by the monitor", Duration::from_secs(10), || {
+        let s = env.show("w2");
+        s["state"]["status"] == "running" && s["state"]["pid"].as_u64().is_some_and(|p| p as u32 != old)
+    });
+    assert!(!env.home.join("agents/mon/health.log").exists(), "the monitor does not check itself");
+}
