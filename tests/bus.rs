@@ -477,12 +477,18 @@ fn kill_dash_nine_loses_nothing() {
             }
         }
     }
-    // Drain: claims of killed receivers come back after their visibility timeout.
-    loop {
+    // Drain: claims of killed receivers come back after their visibility timeout. Done when
+    // nothing is waiting or claimed (or the deadline passes, and the checks below fail).
+    let drain_deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < drain_deadline {
         let started = Instant::now();
-        let out = env.run("af-bus", &["recv", "q", "-n", "500", "--json", "--wait", "--timeout", "3"], None);
+        let out = env.run("af-bus", &["recv", "q", "-n", "500", "--json", "--wait", "--timeout", "2"], None);
         if out.status.code() == Some(5) {
-            break;
+            let st = stats(&env, "q");
+            if st["depth"] == 0 && st["inFlight"] == 0 {
+                break;
+            }
+            continue;
         }
         assert!(out.status.success(), "{}", util::describe(&out));
         let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
@@ -501,7 +507,9 @@ fn kill_dash_nine_loses_nothing() {
     assert_eq!(
         (st["depth"].as_u64(), st["inFlight"].as_u64(), st["dead"].as_u64()),
         (Some(0), Some(0), Some(0)),
-        "{st}"
+        "{st}: {:?}",
+        ["new", "cur", "dead"].map(|p| std::fs::read_dir(env.home.join("agents/q/inbox").join(p))
+            .map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>()))
     );
     let history = env.json("af-bus", &["history", "q", "--limit", "100000"]);
     let mut archived: HashMap<String, usize> = HashMap::new();

@@ -508,6 +508,21 @@ impl Queue {
             return;
         }
         let _ = self.prune(history_limit());
+        self.sweep_tmp(Duration::from_secs(3600));
+    }
+
+    /// Removes files left in `tmp/` by writers killed mid-delivery, once older than `age` (a
+    /// delivery takes milliseconds; Maildir waits 36 hours). Returns how many.
+    pub fn sweep_tmp(&self, age: Duration) -> usize {
+        let Ok(read) = fs::read_dir(self.part("tmp")) else { return 0 };
+        let mut n = 0;
+        for entry in read.flatten() {
+            let old = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+            if old.is_some_and(|o| o > age) && fs::remove_file(entry.path()).is_ok() {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Trims the history to `limit` acked messages when it holds more (down to 3/4 of it).
