@@ -162,8 +162,8 @@ impl Supervisor<'_> {
         let argv: Vec<String> = match (&self.config.command, self.config.kind) {
             (Some(cmd), _) => cmd.clone(),
             (None, AgentType::ClaudeCode) => vec!["claude".into()],
-            // A worker without a command, or a monitor, idles here: taking tasks and running the
-            // health loop are added by af-bus and af-health.
+            // A worker without a command takes tasks (tasks.rs); a monitor idles here until
+            // af-health adds its loop.
             (None, AgentType::Worker) => {
                 let tasks =
                     Tasks::new(self.spool, self.id, &self.config).map_err(|e| format!("cannot take tasks: {e}"))?;
