@@ -385,8 +385,14 @@ impl Queue {
 
     /// Puts a claim back unchanged (its holder stopped before finishing; not a failed attempt).
     pub fn release(&self, receipt: &str) -> Result<bool> {
+        self.give_back(receipt, false)
+    }
+
+    /// Puts a claim back by its receipt, as a failed attempt when `failed` (its holder died), and
+    /// wakes the listeners. False when the claim is gone (acked, or already returned).
+    pub fn give_back(&self, receipt: &str, failed: bool) -> Result<bool> {
         let Some(e) = Entry::parse(receipt) else { return Ok(false) };
-        let moved = self.requeue(&e, false)?;
+        let moved = self.requeue(&e, failed)?;
         if moved {
             self.notify(&e.id);
         }
