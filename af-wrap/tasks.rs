@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 /// The topic every task result is published on.
 pub const RESULTS_TOPIC: &str = "tasks.results";
 
+/// How long a task's claim outlives its timeout (time to report the result).
+const CLAIM_MARGIN: Duration = Duration::from_secs(60);
+
 /// How much of a task's stdout goes into its result, and of its stderr.
 const STDOUT_MAX: u64 = 256 * 1024;
 const STDERR_TAIL: u64 = 2000;
@@ -143,7 +146,7 @@ impl Tasks {
             if free == 0 {
                 return;
             }
-            let visibility = Duration::from_millis(self.config.resource_limits.timeout_ms()) + Duration::from_secs(60);
+            let visibility = Duration::from_millis(self.config.resource_limits.timeout_ms()) + CLAIM_MARGIN;
             let ignored = &self.ignored;
             let claims = match self.queues[qi].claim_where(free, visibility, |e: &Entry| !ignored.contains(&e.id)) {
                 Ok(c) => c,
@@ -163,18 +166,26 @@ impl Tasks {
         }
     }
 
-    fn start(&mut self, queue: usize, receipt: String, message: Message, limits: &Limits) {
+    fn start(&mut self, queue: usize, mut receipt: String, message: Message, limits: &Limits) {
         let dir = self.spool.task_dir(&self.id);
         let files = ["in", "out", "err", "claim"].map(|ext| dir.join(format!("{}.{ext}", message.id)));
-        let record = ClaimRecord { queue, receipt: receipt.clone() };
-        if let Err(e) = atomic::write_json(&files[3], &record, atomic::Durability::Volatile) {
-            tracing::warn!("cannot record the claim of task {}: {e}", message.id);
-        }
         let timeout = message
             .payload
             .get("timeout")
             .and_then(|t| serde_json::from_value::<Millis>(t.clone()).ok())
             .map_or(self.config.resource_limits.timeout_ms(), |m| m.0);
+        if timeout > self.config.resource_limits.timeout_ms() {
+            // The claim must outlive the task's own, longer timeout.
+            match self.queues[queue].extend(&receipt, Duration::from_millis(timeout) + CLAIM_MARGIN) {
+                Ok(Some(r)) => receipt = r,
+                Ok(None) => return,
+                Err(e) => tracing::warn!("cannot extend the claim of task {}: {e}", message.id),
+            }
+        }
+        let record = ClaimRecord { queue, receipt: receipt.clone() };
+        if let Err(e) = atomic::write_json(&files[3], &record, atomic::Durability::Volatile) {
+            tracing::warn!("cannot record the claim of task {}: {e}", message.id);
+        }
         let started = Instant::now();
         let mut running = Running {
             pid: 0,

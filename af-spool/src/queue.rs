@@ -399,6 +399,15 @@ impl Queue {
         Ok(moved)
     }
 
+    /// Extends a claim to `visibility` from now; returns its new receipt, None when it is gone.
+    pub fn extend(&self, receipt: &str, visibility: Duration) -> Result<Option<String>> {
+        let Some(e) = Entry::parse(receipt) else { return Ok(None) };
+        let until = Timestamp::now().0 + visibility.as_millis() as u64;
+        let new = format!("{},{},{until}", e.stem(), e.attempts);
+        let moved = rename_if_there(&self.part("cur").join(receipt), &self.part("cur").join(&new))?;
+        Ok(moved.then_some(new))
+    }
+
     /// Acks one claim by its receipt (no listing). False when the claim is gone.
     pub fn ack_receipt(&self, receipt: &str) -> Result<bool> {
         let Some(e) = Entry::parse(receipt) else { return Ok(false) };
@@ -602,6 +611,19 @@ mod tests {
         assert_eq!(dead[0].0.extra.as_deref(), Some("attempts"));
         q.retry(ids[1]).unwrap();
         assert_eq!(q.stats().unwrap().depth, 1);
+        q.remove().unwrap();
+    }
+
+    #[test]
+    fn extend_keeps_a_claim() {
+        let q = queue();
+        let id = send(&q, Priority::Normal, 1);
+        let c = q.claim(1, Duration::ZERO).unwrap().remove(0);
+        let receipt = q.extend(&c.receipt, Duration::from_secs(60)).unwrap().expect("still claimed");
+        assert!(q.claim(1, Duration::ZERO).unwrap().is_empty(), "an extended claim is not requeued");
+        assert!(q.extend(&c.receipt, Duration::from_secs(60)).unwrap().is_none(), "the old receipt is gone");
+        assert!(q.ack_receipt(&receipt).unwrap());
+        assert_eq!(q.history(10).unwrap()[0].id, id);
         q.remove().unwrap();
     }
 
