@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 /// The topic every task result is published on.
 pub const RESULTS_TOPIC: &str = "tasks.results";
 
+/// How long a task's claim outlives its timeout (time to report the result).
+const CLAIM_MARGIN: Duration = Duration::from_secs(60);
+
 /// How much of a task's stdout goes into its result, and of its stderr.
 const STDOUT_MAX: u64 = 256 * 1024;
 const STDERR_TAIL: u64 = 2000;
@@ -38,7 +41,16 @@ struct Running {
     started: Instant,
     deadline: Instant,
     timed_out: bool,
-    files: [PathBuf; 3],
+    /// stdin, stdout, stderr, and the claim record (which queue, which receipt).
+    files: [PathBuf; 4],
+}
+
+/// What af-wrap remembers of a running task's claim, so that after its own death the next af-wrap
+/// gives the claim back at once instead of after the visibility timeout.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ClaimRecord {
+    queue: usize,
+    receipt: String,
 }
 
 /// How a task's process ended.
@@ -76,6 +88,7 @@ impl Tasks {
             listeners.push(q.listen()?);
         }
         atomic::create_dir(&spool.task_dir(id))?;
+        recover(&spool.task_dir(id), &queues);
         Ok(Tasks {
             spool: spool.clone(),
             id: id.clone(),
@@ -133,7 +146,7 @@ impl Tasks {
             if free == 0 {
                 return;
             }
-            let visibility = Duration::from_millis(self.config.resource_limits.timeout_ms()) + Duration::from_secs(60);
+            let visibility = Duration::from_millis(self.config.resource_limits.timeout_ms()) + CLAIM_MARGIN;
             let ignored = &self.ignored;
             let claims = match self.queues[qi].claim_where(free, visibility, |e: &Entry| !ignored.contains(&e.id)) {
                 Ok(c) => c,
@@ -153,14 +166,26 @@ impl Tasks {
         }
     }
 
-    fn start(&mut self, queue: usize, receipt: String, message: Message, limits: &Limits) {
+    fn start(&mut self, queue: usize, mut receipt: String, message: Message, limits: &Limits) {
         let dir = self.spool.task_dir(&self.id);
-        let files = ["in", "out", "err"].map(|ext| dir.join(format!("{}.{ext}", message.id)));
+        let files = ["in", "out", "err", "claim"].map(|ext| dir.join(format!("{}.{ext}", message.id)));
         let timeout = message
             .payload
             .get("timeout")
             .and_then(|t| serde_json::from_value::<Millis>(t.clone()).ok())
             .map_or(self.config.resource_limits.timeout_ms(), |m| m.0);
+        if timeout > self.config.resource_limits.timeout_ms() {
+            // The claim must outlive the task's own, longer timeout.
+            match self.queues[queue].extend(&receipt, Duration::from_millis(timeout) + CLAIM_MARGIN) {
+                Ok(Some(r)) => receipt = r,
+                Ok(None) => return,
+                Err(e) => tracing::warn!("cannot extend the claim of task {}: {e}", message.id),
+            }
+        }
+        let record = ClaimRecord { queue, receipt: receipt.clone() };
+        if let Err(e) = atomic::write_json(&files[3], &record, atomic::Durability::Volatile) {
+            tracing::warn!("cannot record the claim of task {}: {e}", message.id);
+        }
         let started = Instant::now();
         let mut running = Running {
             pid: 0,
@@ -181,6 +206,9 @@ impl Tasks {
             Err(reason) => {
                 tracing::warn!(task = %running.message.id, "task did not start: {reason}");
                 self.report(&running, None, Some(reason));
+                for f in &running.files {
+                    let _ = std::fs::remove_file(f);
+                }
             }
         }
     }
@@ -295,6 +323,29 @@ impl Tasks {
         for r in &self.running {
             let _ = killpg(Pid::from_raw(r.pid as i32), Signal::SIGTERM);
             let _ = killpg(Pid::from_raw(r.pid as i32), Signal::SIGCONT);
+        }
+    }
+}
+
+/// Gives back the claims of tasks a previous af-wrap of this agent was running when it died (a
+/// failed attempt each), and removes their files.
+fn recover(dir: &std::path::Path, queues: &[Queue; 2]) {
+    let Ok(read) = std::fs::read_dir(dir) else { return };
+    for entry in read.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "claim") {
+            if let Ok(Some(r)) = atomic::read_json::<ClaimRecord>(&path) {
+                if let Some(q) = queues.get(r.queue) {
+                    match q.give_back(&r.receipt, true) {
+                        Ok(true) => tracing::info!(receipt = %r.receipt, "claim of an interrupted task given back"),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!("cannot give back {}: {e}", r.receipt),
+                    }
+                }
+            }
+        }
+        if !entry.file_name().to_str().is_some_and(|n| n.starts_with('.')) {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

@@ -477,12 +477,18 @@ fn kill_dash_nine_loses_nothing() {
             }
         }
     }
-    // Drain: claims of killed receivers come back after their visibility timeout.
-    loop {
+    // Drain: claims of killed receivers come back after their visibility timeout. Done when
+    // nothing is waiting or claimed (or the deadline passes, and the checks below fail).
+    let drain_deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < drain_deadline {
         let started = Instant::now();
-        let out = env.run("af-bus", &["recv", "q", "-n", "500", "--json", "--wait", "--timeout", "3"], None);
+        let out = env.run("af-bus", &["recv", "q", "-n", "500", "--json", "--wait", "--timeout", "2"], None);
         if out.status.code() == Some(5) {
-            break;
+            let st = stats(&env, "q");
+            if st["depth"] == 0 && st["inFlight"] == 0 {
+                break;
+            }
+            continue;
         }
         assert!(out.status.success(), "{}", util::describe(&out));
         let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
@@ -501,7 +507,9 @@ fn kill_dash_nine_loses_nothing() {
     assert_eq!(
         (st["depth"].as_u64(), st["inFlight"].as_u64(), st["dead"].as_u64()),
         (Some(0), Some(0), Some(0)),
-        "{st}"
+        "{st}: {:?}",
+        ["new", "cur", "dead"].map(|p| std::fs::read_dir(env.home.join("agents/q/inbox").join(p))
+            .map(|r| r.flatten().map(|e| e.file_name()).collect::<Vec<_>>()))
     );
     let history = env.json("af-bus", &["history", "q", "--limit", "100000"]);
     let mut archived: HashMap<String, usize> = HashMap::new();
@@ -518,4 +526,26 @@ fn kill_dash_nine_loses_nothing() {
         }
     }
     assert!(confirmed.len() > 100, "the loop sent something ({} confirmed)", confirmed.len());
+}
+
+/// af-wrap killed -9 while a task runs: the next af-wrap of the agent gives the claim back at
+/// once (a failed attempt) and runs the task again.
+#[test]
+fn a_restarted_worker_reruns_the_task_its_killed_supervisor_held() {
+    let env = Env::new();
+    env.ok("af-bus", &["subscribe", "results", "--topic", "tasks.results"]);
+    worker(&env, "w1", "p", json!({}));
+    let marker = env.path("marker");
+    let script = format!("if [ -e {0} ]; then echo again; else touch {0}; sleep 30; fi", marker.display());
+    let id = send(&env, &["--to", "w1", "--kind", "task", &json!({"command": ["sh", "-c", script]}).to_string()]);
+    wait_for("the task to start", Duration::from_secs(10), || marker.exists());
+    let wrap = env.show("w1")["state"]["wrapPid"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(wrap), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("the supervisor to be gone", Duration::from_secs(10), || env.status("w1") == "failed");
+    assert_eq!(stats(&env, "w1")["inFlight"], 1, "the claim outlives its holder");
+    env.ok("af-spawn", &["start", "w1"]);
+    let r = &results(&env, "results", 1)[0];
+    assert_eq!((r["taskId"].as_str(), r["stdout"].as_str()), (Some(id.as_str()), Some("again")));
+    let h = env.json("af-bus", &["history", "w1"]);
+    assert_eq!(h[0]["attempts"], 1, "the interrupted run counts as a failed attempt");
 }

@@ -204,6 +204,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reads_a_minimal_record_and_a_stored_one() {
+        let m: Message = serde_json::from_str(r#"{"id":"1-2-3","createdAt":"2026-11-24T14:00:00.000Z"}"#).unwrap();
+        assert_eq!(
+            (m.kind, m.priority, m.attempts, m.payload.clone()),
+            (Kind::Event, Priority::Normal, 0, serde_json::Value::Null)
+        );
+        let stored = r#"{"id":"01795531182548482706-2671-0","from":"cli","to":"w1","kind":"task","priority":"high","correlationId":"x","replyTo":"reply:1-2-3","expiresAt":"2026-11-24T15:00:00.000Z","attempts":0,"createdAt":"2026-11-24T14:39:42.548Z","payload":{"command":["true"]}}"#;
+        let m: Message = serde_json::from_str(stored).unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), stored, "a stored message reads and writes back the same");
+    }
+
+    #[test]
     fn stems_sort_by_priority_then_time() {
         let mut stems = Vec::new();
         for p in [Priority::Low, Priority::Normal, Priority::High, Priority::Critical] {

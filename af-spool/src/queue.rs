@@ -385,12 +385,27 @@ impl Queue {
 
     /// Puts a claim back unchanged (its holder stopped before finishing; not a failed attempt).
     pub fn release(&self, receipt: &str) -> Result<bool> {
+        self.give_back(receipt, false)
+    }
+
+    /// Puts a claim back by its receipt, as a failed attempt when `failed` (its holder died), and
+    /// wakes the listeners. False when the claim is gone (acked, or already returned).
+    pub fn give_back(&self, receipt: &str, failed: bool) -> Result<bool> {
         let Some(e) = Entry::parse(receipt) else { return Ok(false) };
-        let moved = self.requeue(&e, false)?;
+        let moved = self.requeue(&e, failed)?;
         if moved {
             self.notify(&e.id);
         }
         Ok(moved)
+    }
+
+    /// Extends a claim to `visibility` from now; returns its new receipt, None when it is gone.
+    pub fn extend(&self, receipt: &str, visibility: Duration) -> Result<Option<String>> {
+        let Some(e) = Entry::parse(receipt) else { return Ok(None) };
+        let until = Timestamp::now().0 + visibility.as_millis() as u64;
+        let new = format!("{},{},{until}", e.stem(), e.attempts);
+        let moved = rename_if_there(&self.part("cur").join(receipt), &self.part("cur").join(&new))?;
+        Ok(moved.then_some(new))
     }
 
     /// Acks one claim by its receipt (no listing). False when the claim is gone.
@@ -508,6 +523,21 @@ impl Queue {
             return;
         }
         let _ = self.prune(history_limit());
+        self.sweep_tmp(Duration::from_secs(3600));
+    }
+
+    /// Removes files left in `tmp/` by writers killed mid-delivery, once older than `age` (a
+    /// delivery takes milliseconds; Maildir waits 36 hours). Returns how many.
+    pub fn sweep_tmp(&self, age: Duration) -> usize {
+        let Ok(read) = fs::read_dir(self.part("tmp")) else { return 0 };
+        let mut n = 0;
+        for entry in read.flatten() {
+            let old = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+            if old.is_some_and(|o| o > age) && fs::remove_file(entry.path()).is_ok() {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Trims the history to `limit` acked messages when it holds more (down to 3/4 of it).
@@ -581,6 +611,19 @@ mod tests {
         assert_eq!(dead[0].0.extra.as_deref(), Some("attempts"));
         q.retry(ids[1]).unwrap();
         assert_eq!(q.stats().unwrap().depth, 1);
+        q.remove().unwrap();
+    }
+
+    #[test]
+    fn extend_keeps_a_claim() {
+        let q = queue();
+        let id = send(&q, Priority::Normal, 1);
+        let c = q.claim(1, Duration::ZERO).unwrap().remove(0);
+        let receipt = q.extend(&c.receipt, Duration::from_secs(60)).unwrap().expect("still claimed");
+        assert!(q.claim(1, Duration::ZERO).unwrap().is_empty(), "an extended claim is not requeued");
+        assert!(q.extend(&c.receipt, Duration::from_secs(60)).unwrap().is_none(), "the old receipt is gone");
+        assert!(q.ack_receipt(&receipt).unwrap());
+        assert_eq!(q.history(10).unwrap()[0].id, id);
         q.remove().unwrap();
     }
 

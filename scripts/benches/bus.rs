@@ -43,6 +43,17 @@ fn main() {
             target: if p == 50.0 { "p50 < 2 ms" } else { "-" },
         });
     }
+    let mut fast: Vec<Duration> = (0..lat_n.min(300))
+        .map(|i| time(|| w.run("af-bus", &["--no-fsync", "send", "--to", "q", &i.to_string()])))
+        .collect();
+    row(Row {
+        what: "one-shot af-bus send, no fsync (p50)",
+        value: percentile_ms(&mut fast, 50.0),
+        unit: "ms",
+        baseline: Some(("fork/exec of /bin/true (p50)", fork)),
+        higher_is_better: false,
+        target: "-",
+    });
     w.run("af-bus", &["clear", "q"]);
 
     // End-to-end: post (library, durable) to a receiver thread waiting on the queue's pipe.
