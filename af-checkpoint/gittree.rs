@@ -52,16 +52,21 @@ fn git(dir: &Path, index: Option<&Path>) -> Command {
 
 /// Runs a command that writes the user's files with the user's umask (not the spool's 077), so
 /// restored files get the modes git or tar would give them at the user's prompt.
-/// The child is killed when we are: a git or tar left running by a killed af-checkpoint would
-/// race with the rerun that is meant to finish its job.
+/// The child is killed when we are, and holds the checkpoint lock until it is gone: a git or tar
+/// left running by a killed af-checkpoint would race with the rerun that is meant to finish its job.
 pub fn output_as_user(cmd: &mut Command) -> std::io::Result<std::process::Output> {
     use nix::sys::stat::{Mode, umask};
     use std::os::unix::process::CommandExt;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let parent = std::process::id() as nix::libc::pid_t;
-    // SAFETY: prctl and getppid are async-signal-safe system calls; nothing is allocated.
+    let lock_fd = crate::store::LOCK_FD.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: prctl, getppid and fcntl are async-signal-safe system calls; nothing is allocated.
     unsafe {
         cmd.pre_exec(move || {
+            // The child holds the checkpoint lock with us until it exits (see store::lock).
+            if lock_fd >= 0 && nix::libc::fcntl(lock_fd, nix::libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL as nix::libc::c_ulong) != 0 {
                 return Err(std::io::Error::last_os_error());
             }

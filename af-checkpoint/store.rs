@@ -13,10 +13,17 @@ use std::process::Stdio;
 /// of a killed run is found by it and its ref deleted.
 pub const PENDING_REF: &str = "ref.pending";
 
+/// The descriptor of the checkpoint lock this process holds (-1: none), which git and tar inherit.
+pub static LOCK_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
 /// Takes the agent's checkpoint lock and clears what interrupted runs left behind.
 pub fn lock(spool: &Spool, id: &AgentId) -> anyhow::Result<Lock> {
     spool.require(id)?;
     let lock = Lock::exclusive(&spool.checkpoints_lock_path(id))?;
+    // git and tar hold the lock with us (see gittree::output_as_user): killed with us, they may
+    // outlive us by a moment, and the next run must not clean up before they are gone (or a late
+    // ref would survive).
+    LOCK_FD.store(lock.raw_fd(), std::sync::atomic::Ordering::Relaxed);
     clean(spool, id);
     Ok(lock)
 }

@@ -62,6 +62,14 @@ impl Lock {
         }
     }
 
+    /// The locked descriptor, for a child that must hold the lock with us (a holder killed with
+    /// SIGKILL must not free the lock while a child it started still runs): clear its close-on-exec
+    /// flag in that child only (`pre_exec`), never in ours, or every later child would keep it.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.file.as_raw_fd()
+    }
+
     /// The locked file (for writing the holder's pid into it, say).
     pub fn file(&self) -> &File {
         &self.file
