@@ -39,6 +39,7 @@ pub fn serve(app: Arc<App>, rq: tiny_http::Request, req: &Req) {
         );
     }
     std::thread::spawn(move || {
+        let _busy = app.busy.hold(rq.remote_addr().copied());
         let _ = stream(&app, rq, since, audit);
         app.streams.fetch_sub(1, Ordering::SeqCst);
     });

@@ -9,6 +9,7 @@ mod guard;
 mod http;
 mod messages;
 mod orchestrator;
+mod reaper;
 mod routes;
 mod run;
 mod server;

@@ -28,6 +28,8 @@ pub struct App {
     pub limited: AtomicU64,
     /// Open event streams.
     pub streams: AtomicUsize,
+    /// The clients being answered now (the reaper leaves them alone).
+    pub busy: crate::reaper::Busy,
 }
 
 /// The resources af-api serves.

@@ -13,10 +13,6 @@ use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-/// How long a connection may stay silent (or refuse to read) before it is closed.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let spool = Spool::open_default()?;
@@ -45,8 +41,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         requests: Default::default(),
         limited: Default::default(),
         streams: Default::default(),
+        busy: Default::default(),
     });
-    std::thread::spawn(move || time_out_sockets(listen_fd));
+    let reaper_app = app.clone();
+    std::thread::spawn(move || crate::reaper::run(listen_fd, &reaper_app.busy));
     let (fatal_tx, fatal_rx) = std::sync::mpsc::channel::<String>();
     for _ in 0..cli.workers {
         let (server, app, fatal) = (server.clone(), app.clone(), fatal_tx.clone());
@@ -91,43 +89,6 @@ fn shown(bound: SocketAddr) -> String {
     }
 }
 
-/// tiny_http sets no timeout on the connections it accepts, so a client that sends half a
-/// request, or stops reading its answer, would hold a thread for ever. Every client socket in
-/// this process gets a receive and send timeout here, within half a second of being accepted
-/// (the listening socket is left alone: a timeout on it would end tiny_http's accept loop).
-fn time_out_sockets(listen_fd: i32) {
-    use nix::libc;
-    let mut done: std::collections::HashSet<(i32, u64)> = std::collections::HashSet::new();
-    let tv = libc::timeval { tv_sec: SOCKET_TIMEOUT.as_secs() as libc::time_t, tv_usec: 0 };
-    loop {
-        let mut seen = std::collections::HashSet::new();
-        for entry in std::fs::read_dir("/proc/self/fd").into_iter().flatten().flatten() {
-            let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-            if fd == listen_fd {
-                continue;
-            }
-            let Ok(st) = nix::sys::stat::fstat(fd) else { continue };
-            if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-                continue;
-            }
-            let key = (fd, st.st_ino);
-            seen.insert(key);
-            if done.insert(key) {
-                let size = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
-                let p = &tv as *const libc::timeval as *const libc::c_void;
-                // SAFETY: fd is an open socket of this process (or, if it closed since, setsockopt
-                // fails harmlessly); tv outlives the calls.
-                unsafe {
-                    libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, p, size);
-                    libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, p, size);
-                }
-            }
-        }
-        done.retain(|k| seen.contains(k));
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 fn header<'a>(rq: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
     rq.headers().iter().find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
 }
@@ -135,6 +96,8 @@ fn header<'a>(rq: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
 /// Passes a request through the gate, answers it, and audits it when it changes something.
 fn handle(app: &Arc<App>, mut rq: tiny_http::Request) {
     app.requests.fetch_add(1, Ordering::Relaxed);
+    let peer = rq.remote_addr().copied();
+    let _busy = app.busy.hold(peer);
     let (path, query) = split_target(rq.url());
     let client_ip = rq.remote_addr().map(|a| a.ip()).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
     let mut req = Req {
