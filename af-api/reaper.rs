@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// How long a connection may be silent both ways, outside a request, before it is closed.
-pub const IDLE: Duration = Duration::from_secs(3);
+pub const IDLE: Duration = Duration::from_millis(600);
 /// How long a write to a client may block.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -20,6 +20,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Default)]
 pub struct Busy {
     peers: Mutex<HashMap<SocketAddr, usize>>,
+    workers_busy: std::sync::atomic::AtomicUsize,
 }
 
 impl Busy {
@@ -31,8 +32,25 @@ impl Busy {
         Hold { busy: self, peer }
     }
 
+    /// Marks one worker busy until the guard is dropped.
+    pub fn worker(&self) -> WorkerHold<'_> {
+        self.workers_busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        WorkerHold { busy: self }
+    }
+
     fn contains(&self, peer: &SocketAddr) -> bool {
         self.peers.lock().unwrap_or_else(|e| e.into_inner()).contains_key(peer)
+    }
+}
+
+/// A busy worker, counted until dropped.
+pub struct WorkerHold<'a> {
+    busy: &'a Busy,
+}
+
+impl Drop for WorkerHold<'_> {
+    fn drop(&mut self) {
+        self.busy.workers_busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -56,11 +74,17 @@ impl Drop for Hold<'_> {
     }
 }
 
-/// Runs for ever: every 250 ms, looks at each client socket (all sockets but the listener).
-pub fn run(listen_fd: i32, busy: &Busy) {
+/// Runs for ever: every 100 ms, looks at each client socket (all sockets but the listener). A
+/// connection is closed when found idle in two sweeps running (a request read by tiny_http but not
+/// yet taken by a worker is idle for a moment), and never while every worker is busy (requests may
+/// be queued for them).
+pub fn run(listen_fd: i32, busy: &Busy, workers: usize) {
     let mut configured: HashSet<(i32, u64)> = HashSet::new();
+    let mut suspects: HashSet<(i32, u64)> = HashSet::new();
     loop {
         let mut seen = HashSet::new();
+        let mut idle_now = HashSet::new();
+        let saturated = busy.workers_busy.load(std::sync::atomic::Ordering::SeqCst) >= workers;
         for entry in std::fs::read_dir("/proc/self/fd").into_iter().flatten().flatten() {
             let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
             if fd == listen_fd {
@@ -78,15 +102,29 @@ pub fn run(listen_fd: i32, busy: &Busy) {
             if busy.contains(&peer) {
                 continue;
             }
-            if idle_ms(fd).is_some_and(|ms| u128::from(ms) > IDLE.as_millis()) {
+            // Bytes waiting unread are a request queued inside tiny_http: not idle.
+            if saturated || pending_bytes(fd) != 0 || idle_ms(fd).is_none_or(|ms| u128::from(ms) <= IDLE.as_millis()) {
+                continue;
+            }
+            idle_now.insert((fd, st.st_ino));
+            if suspects.contains(&(fd, st.st_ino)) {
                 // SAFETY: shutdown on a descriptor number; if it closed and was reused since we
                 // looked, the new one is also a client socket (only those are looked at).
                 unsafe { nix::libc::shutdown(fd, nix::libc::SHUT_RDWR) };
             }
         }
         configured.retain(|k| seen.contains(k));
-        std::thread::sleep(Duration::from_millis(250));
+        suspects = idle_now;
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// How many received bytes wait unread on a socket.
+fn pending_bytes(fd: i32) -> i32 {
+    let mut n: nix::libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let rc = unsafe { nix::libc::ioctl(fd, nix::libc::FIONREAD, &mut n) };
+    if rc == 0 { n } else { 0 }
 }
 
 fn set_send_timeout(fd: i32) {

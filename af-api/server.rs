@@ -44,7 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         busy: Default::default(),
     });
     let reaper_app = app.clone();
-    std::thread::spawn(move || crate::reaper::run(listen_fd, &reaper_app.busy));
+    let workers = usize::from(cli.workers);
+    std::thread::spawn(move || crate::reaper::run(listen_fd, &reaper_app.busy, workers));
     let (fatal_tx, fatal_rx) = std::sync::mpsc::channel::<String>();
     for _ in 0..cli.workers {
         let (server, app, fatal) = (server.clone(), app.clone(), fatal_tx.clone());
@@ -98,6 +99,7 @@ fn handle(app: &Arc<App>, mut rq: tiny_http::Request) {
     app.requests.fetch_add(1, Ordering::Relaxed);
     let peer = rq.remote_addr().copied();
     let _busy = app.busy.hold(peer);
+    let _worker = app.busy.worker();
     let (path, query) = split_target(rq.url());
     let client_ip = rq.remote_addr().map(|a| a.ip()).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
     let mut req = Req {

@@ -198,6 +198,9 @@ fn the_seeds_ci_example_works_as_written_and_crud_agrees_with_the_cli() {
 #[test]
 fn lifecycle_operations_over_patch_put_and_bulk_with_real_agents() {
     let env = Env::new();
+    // A session that outlives the agents' own, so restarting the only agent never races the
+    // tmux server's exit (an af-spawn flake, not af-api's).
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
     let api = Api::start(&env, &[]);
     api.call("POST", "/api/agents/create", Some(worker("w1", "p"))).expect(201);
     api.call("POST", "/api/agents/create", Some(worker("w2", "p"))).expect(201);
