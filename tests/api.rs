@@ -609,3 +609,183 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .expect("schemathesis");
     assert!(out.status.success(), "schemathesis found problems:\n{}", util::describe(&out));
 }
+
+/// A headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
+/// commands in on fd 3, answers out on fd 4, each a JSON text ended by NUL).
+struct Browser {
+    child: Child,
+    to: std::fs::File,
+    from: std::sync::mpsc::Receiver<Value>,
+    next: u64,
+    session: String,
+    _profile: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Browser {
+    fn open(env: &Env, url: &str) -> Browser {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let profile = tempdir::Dir(env.path("chromium-profile"));
+        let (cmd_read, cmd_write): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
+        let (out_read, out_write): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
+        let mut c = std::process::Command::new("chromium");
+        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            .args(["--remote-debugging-pipe", "--window-size=1280,900"])
+            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let (r, w) = (cmd_read.as_raw_fd(), out_write.as_raw_fd());
+        // SAFETY: only async-signal-safe dup2 calls between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                nix::unistd::dup2(r, 3).map_err(std::io::Error::from)?;
+                nix::unistd::dup2(w, 4).map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        let child = c.spawn().expect("chromium");
+        drop((cmd_read, out_write));
+        let (tx, from) = std::sync::mpsc::channel();
+        let mut reader = BufReader::new(std::fs::File::from(out_read));
+        std::thread::spawn(move || {
+            loop {
+                let mut msg = Vec::new();
+                match reader.read_until(0, &mut msg) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        msg.pop();
+                        if let Ok(v) = serde_json::from_slice::<Value>(&msg) {
+                            if tx.send(v).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let mut b = Browser {
+            child,
+            to: std::fs::File::from(cmd_write),
+            from,
+            next: 0,
+            session: String::new(),
+            _profile: profile,
+        };
+        let mut target = String::new();
+        wait_for_ok("a page in chromium", || {
+            let targets = b.send("Target.getTargets", json!({}));
+            let page = targets["targetInfos"].as_array().and_then(|t| t.iter().find(|t| t["type"] == "page").cloned());
+            page.map(|p| target = p["targetId"].as_str().unwrap_or("").to_owned()).is_some()
+        });
+        let attached = b.send("Target.attachToTarget", json!({"targetId": target, "flatten": true}));
+        b.session = attached["sessionId"].as_str().expect("session").to_owned();
+        b
+    }
+
+    fn send(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let id = self.next;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            msg["sessionId"] = json!(self.session);
+        }
+        let mut bytes = msg.to_string().into_bytes();
+        bytes.push(0);
+        self.to.write_all(&bytes).expect("to chromium");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.from.recv_timeout(left).unwrap_or_else(|_| panic!("chromium did not answer {method}"));
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates JavaScript in the page; returns its value.
+    fn eval(&mut self, js: &str) -> Value {
+        let r = self.send("Runtime.evaluate", json!({"expression": js, "returnByValue": true, "awaitPromise": true}));
+        r["result"]["value"].clone()
+    }
+
+    /// Waits until `js` evaluates to `want` in the page.
+    fn wait_until(&mut self, what: &str, js: &str, want: Value) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            last = self.eval(js);
+            if last == want {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the page never showed {what}: {js} is {last}, not {want}");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_ok(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
+    if !have("chromium") {
+        return;
+    }
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    env.create(&worker("w1", "web").to_string());
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    let status = r#"(document.querySelector('[data-agent="w1"] .status') || {}).textContent || null"#;
+    page.wait_until("w1 as created", status, json!("created"));
+    page.wait_until("the event stream open", "document.getElementById('live').textContent", json!("live"));
+    assert_eq!(page.eval("location.hash"), json!(""), "the token leaves the address bar");
+    let loaded = page.eval("window.af.loadedAt");
+    // Start it with the page's own button.
+    page.eval(r#"document.querySelector('button[data-act="start"][data-id="w1"]').click(); true"#);
+    page.wait_until("w1 running", status, json!("running"));
+    assert_eq!(env.status("w1"), "running", "the page started it for real");
+    page.wait_until(
+        "the start in the event timeline",
+        "!!document.querySelector('#events [data-kind=\"agent.running\"]')",
+        json!(true),
+    );
+    // A change made elsewhere (the CLI) shows up live, without a reload.
+    env.ok("af-spawn", &["stop", "w1"]);
+    page.wait_until("w1 stopped", status, json!("stopped"));
+    assert_eq!(page.eval("window.af.loadedAt"), loaded, "the page was not reloaded");
+    assert!(page.eval("window.af.sseEvents").as_u64().unwrap_or(0) >= 2);
+}
