@@ -1,7 +1,8 @@
 //! `GET /api/events`: the spool's event log as Server-Sent Events, tailed from the file and woken
 //! by the `events.d` fifodir. Each stream has its own thread (at most [`MAX_STREAMS`]), so slow
 //! readers never hold a worker. `?since=OFFSET` or `Last-Event-ID` resumes where a stream left
-//! off; `?audit=true` includes the API's own audit records.
+//! off, `?recent=N` starts with the last N events; `?audit=true` includes the API's own audit
+//! records.
 
 use crate::http::{ApiError, Req};
 use crate::routes::App;
@@ -27,6 +28,11 @@ pub fn serve(app: Arc<App>, rq: tiny_http::Request, req: &Req) {
         Some(Err(_)) => return reject(rq, ApiError::bad("since (or Last-Event-ID) must be a byte offset")),
         None => None,
     };
+    let recent = match req.param("recent").map(|s| s.parse::<usize>()) {
+        None => 0,
+        Some(Ok(n)) if n <= 1000 => n,
+        Some(_) => return reject(rq, ApiError::bad("recent must be a number of events from 0 to 1000")),
+    };
     let audit = match crate::agent::flag(req.param("audit"), "audit") {
         Ok(a) => a,
         Err(e) => return reject(rq, e),
@@ -40,7 +46,7 @@ pub fn serve(app: Arc<App>, rq: tiny_http::Request, req: &Req) {
     }
     std::thread::spawn(move || {
         let _busy = app.busy.hold(rq.remote_addr().copied());
-        let _ = stream(&app, rq, since, audit);
+        let _ = stream(&app, rq, since, recent, audit);
         app.streams.fetch_sub(1, Ordering::SeqCst);
     });
 }
@@ -59,12 +65,12 @@ fn reject(rq: tiny_http::Request, e: ApiError) {
     let _ = rq.respond(resp);
 }
 
-fn stream(app: &App, rq: tiny_http::Request, since: Option<u64>, audit: bool) -> std::io::Result<()> {
+fn stream(app: &App, rq: tiny_http::Request, since: Option<u64>, recent: usize, audit: bool) -> std::io::Result<()> {
     // Subscribe before looking at the log, so nothing appended in between is missed.
     let mut listener = Fifodir::new(app.spool.events_notify_dir()).subscribe().ok();
     let path = app.spool.events_path();
     let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let mut offset = since.unwrap_or(len).min(len);
+    let mut offset = since.unwrap_or_else(|| tail_offset(&path, len, recent)).min(len);
     let mut out = rq.into_writer();
     out.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
@@ -84,6 +90,29 @@ X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n: conne
             out.write_all(b": keep-alive\n\n")?;
             out.flush()?;
         }
+    }
+}
+
+/// The offset of the last `n` lines of the log (looking at its last 256 KiB at most).
+fn tail_offset(path: &std::path::Path, len: u64, n: usize) -> u64 {
+    if n == 0 {
+        return len;
+    }
+    let start = len.saturating_sub(256 << 10);
+    let mut buf = Vec::new();
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(start))?;
+        f.take(len - start).read_to_end(&mut buf)
+    });
+    if read.is_err() {
+        return len;
+    }
+    // The newline ending each of the last n lines, then the one before them.
+    let newlines: Vec<usize> = buf.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
+    match newlines.len().checked_sub(n + 1) {
+        Some(i) => start + newlines[i] as u64 + 1,
+        None if start == 0 => 0,
+        None => start + newlines.first().map_or(0, |&i| i as u64 + 1),
     }
 }
 

@@ -503,6 +503,19 @@ fn events_stream_live_from_the_event_log_and_slow_clients_starve_nobody() {
     .unwrap();
     let replay = read_events_until(&mut BufReader::new(s2), "api.request");
     assert!(replay[0].contains("agent.created"), "{replay:?}");
+    // ?recent=N starts with the last N events.
+    let last = util::read(&env.home.join("events.log")).lines().last().unwrap().to_owned();
+    let mut s3 = TcpStream::connect(&api.addr).expect("connect");
+    s3.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    write!(
+        s3,
+        "GET /api/events?recent=1&audit=true HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+        api.addr, api.token
+    )
+    .unwrap();
+    let kind: Value = serde_json::from_str(&last).unwrap();
+    let tail = read_events_until(&mut BufReader::new(s3), kind["kind"].as_str().unwrap());
+    assert_eq!(tail, [last], "only the last event is replayed");
     drop(idle);
 }
 
@@ -788,4 +801,54 @@ fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
     page.wait_until("w1 stopped", status, json!("stopped"));
     assert_eq!(page.eval("window.af.loadedAt"), loaded, "the page was not reloaded");
     assert!(page.eval("window.af.sseEvents").as_u64().unwrap_or(0) >= 2);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = text.bytes().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let v: Vec<u32> = chunk.iter().map(|&c| u32::from(value(c))).collect();
+        let n = v.iter().enumerate().fold(0u32, |acc, (i, x)| acc | (x << (18 - 6 * i)));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+/// Regenerates docs/dashboard.png (five agents): `cargo test --test api -- --ignored screenshot`.
+#[test]
+#[ignore]
+fn screenshot_of_the_dashboard_with_five_agents() {
+    let mut env = Env::new();
+    env.set_env("AF_HEARTBEAT_INTERVAL", "500ms");
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    let busy = "i=0; while :; do i=$((i+1)); if [ $((i % 20000)) -eq 0 ]; then sleep 0.3; fi; done";
+    let agents = [
+        json!({"id": "claude-dev-001", "type": "claude-code", "projectId": "web-app-project", "command": ["sh", "-c", busy]}),
+        json!({"id": "worker-batch-001", "type": "worker", "projectId": "data-processing", "command": ["sh", "-c", busy]}),
+        json!({"id": "deploy-1", "type": "claude-code", "projectId": "org/repo", "command": ["sleep", "600"]}),
+        json!({"id": "worker-002", "type": "worker", "projectId": "data-processing", "command": ["sleep", "600"]}),
+        json!({"id": "monitor", "type": "monitor", "projectId": "ops", "command": ["sleep", "600"]}),
+    ];
+    for a in &agents {
+        api.call("POST", "/api/agents/create", Some(a.clone())).expect(201);
+    }
+    for id in ["claude-dev-001", "worker-batch-001", "deploy-1", "worker-002"] {
+        api.call("PATCH", &format!("/api/agents/{id}"), Some(json!({"action": "start"}))).expect(200);
+    }
+    api.call("PATCH", "/api/agents/worker-002", Some(json!({"action": "pause"}))).expect(200);
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    std::thread::sleep(Duration::from_secs(16)); // sparklines fill from heartbeats as they come
+    let shot = page.send("Page.captureScreenshot", json!({"format": "png"}));
+    let png = base64_decode(shot["data"].as_str().expect("png"));
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, png).unwrap();
 }

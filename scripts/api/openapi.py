@@ -58,6 +58,7 @@ paths["/api/openapi.json"] = {"get": dict(pub, summary="this document", operatio
 paths["/api/events"] = {"get": {"summary": "Server-Sent Events of the event log (token as a query parameter, since EventSource cannot send headers)",
   "operationId": "events", "security": [{"queryToken": []}, {"bearer": []}],
   "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "byte offset to resume from (or Last-Event-ID)"},
+                 {"name": "recent", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000}, "description": "start with the last N events"},
                  {"name": "audit", "in": "query", "schema": B, "description": "include the API's audit records"}],
   "responses": responses("200", {"type": "string"}, ["400", "401", "403", "429"], media="text/event-stream")}}
 paths["/api/agents/create"] = {"post": {"summary": "create agents (af-spawn create)", "operationId": "createAgent",
