@@ -556,7 +556,7 @@ fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
     for external in ["http://", "https://", "//cdn", "<script src", "<link", "@import"] {
         assert!(!body.contains(external), "the dashboard fetches {external} from elsewhere");
     }
-    assert!(page.body.contains("EventSource(\"/api/events?token="));
+    assert!(page.body.contains("new EventSource(\"/api/events?"));
 }
 
 /// Whether a tool the next tests need is there; with AF_REQUIRE_TOOLS=1 a missing tool fails.
