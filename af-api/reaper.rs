@@ -97,6 +97,7 @@ pub fn run(listen_fd: i32, busy: &Busy, workers: usize) {
             seen.insert((fd, st.st_ino));
             if configured.insert((fd, st.st_ino)) {
                 set_send_timeout(fd);
+                set_nodelay(fd);
             }
             let Some(peer) = peer(fd) else { continue };
             if busy.contains(&peer) {
@@ -125,6 +126,21 @@ fn pending_bytes(fd: i32) -> i32 {
     // SAFETY: FIONREAD writes one int.
     let rc = unsafe { nix::libc::ioctl(fd, nix::libc::FIONREAD, &mut n) };
     if rc == 0 { n } else { 0 }
+}
+
+/// Turns Nagle's algorithm off on a TCP socket.
+pub fn set_nodelay(fd: i32) {
+    let one: nix::libc::c_int = 1;
+    // SAFETY: `one` lives across the call; a closed fd or a non-TCP socket makes it fail harmlessly.
+    unsafe {
+        nix::libc::setsockopt(
+            fd,
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_NODELAY,
+            &one as *const nix::libc::c_int as *const nix::libc::c_void,
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        );
+    }
 }
 
 fn set_send_timeout(fd: i32) {

@@ -27,6 +27,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind(addr).map_err(|e| Error::System(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_addr().map_err(|e| Error::System(format!("cannot read the bound address: {e}")))?;
     let listen_fd = listener.as_raw_fd();
+    // Accepted sockets inherit TCP_NODELAY from the listener: without it, an answer written in two
+    // parts waits for the client's delayed ACK (40 ms).
+    crate::reaper::set_nodelay(listen_fd);
     let server = tiny_http::Server::from_listener(listener, None)
         .map_err(|e| Error::System(format!("cannot serve on {bound}: {e}")))?;
     let server = Arc::new(server);

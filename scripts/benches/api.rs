@@ -128,7 +128,9 @@ fn main() {
     w.run("af-spawn", &args);
 
     let mut api = w.cmd("af-api");
-    api.args(["--listen", "127.0.0.1:0", "--rate-limit", "0"]).stdout(std::process::Stdio::piped());
+    api.args(["--listen", "127.0.0.1:0", "--rate-limit", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
     let mut server = api.spawn().expect("af-api");
     let mut url = String::new();
     BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut url).expect("url");
