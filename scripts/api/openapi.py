@@ -65,6 +65,11 @@ paths["/api/agents/create"] = {"post": {"summary": "create agents (af-spawn crea
   "parameters": [{"name": "start", "in": "query", "schema": B, "description": "start them once created"}],
   "requestBody": body({"oneOf": [ref("AgentConfig"), {"type": "array", "items": ref("AgentConfig"), "minItems": 1}]}),
   "responses": responses("201", obj({"created": {"type": "array", "items": S}}, ["created"]), ALL, "created")}}
+# Links let stateful fuzzing reach agents that exist: the id a create sent names them.
+paths["/api/agents/create"]["post"]["responses"]["201"]["links"] = {
+    op: {"operationId": op, "parameters": {"id": "$request.body#/id"}}
+    for op in ["getAgent", "replaceAgent", "removeAgent", "operateAgent", "getStatus", "setStatus", "checkStatus",
+               "messageHistory", "sendMessage", "receiveMessage", "settleMessage", "clearMessages"]}
 paths["/api/agents"] = {
   "get": {"summary": "list agents", "operationId": "listAgents", "parameters": [
       {"name": "project", "in": "query", "schema": S}, {"name": "type", "in": "query", "schema": {"type": "string", "enum": ["claude-code", "worker", "monitor"]}},
