@@ -609,7 +609,7 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     }
     let out = st
         .args(["-H", &format!("Authorization: Bearer {}", api.token)])
-        .args(["--exclude-path", "/api/events", "-n", "4", "--phases", "examples,coverage,fuzzing"])
+        .args(["--exclude-path", "/api/events", "-n", "4", "--phases", "examples,coverage,fuzzing,stateful"])
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
