@@ -852,3 +852,35 @@ fn screenshot_of_the_dashboard_with_five_agents() {
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, png).unwrap();
 }
+
+#[test]
+fn killing_af_api_mid_change_loses_nothing_and_a_new_one_carries_on() {
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let mut api = Api::start(&env, &[]);
+    api.call("POST", "/api/agents/create", Some(worker("w1", "p"))).expect(201);
+    let (addr, token) = (api.addr.clone(), api.token.clone());
+    // A start under way when af-api dies: af-spawn runs in its own process group and finishes.
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        let body = r#"{"action":"start"}"#;
+        let req = format!(
+            "PATCH /api/agents/w1 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("send");
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    });
+    util::wait_for("the start to begin", Duration::from_secs(10), || {
+        env.json("af-spawn", &["ls"])[0]["status"] != "created"
+    });
+    let _ = api.child.kill();
+    let _ = api.child.wait();
+    client.join().expect("client");
+    util::wait_for("w1 running without af-api", Duration::from_secs(15), || env.status("w1") == "running");
+    let again = Api::start(&env, &[]);
+    assert_eq!(again.token, api.token);
+    let list = again.call("GET", "/api/agents", None).expect(200).json();
+    assert_eq!(list["agents"][0]["status"], "running");
+}
