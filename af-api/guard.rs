@@ -41,6 +41,15 @@ impl Token {
                 path
             }
         };
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode()).unwrap_or(0);
+        if mode & 0o077 != 0 {
+            return Err(Error::Conflict(format!(
+                "the token file {} is open to group or others; run: chmod 600 {}",
+                path.display(),
+                path.display()
+            )));
+        }
         let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(format!("no token file {}", path.display())),
             _ => Error::io("read", &path, e),

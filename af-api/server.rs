@@ -1,5 +1,5 @@
-//! Starting af-api: the token, the listening socket, a bounded pool of workers, socket timeouts
-//! tiny_http does not set, and the gate (Host, rate, token, method, size, media type) every
+//! Starting af-api: the token, the listening socket, a bounded pool of workers, the reaper that
+//! guards tiny_http's connections, and the gate (Host, rate, token, method, size, media type) every
 //! request passes before its handler.
 
 use crate::cli::Cli;
@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let spool = Spool::open_default()?;
     let addr = resolve(&cli.listen)?;
     if !addr.ip().is_loopback() && cli.token_file.is_none() {
         return Err(Error::Invalid(format!(
@@ -23,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    let spool = Spool::open_default()?;
     let (token, token_path) = Token::load(&spool, cli.token_file.as_deref())?;
     let listener = TcpListener::bind(addr).map_err(|e| Error::System(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_addr().map_err(|e| Error::System(format!("cannot read the bound address: {e}")))?;

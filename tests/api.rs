@@ -398,6 +398,10 @@ fn token_is_made_once_with_mode_0600_loopback_is_the_default_and_changes_are_aud
     );
     let file = env.path("token");
     std::fs::write(&file, "0123456789abcdef-this-is-a-test-token\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.run("af-api", &["--listen", "127.0.0.1:0", "--token-file", file.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(4), "a token others can read is refused: {}", util::describe(&out));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let wide = Api::listen(&env, "0.0.0.0:0", &["--token-file", file.to_str().unwrap()]);
     assert_eq!(wide.token, "0123456789abcdef-this-is-a-test-token");
     wide.call("GET", "/api/agents", None).expect(200);
