@@ -196,3 +196,15 @@ pub fn status_put(app: &App, id: &str, req: &Req) -> Answer {
     }
     Ok(Reply::json(200, &json!({"id": id, "status": current_status(app, &id), "action": action})))
 }
+
+/// `GET /api/agents/{id}/health`: the agent's health history (`af-health history ID --json`),
+/// which the dashboard's sparklines start from.
+pub fn health(app: &App, id: &str) -> Answer {
+    let id = existing(app, id)?;
+    let out = run::program("af-health", &["history", id.as_str(), "--json"], None)?;
+    let history = match out.json() {
+        Value::Null => json!([]),
+        v => v,
+    };
+    Ok(Reply::json(200, &json!({"id": id, "history": history})))
+}

@@ -53,6 +53,8 @@ pub enum Resource {
     Status(String),
     /// `/api/agents/{id}/messages`.
     Messages(String),
+    /// `/api/agents/{id}/health`.
+    Health(String),
     /// `/api/orchestrator`.
     Orchestrator,
     /// `/api/alerts`.
@@ -76,6 +78,7 @@ impl Resource {
             ["api", "agents", x] if !x.is_empty() => Resource::Agent(id(x)),
             ["api", "agents", x, "status"] if !x.is_empty() => Resource::Status(id(x)),
             ["api", "agents", x, "messages"] if !x.is_empty() => Resource::Messages(id(x)),
+            ["api", "agents", x, "health"] if !x.is_empty() => Resource::Health(id(x)),
             ["api", "orchestrator"] => Resource::Orchestrator,
             ["api", "alerts"] => Resource::Alerts,
             ["api", "alerts", x, "ack"] if !x.is_empty() => Resource::AlertAck(id(x)),
@@ -86,9 +89,12 @@ impl Resource {
     /// The methods it answers.
     pub fn methods(&self) -> &'static [&'static str] {
         match self {
-            Resource::Healthz | Resource::Dashboard | Resource::OpenApi | Resource::Events | Resource::Alerts => {
-                &["GET"]
-            }
+            Resource::Healthz
+            | Resource::Dashboard
+            | Resource::OpenApi
+            | Resource::Events
+            | Resource::Alerts
+            | Resource::Health(_) => &["GET"],
             Resource::Create | Resource::AlertAck(_) => &["POST"],
             Resource::Agents => &["GET", "POST", "DELETE"],
             Resource::Agent(_) => &["GET", "PUT", "DELETE", "PATCH"],
@@ -127,6 +133,7 @@ pub fn dispatch(app: &App, res: &Resource, req: &Req) -> Answer {
         (Resource::Messages(id), "PUT") => messages::receive(app, id),
         (Resource::Messages(id), "PATCH") => messages::settle(app, id, req),
         (Resource::Messages(id), _) => messages::clear(app, id),
+        (Resource::Health(id), _) => agent::health(app, id),
         (Resource::Orchestrator, "GET") => orchestrator::status(app),
         (Resource::Orchestrator, "POST") => orchestrator::operate(app, req),
         (Resource::Orchestrator, "PUT") => orchestrator::configure(app, req),

@@ -275,6 +275,8 @@ fn messages_orchestrator_and_alerts_answer_or_say_their_tool_is_missing() {
     tool(api.call("PATCH", "/api/agents/w1/messages", Some(json!({"action": "ack", "messageId": "m1"}))), 200);
     tool(api.call("DELETE", "/api/agents/w1/messages", None), 200);
     tool(api.call("GET", "/api/alerts", None), 200);
+    tool(api.call("GET", "/api/agents/w1/health", None), 200);
+    api.call("GET", "/api/agents/nobody/health", None).expect(404);
     tool(api.call("POST", "/api/alerts/a1/ack", None), 200);
     tool(api.call("POST", "/api/orchestrator", Some(json!({"action": "check"}))), 200);
     // Input is checked before any program runs.
@@ -552,7 +554,7 @@ fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
             }
         }
     }
-    assert_eq!(operations, 25);
+    assert_eq!(operations, 26);
     let page = api.request("GET", "/", &[], None).expect(200);
     assert!(page.header("Content-Type").unwrap().starts_with("text/html"));
     assert!(page.header("Content-Security-Policy").unwrap().contains("default-src 'self'"));
@@ -599,7 +601,7 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         ]);
     }
     if stub("af-health") {
-        skip.extend(["listAlerts", "ackAlert", "checkStatus", "systemOperation"]);
+        skip.extend(["listAlerts", "ackAlert", "checkStatus", "systemOperation", "healthHistory"]);
     }
     if stub("af-checkpoint") {
         skip.push("operateAgent");

@@ -69,7 +69,7 @@ paths["/api/agents/create"] = {"post": {"summary": "create agents (af-spawn crea
 paths["/api/agents/create"]["post"]["responses"]["201"]["links"] = {
     op: {"operationId": op, "parameters": {"id": "$request.body#/id"}}
     for op in ["getAgent", "replaceAgent", "removeAgent", "operateAgent", "getStatus", "setStatus", "checkStatus",
-               "messageHistory", "sendMessage", "receiveMessage", "settleMessage", "clearMessages"]}
+               "messageHistory", "sendMessage", "receiveMessage", "settleMessage", "clearMessages", "healthHistory"]}
 paths["/api/agents"] = {
   "get": {"summary": "list agents", "operationId": "listAgents", "parameters": [
       {"name": "project", "in": "query", "schema": S}, {"name": "type", "in": "query", "schema": {"type": "string", "enum": ["claude-code", "worker", "monitor"]}},
@@ -112,6 +112,9 @@ paths["/api/agents/{id}/messages"] = {"parameters": [idparam],
     "requestBody": body(obj({"action": {"type": "string", "enum": ["ack", "nack"]}, "messageId": S}, ["action", "messageId"])),
     "responses": responses("200", obj({"id": S, "action": S, "messageId": S, "result": ANY}, ["id", "action", "messageId"]), ALL)},
   "delete": {"summary": "clear the queue (af-bus clear)", "operationId": "clearMessages", "responses": responses("200", obj({"id": S, "cleared": ANY}, ["id"]), ALL)}}
+paths["/api/agents/{id}/health"] = {"parameters": [idparam],
+  "get": {"summary": "health history (af-health history): CPU, memory and checks over time", "operationId": "healthHistory",
+    "responses": responses("200", obj({"id": S, "history": ANY}, ["id", "history"]), ["400", "401", "403", "404", "409", "429"] + TOOL)}}
 paths["/api/orchestrator"] = {
   "get": {"summary": "system status and metrics", "operationId": "systemStatus", "responses": responses("200",
       obj({"agents": {"type": "object"}, "system": {"type": "object"}, "api": {"type": "object"}, "bus": {"type": "object"}, "eventLogBytes": I},
