@@ -19,8 +19,13 @@ pub const STATUSES: [&str; 7] = ["created", "starting", "running", "paused", "st
 /// The agent types.
 pub const TYPES: [&str; 3] = ["claude-code", "worker", "monitor"];
 
-/// When a snapshot was taken, the event log's length then, and the agents' summaries.
-type Snapshot = (Instant, u64, Arc<Vec<Value>>);
+/// When a snapshot was taken, the event log's length then, the agents' summaries, and the
+/// unfiltered list's body, serialized once.
+type Snapshot = (Instant, u64, Rows, Body);
+/// The agents' summaries.
+type Rows = Arc<Vec<Value>>;
+/// A serialized answer.
+type Body = Arc<Vec<u8>>;
 
 /// A snapshot of every agent's summary.
 #[derive(Default)]
@@ -31,16 +36,23 @@ pub struct Cache {
 impl Cache {
     /// The agents' summaries, from the snapshot when it is fresh.
     pub fn rows(&self, spool: &Spool) -> Result<Arc<Vec<Value>>, ApiError> {
+        Ok(self.snapshot(spool)?.0)
+    }
+
+    /// The summaries and the unfiltered list's body, from the snapshot when it is fresh.
+    fn snapshot(&self, spool: &Spool) -> Result<(Rows, Body), ApiError> {
         let log_len = std::fs::metadata(spool.events_path()).map(|m| m.len()).unwrap_or(0);
         let mut snap = self.snap.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, len, rows)) = snap.as_ref() {
+        if let Some((at, len, rows, body)) = snap.as_ref() {
             if *len == log_len && at.elapsed() < SNAPSHOT_TTL {
-                return Ok(rows.clone());
+                return Ok((rows.clone(), body.clone()));
             }
         }
-        let rows = Arc::new(read_rows(spool)?);
-        *snap = Some((Instant::now(), log_len, rows.clone()));
-        Ok(rows)
+        let rows = read_rows(spool)?;
+        let body = Arc::new(serde_json::to_vec(&json!({"agents": rows, "count": rows.len()})).unwrap_or_default());
+        let rows = Arc::new(rows);
+        *snap = Some((Instant::now(), log_len, rows.clone(), body.clone()));
+        Ok((rows, body))
     }
 }
 
@@ -92,7 +104,10 @@ pub fn list(app: &App, req: &Req) -> Answer {
     if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad(format!("unknown status '{s}': one of {}", STATUSES.join(", "))));
     }
-    let rows = app.cache.rows(&app.spool)?;
+    let (rows, all) = app.cache.snapshot(&app.spool)?;
+    if project.is_none() && kind.is_none() && status.is_none() {
+        return Ok(Reply::bytes("application/json", all.as_ref().clone()));
+    }
     let picked: Vec<&Value> = rows
         .iter()
         .filter(|r| project.is_none_or(|p| r["projectId"] == p))
