@@ -1,5 +1,5 @@
-//! af-api: `GET /api/agents` over 100 agents (requests/s and p99 with concurrent keep-alive
-//! clients on loopback) beside `GET /healthz` on the same server (tiny_http's own floor);
+//! af-api: `GET /api/agents` over 100 agents, 10 of them running (requests/s and p99 with
+//! concurrent keep-alive clients on loopback; unfiltered, then filtered) beside `GET /healthz` on the same server (tiny_http's own floor);
 //! `PATCH` lifecycle operations/s beside running the same `af-spawn` verb directly; and how long a
 //! real request takes while 100 idle connections (half of them with half a request) are open.
 
@@ -155,6 +155,24 @@ fn main() {
         baseline: Some(("GET /healthz p99", floor_p99)),
         higher_is_better: false,
         target: "< 20 ms",
+    });
+
+    let (frate, fp99) = load(addr, token, "/api/agents?status=running", clients, secs);
+    row(Row {
+        what: "GET /api/agents?status=running (filtered)",
+        value: frate,
+        unit: "req/s",
+        baseline: Some(("GET /healthz, same server", floor_rate)),
+        higher_is_better: true,
+        target: "-",
+    });
+    row(Row {
+        what: "GET /api/agents?status=running p99",
+        value: fp99,
+        unit: "ms",
+        baseline: Some(("GET /healthz p99", floor_p99)),
+        higher_is_better: false,
+        target: "-",
     });
 
     // PATCH pause/resume through the API, beside the same verbs run directly.
