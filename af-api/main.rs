@@ -1,13 +1,19 @@
-//! af-api: placeholder until its issue lands.
+//! af-api: the REST gateway and live dashboard of AgentFlow.
 
-use clap::Parser;
-
-#[derive(Parser)]
-#[command(name = "af-api", version, about = "AgentFlow af-api (not built yet)", after_help = af_spool::ExitCode::TABLE)]
-struct Cli {}
+mod agent;
+mod agents;
+mod assets;
+mod cli;
+mod events;
+mod guard;
+mod http;
+mod messages;
+mod orchestrator;
+mod reaper;
+mod routes;
+mod run;
+mod server;
 
 fn main() -> std::process::ExitCode {
-    af_spool::cli::main::<Cli>(af_spool::cli::Logs::Stderr, |_cli| {
-        anyhow::bail!(af_spool::Error::System("af-api is not built yet".into()))
-    })
+    af_spool::cli::main::<cli::Cli>(af_spool::cli::Logs::Stderr, server::run)
 }

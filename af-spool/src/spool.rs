@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 ///   bus/                       pools, subscriptions, reply queues (see bus.rs)
 ///   bus.d/                     middleware executables
 ///   log/                       programs' logs
+///   api/token                  af-api's bearer token (0600)
 /// ```
 #[derive(Debug, Clone)]
 pub struct Spool {
@@ -153,6 +154,16 @@ impl Spool {
     /// The fifodir woken after every event appended to the log.
     pub fn events_notify_dir(&self) -> PathBuf {
         self.root.join("events.d")
+    }
+
+    /// af-api's directory: its bearer token (`api/token`, 0600).
+    pub fn api_dir(&self) -> PathBuf {
+        self.root.join("api")
+    }
+
+    /// af-api's default bearer token file.
+    pub fn api_token_path(&self) -> PathBuf {
+        self.api_dir().join("token")
     }
 
     /// The folder for programs' logs.

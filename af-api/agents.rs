@@ -1,0 +1,172 @@
+//! `/api/agents` and `/api/agents/create`: the list (filtered, from a snapshot of the spool that
+//! is renewed whenever the event log grows and at least every 250 ms), creation, bulk lifecycle
+//! operations and cleanup.
+
+use crate::agent::{lifecycle, parse_id};
+use crate::http::{Answer, ApiError, Reply, Req};
+use crate::routes::App;
+use crate::run;
+use af_spool::{Error, Observed, Spool};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How stale a snapshot of the agents may be when the event log has not grown.
+const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
+
+/// The statuses an agent can have.
+pub const STATUSES: [&str; 7] = ["created", "starting", "running", "paused", "stopping", "stopped", "failed"];
+/// The agent types.
+pub const TYPES: [&str; 3] = ["claude-code", "worker", "monitor"];
+
+/// When a snapshot was taken, the event log's length then, the agents' summaries, and the
+/// unfiltered list's body, serialized once.
+type Snapshot = (Instant, u64, Rows, Body);
+/// The agents' summaries.
+type Rows = Arc<Vec<Value>>;
+/// A serialized answer.
+type Body = Arc<Vec<u8>>;
+
+/// A snapshot of every agent's summary.
+#[derive(Default)]
+pub struct Cache {
+    snap: Mutex<Option<Snapshot>>,
+}
+
+impl Cache {
+    /// The agents' summaries, from the snapshot when it is fresh.
+    pub fn rows(&self, spool: &Spool) -> Result<Arc<Vec<Value>>, ApiError> {
+        Ok(self.snapshot(spool)?.0)
+    }
+
+    /// The summaries and the unfiltered list's body, from the snapshot when it is fresh.
+    fn snapshot(&self, spool: &Spool) -> Result<(Rows, Body), ApiError> {
+        let log_len = std::fs::metadata(spool.events_path()).map(|m| m.len()).unwrap_or(0);
+        let mut snap = self.snap.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, len, rows, body)) = snap.as_ref() {
+            if *len == log_len && at.elapsed() < SNAPSHOT_TTL {
+                return Ok((rows.clone(), body.clone()));
+            }
+        }
+        let rows = read_rows(spool)?;
+        let body = Arc::new(serde_json::to_vec(&json!({"agents": rows, "count": rows.len()})).unwrap_or_default());
+        let rows = Arc::new(rows);
+        *snap = Some((Instant::now(), log_len, rows.clone(), body.clone()));
+        Ok((rows, body))
+    }
+}
+
+fn read_rows(spool: &Spool) -> Result<Vec<Value>, ApiError> {
+    let mut rows = Vec::new();
+    for id in spool.agent_ids()? {
+        match spool.observe(&id) {
+            Ok(obs) => rows.push(summary(spool, &obs)),
+            Err(Error::NotFound(_)) => {} // removed as we looked
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(rows)
+}
+
+/// One agent as the list shows it: `af-spawn ls --json`'s fields and its last heartbeat.
+pub fn summary(spool: &Spool, o: &Observed) -> Value {
+    let beat = spool.read_heartbeat(&o.config.id).unwrap_or(None);
+    json!({
+        "id": o.config.id,
+        "type": o.config.kind,
+        "projectId": o.config.project_id,
+        "capabilities": o.config.capabilities,
+        "status": o.status(),
+        "health": o.state.health,
+        "pid": o.state.pid,
+        "tmuxSession": o.state.tmux_session,
+        "restarts": o.state.restarts,
+        "failures": o.state.failures,
+        "costUsd": o.state.cost_usd,
+        "reason": o.reason(),
+        "createdAt": o.state.created_at,
+        "startedAt": o.state.started_at,
+        "heartbeat": beat.map(|b| json!({
+            "time": b.time, "cpuPercent": b.cpu_percent, "rssBytes": b.rss_bytes,
+            "processes": b.processes, "tasksRunning": b.tasks_running, "tasksDone": b.tasks_done,
+        })),
+    })
+}
+
+/// `GET /api/agents?project=&type=&status=`.
+pub fn list(app: &App, req: &Req) -> Answer {
+    let project = req.param("project");
+    let kind = req.param("type");
+    let status = req.param("status");
+    if let Some(t) = kind.filter(|t| !TYPES.contains(t)) {
+        return Err(ApiError::bad(format!("unknown type '{t}': one of {}", TYPES.join(", "))));
+    }
+    if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
+        return Err(ApiError::bad(format!("unknown status '{s}': one of {}", STATUSES.join(", "))));
+    }
+    let (rows, all) = app.cache.snapshot(&app.spool)?;
+    if project.is_none() && kind.is_none() && status.is_none() {
+        return Ok(Reply::bytes("application/json", all.as_ref().clone()));
+    }
+    let picked: Vec<&Value> = rows
+        .iter()
+        .filter(|r| project.is_none_or(|p| r["projectId"] == p))
+        .filter(|r| kind.is_none_or(|t| r["type"] == t))
+        .filter(|r| status.is_none_or(|s| r["status"] == s))
+        .collect();
+    Ok(Reply::json(200, &json!({"agents": picked, "count": picked.len()})))
+}
+
+/// `POST /api/agents/create`: the seed's AgentConfig (an object, or an array of them) through
+/// `af-spawn create`; `?start=true` starts them too.
+pub fn create(_app: &App, req: &Req) -> Answer {
+    match req.json()? {
+        Some(Value::Object(_)) | Some(Value::Array(_)) => {}
+        Some(_) => return Err(ApiError::bad("the body must be an AgentConfig object or an array of them")),
+        None => return Err(ApiError::bad("an AgentConfig JSON body is required")),
+    }
+    let mut args = vec!["create", "--json"];
+    match req.param("start") {
+        Some("true") | Some("1") => args.push("--start"),
+        Some("false") | Some("0") | None => {}
+        Some(other) => return Err(ApiError::bad(format!("start must be true or false, not '{other}'"))),
+    }
+    let created = run::change("af-spawn", &args, Some(&req.body))?;
+    Ok(Reply::json(201, &json!({"created": created})))
+}
+
+/// `POST /api/agents`: one lifecycle action over many agents,
+/// `{"action": "start"|"stop"|"pause"|"resume"|"restart"|"remove", "ids": [...], "graceful": bool}`.
+pub fn bulk(app: &App, req: &Req) -> Answer {
+    let body = req.object()?;
+    let action =
+        body.get("action").and_then(Value::as_str).ok_or_else(|| ApiError::bad("\"action\" (a string) is required"))?;
+    if !["start", "stop", "pause", "resume", "restart", "remove"].contains(&action) {
+        return Err(ApiError::bad(format!(
+            "unknown bulk action '{action}': start, stop, pause, resume, restart or remove"
+        )));
+    }
+    let ids = match body.get("ids") {
+        Some(Value::Array(ids)) if !ids.is_empty() && ids.len() <= 1000 => ids,
+        _ => return Err(ApiError::bad("\"ids\" must be an array of 1 to 1000 agent ids")),
+    };
+    let ids = ids
+        .iter()
+        .map(|v| v.as_str().ok_or_else(|| ApiError::bad("every id must be a string")).and_then(parse_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut results = Vec::new();
+    for id in &ids {
+        let result = match lifecycle(app, id, action, &body) {
+            Ok(v) => json!({"id": id, "ok": true, "status": 200, "result": v}),
+            Err(e) => json!({"id": id, "ok": false, "status": e.status, "error": e.kind(), "detail": e.detail}),
+        };
+        results.push(result);
+    }
+    Ok(Reply::json(200, &json!({"action": action, "results": results})))
+}
+
+/// `DELETE /api/agents`: `af-spawn gc` (mark dead agents, remove stray sessions and leftovers).
+pub fn cleanup(_app: &App, _req: &Req) -> Answer {
+    let report = run::change("af-spawn", &["gc", "--json"], None)?;
+    Ok(Reply::json(200, &json!({"cleanup": report})))
+}

@@ -1,0 +1,154 @@
+//! `/api/orchestrator` (system status and metrics, system operations, configuration, orderly
+//! shutdown of every agent) and `/api/alerts` (af-health's alerts, acknowledged from the
+//! dashboard).
+
+use crate::http::{Answer, ApiError, Reply, Req};
+use crate::routes::App;
+use crate::run;
+use af_spool::id::validate_name;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+/// `GET`: agents by status and health, the machine's load and memory, the API's own counters,
+/// and the bus's queue depths and rates when af-bus can tell them.
+pub fn status(app: &App) -> Answer {
+    let rows = app.cache.rows(&app.spool)?;
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_health: BTreeMap<String, u64> = BTreeMap::new();
+    for r in rows.iter() {
+        *by_status.entry(r["status"].as_str().unwrap_or("").to_owned()).or_default() += 1;
+        *by_health.entry(r["health"].as_str().unwrap_or("").to_owned()).or_default() += 1;
+    }
+    let bus = match run::program("af-bus", &["stats", "--json"], None) {
+        Ok(out) => json!({"available": true, "stats": out.json()}),
+        Err(e) => json!({"available": false, "detail": e.detail}),
+    };
+    let (rate, burst) = app.rate.settings();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "agents": {"total": rows.len(), "byStatus": by_status, "byHealth": by_health},
+            "system": system(),
+            "api": {
+                "startedAt": app.started,
+                "requests": app.requests.load(Ordering::Relaxed),
+                "rateLimited": app.limited.load(Ordering::Relaxed),
+                "eventStreams": app.streams.load(Ordering::Relaxed),
+                "config": {"rateLimit": rate, "burst": burst},
+            },
+            "bus": bus,
+            "eventLogBytes": std::fs::metadata(app.spool.events_path()).map(|m| m.len()).unwrap_or(0),
+        }),
+    ))
+}
+
+fn system() -> Value {
+    let load: Vec<f64> = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb = |key: &str| -> u64 {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "loadAverage": load,
+        "memTotalBytes": kb("MemTotal:"),
+        "memAvailableBytes": kb("MemAvailable:"),
+    })
+}
+
+/// `POST`: `{"action": "gc"}` (af-spawn gc), `{"action": "check"}` (af-health check), or
+/// `{"action": "broadcast", "payload": any}` (af-bus broadcast).
+pub fn operate(_app: &App, req: &Req) -> Answer {
+    let body = req.object()?;
+    let action =
+        body.get("action").and_then(Value::as_str).ok_or_else(|| ApiError::bad("\"action\" (a string) is required"))?;
+    let result = match action {
+        "gc" => run::change("af-spawn", &["gc", "--json"], None)?,
+        "check" => {
+            let out = run::program("af-health", &["check", "--json"], None)?;
+            json!({"healthy": out.code == 0, "report": out.json()})
+        }
+        "broadcast" => {
+            let payload = body.get("payload").ok_or_else(|| ApiError::bad("\"payload\" is required"))?;
+            let data = serde_json::to_vec(payload).unwrap_or_default();
+            run::change("af-bus", &["broadcast", "--json", "-"], Some(&data))?
+        }
+        other => return Err(ApiError::bad(format!("unknown action '{other}': gc, check or broadcast"))),
+    };
+    Ok(Reply::json(200, &json!({"action": action, "result": result})))
+}
+
+/// `PUT`: the API's configuration, `{"rateLimit": requests per second per client (0 = off),
+/// "burst": bucket size}`; answers the configuration in force.
+pub fn configure(app: &App, req: &Req) -> Answer {
+    let body = req.object()?;
+    let (mut rate, mut burst) = app.rate.settings();
+    for key in body.keys() {
+        if key != "rateLimit" && key != "burst" {
+            return Err(ApiError::bad(format!("unknown setting '{key}': rateLimit or burst")));
+        }
+    }
+    if let Some(v) = body.get("rateLimit") {
+        rate = v
+            .as_f64()
+            .filter(|r| r.is_finite() && (0.0..=1e9).contains(r))
+            .ok_or_else(|| ApiError::bad("\"rateLimit\" must be a number from 0 to 1e9"))?;
+    }
+    if let Some(v) = body.get("burst") {
+        burst = v
+            .as_u64()
+            .filter(|b| (1..=1_000_000).contains(b))
+            .ok_or_else(|| ApiError::bad("\"burst\" must be an integer from 1 to 1000000"))? as u32;
+    }
+    app.rate.set(rate, burst);
+    Ok(Reply::json(200, &json!({"rateLimit": rate, "burst": burst})))
+}
+
+/// `DELETE`: stops every live agent, gracefully (`af-spawn stop`).
+pub fn shutdown(app: &App) -> Answer {
+    let mut live = Vec::new();
+    for id in app.spool.agent_ids()? {
+        if app.spool.observe(&id).is_ok_and(|o| o.status().is_live()) {
+            live.push(id.to_string());
+        }
+    }
+    if live.is_empty() {
+        return Ok(Reply::json(200, &json!({"stopped": []})));
+    }
+    let mut args = vec!["stop", "--json", "--"];
+    args.extend(live.iter().map(String::as_str));
+    let stopped = run::change("af-spawn", &args, None)?;
+    Ok(Reply::json(200, &json!({"stopped": stopped})))
+}
+
+/// `GET /api/alerts[?all=true]`: `af-health alerts --json [--all]`.
+pub fn alerts(req: &Req) -> Answer {
+    let mut args = vec!["alerts", "--json"];
+    if crate::agent::flag(req.param("all"), "all")? {
+        args.push("--all");
+    }
+    let out = run::program("af-health", &args, None)?;
+    let alerts = match out.json() {
+        Value::Null => json!([]),
+        v => v,
+    };
+    Ok(Reply::json(200, &json!({"alerts": alerts})))
+}
+
+/// `POST /api/alerts/{id}/ack`: `af-health ack ALERT_ID`.
+pub fn ack(alert: &str) -> Answer {
+    validate_name("alert id", alert)?;
+    run::change("af-health", &["ack", alert], None)?;
+    Ok(Reply::json(200, &json!({"acknowledged": alert})))
+}

@@ -1,0 +1,145 @@
+//! Which resource a path names, which methods it has, and the handler for each.
+
+use crate::agents::Cache;
+use crate::guard::{Hosts, RateLimit, Token};
+use crate::http::{Answer, ApiError, Reply, Req, percent_decode};
+use crate::{agent, agents, assets, messages, orchestrator};
+use af_spool::Spool;
+use af_spool::time::Timestamp;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+/// What every request handler shares.
+pub struct App {
+    /// The spool.
+    pub spool: Spool,
+    /// The bearer token.
+    pub token: Token,
+    /// The Host allowlist.
+    pub hosts: Hosts,
+    /// Per-client rate limits.
+    pub rate: RateLimit,
+    /// The snapshot of the agents.
+    pub cache: Cache,
+    /// When the server started.
+    pub started: Timestamp,
+    /// Requests seen.
+    pub requests: AtomicU64,
+    /// Requests refused by the rate limit.
+    pub limited: AtomicU64,
+    /// Open event streams.
+    pub streams: AtomicUsize,
+    /// The clients being answered now (the reaper leaves them alone).
+    pub busy: crate::reaper::Busy,
+}
+
+/// The resources af-api serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// `/healthz`.
+    Healthz,
+    /// `/`: the dashboard.
+    Dashboard,
+    /// `/api/openapi.json`.
+    OpenApi,
+    /// `/api/events`: Server-Sent Events.
+    Events,
+    /// `/api/agents/create`.
+    Create,
+    /// `/api/agents`.
+    Agents,
+    /// `/api/agents/{id}`.
+    Agent(String),
+    /// `/api/agents/{id}/status`.
+    Status(String),
+    /// `/api/agents/{id}/messages`.
+    Messages(String),
+    /// `/api/agents/{id}/health`.
+    Health(String),
+    /// `/api/orchestrator`.
+    Orchestrator,
+    /// `/api/alerts`.
+    Alerts,
+    /// `/api/alerts/{id}/ack`.
+    AlertAck(String),
+}
+
+impl Resource {
+    /// The resource a path names, if any.
+    pub fn of(path: &str) -> Option<Resource> {
+        let segs: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+        let id = |s: &str| percent_decode(s);
+        Some(match segs.as_slice() {
+            ["healthz"] => Resource::Healthz,
+            [""] | ["index.html"] => Resource::Dashboard,
+            ["api", "openapi.json"] => Resource::OpenApi,
+            ["api", "events"] => Resource::Events,
+            ["api", "agents"] => Resource::Agents,
+            ["api", "agents", "create"] => Resource::Create,
+            ["api", "agents", x] if !x.is_empty() => Resource::Agent(id(x)),
+            ["api", "agents", x, "status"] if !x.is_empty() => Resource::Status(id(x)),
+            ["api", "agents", x, "messages"] if !x.is_empty() => Resource::Messages(id(x)),
+            ["api", "agents", x, "health"] if !x.is_empty() => Resource::Health(id(x)),
+            ["api", "orchestrator"] => Resource::Orchestrator,
+            ["api", "alerts"] => Resource::Alerts,
+            ["api", "alerts", x, "ack"] if !x.is_empty() => Resource::AlertAck(id(x)),
+            _ => return None,
+        })
+    }
+
+    /// The methods it answers.
+    pub fn methods(&self) -> &'static [&'static str] {
+        match self {
+            Resource::Healthz
+            | Resource::Dashboard
+            | Resource::OpenApi
+            | Resource::Events
+            | Resource::Alerts
+            | Resource::Health(_) => &["GET"],
+            Resource::Create | Resource::AlertAck(_) => &["POST"],
+            Resource::Agents => &["GET", "POST", "DELETE"],
+            Resource::Agent(_) => &["GET", "PUT", "DELETE", "PATCH"],
+            Resource::Status(_) => &["GET", "POST", "PUT"],
+            Resource::Messages(_) => &["GET", "POST", "PUT", "DELETE", "PATCH"],
+            Resource::Orchestrator => &["GET", "POST", "PUT", "DELETE"],
+        }
+    }
+
+    /// Whether it is served without a token (it holds no data).
+    pub fn public(&self) -> bool {
+        matches!(self, Resource::Healthz | Resource::Dashboard | Resource::OpenApi)
+    }
+}
+
+/// Answers a request for a resource with an allowed method.
+pub fn dispatch(app: &App, res: &Resource, req: &Req) -> Answer {
+    let m = req.method.as_str();
+    match (res, m) {
+        (Resource::Healthz, _) => Ok(Reply::json(200, &serde_json::json!({"ok": true}))),
+        (Resource::Dashboard, _) => Ok(assets::dashboard()),
+        (Resource::OpenApi, _) => Ok(assets::openapi()),
+        (Resource::Create, _) => agents::create(app, req),
+        (Resource::Agents, "GET") => agents::list(app, req),
+        (Resource::Agents, "POST") => agents::bulk(app, req),
+        (Resource::Agents, _) => agents::cleanup(app, req),
+        (Resource::Agent(id), "GET") => agent::get(app, id),
+        (Resource::Agent(id), "PUT") => agent::put(app, id, req),
+        (Resource::Agent(id), "DELETE") => agent::delete(app, id, req),
+        (Resource::Agent(id), _) => agent::patch(app, id, req),
+        (Resource::Status(id), "GET") => agent::status_get(app, id),
+        (Resource::Status(id), "POST") => agent::status_post(app, id),
+        (Resource::Status(id), _) => agent::status_put(app, id, req),
+        (Resource::Messages(id), "GET") => messages::history(app, id),
+        (Resource::Messages(id), "POST") => messages::send(app, id, req),
+        (Resource::Messages(id), "PUT") => messages::receive(app, id),
+        (Resource::Messages(id), "PATCH") => messages::settle(app, id, req),
+        (Resource::Messages(id), _) => messages::clear(app, id),
+        (Resource::Health(id), _) => agent::health(app, id),
+        (Resource::Orchestrator, "GET") => orchestrator::status(app),
+        (Resource::Orchestrator, "POST") => orchestrator::operate(app, req),
+        (Resource::Orchestrator, "PUT") => orchestrator::configure(app, req),
+        (Resource::Orchestrator, _) => orchestrator::shutdown(app),
+        (Resource::Alerts, _) => orchestrator::alerts(req),
+        (Resource::AlertAck(id), _) => orchestrator::ack(id),
+        (Resource::Events, _) => Err(ApiError::new(500, "event streams are served apart")),
+    }
+}

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+# Writes af-api/openapi.json (the document af-api serves at /api/openapi.json). Edit here, run, commit both.
+import json
+E = {"$ref": "#/components/schemas/Error"}
+def err(desc): return {"description": desc, "content": {"application/json": {"schema": E}}}
+ERRS = {
+ "400": "malformed or invalid input (JSON, ids, values)", "401": "no bearer token, or a wrong one",
+ "403": "the Host header is not allowed", "404": "no such resource or agent", "409": "conflict: exists already, or the agent is in the wrong state",
+ "413": "the body is larger than 1 MiB", "415": "the body is not application/json",
+ "429": "too many requests from this client (see Retry-After)", "501": "the tool behind this endpoint is not built yet",
+ "502": "the tool behind this endpoint failed", "504": "the tool behind this endpoint timed out"}
+def responses(ok_code, ok_schema, codes, ok_desc="ok", media="application/json"):
+    r = {ok_code: {"description": ok_desc, "content": {media: {"schema": ok_schema}}}}
+    for c in codes:
+        r[c] = err(ERRS[c])
+    return r
+READ = ["400", "401", "403", "404", "429"]
+TOOL = ["501", "502", "504"]
+BODY = ["413", "415"]
+ALL = ["400", "401", "403", "404", "409", "413", "415", "429", "501", "502", "504"]
+def obj(props, required=(), extra=True):
+    s = {"type": "object", "properties": props}
+    if required: s["required"] = list(required)
+    if not extra: s["additionalProperties"] = False
+    return s
+S = {"type": "string"}; I = {"type": "integer"}; B = {"type": "boolean"}; ANY = {}
+def nul(s): return dict(s, nullable=True)
+ID = {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$", "description": "an agent id: letters, digits, - and _, not starting with -"}
+idparam = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}, "description": "the agent's id"}
+def body(schema, required=True):
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+def ref(n): return {"$ref": "#/components/schemas/" + n}
+agent_config_props = {
+  "id": ID, "type": {"type": "string", "enum": ["claude-code", "worker", "monitor"]},
+  "projectId": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000-\\u001f\\u007f]+$"},
+  "taskId": S, "capabilities": {"type": "array", "items": S},
+  "maxConcurrentTasks": {"type": "integer", "minimum": 1, "maximum": 1024},
+  "resourceLimits": obj({"memory": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?(B|KB|MB|GB|TB|K|M|G|T)?$"},
+                         "cpu": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"},
+                         "timeout": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)$"}]}}, extra=False),
+  "environment": {"type": "object", "additionalProperties": S},
+  "workdir": S, "command": {"type": "array", "items": S, "minItems": 1}}
+summary = obj({"id": S, "type": S, "projectId": S, "capabilities": {"type": "array", "items": S}, "status": S, "health": S,
+  "pid": nul(I), "tmuxSession": S, "restarts": I, "failures": I, "costUsd": {"type": "number"}, "reason": nul(S),
+  "createdAt": S, "startedAt": nul(S), "heartbeat": nul({"type": "object"})}, ["id", "type", "projectId", "status", "health"])
+detail = obj({"id": S, "config": {"type": "object"}, "state": {"type": "object"}, "heartbeat": nul({"type": "object"}), "supervisorAlive": B},
+  ["id", "config", "state", "supervisorAlive"])
+comp = {"Error": obj({"error": S, "detail": S}, ["error", "detail"]),
+  "AgentConfig": obj(agent_config_props, ["id", "type"], extra=False),
+  "AgentConfigUpdate": obj(agent_config_props, [], extra=False),
+  "AgentSummary": summary, "AgentDetail": detail}
+pub = {"security": []}
+paths = {}
+paths["/healthz"] = {"get": dict(pub, summary="liveness", operationId="healthz", responses=responses("200", obj({"ok": B}, ["ok"]), ["403", "429"]))}
+paths["/"] = {"get": dict(pub, summary="the dashboard (HTML; the token comes in the URL fragment)", operationId="dashboard",
+  responses=responses("200", {"type": "string"}, ["403", "429"], media="text/html"))}
+paths["/api/openapi.json"] = {"get": dict(pub, summary="this document", operationId="openapi", responses=responses("200", {"type": "object"}, ["403", "429"]))}
+paths["/api/events"] = {"get": {"summary": "Server-Sent Events of the event log (token as a query parameter, since EventSource cannot send headers)",
+  "operationId": "events", "security": [{"queryToken": []}, {"bearer": []}],
+  "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "byte offset to resume from (or Last-Event-ID)"},
+                 {"name": "recent", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000}, "description": "start with the last N events"},
+                 {"name": "audit", "in": "query", "schema": B, "description": "include the API's audit records"}],
+  "responses": responses("200", {"type": "string"}, ["400", "401", "403", "429"], media="text/event-stream")}}
+paths["/api/agents/create"] = {"post": {"summary": "create agents (af-spawn create)", "operationId": "createAgent",
+  "parameters": [{"name": "start", "in": "query", "schema": B, "description": "start them once created"}],
+  "requestBody": body({"oneOf": [ref("AgentConfig"), {"type": "array", "items": ref("AgentConfig"), "minItems": 1}]}),
+  "responses": responses("201", obj({"created": {"type": "array", "items": S}}, ["created"]), ALL, "created")}}
+# Links let stateful fuzzing reach agents that exist: the id a create sent names them.
+paths["/api/agents/create"]["post"]["responses"]["201"]["links"] = {
+    op: {"operationId": op, "parameters": {"id": "$request.body#/id"}}
+    for op in ["getAgent", "replaceAgent", "removeAgent", "operateAgent", "getStatus", "setStatus", "checkStatus",
+               "messageHistory", "sendMessage", "receiveMessage", "settleMessage", "clearMessages", "healthHistory"]}
+paths["/api/agents"] = {
+  "get": {"summary": "list agents", "operationId": "listAgents", "parameters": [
+      {"name": "project", "in": "query", "schema": S}, {"name": "type", "in": "query", "schema": {"type": "string", "enum": ["claude-code", "worker", "monitor"]}},
+      {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["created", "starting", "running", "paused", "stopping", "stopped", "failed"]}}],
+    "responses": responses("200", obj({"agents": {"type": "array", "items": ref("AgentSummary")}, "count": I}, ["agents", "count"]), ["400", "401", "403", "429"])},
+  "post": {"summary": "one lifecycle action over many agents", "operationId": "bulkAgents",
+    "requestBody": body(obj({"action": {"type": "string", "enum": ["start", "stop", "pause", "resume", "restart", "remove"]},
+        "ids": {"type": "array", "items": ID, "minItems": 1, "maxItems": 1000}, "graceful": B}, ["action", "ids"])),
+    "responses": responses("200", obj({"action": S, "results": {"type": "array", "items": obj({"id": S, "ok": B, "status": I}, ["id", "ok", "status"])}}, ["action", "results"]),
+        ["400", "401", "403", "413", "415", "429"])},
+  "delete": {"summary": "clean up: af-spawn gc", "operationId": "cleanupAgents", "responses": responses("200", obj({"cleanup": ANY}, ["cleanup"]), ["401", "403", "409", "413", "415", "429"] + TOOL)}}
+action = obj({"action": {"type": "string", "enum": ["start", "stop", "pause", "resume", "restart", "checkpoint", "rollback", "remove"]},
+  "graceful": B, "description": {"type": "string", "maxLength": 1000}, "checkpointId": S}, ["action"])
+paths["/api/agents/{id}"] = {"parameters": [idparam],
+  "get": {"summary": "an agent's config, state and heartbeat", "operationId": "getAgent", "responses": responses("200", ref("AgentDetail"), ["400", "401", "403", "404", "429"])},
+  "put": {"summary": "replace a stopped agent's config", "operationId": "replaceAgent", "requestBody": body(ref("AgentConfigUpdate")),
+    "responses": responses("200", ref("AgentDetail"), ALL)},
+  "delete": {"summary": "remove an agent (af-spawn rm)", "operationId": "removeAgent",
+    "parameters": [{"name": "force", "in": "query", "schema": B, "description": "stop it first if it runs"}],
+    "responses": responses("200", obj({"removed": S}, ["removed"]), ALL)},
+  "patch": {"summary": "a lifecycle operation", "operationId": "operateAgent", "requestBody": body(action),
+    "responses": responses("200", obj({"id": S, "action": S, "status": nul(S), "result": ANY}, ["id", "action"]), ALL)}}
+paths["/api/agents/{id}/status"] = {"parameters": [idparam],
+  "get": {"summary": "status and health", "operationId": "getStatus", "responses": responses("200",
+      obj({"id": S, "status": S, "health": S, "reason": nul(S), "supervisorAlive": B, "pid": nul(I), "heartbeat": nul({"type": "object"})}, ["id", "status", "health"]),
+      ["400", "401", "403", "404", "429"])},
+  "post": {"summary": "a health check now (af-health check)", "operationId": "checkStatus",
+    "responses": responses("200", obj({"id": S, "healthy": B, "check": ANY}, ["id", "healthy"]), ALL)},
+  "put": {"summary": "the status wanted: running, paused or stopped", "operationId": "setStatus",
+    "requestBody": body(obj({"status": {"type": "string", "enum": ["running", "paused", "stopped"]}, "graceful": B}, ["status"])),
+    "responses": responses("200", obj({"id": S, "status": nul(S), "action": nul(S)}, ["id"]), ALL)}}
+paths["/api/agents/{id}/messages"] = {"parameters": [idparam],
+  "get": {"summary": "message history (af-bus history)", "operationId": "messageHistory", "responses": responses("200", obj({"id": S, "messages": ANY}, ["id", "messages"]), ["400", "401", "403", "404", "409", "429"] + TOOL)},
+  "post": {"summary": "send a message (af-bus send)", "operationId": "sendMessage",
+    "requestBody": body(obj({"payload": ANY, "priority": {"type": "string", "enum": ["critical", "high", "normal", "low"]},
+        "kind": {"type": "string", "enum": ["request", "response", "event", "broadcast", "task"]}}, ["payload"])),
+    "responses": responses("201", obj({"id": S, "sent": ANY}, ["id"]), ALL, "sent")},
+  "put": {"summary": "receive the next message (af-bus recv)", "operationId": "receiveMessage", "responses": responses("200", obj({"id": S, "message": ANY}, ["id"]), ALL)},
+  "patch": {"summary": "ack or nack a message", "operationId": "settleMessage",
+    "requestBody": body(obj({"action": {"type": "string", "enum": ["ack", "nack"]}, "messageId": S}, ["action", "messageId"])),
+    "responses": responses("200", obj({"id": S, "action": S, "messageId": S, "result": ANY}, ["id", "action", "messageId"]), ALL)},
+  "delete": {"summary": "clear the queue (af-bus clear)", "operationId": "clearMessages", "responses": responses("200", obj({"id": S, "cleared": ANY}, ["id"]), ALL)}}
+paths["/api/agents/{id}/health"] = {"parameters": [idparam],
+  "get": {"summary": "health history (af-health history): CPU, memory and checks over time", "operationId": "healthHistory",
+    "responses": responses("200", obj({"id": S, "history": ANY}, ["id", "history"]), ["400", "401", "403", "404", "409", "429"] + TOOL)}}
+paths["/api/orchestrator"] = {
+  "get": {"summary": "system status and metrics", "operationId": "systemStatus", "responses": responses("200",
+      obj({"agents": {"type": "object"}, "system": {"type": "object"}, "api": {"type": "object"}, "bus": {"type": "object"}, "eventLogBytes": I},
+          ["agents", "system", "api", "bus"]), ["401", "403", "429"])},
+  "post": {"summary": "a system operation: gc, check or broadcast", "operationId": "systemOperation",
+    "requestBody": body(obj({"action": {"type": "string", "enum": ["gc", "check", "broadcast"]}, "payload": ANY}, ["action"])),
+    "responses": responses("200", obj({"action": S, "result": ANY}, ["action"]), ALL)},
+  "put": {"summary": "the API's configuration", "operationId": "configure",
+    "requestBody": body(obj({"rateLimit": {"type": "number", "minimum": 0, "maximum": 1e9}, "burst": {"type": "integer", "minimum": 1, "maximum": 1000000}}, extra=False)),
+    "responses": responses("200", obj({"rateLimit": {"type": "number"}, "burst": I}, ["rateLimit", "burst"]), ["400", "401", "403", "413", "415", "429"])},
+  "delete": {"summary": "orderly shutdown of every agent", "operationId": "shutdownAgents", "responses": responses("200", obj({"stopped": ANY}, ["stopped"]), ALL)}}
+paths["/api/alerts"] = {"get": {"summary": "alerts (af-health alerts)", "operationId": "listAlerts",
+  "parameters": [{"name": "all", "in": "query", "schema": B, "description": "acknowledged ones too"}],
+  "responses": responses("200", obj({"alerts": ANY}, ["alerts"]), ["400", "401", "403", "429"] + TOOL)}}
+paths["/api/alerts/{alertId}/ack"] = {"parameters": [{"name": "alertId", "in": "path", "required": True, "schema": S}],
+  "post": {"summary": "acknowledge an alert (af-health ack)", "operationId": "ackAlert", "responses": responses("200", obj({"acknowledged": S}, ["acknowledged"]), ALL)}}
+doc = {"openapi": "3.0.3", "info": {"title": "AgentFlow af-api", "version": "0.1.0",
+  "description": "The seed's REST API over the AgentFlow spool. Every change runs the AgentFlow program a shell user would (af-spawn, af-bus, af-health, af-checkpoint), so the CLI and the API agree. Errors are {error, detail}."},
+  "servers": [{"url": "/"}], "security": [{"bearer": []}], "paths": paths,
+  "components": {"schemas": comp, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+     "queryToken": {"type": "apiKey", "in": "query", "name": "token"}}}}
+import os; open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../af-api/openapi.json"), "w").write(json.dumps(doc, indent=1) + "\n")

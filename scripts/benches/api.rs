@@ -1,0 +1,229 @@
+//! af-api: `GET /api/agents` over 100 agents, 10 of them running (requests/s and p99 with
+//! concurrent keep-alive clients on loopback; unfiltered, then filtered) beside `GET /healthz` on the same server (tiny_http's own floor);
+//! `PATCH` lifecycle operations/s beside running the same `af-spawn` verb directly; and how long a
+//! real request takes while 100 idle connections (half of them with half a request) are open.
+
+#[path = "common.rs"]
+mod common;
+
+use common::{Row, World, header, percentile_ms, row};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// One keep-alive client.
+struct Client {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    host: String,
+    token: String,
+}
+
+impl Client {
+    fn new(addr: &str, token: &str) -> Client {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        Client {
+            reader: BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+            host: addr.into(),
+            token: token.into(),
+        }
+    }
+
+    /// Sends one request and reads the whole answer; returns its status.
+    fn call(&mut self, method: &str, path: &str, body: &str) -> u16 {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            self.token,
+            body.len()
+        );
+        self.writer.write_all(req.as_bytes()).expect("send");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let (mut length, mut chunked) = (0usize, false);
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let lower = l.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).expect("chunk size");
+                let size = usize::from_str_radix(line.trim(), 16).unwrap_or(0);
+                let mut skip = vec![0u8; size + 2];
+                self.reader.read_exact(&mut skip).expect("chunk");
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut skip = vec![0u8; length];
+            self.reader.read_exact(&mut skip).expect("body");
+        }
+        status
+    }
+}
+
+/// Runs `clients` keep-alive clients for `secs` against `path`; returns (requests/s, p99 ms).
+fn load(addr: &str, token: &str, path: &str, clients: usize, secs: f64) -> (f64, f64) {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (addr, token, path) = (addr.to_owned(), token.to_owned(), path.to_owned());
+            std::thread::spawn(move || {
+                let mut c = Client::new(&addr, &token);
+                let mut samples = Vec::new();
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    let status = c.call("GET", &path, "");
+                    assert_eq!(status, 200, "GET {path}");
+                    samples.push(t.elapsed());
+                }
+                samples
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut all: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().expect("client")).collect();
+    let rate = all.len() as f64 / t0.elapsed().as_secs_f64();
+    (rate, percentile_ms(&mut all, 99.0))
+}
+
+fn main() {
+    let agents = common::count("AF_BENCH_API_AGENTS", 100);
+    let clients = common::count("AF_BENCH_API_CLIENTS", 8);
+    header(&format!("af-api ({agents} agents, {clients} keep-alive clients on loopback)"));
+    let w = World::new("api");
+    let _ = w.tmux().args(["new-session", "-d", "-s", "keep", "sleep", "3600"]).status();
+    let mut batch = String::new();
+    for i in 0..agents {
+        batch.push_str(&format!(
+            "{{\"id\":\"a{i}\",\"type\":\"worker\",\"projectId\":\"p{}\",\"command\":[\"sleep\",\"3600\"]}}\n",
+            i % 10
+        ));
+    }
+    let mut c = w.cmd("af-spawn");
+    c.arg("create").stdin(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("create");
+    child.stdin.take().expect("stdin").write_all(batch.as_bytes()).expect("batch");
+    assert!(child.wait().expect("create").success());
+    // Ten of them run (heartbeats change their records while we read).
+    let running: Vec<String> = (0..10.min(agents)).map(|i| format!("a{i}")).collect();
+    let mut args = vec!["start"];
+    args.extend(running.iter().map(String::as_str));
+    w.run("af-spawn", &args);
+
+    let mut api = w.cmd("af-api");
+    api.args(["--listen", "127.0.0.1:0", "--rate-limit", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut server = api.spawn().expect("af-api");
+    let mut url = String::new();
+    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut url).expect("url");
+    let rest = url.trim().trim_start_matches("http://");
+    let (addr, token) = rest.split_once("/#token=").expect("url");
+
+    let secs = 5.0;
+    let (floor_rate, floor_p99) = load(addr, token, "/healthz", clients, secs);
+    let (rate, p99) = load(addr, token, "/api/agents", clients, secs);
+    row(Row {
+        what: &format!("GET /api/agents ({agents} agents)"),
+        value: rate,
+        unit: "req/s",
+        baseline: Some(("GET /healthz, same server", floor_rate)),
+        higher_is_better: true,
+        target: "> 5000 req/s",
+    });
+    row(Row {
+        what: "GET /api/agents p99",
+        value: p99,
+        unit: "ms",
+        baseline: Some(("GET /healthz p99", floor_p99)),
+        higher_is_better: false,
+        target: "< 20 ms",
+    });
+
+    let (frate, fp99) = load(addr, token, "/api/agents?status=running", clients, secs);
+    row(Row {
+        what: "GET /api/agents?status=running (filtered)",
+        value: frate,
+        unit: "req/s",
+        baseline: Some(("GET /healthz, same server", floor_rate)),
+        higher_is_better: true,
+        target: "-",
+    });
+    row(Row {
+        what: "GET /api/agents?status=running p99",
+        value: fp99,
+        unit: "ms",
+        baseline: Some(("GET /healthz p99", floor_p99)),
+        higher_is_better: false,
+        target: "-",
+    });
+
+    // PATCH pause/resume through the API, beside the same verbs run directly.
+    let ops = 40;
+    let direct = common::time(|| {
+        for i in 0..ops {
+            let verb = if i % 2 == 0 { "pause" } else { "resume" };
+            w.run("af-spawn", &[verb, &running[(i / 2) % running.len()]]);
+        }
+    });
+    let mut cl = Client::new(addr, token);
+    let via_api = common::time(|| {
+        for i in 0..ops {
+            let action = if i % 2 == 0 { "pause" } else { "resume" };
+            let id = &running[(i / 2) % running.len()];
+            let status = cl.call("PATCH", &format!("/api/agents/{id}"), &format!("{{\"action\":\"{action}\"}}"));
+            assert_eq!(status, 200, "PATCH {action} {id}");
+        }
+    });
+    row(Row {
+        what: "PATCH pause/resume",
+        value: ops as f64 / via_api.as_secs_f64(),
+        unit: "ops/s",
+        baseline: Some(("af-spawn pause/resume directly", ops as f64 / direct.as_secs_f64())),
+        higher_is_better: true,
+        target: "-",
+    });
+
+    // 100 idle connections, then a real request.
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|i| {
+            let mut s = TcpStream::connect(addr).expect("idle connect");
+            if i % 2 == 0 {
+                let _ = s.write_all(b"GET /api/agents HTTP/1.1\r\nHost: loc");
+            }
+            s
+        })
+        .collect();
+    let mut fresh = Client::new(addr, token);
+    let t = Instant::now();
+    assert_eq!(fresh.call("GET", "/api/agents", ""), 200);
+    let with_idle = t.elapsed().as_secs_f64() * 1000.0;
+    drop(idle);
+    row(Row {
+        what: "GET /api/agents behind 100 idle connections",
+        value: with_idle,
+        unit: "ms",
+        baseline: Some(("GET /api/agents p99 (no idle ones)", p99)),
+        higher_is_better: false,
+        target: "< 1000 ms",
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -1,0 +1,892 @@
+//! af-api over real HTTP on loopback, with real agents in a private tmux server: every endpoint and
+//! method, every error status, the token, Host and rate-limit rules, the event stream, the
+//! dashboard in headless Chromium and schemathesis against the OpenAPI document.
+
+mod util;
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use util::Env;
+
+/// A running af-api.
+struct Api {
+    child: Child,
+    addr: String,
+    token: String,
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    /// Checks the status and that an error is `{error, detail}`.
+    #[track_caller]
+    fn expect(self, status: u16) -> Resp {
+        assert_eq!(self.status, status, "{self:?}");
+        if status >= 400 {
+            let v = self.json();
+            assert!(v["error"].is_string() && v["detail"].is_string(), "{self:?}");
+        }
+        self
+    }
+}
+
+impl Api {
+    fn start(env: &Env, args: &[&str]) -> Api {
+        Api::listen(env, "127.0.0.1:0", args)
+    }
+
+    fn listen(env: &Env, listen: &str, args: &[&str]) -> Api {
+        let mut c = env.cmd("af-api");
+        c.args(["--listen", listen]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().expect("af-api");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the URL line");
+        let url = line.trim();
+        let rest = url.strip_prefix("http://").unwrap_or_else(|| panic!("af-api printed {url:?}"));
+        let (addr, token) = rest.split_once("/#token=").unwrap_or_else(|| panic!("af-api printed {url:?}"));
+        Api { child, addr: addr.to_owned(), token: token.to_owned() }
+    }
+
+    /// Sends raw request bytes, returns the answer.
+    fn raw(&self, request: &[u8]) -> Resp {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(90))).expect("timeout");
+        s.write_all(request).expect("send");
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        parse(&buf)
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let body = body.unwrap_or("");
+        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        self.raw(req.as_bytes())
+    }
+
+    /// An authorized call with a JSON body.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let auth = format!("Bearer {}", self.token);
+        let text = body.map(|b| b.to_string());
+        self.request(method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], text.as_deref())
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse(buf: &[u8]) -> Resp {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+    let mut body = buf[end + 4..].to_vec();
+    if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")) {
+        body = dechunk(&body);
+    }
+    Resp { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+        rest = &rest[eol + 2 + size + 2..];
+    }
+    out
+}
+
+const SEED_CI: &str =
+    r#"{"id": "deploy-1", "type": "claude-code", "projectId": "org/repo", "capabilities": ["deployment", "testing"]}"#;
+
+fn worker(id: &str, project: &str) -> Value {
+    json!({"id": id, "type": "worker", "projectId": project, "command": ["sleep", "300"]})
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["agents"].as_array().expect("agents").iter().map(|a| a["id"].as_str().unwrap_or("").to_owned()).collect()
+}
+
+#[test]
+fn the_seeds_ci_example_works_as_written_and_crud_agrees_with_the_cli() {
+    let env = Env::new();
+    let api = Api::start(&env, &[]);
+    let auth = format!("Bearer {}", api.token);
+    let r = api.request(
+        "POST",
+        "/api/agents/create",
+        &[("Content-Type", "application/json"), ("Authorization", &auth)],
+        Some(SEED_CI),
+    );
+    assert_eq!(r.expect(201).json()["created"], json!(["deploy-1"]));
+    assert_eq!(env.status("deploy-1"), "created", "the CLI sees what the API made");
+    env.create(&worker("w1", "batch").to_string());
+
+    let all = api.call("GET", "/api/agents", None).expect(200).json();
+    assert_eq!(ids(&all), ["deploy-1", "w1"]);
+    assert_eq!(all["count"], 2);
+    let org = api.call("GET", "/api/agents?project=org%2Frepo", None).expect(200).json();
+    assert_eq!(ids(&org), ["deploy-1"]);
+    assert_eq!(ids(&api.call("GET", "/api/agents?type=worker", None).expect(200).json()), ["w1"]);
+    assert_eq!(
+        ids(&api.call("GET", "/api/agents?status=created&type=claude-code", None).expect(200).json()),
+        ["deploy-1"]
+    );
+    assert!(ids(&api.call("GET", "/api/agents?status=running", None).expect(200).json()).is_empty());
+
+    let one = api.call("GET", "/api/agents/deploy-1", None).expect(200).json();
+    assert_eq!(one["config"]["capabilities"], json!(["deployment", "testing"]));
+    assert_eq!(one["state"]["status"], "created");
+    assert_eq!(api.call("GET", "/api/agents/deploy-1/status", None).expect(200).json()["status"], "created");
+
+    // PUT replaces the config of an agent that does not run.
+    let new = json!({"type": "claude-code", "projectId": "org/repo", "capabilities": ["testing"]});
+    let put = api.call("PUT", "/api/agents/deploy-1", Some(new)).expect(200).json();
+    assert_eq!(put["config"]["capabilities"], json!(["testing"]));
+    assert_eq!(env.show("deploy-1")["config"]["capabilities"], json!(["testing"]));
+
+    api.call("DELETE", "/api/agents/deploy-1", None).expect(200);
+    api.call("GET", "/api/agents/deploy-1", None).expect(404);
+    env.fails("af-spawn", &["show", "deploy-1"], None, 3);
+    // An array creates several at once, and ?start=true starts them.
+    let both = json!([worker("a1", "p"), worker("a2", "p")]);
+    api.call("POST", "/api/agents/create?start=true", Some(both)).expect(201);
+    assert_eq!(env.status("a1"), "running");
+    assert_eq!(env.status("a2"), "running");
+    // Orderly shutdown of every agent, then cleanup.
+    let down = api.call("DELETE", "/api/orchestrator", None).expect(200).json();
+    assert_eq!(down["stopped"].as_array().map(Vec::len), Some(2), "{down}");
+    assert_eq!(env.status("a1"), "stopped");
+    api.call("DELETE", "/api/agents", None).expect(200);
+}
+
+#[test]
+fn lifecycle_operations_over_patch_put_and_bulk_with_real_agents() {
+    let env = Env::new();
+    // A session that outlives the agents' own, so restarting the only agent never races the
+    // tmux server's exit (an af-spawn flake, not af-api's).
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    api.call("POST", "/api/agents/create", Some(worker("w1", "p"))).expect(201);
+    api.call("POST", "/api/agents/create", Some(worker("w2", "p"))).expect(201);
+    let patch = |id: &str, body: Value| api.call("PATCH", &format!("/api/agents/{id}"), Some(body));
+
+    assert_eq!(patch("w1", json!({"action": "start"})).expect(200).json()["status"], "running");
+    assert_eq!(env.status("w1"), "running");
+    patch("w1", json!({"action": "start"})).expect(409);
+    assert_eq!(patch("w1", json!({"action": "pause"})).expect(200).json()["status"], "paused");
+    assert_eq!(env.status("w1"), "paused");
+    assert_eq!(patch("w1", json!({"action": "resume"})).expect(200).json()["status"], "running");
+    let pid = env.show("w1")["state"]["pid"].clone();
+    assert_eq!(patch("w1", json!({"action": "restart"})).expect(200).json()["status"], "running");
+    assert_ne!(env.show("w1")["state"]["pid"], pid, "restart runs a new process");
+    assert_eq!(patch("w1", json!({"action": "stop", "graceful": false})).expect(200).json()["status"], "stopped");
+    assert_eq!(env.status("w1"), "stopped");
+
+    // Checkpoints go through af-checkpoint: 501 while it is not built, 200 once it is.
+    let ck = patch("w1", json!({"action": "checkpoint", "description": "before the refactor"}));
+    assert!(ck.status == 200 || ck.status == 501, "{ck:?}");
+    let rb = patch("w1", json!({"action": "rollback", "checkpointId": "c1"}));
+    assert!([200, 404, 501].contains(&rb.status), "{rb:?}");
+    patch("w1", json!({"action": "rollback"})).expect(400);
+    patch("w1", json!({"action": "explode"})).expect(400);
+    patch("w1", json!({"action": "stop", "graceful": "no"})).expect(400);
+
+    // PUT status: the status wanted.
+    let put =
+        |id: &str, status: &str| api.call("PUT", &format!("/api/agents/{id}/status"), Some(json!({"status": status})));
+    assert_eq!(put("w2", "running").expect(200).json()["action"], "start");
+    assert_eq!(put("w2", "running").expect(200).json()["action"], Value::Null, "already there: nothing to do");
+    assert_eq!(put("w2", "paused").expect(200).json()["status"], "paused");
+    put("w2", "failed").expect(400);
+    let check = api.call("POST", "/api/agents/w2/status", None);
+    assert!(check.status == 200 || check.status == 501, "{check:?}");
+
+    // Bulk: one action over several agents, a result for each.
+    let bulk = api
+        .call("POST", "/api/agents", Some(json!({"action": "start", "ids": ["w1", "w2", "nobody"]})))
+        .expect(200)
+        .json();
+    let statuses: Vec<u64> =
+        bulk["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [200, 409, 404], "{bulk}");
+    api.call("POST", "/api/agents", Some(json!({"action": "stop", "ids": ["w1", "w2"]}))).expect(200);
+    assert_eq!(env.status("w1"), "stopped");
+    assert_eq!(env.status("w2"), "stopped");
+    api.call("POST", "/api/agents", Some(json!({"action": "stop", "ids": ["../x"]}))).expect(400);
+    api.call("DELETE", "/api/agents/w1?force=maybe", None).expect(400);
+    api.call("POST", "/api/agents", Some(json!({"action": "remove", "ids": ["w1", "w2"]}))).expect(200);
+    assert!(env.json("af-spawn", &["ls"]).as_array().unwrap().is_empty());
+}
+
+#[test]
+fn messages_orchestrator_and_alerts_answer_or_say_their_tool_is_missing() {
+    let env = Env::new();
+    let api = Api::start(&env, &[]);
+    env.create(&worker("w1", "p").to_string());
+    // af-bus and af-health answer, or (until they land) the API says 501 with their message.
+    let tool = |r: Resp, ok: u16| {
+        assert!(r.status == ok || r.status == 501, "{r:?}");
+        if r.status == 501 {
+            assert!(r.json()["detail"].as_str().unwrap().contains("not built yet"), "{r:?}");
+        }
+    };
+    tool(
+        api.call("POST", "/api/agents/w1/messages", Some(json!({"payload": {"task": "build"}, "priority": "high"}))),
+        201,
+    );
+    tool(api.call("GET", "/api/agents/w1/messages", None), 200);
+    tool(api.call("PUT", "/api/agents/w1/messages", None), 200);
+    tool(api.call("PATCH", "/api/agents/w1/messages", Some(json!({"action": "ack", "messageId": "m1"}))), 200);
+    tool(api.call("DELETE", "/api/agents/w1/messages", None), 200);
+    tool(api.call("GET", "/api/alerts", None), 200);
+    tool(api.call("GET", "/api/agents/w1/health", None), 200);
+    api.call("GET", "/api/agents/nobody/health", None).expect(404);
+    tool(api.call("POST", "/api/alerts/a1/ack", None), 200);
+    tool(api.call("POST", "/api/orchestrator", Some(json!({"action": "check"}))), 200);
+    // Input is checked before any program runs.
+    api.call("POST", "/api/agents/w1/messages", Some(json!({"priority": "high"}))).expect(400);
+    api.call("POST", "/api/agents/w1/messages", Some(json!({"payload": 1, "priority": "urgent"}))).expect(400);
+    api.call("PATCH", "/api/agents/w1/messages", Some(json!({"action": "ack", "messageId": "../m"}))).expect(400);
+    api.call("GET", "/api/agents/nobody/messages", None).expect(404);
+    api.call("POST", "/api/alerts/..%2Fx/ack", None).expect(400);
+
+    let o = api.call("GET", "/api/orchestrator", None).expect(200).json();
+    assert_eq!(o["agents"]["total"], 1);
+    assert_eq!(o["agents"]["byStatus"]["created"], 1);
+    assert!(o["system"]["memTotalBytes"].as_u64().unwrap() > 0);
+    assert_eq!(api.call("POST", "/api/orchestrator", Some(json!({"action": "gc"}))).expect(200).json()["action"], "gc");
+    api.call("POST", "/api/orchestrator", Some(json!({"action": "reboot"}))).expect(400);
+    let conf = api.call("PUT", "/api/orchestrator", Some(json!({"rateLimit": 50, "burst": 60}))).expect(200).json();
+    assert_eq!(conf, json!({"rateLimit": 50.0, "burst": 60}));
+    api.call("PUT", "/api/orchestrator", Some(json!({"rateLimit": -1}))).expect(400);
+    api.call("PUT", "/api/orchestrator", Some(json!({"colour": "blue"}))).expect(400);
+    assert_eq!(api.call("GET", "/api/orchestrator", None).json()["api"]["config"]["burst"], 60);
+}
+
+#[test]
+fn every_error_status_and_bad_input_changes_nothing() {
+    let env = Env::new();
+    let api = Api::start(&env, &["--rate-limit", "0"]);
+    env.create(&worker("w1", "p").to_string());
+    let before = env.json("af-spawn", &["ls"]);
+    let auth = format!("Bearer {}", api.token);
+    let json_ct = ("Content-Type", "application/json");
+    // 400: malformed JSON, wrong types, bad ids, unknown fields.
+    api.request("POST", "/api/agents/create", &[("Authorization", &auth), json_ct], Some("{\"id\": ")).expect(400);
+    api.call("POST", "/api/agents/create", Some(json!({"id": "x", "type": "robot"}))).expect(400);
+    api.call("POST", "/api/agents/create", Some(json!({"id": "../x", "type": "worker"}))).expect(400);
+    api.call("POST", "/api/agents/create", Some(json!({"id": "x", "type": "worker", "maxConcurrentTasks": "3"})))
+        .expect(400);
+    api.call("POST", "/api/agents/create", Some(json!("just a string"))).expect(400);
+    api.call("POST", "/api/agents/create", None).expect(400);
+    api.call("GET", "/api/agents/..%2F..%2Fetc", None).expect(400);
+    api.call("GET", "/api/agents/%2Dflag", None).expect(400);
+    api.call("GET", "/api/agents?type=robot", None).expect(400);
+    api.call("GET", "/api/agents?status=asleep", None).expect(400);
+    api.call("PATCH", "/api/agents/w1", Some(json!([1, 2]))).expect(400);
+    api.call("PUT", "/api/agents/w1", Some(json!({"id": "other", "type": "worker"}))).expect(400);
+    api.call("PUT", "/api/agents/w1", Some(json!({"type": "worker", "surprise": 1}))).expect(400);
+    // 401: no token, a wrong one, another scheme.
+    api.request("GET", "/api/agents", &[], None).expect(401);
+    let r = api.request("GET", "/api/agents", &[("Authorization", "Bearer wrong-token-wrong-token")], None).expect(401);
+    assert!(r.header("WWW-Authenticate").is_some());
+    api.request("GET", "/api/agents", &[("Authorization", &format!("Basic {}", api.token))], None).expect(401);
+    api.request("GET", &format!("/api/agents?token={}", api.token), &[], None).expect(401);
+    // 403: a Host that is not ours (DNS rebinding), even with the token.
+    let rebinding = format!(
+        "GET /api/agents HTTP/1.1\r\nHost: evil.example:{}\r\nAuthorization: {auth}\r\nConnection: close\r\n\r\n",
+        api.addr.rsplit(':').next().unwrap()
+    );
+    api.raw(rebinding.as_bytes()).expect(403);
+    api.raw(b"GET /healthz HTTP/1.0\r\n\r\n").expect(403);
+    // 404 and 405.
+    api.call("GET", "/api/nothing", None).expect(404);
+    api.call("GET", "/api/agents/nobody", None).expect(404);
+    api.call("PATCH", "/api/agents/nobody", Some(json!({"action": "start"}))).expect(404);
+    let r = api.call("DELETE", "/api/orchestrator/x", None).expect(404);
+    assert_eq!(r.json()["error"], "not_found");
+    let r = api.call("PATCH", "/api/agents/create", None).expect(405);
+    assert_eq!(r.header("Allow"), Some("POST"));
+    assert_eq!(api.call("POST", "/api/agents/w1/status/x", None).status, 404);
+    assert_eq!(api.call("DELETE", "/api/agents/w1/status", None).expect(405).header("Allow"), Some("GET, POST, PUT"));
+    // 409: exists already.
+    api.call("POST", "/api/agents/create", Some(worker("w1", "p"))).expect(409);
+    // 413: judged from Content-Length, before reading (no body is sent at all here).
+    let huge = format!(
+        "POST /api/agents/create HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\nConnection: close\r\n\r\n",
+        api.addr
+    );
+    api.raw(huge.as_bytes()).expect(413);
+    let big = format!("{{\"id\":\"big\",\"type\":\"worker\",\"taskId\":\"{}\"}}", "x".repeat(1 << 20));
+    api.request("POST", "/api/agents/create", &[("Authorization", &auth), json_ct], Some(&big)).expect(413);
+    // 415: not JSON.
+    api.request(
+        "POST",
+        "/api/agents/create",
+        &[("Authorization", &auth), ("Content-Type", "text/plain")],
+        Some(SEED_CI),
+    )
+    .expect(415);
+    api.request("POST", "/api/agents/create", &[("Authorization", &auth)], Some(SEED_CI)).expect(415);
+    assert_eq!(env.json("af-spawn", &["ls"]), before, "bad input changed nothing");
+
+    // 429 with Retry-After, per client.
+    let slow = Api::start(&env, &["--rate-limit", "0.5", "--burst", "3"]);
+    for _ in 0..3 {
+        slow.call("GET", "/api/agents", None).expect(200);
+    }
+    let r = slow.call("GET", "/api/agents", None).expect(429);
+    assert!(r.header("Retry-After").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s >= 1), "{r:?}");
+    // /healthz answers without a token.
+    assert_eq!(api.request("GET", "/healthz", &[], None).expect(200).json(), json!({"ok": true}));
+}
+
+#[test]
+fn token_is_made_once_with_mode_0600_loopback_is_the_default_and_changes_are_audited() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let first = Api::start(&env, &[]);
+    let token_path = env.home.join("api/token");
+    let mode = std::fs::metadata(&token_path).expect("token file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(first.token.len() >= 32);
+    drop(first);
+    let again = Api::start(&env, &[]);
+    assert_eq!(util::read(&token_path).trim(), again.token, "the token is kept across starts");
+
+    // Beyond loopback only with a token file.
+    let out = env.run("af-api", &["--listen", "0.0.0.0:0"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", util::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("af-api: ") && err.trim_end().lines().count() == 1 && err.contains("--token-file"),
+        "{err}"
+    );
+    let file = env.path("token");
+    std::fs::write(&file, "0123456789abcdef-this-is-a-test-token\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.run("af-api", &["--listen", "127.0.0.1:0", "--token-file", file.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(4), "a token others can read is refused: {}", util::describe(&out));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let wide = Api::listen(&env, "0.0.0.0:0", &["--token-file", file.to_str().unwrap()]);
+    assert_eq!(wide.token, "0123456789abcdef-this-is-a-test-token");
+    wide.call("GET", "/api/agents", None).expect(200);
+    std::fs::write(&file, "short\n").unwrap();
+    let out = env.run("af-api", &["--listen", "127.0.0.1:0", "--token-file", file.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2), "{}", util::describe(&out));
+    let out = env.run("af-api", &["--listen", "not an address"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", util::describe(&out));
+
+    // Audit: every mutating call (accepted or not), never a read.
+    again.call("POST", "/api/agents/create", Some(worker("w1", "p"))).expect(201);
+    again.call("PATCH", "/api/agents/w1", Some(json!({"action": "explode"}))).expect(400);
+    again.request("DELETE", "/api/agents/w1", &[], None).expect(401);
+    again.call("GET", "/api/agents", None).expect(200);
+    let audit: Vec<Value> = util::read(&env.home.join("events.log"))
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "api.request")
+        .collect();
+    let seen: Vec<(String, u64)> = audit
+        .iter()
+        .map(|e| (e["detail"]["method"].as_str().unwrap().to_owned(), e["detail"]["status"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(seen, [("POST".into(), 201), ("PATCH".into(), 400), ("DELETE".into(), 401)]);
+    let d = &audit[0]["detail"];
+    assert_eq!(d["client"], "127.0.0.1");
+    assert_eq!(d["endpoint"], "/api/agents/create");
+    assert_eq!(d["bodySha256"].as_str().unwrap().len(), 64);
+    assert_eq!(d["tokenId"].as_str().unwrap().len(), 12);
+    assert!(!d["tokenId"].as_str().unwrap().is_empty() && !again.token.contains(d["tokenId"].as_str().unwrap()));
+    assert_eq!(audit[2]["detail"]["tokenId"], "-");
+    assert!(audit[0]["time"].is_string());
+}
+
+/// Reads Server-Sent Events until `want` shows in a `data:` line.
+fn read_events_until(stream: &mut BufReader<TcpStream>, want: &str) -> Vec<String> {
+    let mut data = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        match stream.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                if let Some(d) = line.strip_prefix("data: ") {
+                    data.push(d.trim().to_owned());
+                    if d.contains(want) {
+                        return data;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("reading events: {e}"),
+        }
+    }
+    panic!("never saw {want} in the event stream; saw {data:?}");
+}
+
+#[test]
+fn events_stream_live_from_the_event_log_and_slow_clients_starve_nobody() {
+    let env = Env::new();
+    let api = Api::start(&env, &["--workers", "4"]);
+    // 100 idle connections (some with half a request) do not hold the 4 workers.
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|i| {
+            let mut s = TcpStream::connect(&api.addr).expect("connect");
+            if i % 2 == 0 {
+                let _ = s.write_all(b"GET /api/agents HTTP/1.1\r\nHost: loc");
+            }
+            s
+        })
+        .collect();
+    api.call("GET", "/api/agents", None).expect(200);
+    api.request("GET", "/api/events", &[], None).expect(401);
+
+    let mut s = TcpStream::connect(&api.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    write!(s, "GET /api/events?token={} HTTP/1.1\r\nHost: {}\r\n\r\n", api.token, api.addr).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // A change made with the CLI shows up on the stream, with its id (a byte offset).
+    env.create(&worker("w1", "p").to_string());
+    let seen = read_events_until(&mut reader, "agent.created");
+    let ev: Value = serde_json::from_str(seen.last().unwrap()).unwrap();
+    assert_eq!(ev["agent"], "w1");
+    env.ok("af-spawn", &["start", "w1"]);
+    read_events_until(&mut reader, "agent.running");
+    // API calls are audited, but the audit stays off the stream unless asked for.
+    api.call("PATCH", "/api/agents/w1", Some(json!({"action": "stop"}))).expect(200);
+    let seen = read_events_until(&mut reader, "agent.stopped");
+    assert!(seen.iter().all(|d| !d.contains("api.request")), "{seen:?}");
+    // Resuming from an offset replays what came after it.
+    let r = api.call("GET", "/api/events?since=x", None).expect(400);
+    drop(r);
+    let mut s2 = TcpStream::connect(&api.addr).expect("connect");
+    s2.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    write!(
+        s2,
+        "GET /api/events?since=0&audit=true HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+        api.addr, api.token
+    )
+    .unwrap();
+    let replay = read_events_until(&mut BufReader::new(s2), "api.request");
+    assert!(replay[0].contains("agent.created"), "{replay:?}");
+    // ?recent=N starts with the last N events.
+    let last = util::read(&env.home.join("events.log")).lines().last().unwrap().to_owned();
+    let mut s3 = TcpStream::connect(&api.addr).expect("connect");
+    s3.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    write!(
+        s3,
+        "GET /api/events?recent=1&audit=true HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+        api.addr, api.token
+    )
+    .unwrap();
+    let kind: Value = serde_json::from_str(&last).unwrap();
+    let tail = read_events_until(&mut BufReader::new(s3), kind["kind"].as_str().unwrap());
+    assert_eq!(tail, [last], "only the last event is replayed");
+    drop(idle);
+}
+
+#[test]
+fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
+    let env = Env::new();
+    let api = Api::start(&env, &[]);
+    let doc = api.request("GET", "/api/openapi.json", &[], None).expect(200).json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let all = ["get", "put", "post", "delete", "patch"];
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path == "/api/events" {
+            continue; // a stream: checked above
+        }
+        let concrete = path.replace("{id}", "nobody").replace("{alertId}", "a1");
+        for m in all {
+            let r = api.call(&m.to_uppercase(), &concrete, Some(json!({})));
+            if let Some(op) = item.get(m) {
+                operations += 1;
+                let documented = op["responses"].as_object().unwrap();
+                assert!(
+                    documented.contains_key(&r.status.to_string()),
+                    "{m} {path}: {} is not documented: {r:?}",
+                    r.status
+                );
+                assert_ne!(r.status, 405, "{m} {path}");
+            } else {
+                assert_eq!(r.status, 405, "{m} {path} is not documented, so it must be 405: {r:?}");
+            }
+        }
+    }
+    assert_eq!(operations, 26);
+    let page = api.request("GET", "/", &[], None).expect(200);
+    assert!(page.header("Content-Type").unwrap().starts_with("text/html"));
+    assert!(page.header("Content-Security-Policy").unwrap().contains("default-src 'self'"));
+    let body = page.body.replace("http://www.w3.org/2000/svg", "");
+    for external in ["http://", "https://", "//cdn", "<script src", "<link", "@import"] {
+        assert!(!body.contains(external), "the dashboard fetches {external} from elsewhere");
+    }
+    assert!(page.body.contains("new EventSource(\"/api/events?"));
+}
+
+/// Whether a tool the next tests need is there; with AF_REQUIRE_TOOLS=1 a missing tool fails.
+fn have(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let required = std::env::var("AF_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+        assert!(!required, "{tool} is required (AF_REQUIRE_TOOLS=1) but missing");
+        eprintln!("notice: {tool} is not installed; skipping (set AF_REQUIRE_TOOLS=1 to make this fail)");
+    }
+    found
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_schema_violation() {
+    if !have("schemathesis") {
+        return;
+    }
+    let env = Env::new();
+    let api = Api::start(&env, &["--rate-limit", "0"]);
+    // A tool that has not landed answers 501 by design; the operations behind it are left out
+    // until it lands (then they are fuzzed too).
+    let stub = |tool: &str| String::from_utf8_lossy(&env.run(tool, &["--help"], None).stdout).contains("not built yet");
+    let mut skip: Vec<&str> = Vec::new();
+    if stub("af-bus") {
+        skip.extend([
+            "sendMessage",
+            "messageHistory",
+            "receiveMessage",
+            "settleMessage",
+            "clearMessages",
+            "systemOperation",
+        ]);
+    }
+    if stub("af-health") {
+        skip.extend(["listAlerts", "ackAlert", "checkStatus", "systemOperation", "healthHistory"]);
+    }
+    if stub("af-checkpoint") {
+        skip.push("operateAgent");
+    }
+    let mut st = std::process::Command::new("schemathesis");
+    st.args(["run", &format!("http://{}/api/openapi.json", api.addr)]);
+    skip.sort();
+    skip.dedup();
+    for op in skip {
+        st.args(["--exclude-operation-id", op]);
+    }
+    let out = st
+        .args(["-H", &format!("Authorization: Bearer {}", api.token)])
+        .args(["--exclude-path", "/api/events", "-n", "4", "--phases", "examples,coverage,fuzzing,stateful"])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--request-timeout", "70", "--generation-deterministic", "--max-failures", "5"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .env("NO_COLOR", "1")
+        .current_dir(&env.work)
+        .output()
+        .expect("schemathesis");
+    assert!(out.status.success(), "schemathesis found problems:\n{}", util::describe(&out));
+}
+
+/// A headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
+/// commands in on fd 3, answers out on fd 4, each a JSON text ended by NUL).
+struct Browser {
+    child: Child,
+    to: std::fs::File,
+    from: std::sync::mpsc::Receiver<Value>,
+    next: u64,
+    session: String,
+    _profile: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Browser {
+    fn open(env: &Env, url: &str) -> Browser {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let profile = tempdir::Dir(env.path("chromium-profile"));
+        let (cmd_read, cmd_write): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
+        let (out_read, out_write): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
+        let mut c = std::process::Command::new("chromium");
+        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            .args(["--remote-debugging-pipe", "--window-size=1280,900"])
+            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        let (r, w) = (cmd_read.as_raw_fd(), out_write.as_raw_fd());
+        // SAFETY: only async-signal-safe dup2 calls between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                nix::unistd::dup2(r, 3).map_err(std::io::Error::from)?;
+                nix::unistd::dup2(w, 4).map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        let child = c.spawn().expect("chromium");
+        drop((cmd_read, out_write));
+        let (tx, from) = std::sync::mpsc::channel();
+        let mut reader = BufReader::new(std::fs::File::from(out_read));
+        std::thread::spawn(move || {
+            loop {
+                let mut msg = Vec::new();
+                match reader.read_until(0, &mut msg) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        msg.pop();
+                        if let Ok(v) = serde_json::from_slice::<Value>(&msg) {
+                            if tx.send(v).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let mut b = Browser {
+            child,
+            to: std::fs::File::from(cmd_write),
+            from,
+            next: 0,
+            session: String::new(),
+            _profile: profile,
+        };
+        let mut target = String::new();
+        wait_for_ok("a page in chromium", || {
+            let targets = b.send("Target.getTargets", json!({}));
+            let page = targets["targetInfos"].as_array().and_then(|t| t.iter().find(|t| t["type"] == "page").cloned());
+            page.map(|p| target = p["targetId"].as_str().unwrap_or("").to_owned()).is_some()
+        });
+        let attached = b.send("Target.attachToTarget", json!({"targetId": target, "flatten": true}));
+        b.session = attached["sessionId"].as_str().expect("session").to_owned();
+        b
+    }
+
+    fn send(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let id = self.next;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            msg["sessionId"] = json!(self.session);
+        }
+        let mut bytes = msg.to_string().into_bytes();
+        bytes.push(0);
+        self.to.write_all(&bytes).expect("to chromium");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.from.recv_timeout(left).unwrap_or_else(|_| panic!("chromium did not answer {method}"));
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates JavaScript in the page; returns its value.
+    fn eval(&mut self, js: &str) -> Value {
+        let r = self.send("Runtime.evaluate", json!({"expression": js, "returnByValue": true, "awaitPromise": true}));
+        r["result"]["value"].clone()
+    }
+
+    /// Waits until `js` evaluates to `want` in the page.
+    fn wait_until(&mut self, what: &str, js: &str, want: Value) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            last = self.eval(js);
+            if last == want {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the page never showed {what}: {js} is {last}, not {want}");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_ok(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
+    if !have("chromium") {
+        return;
+    }
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    env.create(&worker("w1", "web").to_string());
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    let status = r#"(document.querySelector('[data-agent="w1"] .status') || {}).textContent || null"#;
+    page.wait_until("w1 as created", status, json!("created"));
+    page.wait_until("the event stream open", "document.getElementById('live').textContent", json!("live"));
+    assert_eq!(page.eval("location.hash"), json!(""), "the token leaves the address bar");
+    let loaded = page.eval("window.af.loadedAt");
+    // Start it with the page's own button.
+    page.eval(r#"document.querySelector('button[data-act="start"][data-id="w1"]').click(); true"#);
+    page.wait_until("w1 running", status, json!("running"));
+    assert_eq!(env.status("w1"), "running", "the page started it for real");
+    page.wait_until(
+        "the start in the event timeline",
+        "!!document.querySelector('#events [data-kind=\"agent.running\"]')",
+        json!(true),
+    );
+    // A change made elsewhere (the CLI) shows up live, without a reload.
+    env.ok("af-spawn", &["stop", "w1"]);
+    page.wait_until("w1 stopped", status, json!("stopped"));
+    assert_eq!(page.eval("window.af.loadedAt"), loaded, "the page was not reloaded");
+    assert!(page.eval("window.af.sseEvents").as_u64().unwrap_or(0) >= 2);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = text.bytes().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let v: Vec<u32> = chunk.iter().map(|&c| u32::from(value(c))).collect();
+        let n = v.iter().enumerate().fold(0u32, |acc, (i, x)| acc | (x << (18 - 6 * i)));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+/// Regenerates docs/dashboard.png (five agents): `cargo test --test api -- --ignored screenshot`.
+#[test]
+#[ignore]
+fn screenshot_of_the_dashboard_with_five_agents() {
+    let mut env = Env::new();
+    env.set_env("AF_HEARTBEAT_INTERVAL", "500ms");
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    let busy = "i=0; while :; do i=$((i+1)); if [ $((i % 20000)) -eq 0 ]; then sleep 0.3; fi; done";
+    let agents = [
+        json!({"id": "claude-dev-001", "type": "claude-code", "projectId": "web-app-project", "command": ["sh", "-c", busy]}),
+        json!({"id": "worker-batch-001", "type": "worker", "projectId": "data-processing", "command": ["sh", "-c", busy]}),
+        json!({"id": "deploy-1", "type": "claude-code", "projectId": "org/repo", "command": ["sleep", "600"]}),
+        json!({"id": "worker-002", "type": "worker", "projectId": "data-processing", "command": ["sleep", "600"]}),
+        json!({"id": "monitor", "type": "monitor", "projectId": "ops", "command": ["sleep", "600"]}),
+    ];
+    for a in &agents {
+        api.call("POST", "/api/agents/create", Some(a.clone())).expect(201);
+    }
+    for id in ["claude-dev-001", "worker-batch-001", "deploy-1", "worker-002"] {
+        api.call("PATCH", &format!("/api/agents/{id}"), Some(json!({"action": "start"}))).expect(200);
+    }
+    api.call("PATCH", "/api/agents/worker-002", Some(json!({"action": "pause"}))).expect(200);
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    std::thread::sleep(Duration::from_secs(16)); // sparklines fill from heartbeats as they come
+    let shot = page.send("Page.captureScreenshot", json!({"format": "png"}));
+    let png = base64_decode(shot["data"].as_str().expect("png"));
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, png).unwrap();
+}
+
+#[test]
+fn killing_af_api_mid_change_loses_nothing_and_a_new_one_carries_on() {
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let mut api = Api::start(&env, &[]);
+    api.call("POST", "/api/agents/create", Some(worker("w1", "p"))).expect(201);
+    let (addr, token) = (api.addr.clone(), api.token.clone());
+    // A start under way when af-api dies: af-spawn runs in its own process group and finishes.
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        let body = r#"{"action":"start"}"#;
+        let req = format!(
+            "PATCH /api/agents/w1 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("send");
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+    });
+    util::wait_for("the start to begin", Duration::from_secs(10), || {
+        env.json("af-spawn", &["ls"])[0]["status"] != "created"
+    });
+    let _ = api.child.kill();
+    let _ = api.child.wait();
+    client.join().expect("client");
+    util::wait_for("w1 running without af-api", Duration::from_secs(15), || env.status("w1") == "running");
+    let again = Api::start(&env, &[]);
+    assert_eq!(again.token, api.token);
+    let list = again.call("GET", "/api/agents", None).expect(200).json();
+    assert_eq!(list["agents"][0]["status"], "running");
+}
