@@ -395,3 +395,15 @@ fn logs_show_what_the_agent_printed_and_follow_it() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn restarting_the_only_agent_over_and_over_never_trips_on_the_exiting_server() {
+    let env = Env::new();
+    env.worker("solo", "exec sleep 300");
+    for _ in 0..10 {
+        env.ok("af-spawn", &["stop", "--force", "solo"]);
+        env.ok("af-spawn", &["start", "solo"]);
+        env.ok("af-spawn", &["restart", "solo"]);
+    }
+    assert_eq!(env.status("solo"), "running");
+}

@@ -89,6 +89,16 @@ pub fn start_one(ctx: &Ctx, id: &AgentId, wait: bool, timeout: Duration, restart
         clear_stale_session(ctx, id)?;
         launched = ctx.tmux.run(&args);
     }
+    // A server whose last session just ended exits as we connect: the next one starts afresh.
+    for _ in 0..20 {
+        match &launched {
+            Err(Error::System(m)) if m.contains("server exited unexpectedly") || m.contains("lost server") => {
+                std::thread::sleep(Duration::from_millis(25));
+                launched = ctx.tmux.run(&args);
+            }
+            _ => break,
+        }
+    }
     if let Err(e) = launched {
         state.status = Status::Failed;
         state.reason = Some(e.to_string());

@@ -94,7 +94,9 @@ impl Tmux {
             .map_err(|e| Error::io("run", Path::new("tmux"), e))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            if err.contains("no server running") || err.contains("error connecting") || err.contains("No such file") {
+            // No server, or one exiting as we ask (its last session just ended): no sessions.
+            let gone = ["no server running", "error connecting", "No such file", "server exited unexpectedly"];
+            if gone.iter().any(|g| err.contains(g)) {
                 return Ok(Vec::new());
             }
             return Err(Error::System(format!("tmux list-sessions failed: {}", err.trim())));
