@@ -224,3 +224,36 @@ fn progress_shows_on_a_terminal_and_stays_out_of_pipelines() {
         String::from_utf8_lossy(&pane.stdout).contains("starting: 5/5")
     });
 }
+
+#[test]
+fn the_demo_runs_the_main_job_end_to_end() {
+    let env = Env::new();
+    let run = |args: &[&str]| {
+        let mut c = Command::new("bash");
+        env.apply(&mut c);
+        c.arg(repo().join("scripts/demo")).args(args).env("AF_DEMO_FROM", bins_dir()).env("AF_DEMO_PORT", "0");
+        c.output().unwrap()
+    };
+    let out = run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(text.matches("processed by demo-worker-").count(), 6, "six task results: {text}");
+    assert!(text.contains("\"ok\":true"), "the request's answer: {text}");
+    assert!(text.contains("app.py is back: print(\"hello from the service\")"), "{text}");
+    let url = text.lines().find_map(|l| l.strip_prefix("dashboard: ")).expect("the dashboard URL");
+    assert!(url.starts_with("http://127.0.0.1:") && url.contains("#token="), "{url}");
+    // The dashboard answers at that URL.
+    let addr = url.trim_start_matches("http://").split('/').next().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    use std::io::{Read, Write};
+    write!(s, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let ls = env.json("af-spawn", &["ls"]);
+    assert_eq!(ls.as_array().unwrap().iter().filter(|a| a["status"] == "running").count(), 5, "{ls}");
+    let clean = run(&["--clean"]);
+    assert!(clean.status.success(), "{}", describe(&clean));
+    assert!(env.json("af-spawn", &["ls"]).as_array().unwrap().is_empty());
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the dashboard is stopped");
+}
