@@ -58,9 +58,9 @@ pub fn climb(
             serde_json::json!({"attempt": attempt, "rung": rung, "failures": ladder.consecutive_failures}),
         ),
     );
-    let start: &[&str] =
-        if finding.stuck { &["restart", id.as_str(), "--timeout", "2"] } else { &["start", id.as_str()] };
-    match sibling::run("af-spawn", start, START_TIMEOUT) {
+    // restart stops a stuck agent first (2 s of grace) and only starts a dead one; either way the
+    // agent's restart count goes up, as the seed's restart count should.
+    match sibling::run("af-spawn", &["restart", id.as_str(), "--timeout", "2"], START_TIMEOUT) {
         Ok(_) => done.push(format!("started again (failure {attempt})")),
         Err(e) => done.push(format!("start failed: {e}")),
     }
