@@ -407,3 +407,36 @@ fn restarting_the_only_agent_over_and_over_never_trips_on_the_exiting_server() {
     }
     assert_eq!(env.status("solo"), "running");
 }
+
+#[test]
+fn starting_many_at_once_builds_every_session_and_reports_each_failure() {
+    let env = Env::new();
+    let batch: String =
+        (0..12).map(|i| format!("{{\"id\":\"b{i}\",\"type\":\"worker\",\"command\":[\"sleep\",\"300\"]}}\n")).collect();
+    env.ok_in("af-spawn", &["create", "--start"], Some(&batch));
+    for row in env.json("af-spawn", &["ls"]).as_array().unwrap() {
+        assert_eq!(row["status"], "running", "{row}");
+        assert!(env.has_session(&format!("agent-{}", row["id"].as_str().unwrap())));
+    }
+    let ids: Vec<String> = (0..12).map(|i| format!("b{i}")).collect();
+    let mut args = vec!["stop", "--force"];
+    args.extend(ids.iter().map(String::as_str));
+    env.ok("af-spawn", &args);
+    // A session of someone else's in the middle of the batch, and a program that is missing.
+    assert!(env.tmux(&["new-session", "-d", "-s", "agent-b5", "sleep", "300"]).status.success());
+    env.create(r#"{"id":"nope","type":"worker","command":["/no/such/program"]}"#);
+    let mut args = vec!["start"];
+    args.extend(ids.iter().map(String::as_str));
+    args.push("nope");
+    let out = env.run("af-spawn", &args, None);
+    assert!(!out.status.success(), "{}", util::describe(&out));
+    for id in &ids {
+        let want = if id == "b5" { "failed" } else { "running" };
+        assert_eq!(env.status(id), want, "{id}");
+    }
+    assert_eq!(env.status("nope"), "failed");
+    // Nothing is started when one of the agents is already running.
+    env.ok("af-spawn", &["stop", "b0"]);
+    env.fails("af-spawn", &["start", "b0", "b1"], None, 4);
+    assert_eq!(env.status("b0"), "stopped");
+}

@@ -35,8 +35,7 @@ pub fn run(ctx: &Ctx, source: &Path, start: bool, worktree: bool) -> anyhow::Res
         }
     }
     let mut created = Vec::new();
-    let mut progress =
-        af_spool::progress::Progress::new(if start { "creating and starting" } else { "creating" }, configs.len());
+    let mut progress = af_spool::progress::Progress::new("creating", configs.len());
     for mut config in configs {
         if config.worktree {
             crate::worktree::make(&ctx.spool, &mut config)?;
@@ -47,13 +46,15 @@ pub fn run(ctx: &Ctx, source: &Path, start: bool, worktree: bool) -> anyhow::Res
             }
             return Err(e);
         }
-        if start {
-            super::start::start_one(ctx, &config.id, true, std::time::Duration::from_secs(10), false)?;
-        }
         created.push(config.id);
         progress.step();
     }
     drop(progress);
+    // One directory fsync makes every new agent durable (group commit).
+    atomic::sync_dir(&ctx.spool.agents_dir())?;
+    if start {
+        super::start::start_many(ctx, &created, true, std::time::Duration::from_secs(10))?;
+    }
     if ctx.json {
         print_json(&serde_json::json!(created))?;
     } else {
@@ -139,8 +140,8 @@ fn create_one(ctx: &Ctx, config: &AgentConfig) -> anyhow::Result<()> {
                 Error::Conflict(format!("agent '{}' exists already", config.id))
             }
             _ => Error::io("rename into", &target, e),
-        })?;
-        atomic::sync_dir(&agents)
+        })
+        // The caller fsyncs the agents directory once for the whole batch.
     })();
     if let Err(e) = built {
         let _ = std::fs::remove_dir_all(&tmp);

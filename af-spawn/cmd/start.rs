@@ -11,15 +11,82 @@ use std::time::Duration;
 
 pub fn run(ctx: &Ctx, ids: &[String], wait: bool, timeout: Duration) -> anyhow::Result<ExitCode> {
     let ids: Vec<AgentId> = ids.iter().map(|s| super::agent_id(s)).collect::<Result<_, _>>()?;
-    let mut shown = Vec::new();
+    let started = start_many(ctx, &ids, wait, timeout)?;
+    emit(ctx, started.iter().map(|(id, obs)| report(id, obs)).collect())
+}
+
+/// The most bytes of tmux commands sent in one tmux call (tmux refuses a command message much over
+/// 16 KiB).
+const MAX_CALL_BYTES: usize = 12 * 1024;
+
+/// Starts many agents at once: every one is checked before any is touched, their sessions are
+/// built with as few tmux calls as fit, and then all are waited for together.
+pub fn start_many(
+    ctx: &Ctx,
+    ids: &[AgentId],
+    wait: bool,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(AgentId, Observed)>> {
+    for id in ids {
+        check_startable(&ctx.spool.observe(id)?)?;
+    }
     let mut progress = af_spool::progress::Progress::new("starting", ids.len());
-    for id in &ids {
-        let obs = start_one(ctx, id, wait, timeout, false)?;
-        shown.push(report(id, &obs));
+    let mut launches = Vec::new();
+    for id in ids {
+        launches.push(prepare(ctx, id, false)?);
+    }
+    let mut group: Vec<usize> = Vec::new();
+    let mut bytes = 0;
+    let mut groups = Vec::new();
+    for (i, l) in launches.iter().enumerate() {
+        let size: usize = l.commands.iter().flatten().map(|a| a.len() + 1).sum();
+        if !group.is_empty() && bytes + size > MAX_CALL_BYTES {
+            groups.push(std::mem::take(&mut group));
+            bytes = 0;
+        }
+        group.push(i);
+        bytes += size;
+    }
+    groups.push(group);
+    let mut failed: Option<anyhow::Error> = None;
+    for g in groups {
+        let commands: Vec<Vec<String>> = g.iter().flat_map(|&i| launches[i].commands.clone()).collect();
+        if g.len() > 1 && ctx.tmux.run(&layout::chained(commands)).is_ok() {
+            continue;
+        }
+        // One at a time: a leftover session or a dying server is handled per agent. Those the group
+        // call built before it stopped are ours already (marked with this spool).
+        let root = ctx.spool.root().display().to_string();
+        let built: Vec<String> = if g.len() > 1 {
+            let sessions = ctx.tmux.sessions().unwrap_or_default();
+            sessions.into_iter().filter(|s| s.af_home.as_deref() == Some(root.as_str())).map(|s| s.name).collect()
+        } else {
+            Vec::new()
+        };
+        for &i in &g {
+            if built.contains(&launches[i].id.session()) {
+                continue;
+            }
+            if let Err(e) = launch(ctx, &launches[i]) {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for l in launches.iter_mut() {
+        match finish(ctx, l, wait, timeout) {
+            Ok(obs) => out.push((l.id.clone(), obs)),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
         progress.step();
     }
     drop(progress);
-    emit(ctx, shown)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 pub fn restart(ctx: &Ctx, id: &AgentId, grace: Duration) -> anyhow::Result<ExitCode> {
@@ -48,21 +115,33 @@ fn emit(ctx: &Ctx, shown: Vec<serde_json::Value>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
-/// Starts one agent; with `wait`, returns once af-wrap has reported in.
-pub fn start_one(ctx: &Ctx, id: &AgentId, wait: bool, timeout: Duration, restarting: bool) -> anyhow::Result<Observed> {
-    let spool = &ctx.spool;
-    let lock = spool.lock_agent(id)?;
-    let obs = spool.observe(id)?;
+/// An agent made ready to start: its state says `starting`, its fifodir is listened to.
+struct Launch {
+    id: AgentId,
+    listener: af_spool::fifodir::Listener,
+    commands: Vec<Vec<String>>,
+}
+
+/// Refuses an agent that is running, starting or stopping.
+fn check_startable(obs: &Observed) -> anyhow::Result<()> {
+    let id = &obs.config.id;
     match obs.status() {
         Status::Running | Status::Paused => {
-            return Err(Error::Conflict(format!("agent '{id}' is already running (use restart)")).into());
+            Err(Error::Conflict(format!("agent '{id}' is already running (use restart)")).into())
         }
-        Status::Starting => return Err(Error::Conflict(format!("agent '{id}' is starting already")).into()),
-        Status::Stopping => {
-            return Err(Error::Conflict(format!("agent '{id}' is stopping; try again when it stopped")).into());
-        }
-        Status::Created | Status::Stopped | Status::Failed => {}
+        Status::Starting => Err(Error::Conflict(format!("agent '{id}' is starting already")).into()),
+        Status::Stopping => Err(Error::Conflict(format!("agent '{id}' is stopping; try again when it stopped")).into()),
+        Status::Created | Status::Stopped | Status::Failed => Ok(()),
     }
+}
+
+/// Checks the agent and marks it `starting` under its lock; the status, not the lock, keeps a
+/// second start away from then on.
+fn prepare(ctx: &Ctx, id: &AgentId, restarting: bool) -> anyhow::Result<Launch> {
+    let spool = &ctx.spool;
+    let _lock = spool.lock_agent(id)?;
+    let obs = spool.observe(id)?;
+    check_startable(&obs)?;
     let workdir = layout::workdir(&obs.config);
     if !workdir.is_dir() {
         return Err(Error::Invalid(format!("agent '{id}': workdir {} is not a directory", workdir.display())).into());
@@ -71,7 +150,7 @@ pub fn start_one(ctx: &Ctx, id: &AgentId, wait: bool, timeout: Duration, restart
         // Its supervisor died without a word: clear what it left before starting anew.
         reap_orphans(ctx, id, &obs);
     }
-    let mut listener = control::listen(spool, id)?;
+    let listener = control::listen(spool, id)?;
     let mut state = obs.state.clone();
     state.status = Status::Starting;
     state.reason = None;
@@ -82,12 +161,21 @@ pub fn start_one(ctx: &Ctx, id: &AgentId, wait: bool, timeout: Duration, restart
         state.restarts += 1;
     }
     spool.write_state(id, &state)?;
-    let args = layout::chained(layout::commands(spool, &ctx.tmux, &obs.config, &workdir));
+    let commands = layout::commands(spool, &ctx.tmux, &obs.config, &workdir);
+    Ok(Launch { id: id.clone(), listener, commands })
+}
+
+/// Builds one agent's session, clearing a stale one of ours and waiting out a server that is
+/// exiting; on failure the agent is marked failed.
+fn launch(ctx: &Ctx, l: &Launch) -> anyhow::Result<()> {
+    let args = layout::chained(l.commands.clone());
     // Try first, look later: a leftover session is rare, and asking tmux costs as much as starting.
     let mut launched = ctx.tmux.run(&args);
     if matches!(&launched, Err(Error::System(m)) if m.contains("duplicate session")) {
-        clear_stale_session(ctx, id)?;
-        launched = ctx.tmux.run(&args);
+        launched = match clear_stale_session(ctx, &l.id) {
+            Ok(()) => ctx.tmux.run(&args),
+            Err(e) => Err(e),
+        };
     }
     // A server whose last session just ended exits as we connect: the next one starts afresh.
     for _ in 0..20 {
@@ -100,17 +188,24 @@ pub fn start_one(ctx: &Ctx, id: &AgentId, wait: bool, timeout: Duration, restart
         }
     }
     if let Err(e) = launched {
-        state.status = Status::Failed;
-        state.reason = Some(e.to_string());
-        spool.write_state(id, &state)?;
+        let reason = e.to_string();
+        ctx.spool.update_state(&l.id, |s| {
+            s.status = Status::Failed;
+            s.reason = Some(reason);
+        })?;
         return Err(e.into());
     }
-    drop(lock);
+    Ok(())
+}
+
+/// Records the start and, with `wait`, waits until af-wrap has reported in.
+fn finish(ctx: &Ctx, l: &mut Launch, wait: bool, timeout: Duration) -> anyhow::Result<Observed> {
+    let (spool, id) = (&ctx.spool, &l.id);
     eventlog::record(spool, Event::new("agent.starting", Some(id), serde_json::json!({"session": id.session()})));
     if !wait {
         return Ok(spool.observe(id)?);
     }
-    let obs = wait_until(ctx, id, &mut listener, timeout, "start", |o| o.status() != Status::Starting)?;
+    let obs = wait_until(ctx, id, &mut l.listener, timeout, "start", |o| o.status() != Status::Starting)?;
     if obs.status() == Status::Failed {
         let reason = obs.reason().unwrap_or_else(|| "unknown reason".into());
         return Err(Error::System(format!("agent '{id}' failed to start: {reason}")).into());
@@ -118,9 +213,16 @@ pub fn start_one(ctx: &Ctx, id: &AgentId, wait: bool, timeout: Duration, restart
     Ok(obs)
 }
 
+/// Starts one agent; with `wait`, returns once af-wrap has reported in.
+pub fn start_one(ctx: &Ctx, id: &AgentId, wait: bool, timeout: Duration, restarting: bool) -> anyhow::Result<Observed> {
+    let mut l = prepare(ctx, id, restarting)?;
+    launch(ctx, &l)?;
+    finish(ctx, &mut l, wait, timeout)
+}
+
 /// Removes a leftover session of this agent (ours, with no live supervisor); refuses a session of
 /// the same name that AgentFlow did not create.
-fn clear_stale_session(ctx: &Ctx, id: &AgentId) -> anyhow::Result<()> {
+fn clear_stale_session(ctx: &Ctx, id: &AgentId) -> af_spool::Result<()> {
     let name = id.session();
     let root = ctx.spool.root().display().to_string();
     for s in ctx.tmux.sessions()? {
@@ -129,8 +231,7 @@ fn clear_stale_session(ctx: &Ctx, id: &AgentId) -> anyhow::Result<()> {
                 return Err(Error::Conflict(format!(
                     "tmux session '{name}' exists and is not this spool's; rename or kill it (tmux kill-session -t {})",
                     tmux::exact(&name)
-                ))
-                .into());
+                )));
             }
             ctx.tmux.kill_session(&name)?;
         }

@@ -48,13 +48,39 @@ fn main() {
     let af_time = t0.elapsed();
     let af_rate = n as f64 / af_time.as_secs_f64();
     row(Row {
-        what: "create+start to first heartbeat",
+        what: "create+start, one call each",
         value: af_rate,
         unit: "agents/s",
         baseline: Some(("bare tmux new-session -d", bare_rate)),
         higher_is_better: true,
         target: ">= 50 agents/s, <= 3x bare tmux",
     });
+
+    // AgentFlow, one call for all: `af-spawn create --start` with N configs (JSON lines).
+    let wb = World::new("spawn-batch");
+    let _ = wb.tmux().args(["new-session", "-d", "-s", "warm"]).status();
+    let batch: String = (0..n)
+        .map(|i| {
+            format!("{{\"id\":\"c{i}\",\"type\":\"worker\",\"projectId\":\"bench\",\"command\":[\"sleep\",\"600\"]}}\n")
+        })
+        .collect();
+    let batch_time = time(|| {
+        let mut c = wb.cmd("af-spawn");
+        c.args(["create", "--start"]).stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("af-spawn create --start");
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(batch.as_bytes()).expect("batch");
+        assert!(child.wait().expect("create").success());
+    });
+    row(Row {
+        what: "create+start, one call for all",
+        value: n as f64 / batch_time.as_secs_f64(),
+        unit: "agents/s",
+        baseline: Some(("bare tmux new-session -d", bare_rate)),
+        higher_is_better: true,
+        target: ">= 50 agents/s, <= 3x bare tmux",
+    });
+    drop(wb);
 
     // af-wrap's resident memory (median over the running agents).
     let mut rss: Vec<f64> = Vec::new();
