@@ -23,7 +23,6 @@ pub mod progress;
 pub mod queue;
 pub mod record;
 pub mod spool;
-pub mod tasks;
 pub mod time;
 pub mod tmux;
 pub mod worktree;
