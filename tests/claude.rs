@@ -432,6 +432,9 @@ fn a_usage_limit_makes_the_agent_wait_and_send_the_task_again() {
     let r = a.result(&task);
     assert!(!r.is_error, "{r:?}");
     assert_eq!(a.state()["activity"], "idle");
+    assert!(a.open_alert("claude.ratelimit").is_none(), "the success closed the alert");
+    let levels: Vec<Value> = a.alerts("claude.ratelimit").iter().map(|x| x["level"].clone()).collect();
+    assert_eq!(levels, ["warning", "recovery"]);
     assert_eq!(a.invocations().len(), 1, "no restart");
 }
 

@@ -177,3 +177,29 @@ fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_raised_again_keeps_its_alert_and_a_recovery_closes_it() {
+        let root = std::env::temp_dir().join(atomic::unique_name("alert-test"));
+        let spool = Spool::open(&root).unwrap();
+        let id = AgentId::new("a1").unwrap();
+        assert!(raise(&spool, &id, AlertLevel::Recovery, "x.y", "fine", Hooks::Wait).is_ok());
+        assert!(spool.open_alerts().unwrap().is_empty(), "nothing open, nothing recovered");
+        let first = raise(&spool, &id, AlertLevel::Warning, "x.y", "one", Hooks::Wait).unwrap();
+        let again = raise(&spool, &id, AlertLevel::Critical, "x.y", "two", Hooks::Wait).unwrap();
+        assert_eq!(first.id, again.id);
+        let open = spool.open_alerts().unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!((open[0].level, open[0].message.as_str()), (AlertLevel::Critical, "two"));
+        raise(&spool, &id, AlertLevel::Recovery, "x.y", "fine", Hooks::Wait).unwrap();
+        assert!(spool.open_alerts().unwrap().is_empty());
+        let log: Vec<Alert> = health::read_lines(&spool.alerts_log_path()).unwrap();
+        let levels: Vec<_> = log.iter().map(|a| a.level).collect();
+        assert_eq!(levels, [AlertLevel::Warning, AlertLevel::Critical, AlertLevel::Recovery]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -363,6 +363,8 @@ impl Driver {
             let critical = code == "authentication_failed" || code == "cli_missing";
             let level = if critical { AlertLevel::Critical } else { AlertLevel::Warning };
             self.alert(level, "claude.task", &format!("task {task} failed ({code}): {}", stream::clip(text, 200)));
+        } else {
+            self.all_clear(&task);
         }
         eventlog::record(
             &self.spool,
@@ -372,6 +374,15 @@ impl Driver {
             tracing::warn!("cannot answer task {task}: {e}");
         }
         self.done += 1;
+    }
+
+    /// A task succeeded: whatever the driver's open alerts were about is over (a recovery each).
+    fn all_clear(&self, task: &str) {
+        for check in ["claude.task", "claude.cli", "claude.timeout", "claude.ratelimit", "claude.budget"] {
+            if self.spool.open_alert_path(&self.id, check).exists() {
+                self.alert(AlertLevel::Recovery, check, &format!("{check} recovered: task {task} succeeded"));
+            }
+        }
     }
 
     /// Answers every waiting task with an error.
