@@ -99,7 +99,7 @@ fn main() {
     w.run("af-spawn", &["start", "cc"]);
     let spool = Spool::open(&w.home).expect("spool");
     let id = AgentId::new("cc").expect("id");
-    let replies = ReplyQueue::create(&spool, "bench").expect("reply queue");
+    let replies = ReplyQueue::create(&spool, &af_spool::message::new_id()).expect("reply queue");
     submit(&spool, &id, &replies, "warm up".into());
     wait_responses(&replies, 1);
     let mut rounds: Vec<Duration> = (0..n)
