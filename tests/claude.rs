@@ -640,3 +640,19 @@ fn a_stop_gives_the_task_back_and_a_killed_af_wrap_s_claim_returns_at_the_next_s
     assert_eq!(acked.len(), 1, "{history}");
     assert_eq!(acked[0]["attempts"], 1, "the killed af-wrap's claim was one failed attempt: {history}");
 }
+
+#[test]
+fn one_agent_asks_another_over_the_bus_from_inside_its_turn() {
+    let env = Env::new();
+    let _reviewer = agent(&env, "reviewer", json!({}), json!({}));
+    let author = agent(&env, "author", json!({}), json!({}));
+    // What the author's model runs with its Bash tool, as its system prompt tells it.
+    let r = author.ask(json!("$ af-bus request --to reviewer --timeout 20 '\"Review src/form.ts\"'"));
+    assert!(!r.is_error, "{r:?}");
+    let review: Value = serde_json::from_str(&r.result).unwrap_or_else(|e| panic!("{e}: {}", r.result));
+    assert_eq!(review["agent"], "reviewer");
+    assert_eq!(review["result"], "echo: Review src/form.ts");
+    let asked: Vec<Value> = serde_json::from_str(&env.ok("af-bus", &["history", "reviewer", "--json"])).unwrap();
+    assert_eq!(asked.len(), 1);
+    assert_eq!((&asked[0]["from"], &asked[0]["kind"]), (&json!("author"), &json!("request")), "{asked:?}");
+}
