@@ -184,6 +184,15 @@ pub enum Command {
         /// The queue.
         queue: String,
     },
+    /// Interrupt the running turn of a claude-code agent (its task is answered `interrupted`);
+    /// exit 1 when no turn runs.
+    Interrupt {
+        /// The agent.
+        id: String,
+        /// Give up when its af-wrap has not answered after SECS (exit 5).
+        #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+        timeout: f64,
+    },
     /// Put a dead letter back into its queue, attempts reset.
     Retry {
         /// The queue.

@@ -1,7 +1,7 @@
 //! Running other programs: AgentFlow's siblings (af-spawn, af-bus, af-checkpoint) for their
-//! actions, and alert hooks. Every child gets its own process group and a deadline.
+//! actions. Every child gets its own process group and a deadline.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -32,39 +32,6 @@ pub fn run(name: &str, args: &[&str], timeout: Duration) -> Result<String, Strin
             None => format!("{name} was killed by a signal"),
         })
     }
-}
-
-/// Starts `program` with `input` on its stdin (for alert hooks); output goes to `log`.
-pub fn start_hook(program: &Path, input: &[u8], log: Option<&std::fs::File>) -> std::io::Result<Child> {
-    let mut c = command(program);
-    let out = || log.and_then(|f| f.try_clone().ok()).map_or(Stdio::null(), Stdio::from);
-    c.stdin(Stdio::piped()).stdout(out()).stderr(out());
-    let mut child = c.spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // Small (an alert); a hook that does not read it must not stop us: ignore EPIPE.
-        let _ = stdin.write_all(input);
-    }
-    Ok(child)
-}
-
-/// Waits for hooks until `deadline`, killing those that overrun; returns each one's exit code.
-pub fn wait_all(children: Vec<Child>, deadline: Instant) -> Vec<Option<i32>> {
-    children
-        .into_iter()
-        .map(|mut c| {
-            loop {
-                match c.try_wait() {
-                    Ok(Some(st)) => break st.code(),
-                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-                    _ => {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break None;
-                    }
-                }
-            }
-        })
-        .collect()
 }
 
 /// Waits for a child up to `timeout` (killing it then), collecting stdout and stderr.

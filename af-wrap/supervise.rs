@@ -22,8 +22,6 @@ use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -200,18 +198,7 @@ impl Supervisor<'_> {
                 argv
             }
         };
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .envs(&self.config.environment)
-            .env("AF_AGENT_ID", self.id.as_str())
-            .env("AF_HOME", self.spool.root())
-            .env("AF_PROJECT_ID", &self.config.project_id)
-            .env("AF_AGENT_TYPE", self.config.kind.as_str())
-            .process_group(0);
-        if let Some(dir) = &self.config.workdir {
-            cmd.current_dir(dir);
-        }
-        self.limits.apply_to(&mut cmd);
+        let mut cmd = crate::tasks::agent_command(self.spool, self.id, &self.config, &argv, &self.limits);
         if let Some(d) = &self.claude {
             cmd.envs(d.env());
             if !d.is_interactive() {
@@ -424,6 +411,9 @@ impl Supervisor<'_> {
         if let Some(t) = &mut self.tasks {
             t.stop();
         }
+        if let Some(d) = &mut self.claude {
+            d.stop();
+        }
         if self.stop.as_ref().is_some_and(|s| s.killed) {
             return;
         }
@@ -581,7 +571,11 @@ impl Supervisor<'_> {
     }
 
     /// Leaves the final state: stopped (by request, or a clean exit) or failed, with the reason.
-    fn finish(self, failed_to_start: Option<String>) -> anyhow::Result<ExitCode> {
+    fn finish(mut self, failed_to_start: Option<String>) -> anyhow::Result<ExitCode> {
+        if let Some(d) = &mut self.claude {
+            // What the CLI had not finished goes back to the inbox for the next run.
+            d.release();
+        }
         let oom = self.limits.oom_killed();
         let (status, reason) = match (&failed_to_start, self.exit) {
             (Some(reason), _) => (Status::Failed, reason.clone()),

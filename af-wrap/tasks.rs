@@ -48,9 +48,11 @@ struct Running {
 /// What af-wrap remembers of a running task's claim, so that after its own death the next af-wrap
 /// gives the claim back at once instead of after the visibility timeout.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct ClaimRecord {
-    queue: usize,
-    receipt: String,
+pub(crate) struct ClaimRecord {
+    /// Which queue (an index into the holder's list).
+    pub queue: usize,
+    /// The claim's receipt.
+    pub receipt: String,
 }
 
 /// How a task's process ended.
@@ -228,22 +230,8 @@ impl Tasks {
         } else {
             Stdio::null()
         };
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .envs(&self.config.environment)
-            .env("AF_AGENT_ID", self.id.as_str())
-            .env("AF_HOME", self.spool.root())
-            .env("AF_PROJECT_ID", &self.config.project_id)
-            .env("AF_AGENT_TYPE", self.config.kind.as_str())
-            .env("AF_TASK_ID", &r.message.id)
-            .stdin(stdin)
-            .stdout(create(&r.files[1])?)
-            .stderr(create(&r.files[2])?)
-            .process_group(0);
-        if let Some(dir) = &self.config.workdir {
-            cmd.current_dir(dir);
-        }
-        limits.apply_to(&mut cmd);
+        let mut cmd = agent_command(&self.spool, &self.id, &self.config, &argv, limits);
+        cmd.env("AF_TASK_ID", &r.message.id).stdin(stdin).stdout(create(&r.files[1])?).stderr(create(&r.files[2])?);
         match cmd.spawn() {
             // af-wrap reaps every child itself with waitpid(-1).
             Ok(child) => Ok(child.id()),
@@ -299,21 +287,7 @@ impl Tasks {
         if let Err(e) = self.queues[r.queue].ack_receipt(&r.receipt) {
             tracing::warn!(task = %r.message.id, "cannot ack: {e}");
         }
-        let from = self.id.as_str();
-        if let Some(reply_to) = &r.message.reply_to {
-            let sent = Address::resolve(&self.spool, reply_to).and_then(|a| {
-                bus::post(&self.spool, r.message.response(from, result.clone()), &Target::Queue(a), true)
-            });
-            if let Err(e) = sent {
-                tracing::warn!(task = %r.message.id, "cannot answer {reply_to}: {e}");
-            }
-        }
-        let mut event = Message::new(from, Kind::Event, Priority::Normal, result);
-        event.topic = Some(RESULTS_TOPIC.into());
-        event.correlation_id = Some(r.message.id.clone());
-        if let Err(e) = bus::post(&self.spool, event, &Target::Topic, true) {
-            tracing::warn!(task = %r.message.id, "cannot publish the result: {e}");
-        }
+        send_result(&self.spool, &self.id, &r.message, result);
     }
 
     /// Stops taking tasks and asks the running ones to end (SIGTERM, then SIGCONT so a paused
@@ -327,9 +301,52 @@ impl Tasks {
     }
 }
 
+/// Answers a finished task (claude-code turns too): the result goes as a response to the task's
+/// reply-to queue, and is published on [`RESULTS_TOPIC`].
+pub(crate) fn send_result(spool: &Spool, id: &AgentId, task: &Message, result: serde_json::Value) {
+    let from = id.as_str();
+    if let Some(reply_to) = &task.reply_to {
+        let sent = Address::resolve(spool, reply_to)
+            .and_then(|a| bus::post(spool, task.response(from, result.clone()), &Target::Queue(a), true));
+        if let Err(e) = sent {
+            tracing::warn!(task = %task.id, "cannot answer {reply_to}: {e}");
+        }
+    }
+    let mut event = Message::new(from, Kind::Event, Priority::Normal, result);
+    event.topic = Some(RESULTS_TOPIC.into());
+    event.correlation_id = Some(task.id.clone());
+    if let Err(e) = bus::post(spool, event, &Target::Topic, true) {
+        tracing::warn!(task = %task.id, "cannot publish the result: {e}");
+    }
+}
+
+/// The agent's process (or a task's): the config's environment and working directory, the
+/// agent's identity in `AF_*` variables, its own process group, the resource limits.
+pub(crate) fn agent_command(
+    spool: &Spool,
+    id: &AgentId,
+    config: &AgentConfig,
+    argv: &[String],
+    limits: &Limits,
+) -> Command {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .envs(&config.environment)
+        .env("AF_AGENT_ID", id.as_str())
+        .env("AF_HOME", spool.root())
+        .env("AF_PROJECT_ID", &config.project_id)
+        .env("AF_AGENT_TYPE", config.kind.as_str())
+        .process_group(0);
+    if let Some(dir) = &config.workdir {
+        cmd.current_dir(dir);
+    }
+    limits.apply_to(&mut cmd);
+    cmd
+}
+
 /// Gives back the claims of tasks a previous af-wrap of this agent was running when it died (a
 /// failed attempt each), and removes their files.
-fn recover(dir: &std::path::Path, queues: &[Queue; 2]) {
+pub(crate) fn recover(dir: &std::path::Path, queues: &[Queue]) {
     let Ok(read) = std::fs::read_dir(dir) else { return };
     for entry in read.flatten() {
         let path = entry.path();

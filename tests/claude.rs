@@ -1,14 +1,17 @@
 //! claude-code agents: af-wrap drives a faithful test double of the Claude Code CLI
-//! (`tests/fixtures/claude-double`) through real tmux, real pipes and the real spool; and, as a
-//! contract test, the real CLI without credentials.
+//! (`tests/fixtures/claude-double`) through real tmux, real pipes and the real spool; every task
+//! goes through the real bus (`af-bus send --kind task`, `af-bus request`) and every answer is
+//! read from it (the request's response, the `tasks.results` topic); and, as a contract test, the
+//! real CLI without credentials.
 
 mod util;
 
-use af_spool::control::{self, Request};
-use af_spool::tasks::{Priority, TaskQueue, TaskResponse};
 use af_spool::{AgentId, Spool, eventlog};
 use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 use util::{Env, wait_for};
 
@@ -20,7 +23,7 @@ fn double() -> PathBuf {
 
 /// A claude-code agent running the double, with `extra` merged into its config and `vars` into
 /// its environment; started.
-fn agent(env: &Env, id: &str, extra: Value, vars: Value) -> Agent {
+fn agent<'a>(env: &'a Env, id: &str, extra: Value, vars: Value) -> Agent<'a> {
     let mut environment = json!({
         "CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string(),
         "CLAUDE_DOUBLE_LOG": env.path(&format!("{id}.argv")).display().to_string(),
@@ -34,33 +37,117 @@ fn agent(env: &Env, id: &str, extra: Value, vars: Value) -> Agent {
         config[k] = v.clone();
     }
     env.create(&config.to_string());
+    let a = Agent::new(env, id);
     env.ok("af-spawn", &["start", id]);
-    Agent::new(env, id)
+    a
 }
 
-struct Agent {
+/// The answer to a task, as the bus carries it (the response's or the result event's payload).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct TaskResponse {
+    task_id: String,
+    agent: String,
+    ok: bool,
+    is_error: bool,
+    result: String,
+    num_turns: u32,
+    duration_ms: u64,
+    timed_out: bool,
+    cost_usd: f64,
+    session_id: Option<String>,
+    error: Option<String>,
+}
+
+struct Agent<'a> {
+    env: &'a Env,
     spool: Spool,
     id: AgentId,
-    queue: TaskQueue,
     argv_log: PathBuf,
+    /// The subscription to `tasks.results` this test reads answers from.
+    results: String,
+    /// Answers read from it so far, by task id.
+    seen: RefCell<HashMap<String, TaskResponse>>,
 }
 
-impl Agent {
-    fn new(env: &Env, id: &str) -> Agent {
+impl<'a> Agent<'a> {
+    fn new(env: &'a Env, id: &str) -> Agent<'a> {
         let spool = Spool::open(&env.home).unwrap();
         let id = AgentId::new(id).unwrap();
-        let queue = TaskQueue::new(&spool, &id).unwrap();
-        Agent { spool, argv_log: env.path(&format!("{id}.argv")), id, queue }
+        let results = format!("results-{id}");
+        env.ok("af-bus", &["subscribe", &results, "--topic", "tasks.results"]);
+        Agent { env, spool, argv_log: env.path(&format!("{id}.argv")), id, results, seen: Default::default() }
     }
 
-    fn submit(&self, payload: Value) -> String {
-        self.queue.submit(payload, Priority::Normal, Some("test".into())).unwrap()
+    /// `af-bus send --to ID --kind task`: the task's message id.
+    #[track_caller]
+    fn send(&self, payload: Value) -> String {
+        self.send_with(payload, "normal")
     }
 
     #[track_caller]
-    fn response(&self, task: &str) -> TaskResponse {
-        wait_for(&format!("the response to {task}"), LONG, || self.queue.response(task).unwrap().is_some());
-        self.queue.response(task).unwrap().unwrap()
+    fn send_with(&self, payload: Value, priority: &str) -> String {
+        let data = payload.to_string();
+        let out = self.env.ok("af-bus", &["send", "--to", self.id.as_str(), "--kind", "task", "-p", priority, &data]);
+        out.trim().to_owned()
+    }
+
+    /// `af-bus request --to ID`: the response, checked to be one.
+    #[track_caller]
+    fn ask(&self, payload: Value) -> TaskResponse {
+        let out = self
+            .env
+            .ok("af-bus", &["request", "--to", self.id.as_str(), "--timeout", "30", "--json", &payload.to_string()]);
+        let m: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(m["kind"], "response", "{m}");
+        assert_eq!(m["from"], self.id.as_str(), "{m}");
+        let r: TaskResponse = serde_json::from_value(m["payload"].clone()).unwrap();
+        assert_eq!(m["correlationId"].as_str(), Some(r.task_id.as_str()), "{m}");
+        r
+    }
+
+    /// `af-bus request` in the background: its answer comes with [`Agent::answer`].
+    fn ask_later(&self, payload: Value) -> Child {
+        let mut c = self.env.cmd("af-bus");
+        c.args(["request", "--to", self.id.as_str(), "--timeout", "60", "--json", &payload.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    }
+
+    #[track_caller]
+    fn answer(&self, child: Child) -> TaskResponse {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "af-bus request: {}", util::describe(&out));
+        let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+        serde_json::from_value(m["payload"].clone()).unwrap()
+    }
+
+    /// Reads what the agent published on `tasks.results` (`af-bus recv --ack`).
+    fn read_results(&self) {
+        let out = self.env.run("af-bus", &["recv", &self.results, "--json", "--ack", "-n", "100"], None);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let m: Value = serde_json::from_str(line).unwrap();
+            let r: TaskResponse = serde_json::from_value(m["payload"].clone()).unwrap();
+            assert_eq!(m["correlationId"].as_str(), Some(r.task_id.as_str()), "{m}");
+            self.seen.borrow_mut().insert(r.task_id.clone(), r);
+        }
+    }
+
+    /// The answer to a task sent with [`Agent::send`], once it is published.
+    #[track_caller]
+    fn result(&self, task: &str) -> TaskResponse {
+        wait_for(&format!("the result of {task}"), LONG, || {
+            self.read_results();
+            self.seen.borrow().contains_key(task)
+        });
+        self.seen.borrow()[task].clone()
+    }
+
+    fn answered(&self, task: &str) -> bool {
+        self.read_results();
+        self.seen.borrow().contains_key(task)
     }
 
     fn state(&self) -> Value {
@@ -89,8 +176,28 @@ impl Agent {
         self.events("agent.claude").iter().map(|d| d["event"].as_str().unwrap_or_default().to_owned()).collect()
     }
 
+    /// Every alert of this agent's `check` raised so far, from `af-health alerts --all`.
     fn alerts(&self, check: &str) -> Vec<Value> {
-        self.events("alert").into_iter().filter(|d| d["check"] == check).collect()
+        let all = self.env.ok("af-health", &["alerts", "--all", "--json"]);
+        let all: Value = serde_json::from_str(&all).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["agent"] == self.id.as_str() && a["check"] == check)
+            .cloned()
+            .collect()
+    }
+
+    /// The open alert of `check`, from `af-health alerts`.
+    fn open_alert(&self, check: &str) -> Option<Value> {
+        let open: Value = serde_json::from_str(&self.env.ok("af-health", &["alerts", "--json"])).unwrap();
+        open.as_array().unwrap().iter().find(|a| a["agent"] == self.id.as_str() && a["check"] == check).cloned()
+    }
+
+    /// The ids of the tasks waiting in the agent's inbox.
+    fn waiting(&self) -> Vec<String> {
+        let q = af_spool::bus::Address::Inbox(self.id.clone()).queue(&self.spool);
+        q.pending().unwrap().into_iter().map(|m| m.id).collect()
     }
 }
 
@@ -108,15 +215,21 @@ fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
             "maxTurns": 5, "appendSystemPrompt": "Be brief."}}),
         json!({"CLAUDE_MODEL": "claude-opus-4-1", "GREETING": "hi"}),
     );
-    let t1 = a.submit(json!("hello there"));
-    let r1 = a.response(&t1);
-    assert!(!r1.is_error, "{r1:?}");
+    env.ok("af-bus", &["subscribe", "hooks", "--topic", "agent.c1.claude"]);
+    let r1 = a.ask(json!("hello there"));
+    assert!(!r1.is_error && r1.ok, "{r1:?}");
     assert_eq!(r1.result, "echo: hello there");
     assert_eq!(r1.num_turns, 1);
+    assert_eq!(r1.agent, "c1");
+    assert!(!r1.timed_out);
     assert!((r1.cost_usd - 0.01).abs() < 1e-9, "{r1:?}");
-    let t2 = a.submit(json!({"type": "code-generation", "action": "Write a parser",
+    // The same answer is published on tasks.results, and the request is acked (in the history).
+    assert_eq!(a.result(&r1.task_id).result, "echo: hello there");
+    let history = env.ok("af-bus", &["history", "c1", "--json"]);
+    assert!(history.contains(&r1.task_id), "{history}");
+    let t2 = a.send(json!({"type": "code-generation", "action": "Write a parser",
         "requirements": ["no panics"], "files": ["src/parse.rs"]}));
-    let r2 = a.response(&t2);
+    let r2 = a.result(&t2);
     assert_eq!(r2.result, "echo: Write a parser");
     assert!((r2.cost_usd - 0.02).abs() < 1e-9, "latest total, not a sum of totals: {r2:?}");
 
@@ -150,7 +263,7 @@ fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
         assert!(environ.split(|&b| b == 0).any(|v| v == want), "{:?} in the CLI's environment", want);
     }
 
-    // The hooks reached the agent's record and the event log (the bus's topic agent.c1.claude).
+    // The hooks reached the event log and the bus's topic agent.c1.claude.
     let pane = env.tmux(&["capture-pane", "-p", "-t", "=agent-c1:main"]);
     let pane = String::from_utf8_lossy(&pane.stdout);
     assert!(pane.contains("claude: echo: hello there") && pane.contains("── turn done"), "the pane: {pane}");
@@ -158,11 +271,20 @@ fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
     for want in ["SessionStart", "UserPromptSubmit", "Stop"] {
         assert!(hooks.iter().any(|h| h == want), "{want} in {hooks:?}");
     }
+    let mut published = Vec::new();
+    wait_for("the hooks on the bus", LONG, || {
+        let out = env.run("af-bus", &["recv", "hooks", "--json", "--ack", "-n", "100"], None);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let m: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(m["topic"], "agent.c1.claude", "{m}");
+            published.push(m["payload"]["event"].as_str().unwrap_or_default().to_owned());
+        }
+        ["SessionStart", "UserPromptSubmit", "Stop"].iter().all(|w| published.iter().any(|p| p == w))
+    });
 
     // A restart resumes the same session, and the cost goes on from where it was.
     env.ok("af-spawn", &["restart", "c1"]);
-    let t3 = a.submit(json!("again"));
-    let r3 = a.response(&t3);
+    let r3 = a.ask(json!("again"));
     assert!(!r3.is_error, "{r3:?}");
     assert!((r3.cost_usd - 0.03).abs() < 1e-9, "{r3:?}");
     let last = a.invocations().last().unwrap().clone();
@@ -182,17 +304,20 @@ fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
 fn the_budget_is_enforced_between_turns() {
     let env = Env::new();
     let a = agent(&env, "b1", json!({"budgetUsd": 0.015}), json!({}));
-    let r1 = a.response(&a.submit(json!("one")));
+    let r1 = a.ask(json!("one"));
     assert!(!r1.is_error);
-    let r2 = a.response(&a.submit(json!("two")));
+    let r2 = a.ask(json!("two"));
     assert!(!r2.is_error, "under budget when it started: {r2:?}");
-    let r3 = a.response(&a.submit(json!("three")));
-    assert!(r3.is_error);
+    let r3 = a.ask(json!("three"));
+    assert!(r3.is_error && !r3.ok);
     assert_eq!(r3.error.as_deref(), Some("budget"));
     assert!(r3.result.contains("budget spent"), "{r3:?}");
-    let r4 = a.response(&a.submit(json!("four")));
+    let r4 = a.result(&a.send(json!("four")));
     assert_eq!(r4.error.as_deref(), Some("budget"));
     assert_eq!(a.alerts("claude.budget").len(), 1, "one alert once spent");
+    let open = a.open_alert("claude.budget").expect("af-health alerts lists it");
+    assert_eq!(open["level"], "warning");
+    assert!(open["message"].as_str().unwrap().contains("raise budgetUsd"), "{open}");
     assert_eq!(arg_after(&a.invocations()[0], "--max-budget-usd"), Some("0.015"));
     assert_eq!(a.invocations().len(), 1);
     assert_eq!(env.status("b1"), "running");
@@ -202,25 +327,32 @@ fn the_budget_is_enforced_between_turns() {
 fn a_running_turn_can_be_interrupted_and_tasks_wait_by_priority() {
     let env = Env::new();
     let a = agent(&env, "i1", json!({}), json!({"CLAUDE_DOUBLE_TURN_SECS": "30"}));
-    let long = a.submit(json!("a long job"));
+    let long = a.ask_later(json!("a long job"));
     wait_for("the turn to run", LONG, || a.hook_events().iter().any(|h| h == "UserPromptSubmit"));
     assert_eq!(a.state()["activity"], "busy");
-    let low = a.queue.submit(json!("low"), Priority::Low, None).unwrap();
-    let high = a.queue.submit(json!("high"), Priority::High, None).unwrap();
-    let reply = control::ask(&a.spool, &a.id, Request::Interrupt, Duration::from_secs(5)).unwrap();
-    assert!(reply.ok, "{reply:?}");
-    let r = a.response(&long);
+    let low = a.send_with(json!("low"), "low");
+    let high = a.send_with(json!("high"), "high");
+    assert_eq!(a.waiting(), [high.clone(), low.clone()], "the inbox in priority order");
+    env.ok("af-bus", &["interrupt", "i1"]);
+    let r = a.answer(long);
     assert!(r.is_error);
     assert_eq!(r.error.as_deref(), Some("interrupted"));
     // The next turn is the high-priority task, which is interrupted in turn.
     wait_for("the high task's turn", LONG, || a.hook_events().iter().filter(|h| *h == "UserPromptSubmit").count() == 2);
-    assert!(a.queue.response(&low).unwrap().is_none());
-    let reply = control::ask(&a.spool, &a.id, Request::Interrupt, Duration::from_secs(5)).unwrap();
-    assert!(reply.ok, "{reply:?}");
-    assert_eq!(a.response(&high).error.as_deref(), Some("interrupted"));
-    // Nothing to interrupt is a clear refusal; a worker has no turns at all.
-    let reply = control::ask(&a.spool, &a.id, Request::Interrupt, Duration::from_secs(5)).unwrap();
-    assert!(reply.ok || reply.error.as_deref() == Some("no turn is running"), "{reply:?}");
+    assert!(!a.answered(&low));
+    assert_eq!(a.waiting(), std::slice::from_ref(&low));
+    env.ok("af-bus", &["interrupt", "i1"]);
+    assert_eq!(a.result(&high).error.as_deref(), Some("interrupted"));
+    // Nothing to interrupt is a negative answer (exit 1), unless the low task's turn already runs.
+    let out = env.run("af-bus", &["interrupt", "i1"], None);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", util::describe(&out));
+    if out.status.code() == Some(1) {
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no turn is running"), "{}", util::describe(&out));
+    }
+    // An unknown agent, and a worker (no turns at all).
+    env.fails("af-bus", &["interrupt", "nobody"], None, 3);
+    env.worker("w1", "sleep 30");
+    env.fails("af-bus", &["interrupt", "w1"], None, 4);
     assert_eq!(a.invocations().len(), 1, "the same CLI process ran every turn");
 }
 
@@ -228,15 +360,15 @@ fn a_running_turn_can_be_interrupted_and_tasks_wait_by_priority() {
 fn a_cli_killed_mid_turn_is_resumed_and_the_task_sent_again() {
     let env = Env::new();
     let a = agent(&env, "k1", json!({}), json!({"CLAUDE_DOUBLE_TURN_SECS": "1.5"}));
-    let first = a.response(&a.submit(json!("warm up")));
+    let first = a.ask(json!("warm up"));
     assert!(!first.is_error);
-    let task = a.submit(json!("survive this"));
+    let task = a.send(json!("survive this"));
     wait_for("the second turn to run", LONG, || {
         a.hook_events().iter().filter(|h| *h == "UserPromptSubmit").count() == 2
     });
     let pid = a.state()["pid"].as_u64().unwrap() as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-    let r = a.response(&task);
+    let r = a.result(&task);
     assert!(!r.is_error, "{r:?}");
     assert_eq!(r.result, "echo: survive this");
     let runs = a.invocations();
@@ -252,7 +384,7 @@ fn a_cli_killed_mid_turn_is_resumed_and_the_task_sent_again() {
 fn without_login_or_without_the_cli_tasks_fail_with_the_reason_and_nothing_loops() {
     let env = Env::new();
     let a = agent(&env, "u1", json!({}), json!({"CLAUDE_DOUBLE_MODE": "unauth"}));
-    let r = a.response(&a.submit(json!("hello")));
+    let r = a.ask(json!("hello"));
     assert!(r.is_error);
     assert_eq!(r.error.as_deref(), Some("authentication_failed"));
     assert!(r.result.contains("Not logged in"), "{r:?}");
@@ -260,21 +392,24 @@ fn without_login_or_without_the_cli_tasks_fail_with_the_reason_and_nothing_loops
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["level"], "critical");
     let pid = a.state()["pid"].clone();
-    let r = a.response(&a.submit(json!("again")));
+    let r = a.ask(json!("again"));
     assert_eq!(r.error.as_deref(), Some("authentication_failed"));
     assert_eq!(a.invocations().len(), 1, "the same CLI answered both: no restart, no loop");
     assert_eq!(a.state()["pid"], pid);
     assert_eq!(env.status("u1"), "running");
     assert_eq!(a.alerts("claude.task").len(), 2);
+    let open = a.open_alert("claude.task").expect("af-health alerts lists it");
+    assert_eq!(open["id"], alerts[0]["id"], "one open alert per check, raised again");
+    assert!(open["message"].as_str().unwrap().contains("Not logged in"), "{open}");
 
     let config = json!({"id": "m1", "type": "claude-code", "command": ["/nonexistent/claude"]});
     env.create(&config.to_string());
-    env.ok("af-spawn", &["start", "m1"]);
     let m = Agent::new(&env, "m1");
-    let r = m.response(&m.submit(json!("hello")));
+    env.ok("af-spawn", &["start", "m1"]);
+    let r = m.ask(json!("hello"));
     assert_eq!(r.error.as_deref(), Some("cli_missing"));
     assert!(r.result.contains("not found"), "{r:?}");
-    assert!(!m.alerts("claude.task").is_empty());
+    assert_eq!(m.open_alert("claude.task").expect("the alert")["level"], "critical");
     assert_eq!(env.status("m1"), "running");
 }
 
@@ -289,13 +424,17 @@ fn a_usage_limit_makes_the_agent_wait_and_send_the_task_again() {
         json!({}),
         json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string(), "CLAUDE_DOUBLE_RESET_SECS": "2"}),
     );
-    let task = a.submit(json!("limited"));
+    let task = a.send(json!("limited"));
     wait_for("the agent to wait", LONG, || a.state()["activity"] == "waiting");
     assert!(a.state()["waitingUntil"].is_string(), "{}", a.state());
     assert_eq!(a.alerts("claude.ratelimit").len(), 1);
-    let r = a.response(&task);
+    assert_eq!(a.waiting(), std::slice::from_ref(&task), "the task is back in the inbox while the agent waits");
+    let r = a.result(&task);
     assert!(!r.is_error, "{r:?}");
     assert_eq!(a.state()["activity"], "idle");
+    assert!(a.open_alert("claude.ratelimit").is_none(), "the success closed the alert");
+    let levels: Vec<Value> = a.alerts("claude.ratelimit").iter().map(|x| x["level"].clone()).collect();
+    assert_eq!(levels, ["warning", "recovery"]);
     assert_eq!(a.invocations().len(), 1, "no restart");
 }
 
@@ -303,7 +442,7 @@ fn a_usage_limit_makes_the_agent_wait_and_send_the_task_again() {
 fn hooks_tell_when_the_cli_waits_for_input_and_when_its_session_ends() {
     let env = Env::new();
     let a = agent(&env, "h1", json!({}), json!({"CLAUDE_DOUBLE_IDLE_SECS": "0.3"}));
-    a.response(&a.submit(json!("hi")));
+    a.ask(json!("hi"));
     wait_for("the idle notification", LONG, || a.hook_events().iter().any(|h| h == "Notification"));
     wait_for("activity input", LONG, || a.state()["activity"] == "input");
     let session = a.state()["conversation"]["sessionId"].clone();
@@ -316,11 +455,12 @@ fn hooks_tell_when_the_cli_waits_for_input_and_when_its_session_ends() {
 /// The contract test: the real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH), without credentials.
 #[test]
 fn the_real_cli_without_credentials_answers_authentication_failed() {
-    let found = std::env::var_os("AF_CLAUDE_BIN").map(PathBuf::from).or_else(|| {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+    let found = match std::env::var_os("AF_CLAUDE_BIN").filter(|v| !v.is_empty()) {
+        Some(bin) => Some(PathBuf::from(bin)).filter(|p| p.is_file()),
+        None => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .map(|d| d.join("claude"))
-            .find(|p| p.is_file())
-    });
+            .find(|p| p.is_file()),
+    };
     let Some(cli) = found else {
         assert!(
             std::env::var("AF_REQUIRE_TOOLS").as_deref() != Ok("1"),
@@ -341,11 +481,11 @@ fn the_real_cli_without_credentials_answers_authentication_failed() {
         "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string(),
             "HOME": home.display().to_string(), "DISABLE_AUTOUPDATER": "1"}});
     env.create(&config.to_string());
-    env.ok("af-spawn", &["start", "real"]);
     let a = Agent::new(&env, "real");
-    let task = a.submit(json!("Say hello."));
-    wait_for("the real CLI's answer", Duration::from_secs(60), || a.queue.response(&task).unwrap().is_some());
-    let r = a.queue.response(&task).unwrap().unwrap();
+    env.ok("af-spawn", &["start", "real"]);
+    let task = a.send(json!("Say hello."));
+    wait_for("the real CLI's answer", Duration::from_secs(60), || a.answered(&task));
+    let r = a.result(&task);
     assert!(r.is_error, "{r:?}");
     assert_eq!(r.error.as_deref(), Some("authentication_failed"), "{r:?}");
     let state = a.state();
@@ -354,9 +494,9 @@ fn the_real_cli_without_credentials_answers_authentication_failed() {
     assert_eq!(r.session_id.as_deref(), Some(session));
     assert!(!a.alerts("claude.task").is_empty());
     let pid = a.state()["pid"].clone();
-    let again = a.submit(json!("Say hello again."));
-    wait_for("the second answer", Duration::from_secs(60), || a.queue.response(&again).unwrap().is_some());
-    assert_eq!(a.queue.response(&again).unwrap().unwrap().error.as_deref(), Some("authentication_failed"));
+    let again = a.send(json!("Say hello again."));
+    wait_for("the second answer", Duration::from_secs(60), || a.answered(&again));
+    assert_eq!(a.result(&again).error.as_deref(), Some("authentication_failed"));
     assert_eq!(a.state()["pid"], pid, "the same CLI process: nothing restarted");
     assert_eq!(env.status("real"), "running", "af-wrap does not crash-loop");
     assert_eq!(a.state()["restarts"], 0);
@@ -370,18 +510,16 @@ fn the_real_cli_without_credentials_answers_authentication_failed() {
 fn after_a_rollback_the_agent_resumes_the_checkpointed_conversation() {
     let env = Env::new();
     let a = agent(&env, "cp", json!({}), json!({}));
-    assert!(!a.response(&a.submit(json!("remember the word apple"))).is_error);
+    assert!(!a.ask(json!("remember the word apple")).is_error);
     // A checkpoint holds the conversation (the state's field) and a copy of its transcript.
+    let ckpt = env.ok("af-checkpoint", &["create", "cp", "-m", "knows apple"]).trim().to_owned();
     let saved: af_spool::claude::Conversation = serde_json::from_value(a.state()["conversation"].clone()).unwrap();
-    let copy = af_spool::claude::save_transcript(&saved, &env.path("ckpt")).unwrap().unwrap();
-    assert!(!a.response(&a.submit(json!("now forget it and say pear"))).is_error);
+    assert!(!a.ask(json!("now forget it and say pear")).is_error);
     assert!(util::read(&saved.transcript).contains("pear"));
-    // The rollback: stopped, transcript and conversation put back, started again.
-    env.ok("af-spawn", &["stop", "cp"]);
-    af_spool::claude::restore_transcript(&saved, &copy).unwrap();
-    a.spool.update_state(&a.id, |s| s.conversation = Some(saved.clone())).unwrap();
-    env.ok("af-spawn", &["start", "cp"]);
-    assert!(!a.response(&a.submit(json!("what was the word?"))).is_error);
+    // The rollback stops the agent, puts the transcript and the conversation back, starts it again.
+    env.ok("af-checkpoint", &["rollback", "cp", &ckpt]);
+    assert_eq!(env.status("cp"), "running");
+    assert!(!a.ask(json!("what was the word?")).is_error);
     let last = a.invocations().last().unwrap().clone();
     assert_eq!(arg_after(&last, "--resume"), Some(saved.session_id.as_str()), "{last:?}");
     let transcript = util::read(&saved.transcript);
@@ -393,14 +531,14 @@ fn after_a_rollback_the_agent_resumes_the_checkpointed_conversation() {
 fn a_turn_over_the_task_timeout_is_interrupted() {
     let env = Env::new();
     let a = agent(&env, "t1", json!({"resourceLimits": {"timeout": "1s"}}), json!({"CLAUDE_DOUBLE_TURN_SECS": "60"}));
-    let r = a.response(&a.submit(json!("forever")));
-    assert!(r.is_error);
+    let r = a.ask(json!("forever"));
+    assert!(r.is_error && r.timed_out);
     assert_eq!(r.error.as_deref(), Some("timeout"));
     assert_eq!(a.alerts("claude.timeout").len(), 1);
     assert_eq!(a.invocations().len(), 1);
 }
 
-fn prompts(a: &Agent) -> Vec<String> {
+fn prompts(a: &Agent<'_>) -> Vec<String> {
     a.events("agent.claude")
         .into_iter()
         .filter(|d| d["event"] == "UserPromptSubmit")
@@ -423,7 +561,7 @@ fn interactive_tasks_arrive_by_bracketed_paste_and_are_confirmed() {
     assert!(!argv.iter().any(|x| x == "-p" || x == "--output-format"), "{argv:?}");
     assert!(arg_after(argv, "--settings").is_some() && arg_after(argv, "--session-id").is_some(), "{argv:?}");
     // Two lines: with bracketed paste the newline stays in the prompt instead of submitting it.
-    let r = a.response(&a.submit(json!("first line\nsecond line")));
+    let r = a.ask(json!("first line\nsecond line"));
     assert!(!r.is_error, "{r:?}");
     assert_eq!(r.result, "echo: first line");
     assert_eq!(prompts(&a), ["first line\nsecond line"], "one prompt, whole");
@@ -438,11 +576,12 @@ fn interactive_mode_never_pastes_over_what_a_person_is_typing() {
     wait_for("the CLI to start", LONG, || a.hook_events().iter().any(|h| h == "SessionStart"));
     assert!(env.tmux(&["send-keys", "-t", "=agent-ib:main", "-l", "half a thought"]).status.success());
     wait_for("the typing to show", LONG, || pane(&env, "ib").contains("> half a thought"));
-    let task = a.submit(json!("the task"));
+    let task = a.send(json!("the task"));
     wait_for("af-wrap to hold the task", LONG, || !a.events("agent.task.held").is_empty());
     assert!(prompts(&a).is_empty());
+    assert_eq!(a.waiting(), std::slice::from_ref(&task), "still in the inbox, unclaimed");
     assert!(env.tmux(&["send-keys", "-t", "=agent-ib:main", "C-u"]).status.success());
-    let r = a.response(&task);
+    let r = a.result(&task);
     assert!(!r.is_error, "{r:?}");
     assert_eq!(prompts(&a), ["the task"]);
 }
@@ -454,9 +593,9 @@ fn a_cli_that_dies_at_once_is_tried_a_bounded_number_of_times_and_its_error_kept
         "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string(),
             "CLAUDE_DOUBLE_LOG": env.path("bad.argv").display().to_string()}});
     env.create(&config.to_string());
-    env.ok("af-spawn", &["start", "bad"]);
     let a = Agent::new(&env, "bad");
-    let r = a.response(&a.submit(json!("hello")));
+    env.ok("af-spawn", &["start", "bad"]);
+    let r = a.ask(json!("hello"));
     assert!(r.is_error);
     assert_eq!(r.error.as_deref(), Some("cli_exited"));
     assert!(r.result.contains("unknown option '--bogus'"), "the CLI's own words: {r:?}");
@@ -464,4 +603,56 @@ fn a_cli_that_dies_at_once_is_tried_a_bounded_number_of_times_and_its_error_kept
     assert!((3..=4).contains(&runs), "one run at start, then 3 attempts at most: {runs}");
     assert_eq!(env.status("bad"), "running");
     assert!(a.state()["pid"].is_null());
+}
+
+#[test]
+fn a_stop_gives_the_task_back_and_a_killed_af_wrap_s_claim_returns_at_the_next_start() {
+    let env = Env::new();
+    let a = agent(&env, "s1", json!({}), json!({"CLAUDE_DOUBLE_TURN_SECS": "30"}));
+    let inbox = af_spool::bus::Address::Inbox(a.id.clone()).queue(&a.spool);
+    let turns = || a.hook_events().iter().filter(|h| *h == "UserPromptSubmit").count();
+    let task = a.send(json!("a long job"));
+    wait_for("the turn to run", LONG, || turns() == 1);
+    assert!(a.waiting().is_empty(), "claimed");
+    env.ok("af-spawn", &["stop", "s1"]);
+    assert_eq!(a.waiting(), std::slice::from_ref(&task), "given back by the stop");
+    assert_eq!(inbox.entries("new").unwrap()[0].attempts, 0, "a stop is not a failed attempt");
+    assert!(!a.answered(&task));
+
+    env.ok("af-spawn", &["start", "s1"]);
+    wait_for("the task's turn again", LONG, || turns() == 2);
+    assert!(a.waiting().is_empty());
+    // af-wrap and its CLI killed outright: the claim stays behind, until the next af-wrap.
+    let state = a.state();
+    for pid in [state["wrapPid"].as_i64().unwrap(), state["pid"].as_i64().unwrap()] {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    wait_for("af-wrap to be gone", LONG, || !util::alive(state["wrapPid"].as_u64().unwrap() as u32));
+    assert!(a.waiting().is_empty(), "still claimed by the dead af-wrap");
+    wait_for("a fresh start", LONG, || env.run("af-spawn", &["start", "s1"], None).status.success());
+    wait_for("the task's turn a third time", LONG, || turns() == 3);
+    env.ok("af-bus", &["interrupt", "s1"]);
+    let r = a.result(&task);
+    assert_eq!(r.error.as_deref(), Some("interrupted"));
+    assert!(a.waiting().is_empty());
+    let history = env.ok("af-bus", &["history", "s1", "--json"]);
+    let acked: Vec<Value> = serde_json::from_str(&history).unwrap();
+    assert_eq!(acked.len(), 1, "{history}");
+    assert_eq!(acked[0]["attempts"], 1, "the killed af-wrap's claim was one failed attempt: {history}");
+}
+
+#[test]
+fn one_agent_asks_another_over_the_bus_from_inside_its_turn() {
+    let env = Env::new();
+    let _reviewer = agent(&env, "reviewer", json!({}), json!({}));
+    let author = agent(&env, "author", json!({}), json!({}));
+    // What the author's model runs with its Bash tool, as its system prompt tells it.
+    let r = author.ask(json!("$ af-bus request --to reviewer --timeout 20 '\"Review src/form.ts\"'"));
+    assert!(!r.is_error, "{r:?}");
+    let review: Value = serde_json::from_str(&r.result).unwrap_or_else(|e| panic!("{e}: {}", r.result));
+    assert_eq!(review["agent"], "reviewer");
+    assert_eq!(review["result"], "echo: Review src/form.ts");
+    let asked: Vec<Value> = serde_json::from_str(&env.ok("af-bus", &["history", "reviewer", "--json"])).unwrap();
+    assert_eq!(asked.len(), 1);
+    assert_eq!((&asked[0]["from"], &asked[0]["kind"]), (&json!("author"), &json!("request")), "{asked:?}");
 }

@@ -1,6 +1,7 @@
 //! af-bus's verbs, one module each, and what they share: the spool, payloads, printing.
 
 mod admin;
+mod interrupt;
 mod recv;
 mod request;
 mod send;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats => admin::stats(&ctx),
         Command::Dead { queue } => admin::dead(&ctx, &queue),
         Command::Retry { queue, id } => admin::retry(&ctx, &queue, &id),
+        Command::Interrupt { id, timeout } => interrupt::interrupt(&ctx, &id, seconds(timeout)?),
     }
 }
 

@@ -2,6 +2,7 @@
 //! holds, and the only sanctioned ways to write them (atomically), lock them, and wake listeners
 //! (fifodirs). Every AgentFlow program reads and writes the spool through this crate.
 
+pub mod alert;
 pub mod atomic;
 pub mod bus;
 pub mod checkpoint;
@@ -22,7 +23,6 @@ pub mod progress;
 pub mod queue;
 pub mod record;
 pub mod spool;
-pub mod tasks;
 pub mod time;
 pub mod tmux;
 pub mod worktree;

@@ -5,9 +5,9 @@
 //! the UserPromptSubmit hook and retried a bounded number of times; the Stop hook ends the turn,
 //! and the answer is the transcript's last assistant message.
 
+use super::source::Claimed;
 use super::{Driver, Turn, say};
 use af_spool::record::Event;
-use af_spool::tasks::Claimed;
 use af_spool::tmux::Tmux;
 use af_spool::{Spool, eventlog};
 use std::io::{Read, Seek, Write};
@@ -106,6 +106,11 @@ impl Pane {
         self.idle = false;
         self.held = false;
         self.delivery.take().map(|d| d.claimed)
+    }
+
+    /// The claim of a delivery waiting for its confirmation.
+    pub fn delivery_mut(&mut self) -> Option<&mut Claimed> {
+        self.delivery.as_mut().map(|d| &mut d.claimed)
     }
 
     /// When a delivery's confirmation is due.
@@ -244,11 +249,11 @@ impl Driver {
         }
         match self.queue.claim() {
             Ok(Some(claimed)) => {
-                let prompt = super::prompt::prompt_of(&claimed.task.payload);
+                let prompt = super::prompt::prompt_of(&claimed.message.payload);
                 say(&format!(
-                    "▶ task {} ({:?}): {}",
-                    claimed.task.id,
-                    claimed.task.priority,
+                    "▶ task {} ({}): {}",
+                    claimed.message.id,
+                    claimed.message.priority.as_str(),
                     super::stream::clip(&prompt, 120)
                 ));
                 self.limiter.record();
@@ -275,7 +280,7 @@ impl Driver {
                 Event::new(
                     "agent.task.retry",
                     Some(&self.id),
-                    serde_json::json!({"task": d.claimed.task.id, "attempt": d.attempts}),
+                    serde_json::json!({"task": d.claimed.message.id, "attempt": d.attempts}),
                 ),
             );
         }
@@ -290,7 +295,7 @@ impl Driver {
         }
         let Some(d) = pane.delivery.take() else { return };
         if d.attempts < MAX_DELIVERIES {
-            say(&format!("task {} was not taken by the CLI: delivering again", d.claimed.task.id));
+            say(&format!("task {} was not taken by the CLI: delivering again", d.claimed.message.id));
             return self.deliver(d);
         }
         let turn =

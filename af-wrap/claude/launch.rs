@@ -14,9 +14,12 @@ pub const HOOK_EVENTS: [&str; 6] =
 pub fn system_prompt(id: &AgentId, config: &AgentConfig) -> String {
     let mut p = format!(
         "You are AgentFlow agent '{id}' in project '{}'. Other agents are reachable with the af-bus \
-program (on PATH; AF_AGENT_ID and AF_HOME are set): `af-bus send --to AGENT --kind task 'TEXT'` hands \
-another agent a task, `af-bus request --to AGENT 'TEXT'` asks and waits for its answer, `af-bus reply \
-MESSAGE_ID 'TEXT'` answers a request you received, and `af-spawn ls` lists the agents.",
+program (on PATH; AF_AGENT_ID and AF_HOME are set). A message's data is JSON, so quote text as a JSON \
+string: `af-bus request --to AGENT --timeout 540 '\"TEXT\"'` gives another agent a task and waits for \
+its answer (printed as JSON; its `result` field is the agent's reply, `isError` says whether it \
+failed), `af-bus send --to AGENT --kind task '\"TEXT\"'` hands a task over without waiting, and \
+`af-spawn ls` lists the agents. The tasks you receive come the same way: your final message of each \
+is sent back to whoever asked, so answer in it directly.",
         config.project_id
     );
     if let Some(extra) = config.claude.as_ref().and_then(|c| c.append_system_prompt.as_deref()) {

@@ -14,11 +14,11 @@ pub mod stream;
 mod stream_mode;
 
 use af_spool::claude::{self, Conversation, Tokens};
+use af_spool::health::AlertLevel;
 use af_spool::record::{AgentConfig, Event};
-use af_spool::tasks::{Claimed, TaskResponse};
 use af_spool::time::Timestamp;
 use af_spool::{AgentId, Spool, eventlog};
-use source::TaskSource;
+use source::{Claimed, TaskResponse, TaskSource};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
@@ -28,6 +28,9 @@ use stream::TurnResult;
 
 /// How many times a task is sent again after the CLI died during its turn.
 const MAX_ATTEMPTS: u32 = 3;
+
+/// How long a task's claim outlives its turn's timeout before it must be extended.
+const CLAIM_MARGIN: Duration = Duration::from_secs(60);
 
 struct Turn {
     claimed: Claimed,
@@ -69,16 +72,18 @@ pub struct Driver {
     cli_up: bool,
     /// Interactive mode: the pane the CLI runs in.
     pane: Option<interactive::Pane>,
+    /// af-wrap is stopping: no more tasks are claimed.
+    stopping: bool,
+    /// When the running turn's claim must be extended.
+    renew_at: Option<Instant>,
 }
 
 impl Driver {
-    /// Prepares the driver: the task queue (tasks claimed by a killed af-wrap are sent again), the
-    /// conversation (the state's, else a new session), the hooks settings file.
+    /// Prepares the driver: the agent's inbox (tasks claimed by a killed af-wrap are given back),
+    /// the conversation (the state's, else a new session), the hooks settings file.
     pub fn new(spool: &Spool, id: &AgentId, config: &AgentConfig) -> anyhow::Result<Driver> {
-        let (queue, recovered) = source::SpoolTasks::open(spool, id)?;
-        if recovered > 0 {
-            say(&format!("{recovered} interrupted task(s) will be sent again"));
-        }
+        let visibility = Duration::from_millis(config.resource_limits.timeout_ms()) + CLAIM_MARGIN;
+        let queue = source::Inbox::open(spool, id, visibility)?;
         let state = spool.read_state(id)?;
         let conv = match state.conversation.filter(|c| claude::is_uuid(&c.session_id)) {
             Some(c) => c,
@@ -119,6 +124,8 @@ impl Driver {
             requests: 0,
             cli_up: false,
             pane: if interactive { Some(interactive::Pane::open(spool, id)?) } else { None },
+            stopping: false,
+            renew_at: None,
         };
         // A rate limit outlives a restart: the wait goes on until its reset.
         let now = Timestamp::now();
@@ -206,7 +213,8 @@ impl Driver {
     pub fn wake_at(&self) -> Option<Instant> {
         let deadline = self.turn.as_ref().filter(|t| t.interrupted.is_none()).map(|t| t.started + self.timeout());
         let confirm = self.pane.as_ref().and_then(|p| p.deadline());
-        self.not_before.into_iter().chain(self.limiter.ready_at()).chain(deadline).chain(confirm).min()
+        let timers = self.not_before.into_iter().chain(self.limiter.ready_at()).chain(deadline).chain(confirm);
+        timers.chain(self.renew_at).min()
     }
 
     /// How long one task's turn may run (`resourceLimits.timeout`).
@@ -215,8 +223,39 @@ impl Driver {
     }
 
     /// Whether the CLI should be started now: tasks wait and none can run.
-    pub fn wants_cli(&self) -> bool {
-        !self.cli_up && self.turn.is_none() && self.ready() && self.queue.pending() > 0
+    pub fn wants_cli(&mut self) -> bool {
+        !self.cli_up && !self.stopping && self.turn.is_none() && self.ready() && self.queue.pending() > 0
+    }
+
+    /// af-wrap stops: no more tasks are claimed; what was claimed goes back with [`Driver::release`].
+    pub fn stop(&mut self) {
+        self.stopping = true;
+    }
+
+    /// Gives back, unfinished and not as a failed attempt, the task whose turn (or delivery) was
+    /// running when af-wrap stopped.
+    pub fn release(&mut self) {
+        let delivery = self.pane.as_mut().and_then(|p| p.forget());
+        for claimed in self.turn.take().map(|t| t.claimed).into_iter().chain(delivery) {
+            let task = claimed.message.id.clone();
+            match self.queue.requeue(claimed, false) {
+                Ok(()) => say(&format!("task {task} given back to the inbox (stopping)")),
+                Err(e) => tracing::warn!("cannot give back task {task}: {e}"),
+            }
+        }
+    }
+
+    /// Extends the claims of the running turn and of a delivery waiting for its confirmation.
+    fn keep_claims(&mut self) {
+        let mut next = None;
+        if let Some(t) = self.turn.as_mut() {
+            next = Some(self.queue.keep_alive(&mut t.claimed));
+        }
+        if let Some(d) = self.pane.as_mut().and_then(|p| p.delivery_mut()) {
+            let at = self.queue.keep_alive(d);
+            next = Some(next.map_or(at, |n: Instant| n.min(at)));
+        }
+        self.renew_at = next;
     }
 
     /// Tasks running now (0 or 1) and answered since af-wrap started.
@@ -232,8 +271,12 @@ impl Driver {
     pub fn tick(&mut self) {
         self.queue.drain();
         self.read_output();
+        self.keep_claims();
+        if self.stopping {
+            return;
+        }
         if let Some(reason) = self.spawn_error.take() {
-            self.refuse_all("cli_missing", &reason, "critical");
+            self.refuse_all("cli_missing", &reason, Some(AlertLevel::Critical));
             return;
         }
         if self.waiting && self.ready() {
@@ -247,10 +290,14 @@ impl Driver {
         }
         if let Some(t) = self.turn.as_ref().filter(|t| t.interrupted.is_none()) {
             if t.started.elapsed() >= self.timeout() {
-                let task = t.claimed.task.id.clone();
+                let task = t.claimed.message.id.clone();
                 let limit = self.timeout();
                 if self.interrupt_for("timeout").is_ok() {
-                    self.alert("warning", "claude.timeout", &format!("task {task} ran over {limit:?}: interrupted"));
+                    self.alert(
+                        AlertLevel::Warning,
+                        "claude.timeout",
+                        &format!("task {task} ran over {limit:?}: interrupted"),
+                    );
                 }
             }
         }
@@ -278,34 +325,46 @@ impl Driver {
                 let reason = format!("budget spent: ${:.4} of ${budget:.2} (raise budgetUsd to continue)", self.cost);
                 if !self.budget_alerted {
                     self.budget_alerted = true;
-                    self.alert("warning", "claude.budget", &reason);
+                    self.alert(AlertLevel::Warning, "claude.budget", &reason);
                 }
-                self.refuse_all("budget", &reason, "");
+                self.refuse_all("budget", &reason, None);
             }
             return false;
         }
         self.limiter.allows()
     }
 
-    fn answer(&mut self, turn: Turn, r: Option<&TurnResult>, is_error: bool, code: &str, text: &str) {
-        let task = turn.claimed.task.id.clone();
-        let response = TaskResponse {
-            task_id: task.clone(),
+    fn response(&self, task: &str, is_error: bool, code: &str, text: &str) -> TaskResponse {
+        TaskResponse {
+            task_id: task.to_owned(),
+            agent: self.id.to_string(),
+            ok: !is_error,
             is_error,
             result: text.to_owned(),
-            num_turns: r.map_or(0, |r| r.num_turns),
-            duration_ms: r.map_or(turn.started.elapsed().as_millis() as u64, |r| r.duration_ms),
+            num_turns: 0,
+            duration_ms: 0,
+            timed_out: is_error && code == "timeout",
             cost_usd: self.cost,
             session_id: Some(self.conv.session_id.clone()),
             error: is_error.then(|| code.to_owned()),
             time: Timestamp::now(),
-        };
+        }
+    }
+
+    fn answer(&mut self, turn: Turn, r: Option<&TurnResult>, is_error: bool, code: &str, text: &str) {
+        let task = turn.claimed.message.id.clone();
+        let mut response = self.response(&task, is_error, code, text);
+        response.num_turns = r.map_or(0, |r| r.num_turns);
+        response.duration_ms = r.map_or(turn.started.elapsed().as_millis() as u64, |r| r.duration_ms);
         // The cost and the alert are on record before the answer is: whoever waits for the answer
         // finds them.
         self.save_cost();
         if is_error {
-            let level = if code == "authentication_failed" || code == "cli_missing" { "critical" } else { "warning" };
+            let critical = code == "authentication_failed" || code == "cli_missing";
+            let level = if critical { AlertLevel::Critical } else { AlertLevel::Warning };
             self.alert(level, "claude.task", &format!("task {task} failed ({code}): {}", stream::clip(text, 200)));
+        } else {
+            self.all_clear(&task);
         }
         eventlog::record(
             &self.spool,
@@ -317,27 +376,25 @@ impl Driver {
         self.done += 1;
     }
 
+    /// A task succeeded: whatever the driver's open alerts were about is over (a recovery each).
+    fn all_clear(&self, task: &str) {
+        for check in ["claude.task", "claude.cli", "claude.timeout", "claude.ratelimit", "claude.budget"] {
+            if self.spool.open_alert_path(&self.id, check).exists() {
+                self.alert(AlertLevel::Recovery, check, &format!("{check} recovered: task {task} succeeded"));
+            }
+        }
+    }
+
     /// Answers every waiting task with an error.
-    fn refuse_all(&mut self, code: &str, reason: &str, alert_level: &str) {
+    fn refuse_all(&mut self, code: &str, reason: &str, alert_level: Option<AlertLevel>) {
         while let Ok(Some(claimed)) = self.queue.claim() {
-            let turn = Turn { claimed, started: Instant::now(), interrupted: None, error: None, text: String::new() };
-            let task = turn.claimed.task.id.clone();
-            let response = TaskResponse {
-                task_id: task.clone(),
-                is_error: true,
-                result: reason.to_owned(),
-                num_turns: 0,
-                duration_ms: 0,
-                cost_usd: self.cost,
-                session_id: Some(self.conv.session_id.clone()),
-                error: Some(code.to_owned()),
-                time: Timestamp::now(),
-            };
-            if !alert_level.is_empty() {
-                self.alert(alert_level, "claude.task", &format!("task {task} refused ({code}): {reason}"));
+            let task = claimed.message.id.clone();
+            let response = self.response(&task, true, code, reason);
+            if let Some(level) = alert_level {
+                self.alert(level, "claude.task", &format!("task {task} refused ({code}): {reason}"));
             }
             say(&format!("✗ task {task} refused: {reason}"));
-            if let Err(e) = self.queue.respond(turn.claimed, &response) {
+            if let Err(e) = self.queue.respond(claimed, &response) {
                 tracing::warn!("cannot answer task {task}: {e}");
                 break;
             }
@@ -359,17 +416,15 @@ impl Driver {
         }
     }
 
-    /// Raises an alert: an event in the log (`alert`), and a line in the pane.
-    fn alert(&self, level: &str, check: &str, message: &str) {
-        say(&format!("ALERT {level}: {message}"));
-        eventlog::record(
-            &self.spool,
-            Event::new(
-                "alert",
-                Some(&self.id),
-                serde_json::json!({"level": level, "check": check, "message": message}),
-            ),
-        );
+    /// Raises an alert the way af-health does (open alert, alerts.log, event log, bus topics
+    /// `health.<agent>` and `agent.unhealthy`, alert.d hooks), and says it in the pane.
+    fn alert(&self, level: AlertLevel, check: &str, message: &str) {
+        say(&format!("ALERT {}: {message}", level.as_str()));
+        let raised =
+            af_spool::alert::raise(&self.spool, &self.id, level, check, message, af_spool::alert::Hooks::Detach);
+        if let Err(e) = raised {
+            tracing::warn!("cannot raise the {check} alert: {e}");
+        }
     }
 }
 

@@ -2,27 +2,33 @@
 //! its stdout gives the stream read here: the session's init, the model's messages, one `result`
 //! per turn, the answers to control requests.
 
+use super::source::Claimed;
 use super::stream::{self, Line, TurnResult};
 use super::{Driver, MAX_ATTEMPTS, Turn, cwd, interactive, prompt, ratelimit, say};
 use af_spool::claude::{self, Conversation};
 use af_spool::eventlog;
+use af_spool::health::AlertLevel;
 use af_spool::record::Event;
-use af_spool::tasks::Claimed;
 use af_spool::time::Timestamp;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 impl Driver {
     pub(super) fn start_turn(&mut self, claimed: Claimed) {
-        let text = prompt::prompt_of(&claimed.task.payload);
+        let text = prompt::prompt_of(&claimed.message.payload);
         let line = serde_json::json!({"type": "user", "message": {"role": "user", "content": text}});
-        say(&format!("▶ task {} ({:?}): {}", claimed.task.id, claimed.task.priority, stream::clip(&text, 120)));
+        say(&format!(
+            "▶ task {} ({}): {}",
+            claimed.message.id,
+            claimed.message.priority.as_str(),
+            stream::clip(&text, 120)
+        ));
         // A failed write means the CLI is going: its exit sends the task again or answers it.
         self.write_line(&line);
         self.limiter.record();
         eventlog::record(
             &self.spool,
-            Event::new("agent.task.started", Some(&self.id), serde_json::json!({"task": claimed.task.id})),
+            Event::new("agent.task.started", Some(&self.id), serde_json::json!({"task": claimed.message.id})),
         );
         self.turn =
             Some(Turn { claimed, started: Instant::now(), interrupted: None, error: None, text: String::new() });
@@ -79,7 +85,7 @@ impl Driver {
         if let Some(pane) = self.pane.as_mut() {
             interactive::Pane::restore_terminal();
             if let Some(claimed) = pane.forget() {
-                let _ = self.queue.requeue(claimed);
+                let _ = self.queue.requeue(claimed, false);
             }
         }
         let how = match self.last_errors.back() {
@@ -97,10 +103,14 @@ impl Driver {
             say(&format!("the claude CLI {how}"));
             return;
         };
-        let task = turn.claimed.task.id.clone();
-        if turn.claimed.task.attempts + 1 < MAX_ATTEMPTS && turn.interrupted.is_none() {
-            self.alert("warning", "claude.cli", &format!("the claude CLI {how} during task {task}; sending it again"));
-            if let Err(e) = self.queue.requeue(turn.claimed) {
+        let task = turn.claimed.message.id.clone();
+        if turn.claimed.message.attempts + 1 < MAX_ATTEMPTS && turn.interrupted.is_none() {
+            self.alert(
+                AlertLevel::Warning,
+                "claude.cli",
+                &format!("the claude CLI {how} during task {task}; sending it again"),
+            );
+            if let Err(e) = self.queue.requeue(turn.claimed, true) {
                 tracing::warn!("cannot requeue task {task}: {e}");
             }
             self.save(|s| s.activity = Some("idle".into()));
@@ -244,12 +254,13 @@ impl Driver {
         });
         self.waiting = true;
         self.not_before = Some(Instant::now() + Duration::from_millis(until.0.saturating_sub(now.0)));
-        let task = turn.claimed.task.id.clone();
-        if let Err(e) = self.queue.requeue(turn.claimed) {
+        let task = turn.claimed.message.id.clone();
+        // Not the task's fault: no failed attempt.
+        if let Err(e) = self.queue.requeue(turn.claimed, false) {
             tracing::warn!("cannot requeue task {task}: {e}");
         }
         self.alert(
-            "warning",
+            AlertLevel::Warning,
             "claude.ratelimit",
             &format!(
                 "rate limit ({}): waiting until {}, then task {task} is sent again",

@@ -1,11 +1,14 @@
 //! claude-code agents: one task's round trip through af-wrap and the CLI (the test double, so the
 //! figure is AgentFlow's own overhead, not a model's), beside the same turn driven straight over
-//! the double's pipes; a burst of queued tasks; one hook event (`af-wrap --hook`).
+//! the double's pipes; a burst of queued tasks; one hook event (`af-wrap --hook`). Tasks go
+//! through the agent's bus inbox (the library calls `af-bus request` makes), answers come back on
+//! a reply queue.
 
 #[path = "common.rs"]
 mod common;
 
-use af_spool::tasks::{Priority, TaskQueue};
+use af_spool::bus::{self, Address, ReplyQueue, Target};
+use af_spool::message::{Kind, Message, Priority};
 use af_spool::{AgentId, Spool};
 use common::{Row, World, header, row, time};
 use std::io::{BufRead, BufReader, Write};
@@ -16,11 +19,29 @@ fn double() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/claude-double").to_owned()
 }
 
-fn wait_response(q: &TaskQueue, task: &str) {
+/// Sends a task to the agent's inbox with `replies` as its reply-to queue.
+fn submit(spool: &Spool, id: &AgentId, replies: &ReplyQueue, text: String) {
+    let mut m = Message::new("bench", Kind::Task, Priority::Normal, serde_json::json!(text));
+    m.reply_to = Some(replies.address.to_string());
+    bus::post(spool, m, &Target::Queue(Address::Inbox(id.clone())), true).expect("send");
+}
+
+/// Waits for `n` responses on `replies`.
+fn wait_responses(replies: &ReplyQueue, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while q.response(task).ok().flatten().is_none() {
-        assert!(Instant::now() < deadline, "no response to {task}");
-        std::thread::sleep(Duration::from_micros(500));
+    let mut listener = replies.queue.listen().expect("listen");
+    let mut got = 0;
+    while got < n {
+        let claims = replies.queue.claim(n - got, Duration::from_secs(3600)).expect("claim");
+        for c in &claims {
+            replies.queue.ack_receipt(&c.receipt).expect("ack");
+        }
+        got += claims.len();
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(got >= n || !left.is_zero(), "{got} of {n} responses");
+        if got < n {
+            let _ = listener.wait(left.min(af_spool::queue::RESCAN));
+        }
     }
 }
 
@@ -78,13 +99,14 @@ fn main() {
     w.run("af-spawn", &["start", "cc"]);
     let spool = Spool::open(&w.home).expect("spool");
     let id = AgentId::new("cc").expect("id");
-    let q = TaskQueue::new(&spool, &id).expect("queue");
-    wait_response(&q, &q.submit(serde_json::json!("warm up"), Priority::Normal, None).expect("submit"));
+    let replies = ReplyQueue::create(&spool, &af_spool::message::new_id()).expect("reply queue");
+    submit(&spool, &id, &replies, "warm up".into());
+    wait_responses(&replies, 1);
     let mut rounds: Vec<Duration> = (0..n)
         .map(|i| {
             time(|| {
-                let t = q.submit(serde_json::json!(format!("task {i}")), Priority::Normal, None).expect("submit");
-                wait_response(&q, &t);
+                submit(&spool, &id, &replies, format!("task {i}"));
+                wait_responses(&replies, 1);
             })
         })
         .collect();
@@ -119,12 +141,10 @@ fn main() {
     });
 
     let burst = time(|| {
-        let ids: Vec<String> = (0..n)
-            .map(|i| q.submit(serde_json::json!(format!("burst {i}")), Priority::Normal, None).expect("submit"))
-            .collect();
-        for t in &ids {
-            wait_response(&q, t);
+        for i in 0..n {
+            submit(&spool, &id, &replies, format!("burst {i}"));
         }
+        wait_responses(&replies, n);
     });
     row(Row {
         what: &format!("burst of {n} queued tasks"),

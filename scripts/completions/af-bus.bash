@@ -34,6 +34,9 @@ _af__bus() {
             af__bus,history)
                 cmd="af__bus__subcmd__history"
                 ;;
+            af__bus,interrupt)
+                cmd="af__bus__subcmd__interrupt"
+                ;;
             af__bus,nack)
                 cmd="af__bus__subcmd__nack"
                 ;;
@@ -85,6 +88,9 @@ _af__bus() {
             af__bus__subcmd__help,history)
                 cmd="af__bus__subcmd__help__subcmd__history"
                 ;;
+            af__bus__subcmd__help,interrupt)
+                cmd="af__bus__subcmd__help__subcmd__interrupt"
+                ;;
             af__bus__subcmd__help,nack)
                 cmd="af__bus__subcmd__help__subcmd__nack"
                 ;;
@@ -125,7 +131,7 @@ _af__bus() {
 
     case "${cmd}" in
         af__bus)
-            opts="-h -V --json --no-fsync --help --version send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead retry help"
+            opts="-h -V --json --no-fsync --help --version send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -211,7 +217,7 @@ _af__bus() {
             return 0
             ;;
         af__subcmd__bus__subcmd__help)
-            opts="send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead retry help"
+            opts="send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -295,6 +301,20 @@ _af__bus() {
             return 0
             ;;
         af__subcmd__bus__subcmd__help__subcmd__history)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__subcmd__bus__subcmd__help__subcmd__interrupt)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -470,6 +490,24 @@ _af__bus() {
             fi
             case "${prev}" in
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__subcmd__bus__subcmd__interrupt)
+            opts="-h --timeout --json --no-fsync --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

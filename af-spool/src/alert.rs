@@ -1,0 +1,205 @@
+//! Raising alerts: the one way an alert reaches the spool, shared by af-health's checks and by
+//! af-wrap's own (a claude-code agent that is not logged in, out of budget, rate limited…). The
+//! open alert file is written (removed by a recovery), the alert appended to `alerts.log`, written
+//! to the event log, published on the bus topics `health.<agent>` and `agent.unhealthy` (or
+//! `agent.recovered`), and piped to the `alert.d/` hooks.
+
+use crate::atomic::{self, Durability};
+use crate::bus::{self, Target};
+use crate::error::{Error, Result};
+use crate::eventlog;
+use crate::health::{self, Alert, AlertLevel};
+use crate::id::AgentId;
+use crate::lock::Lock;
+use crate::message::{Kind, Message, Priority};
+use crate::record::Event;
+use crate::spool::Spool;
+use crate::time::Timestamp;
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the alert hooks may run, all together, when the caller waits for them.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Raises (or, with the same level, repeats) the alert of `agent`'s `check`: it keeps the id and
+/// opening time of the open alert of that check, if any. `hooks` as in [`emit`].
+pub fn raise(
+    spool: &Spool,
+    agent: &AgentId,
+    level: AlertLevel,
+    check: &str,
+    message: &str,
+    hooks: Hooks,
+) -> Result<Alert> {
+    let now = Timestamp::now();
+    let open = atomic::read_json::<Alert>(&spool.open_alert_path(agent, check)).ok().flatten();
+    let alert = match open {
+        Some(a) => Alert { level, message: message.to_owned(), time: now, ..a },
+        None => Alert {
+            id: health::new_alert_id(agent, check, now),
+            level,
+            agent: agent.clone(),
+            check: check.to_owned(),
+            message: message.to_owned(),
+            time: now,
+            opened_at: now,
+            acknowledged: false,
+            detail: serde_json::Value::Null,
+        },
+    };
+    if level == AlertLevel::Recovery && !spool.open_alert_path(agent, check).exists() {
+        // Nothing was open: nothing to recover from.
+        return Ok(alert);
+    }
+    emit(spool, &alert, hooks)?;
+    Ok(alert)
+}
+
+/// What becomes of the alert.d hooks' processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hooks {
+    /// Waited for up to [`HOOK_TIMEOUT`], killed after it (af-health).
+    Wait,
+    /// Started and left running: the caller reaps every child itself (af-wrap, whose loop must
+    /// not stall on a slow hook).
+    Detach,
+}
+
+/// Records an alert (open file, alert log, event log), then tells the bus and the hooks.
+pub fn emit(spool: &Spool, alert: &Alert, hooks: Hooks) -> Result<()> {
+    let open_path = spool.open_alert_path(&alert.agent, &alert.check);
+    if alert.level == AlertLevel::Recovery {
+        match std::fs::remove_file(&open_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", &open_path, e)),
+            _ => {}
+        }
+    } else {
+        atomic::create_dir(&spool.open_alerts_dir())?;
+        atomic::write_json(&open_path, alert, Durability::Durable)?;
+    }
+    log(spool, alert)?;
+    let kind = if alert.level == AlertLevel::Recovery { "agent.recovered" } else { "agent.unhealthy" };
+    let body = serde_json::to_value(alert).unwrap_or_default();
+    eventlog::record(spool, Event::new(kind, Some(&alert.agent), body.clone()));
+    for topic in [format!("health.{}", alert.agent), kind.to_owned()] {
+        let mut m = Message::new("af-health", Kind::Event, Priority::Normal, body.clone());
+        m.topic = Some(topic.clone());
+        if let Err(e) = bus::post(spool, m, &Target::Topic, true) {
+            tracing::info!("alert not published on {topic}: {e}");
+        }
+    }
+    run_hooks(spool, alert, hooks);
+    Ok(())
+}
+
+/// Appends to the alert log (under its lock, so rotation never loses a line).
+pub fn log(spool: &Spool, alert: &Alert) -> Result<()> {
+    let path = spool.alerts_log_path();
+    let _lock = Lock::exclusive(&atomic::sibling(&path, ".lock"))?;
+    health::append_line(&path, alert, health::ALERTS_MAX_BYTES)
+}
+
+/// Pipes the alert to every executable in alert.d/ and alert.d/<level>/, all at once; a hook
+/// that fails or hangs does not stop the others.
+pub fn run_hooks(spool: &Spool, alert: &Alert, hooks: Hooks) {
+    let programs = hook_programs(&spool.alert_hooks_dir(), alert.level);
+    if programs.is_empty() {
+        return;
+    }
+    let Ok(mut input) = serde_json::to_vec(alert) else { return };
+    input.push(b'\n');
+    let _ = atomic::create_dir(&spool.log_dir());
+    let log = std::fs::OpenOptions::new().append(true).create(true).open(spool.log_dir().join("alert.d.log")).ok();
+    let mut children = Vec::new();
+    for p in programs {
+        match start_hook(&p, &input, log.as_ref()) {
+            Ok(c) => children.push((p, c)),
+            Err(e) => tracing::warn!("cannot run alert hook {}: {e}", p.display()),
+        }
+    }
+    if hooks == Hooks::Detach {
+        return;
+    }
+    let deadline = Instant::now() + HOOK_TIMEOUT;
+    for (name, mut c) in children {
+        let code = loop {
+            match c.try_wait() {
+                Ok(Some(st)) => break st.code(),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                _ => {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break None;
+                }
+            }
+        };
+        if code != Some(0) {
+            tracing::warn!("alert hook {} failed ({code:?}) for alert {}", name.display(), alert.id);
+        }
+    }
+}
+
+fn hook_programs(base: &Path, level: AlertLevel) -> Vec<PathBuf> {
+    let mut programs = Vec::new();
+    for dir in [base.to_path_buf(), base.join(level.as_str())] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut found: Vec<_> = entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.path())
+            .filter(|p| is_executable(p))
+            .collect();
+        found.sort();
+        programs.extend(found);
+    }
+    programs
+}
+
+/// Starts a hook in its own process group, without the identity of the agent we may run in (so
+/// it is not mistaken for part of it), the alert on its stdin, its output to `log`.
+fn start_hook(program: &Path, input: &[u8], log: Option<&std::fs::File>) -> std::io::Result<Child> {
+    let mut c = Command::new(program);
+    c.env_remove("AF_AGENT_ID").env_remove("AF_PROJECT_ID").env_remove("AF_AGENT_TYPE").process_group(0);
+    let out = || log.and_then(|f| f.try_clone().ok()).map_or(Stdio::null(), Stdio::from);
+    c.stdin(Stdio::piped()).stdout(out()).stderr(out());
+    let mut child = c.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // Small (an alert); a hook that does not read it must not stop us: ignore EPIPE.
+        let _ = stdin.write_all(input);
+    }
+    Ok(child)
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_raised_again_keeps_its_alert_and_a_recovery_closes_it() {
+        let root = std::env::temp_dir().join(atomic::unique_name("alert-test"));
+        let spool = Spool::open(&root).unwrap();
+        let id = AgentId::new("a1").unwrap();
+        assert!(raise(&spool, &id, AlertLevel::Recovery, "x.y", "fine", Hooks::Wait).is_ok());
+        assert!(spool.open_alerts().unwrap().is_empty(), "nothing open, nothing recovered");
+        let first = raise(&spool, &id, AlertLevel::Warning, "x.y", "one", Hooks::Wait).unwrap();
+        let again = raise(&spool, &id, AlertLevel::Critical, "x.y", "two", Hooks::Wait).unwrap();
+        assert_eq!(first.id, again.id);
+        let open = spool.open_alerts().unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!((open[0].level, open[0].message.as_str()), (AlertLevel::Critical, "two"));
+        raise(&spool, &id, AlertLevel::Recovery, "x.y", "fine", Hooks::Wait).unwrap();
+        assert!(spool.open_alerts().unwrap().is_empty());
+        let log: Vec<Alert> = health::read_lines(&spool.alerts_log_path()).unwrap();
+        let levels: Vec<_> = log.iter().map(|a| a.level).collect();
+        assert_eq!(levels, [AlertLevel::Warning, AlertLevel::Critical, AlertLevel::Recovery]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
