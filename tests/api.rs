@@ -888,6 +888,74 @@ fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
     assert!(page.eval("window.af.sseEvents").as_u64().unwrap_or(0) >= 2);
 }
 
+#[test]
+fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
+    if !have("chromium") {
+        return;
+    }
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    // A queue with two waiting messages (q1 is never started, so nothing takes them).
+    env.create(&worker("q1", "web").to_string());
+    for n in 0..2 {
+        api.call("POST", "/api/agents/q1/messages", Some(json!({"payload": n}))).expect(201);
+    }
+    // A claude-code agent (the Claude Code test double) that has done one task: it cost $0.01.
+    let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double");
+    let claude = json!({"id": "c1", "type": "claude-code", "projectId": "web",
+        "command": [double.display().to_string()],
+        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string()}});
+    api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
+    let spool = af_spool::Spool::open(&env.home).unwrap();
+    let c1 = af_spool::AgentId::new("c1").unwrap();
+    let tasks = af_spool::tasks::TaskQueue::new(&spool, &c1).unwrap();
+    let task = tasks.submit(json!("hello"), af_spool::tasks::Priority::Normal, Some("test".into())).unwrap();
+    util::wait_for("c1's answer", Duration::from_secs(20), || tasks.response(&task).unwrap().is_some());
+    util::wait_for("c1's cost", Duration::from_secs(10), || env.show("c1")["state"]["costUsd"] == 0.01);
+    // A worker with health history, then dead, with an open alert.
+    api.call("POST", "/api/agents/create?start=true", Some(worker("w1", "web"))).expect(201);
+    util::wait_for("a heartbeat", Duration::from_secs(10), || !env.show("w1")["heartbeat"].is_null());
+    // One check pass records CPU and RSS in the history (its verdict does not matter here).
+    env.run("af-health", &["check", "w1"], None);
+    let pid = env.show("w1")["state"]["pid"].as_i64().expect("pid") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    util::wait_for("an alert on w1", Duration::from_secs(15), || {
+        env.run("af-health", &["check", "w1"], None).status.code() == Some(1)
+            && env.json("af-health", &["alerts"]).as_array().is_some_and(|a| !a.is_empty())
+    });
+    let alert = env.json("af-health", &["alerts"])[0]["id"].as_str().unwrap().to_owned();
+
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    let depth = r#"(document.querySelector('[data-queue="q1"] .depth') || {}).textContent || null"#;
+    page.wait_until("q1's depth from af-bus stats", depth, json!("2"));
+    page.wait_until(
+        "c1's cost",
+        r#"(document.querySelector('[data-agent="c1"] .cost') || {}).textContent || null"#,
+        json!("$0.0100"),
+    );
+    assert_eq!(
+        page.eval(r#"!!document.querySelector('[data-agent="q1"] .cost')"#),
+        json!(false),
+        "workers have no cost"
+    );
+    page.wait_until(
+        "w1's sparklines seeded from af-health history",
+        r#"Number((document.querySelector('[data-agent="w1"] .spark') || {dataset: {}}).dataset.seeded || 0) > 0"#,
+        json!(true),
+    );
+    let row = format!(
+        r#"(document.querySelector('[data-alert="{alert}"]') || {{dataset: {{}}}}).dataset.acknowledged || null"#
+    );
+    page.wait_until("the open alert", &row, json!("false"));
+    page.eval(&format!(r#"document.querySelector('button[data-ack="{alert}"]').click(); true"#));
+    page.wait_until("the alert acknowledged", &row, json!("true"));
+    assert_eq!(env.json("af-health", &["alerts"])[0]["acknowledged"], true, "the page acked it for real");
+    // A message sent elsewhere (the CLI) shows in the depth without a reload.
+    env.ok("af-bus", &["send", "--to", "q1", "3"]);
+    page.wait_until("q1's new depth", depth, json!("3"));
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     let value = |c: u8| match c {
         b'A'..=b'Z' => c - b'A',
