@@ -689,7 +689,9 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     }
     let env = Env::new();
     let api = Api::start(&env, &["--rate-limit", "0"]);
-    // Every operation is fuzzed: af-bus, af-health and af-checkpoint are real tools now.
+    // Every operation is fuzzed: af-bus, af-health and af-checkpoint are real tools now. The
+    // document's PATCH examples name deploy-1: it exists, so its checkpoint is a real one.
+    env.create(&worker("deploy-1", "p").to_string());
     let mut st = std::process::Command::new("schemathesis");
     st.args(["run", &format!("http://{}/api/openapi.json", api.addr)]);
     let out = st
@@ -706,6 +708,17 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .output()
         .expect("schemathesis");
     assert!(out.status.success(), "schemathesis found problems:\n{}", util::describe(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let count = |label: &str| {
+        report.lines().find_map(|l| l.trim().strip_prefix(label)).map(|n| n.trim().to_owned()).unwrap_or_default()
+    };
+    assert_eq!(count("Selected:"), "25/26", "every operation but the event stream:\n{report}");
+    assert_eq!(count("Tested:"), "25", "every operation was tested:\n{report}");
+    let events = util::read(&env.home.join("events.log"));
+    assert!(
+        events.lines().any(|l| l.contains("\"checkpoint.created\"") && l.contains("deploy-1")),
+        "PATCH checkpoint made a real checkpoint during the fuzzing"
+    );
 }
 
 /// A headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:

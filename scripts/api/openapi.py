@@ -95,7 +95,12 @@ paths["/api/agents/{id}"] = {"parameters": [idparam],
   "delete": {"summary": "remove an agent (af-spawn rm)", "operationId": "removeAgent",
     "parameters": [{"name": "force", "in": "query", "schema": B, "description": "stop it first if it runs"}],
     "responses": responses("200", obj({"removed": S}, ["removed"]), ALL)},
-  "patch": {"summary": "a lifecycle operation", "operationId": "operateAgent", "requestBody": body(action),
+  "patch": {"summary": "a lifecycle operation", "operationId": "operateAgent",
+    "parameters": [dict(idparam, example="deploy-1")],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": action, "examples": {
+        "checkpoint": {"summary": "af-checkpoint create (the result is the checkpoint)", "value": {"action": "checkpoint", "description": "before the refactor"}},
+        "rollback": {"summary": "af-checkpoint rollback", "value": {"action": "rollback", "checkpointId": "ck-1795534568723-f732"}},
+        "stop": {"summary": "af-spawn stop --force", "value": {"action": "stop", "graceful": False}}}}}},
     "responses": responses("200", obj({"id": S, "action": S, "status": nul(S), "result": ANY}, ["id", "action"]), ALL)}}
 paths["/api/agents/{id}/status"] = {"parameters": [idparam],
   "get": {"summary": "status and health", "operationId": "getStatus", "responses": responses("200",
