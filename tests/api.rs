@@ -260,6 +260,11 @@ fn lifecycle_operations_over_patch_put_and_bulk_with_real_agents() {
     let statuses: Vec<u64> =
         bulk["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, [200, 409, 404], "{bulk}");
+    // Rolling back a running agent stops it, restores, and starts it again.
+    std::fs::write(&file, "again").unwrap();
+    let rb = patch("w1", json!({"action": "rollback", "checkpointId": ckpt})).expect(200).json();
+    assert_eq!((rb["result"]["restarted"].clone(), rb["status"].clone()), (json!(true), json!("running")), "{rb}");
+    assert_eq!(util::read(&file), "before");
     api.call("POST", "/api/agents", Some(json!({"action": "stop", "ids": ["w1", "w2"]}))).expect(200);
     assert_eq!(env.status("w1"), "stopped");
     assert_eq!(env.status("w2"), "stopped");
