@@ -59,15 +59,19 @@ pub fn program(name: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Outcom
     if code == 0 || code == 1 {
         return Ok(Outcome { code, stdout: output.stdout });
     }
-    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    let detail = if stderr.is_empty() { format!("{name} exited with status {code}") } else { stderr };
+    // One line, as every error af-api answers: the program's own `af-x: …` line (log lines may
+    // come before it), else the first line (clap's usage text after it is for a terminal).
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let own = lines.iter().rev().find(|l| l.starts_with(&format!("{name}: "))).or(lines.first());
+    let detail = own.map_or_else(|| format!("{name} exited with status {code}"), |l| (*l).to_owned());
     let status = match code {
         2 => 400,
         3 => 404,
         4 => 409,
         5 => 504,
         // The agent's own program is missing or broken: the request was fine, the agent is not.
-        111 if detail.contains("failed to start") => 409,
+        111 if stderr.contains("failed to start") => 409,
         _ => 502,
     };
     Err(ApiError::new(status, detail))
