@@ -116,7 +116,9 @@ pub fn lifecycle(app: &App, id: &AgentId, action: &str, body: &Map<String, Value
                     return Err(ApiError::bad("\"description\" must be a string of up to 1000 printable characters"));
                 }
             };
-            run::change("af-checkpoint", &["create", id, "-m", desc, "--json"], None)
+            // `--message=` keeps a description that starts with '-' from reading as a flag.
+            let message = format!("--message={desc}");
+            run::change("af-checkpoint", &["create", "--json", message.as_str(), "--", id], None)
         }
         "rollback" => {
             let ckpt = body
@@ -124,7 +126,7 @@ pub fn lifecycle(app: &App, id: &AgentId, action: &str, body: &Map<String, Value
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::bad("\"checkpointId\" (a string) is required"))?;
             validate_name("checkpoint id", ckpt)?;
-            run::change("af-checkpoint", &["rollback", id, ckpt], None)
+            run::change("af-checkpoint", &["rollback", "--json", "--", id, ckpt], None)
         }
         verb => run::change("af-spawn", &[verb, "--json", "--", id], None),
     }
@@ -153,17 +155,17 @@ pub fn status_get(app: &App, id: &str) -> Answer {
     ))
 }
 
-/// `POST /api/agents/{id}/status`: a health check now (`af-health check --json`), answered with
-/// this agent's part of it.
+/// `POST /api/agents/{id}/status`: a health check of this agent now (`af-health check ID
+/// --json`), answered with its report (checks, health, CPU, memory, new alerts).
 pub fn status_post(app: &App, id: &str) -> Answer {
     let id = existing(app, id)?;
-    let out = run::program("af-health", &["check", "--json"], None)?;
+    let out = run::program("af-health", &["check", "--json", "--", id.as_str()], None)?;
     let report = out.json();
-    let mine = report
+    let mine = report["agents"]
         .as_array()
-        .and_then(|a| a.iter().find(|r| r["id"] == id.as_str() || r["agent"] == id.as_str()).cloned())
-        .unwrap_or(report);
-    Ok(Reply::json(200, &json!({"id": id, "healthy": out.code == 0, "check": mine})))
+        .and_then(|a| a.iter().find(|r| r["id"] == id.as_str()).cloned())
+        .ok_or_else(|| ApiError::new(502, format!("af-health check {id} did not report on '{id}'")))?;
+    Ok(Reply::json(200, &json!({"id": id, "healthy": out.code == 0, "health": mine["health"], "check": mine})))
 }
 
 /// `PUT /api/agents/{id}/status`: the status wanted, `{"status": "running" | "paused" |

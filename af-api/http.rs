@@ -121,7 +121,6 @@ impl ApiError {
             413 => "payload_too_large",
             415 => "unsupported_media_type",
             429 => "too_many_requests",
-            501 => "not_implemented",
             502 => "bad_gateway",
             504 => "gateway_timeout",
             _ => "internal_error",

@@ -51,7 +51,8 @@ pub fn send(app: &App, id: &str, req: &Req) -> Answer {
     Ok(Reply::json(201, &json!({"id": id, "sent": sent})))
 }
 
-/// `PUT`: claim the next message (`af-bus recv ID --json`); `{"message": null}` when there is none.
+/// `PUT`: claim the next message (`af-bus recv ID --json`; unless acked within 30 s it goes back
+/// to the queue); `{"message": null}` when there is none.
 pub fn receive(app: &App, id: &str) -> Answer {
     let id = existing(app, id)?;
     let out = run::program("af-bus", &["recv", id.as_str(), "--json"], None)?;
@@ -77,8 +78,9 @@ pub fn settle(app: &App, id: &str, req: &Req) -> Answer {
     {
         return Err(ApiError::bad("\"messageId\" is not a message id"));
     }
-    let result = run::change("af-bus", &[action, id.as_str(), msg, "--json"], None)?;
-    Ok(Reply::json(200, &json!({"id": id, "action": action, "messageId": msg, "result": result})))
+    // af-bus judges the id itself (2 → 400), and a message not claimed from this queue is 404.
+    run::change("af-bus", &[action, "--json", "--", id.as_str(), msg], None)?;
+    Ok(Reply::json(200, &json!({"id": id, "action": action, "messageId": msg})))
 }
 
 /// `DELETE`: `af-bus clear ID`.

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 /// `GET`: agents by status and health, the machine's load and memory, the API's own counters,
-/// and the bus's queue depths and rates when af-bus can tell them.
+/// and the bus's queue depths, in-flight, dead letters and ack rates (`af-bus stats --json`:
+/// `{queues, subscriptions, totals}`, or `{error}` when af-bus failed).
 pub fn status(app: &App) -> Answer {
     let rows = app.cache.rows(&app.spool)?;
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
@@ -21,8 +22,8 @@ pub fn status(app: &App) -> Answer {
         *by_health.entry(r["health"].as_str().unwrap_or("").to_owned()).or_default() += 1;
     }
     let bus = match run::program("af-bus", &["stats", "--json"], None) {
-        Ok(out) => json!({"available": true, "stats": out.json()}),
-        Err(e) => json!({"available": false, "detail": e.detail}),
+        Ok(out) => out.json(),
+        Err(e) => json!({"error": e.detail}),
     };
     let (rate, burst) = app.rate.settings();
     Ok(Reply::json(
@@ -146,9 +147,10 @@ pub fn alerts(req: &Req) -> Answer {
     Ok(Reply::json(200, &json!({"alerts": alerts})))
 }
 
-/// `POST /api/alerts/{id}/ack`: `af-health ack ALERT_ID`.
+/// `POST /api/alerts/{id}/ack`: `af-health ack ALERT_ID --json`, answered with the alert as it
+/// is now.
 pub fn ack(alert: &str) -> Answer {
     validate_name("alert id", alert)?;
-    run::change("af-health", &["ack", alert], None)?;
-    Ok(Reply::json(200, &json!({"acknowledged": alert})))
+    let acked = run::change("af-health", &["ack", "--json", "--", alert], None)?;
+    Ok(Reply::json(200, &json!({"acknowledged": alert, "alert": acked})))
 }

@@ -1,5 +1,5 @@
 //! Running the program a shell user would run for a change, and turning its exit code into an
-//! HTTP status: 2 → 400, 3 → 404, 4 → 409, 5 → 504, "not built yet" → 501, other failures → 502.
+//! HTTP status: 2 → 400, 3 → 404, 4 → 409, 5 → 504, other failures → 502.
 
 use crate::http::ApiError;
 use std::io::Write;
@@ -59,26 +59,19 @@ pub fn program(name: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Outcom
     if code == 0 || code == 1 {
         return Ok(Outcome { code, stdout: output.stdout });
     }
-    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    let detail = if stderr.is_empty() { format!("{name} exited with status {code}") } else { stderr };
-    // Input is checked before a program runs, so a program that does not know the verb or flag
-    // it was given is a tool that has not grown it yet, not a bad request.
-    let clap_mismatch = detail.contains("unexpected argument") || detail.contains("unrecognized subcommand");
-    if code == 2 && clap_mismatch {
-        let first = detail.lines().next().unwrap_or("").trim_start_matches("error: ");
-        return Err(ApiError::new(
-            501,
-            format!("{name} is not built yet or lacks `{}`: {first}", args.first().unwrap_or(&"")),
-        ));
-    }
+    // One line, as every error af-api answers: the program's own `af-x: …` line (log lines may
+    // come before it), else the first line (clap's usage text after it is for a terminal).
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let own = lines.iter().rev().find(|l| l.starts_with(&format!("{name}: "))).or(lines.first());
+    let detail = own.map_or_else(|| format!("{name} exited with status {code}"), |l| (*l).to_owned());
     let status = match code {
         2 => 400,
         3 => 404,
         4 => 409,
         5 => 504,
-        111 if detail.contains("is not built yet") => 501,
         // The agent's own program is missing or broken: the request was fine, the agent is not.
-        111 if detail.contains("failed to start") => 409,
+        111 if stderr.contains("failed to start") => 409,
         _ => 502,
     };
     Err(ApiError::new(status, detail))

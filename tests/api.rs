@@ -218,11 +218,24 @@ fn lifecycle_operations_over_patch_put_and_bulk_with_real_agents() {
     assert_eq!(patch("w1", json!({"action": "stop", "graceful": false})).expect(200).json()["status"], "stopped");
     assert_eq!(env.status("w1"), "stopped");
 
-    // Checkpoints go through af-checkpoint: 501 while it is not built, 200 once it is.
-    let ck = patch("w1", json!({"action": "checkpoint", "description": "before the refactor"}));
-    assert!(ck.status == 200 || ck.status == 501, "{ck:?}");
-    let rb = patch("w1", json!({"action": "rollback", "checkpointId": "c1"}));
-    assert!([200, 404, 501].contains(&rb.status), "{rb:?}");
+    // Checkpoints go through af-checkpoint: a real one, listed by the CLI, and a real rollback.
+    let file = env.work.join("notes.txt");
+    std::fs::write(&file, "before").unwrap();
+    let ck = patch("w1", json!({"action": "checkpoint", "description": "-before the refactor"})).expect(200).json();
+    let ckpt = ck["result"]["id"].as_str().expect("the checkpoint's id").to_owned();
+    let listed = env.json("af-checkpoint", &["ls", "w1"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], ckpt.as_str());
+    assert_eq!(listed[0]["description"], "-before the refactor");
+    std::fs::write(&file, "after").unwrap();
+    let rb = patch("w1", json!({"action": "rollback", "checkpointId": ckpt})).expect(200).json();
+    assert_eq!(rb["result"]["checkpoint"], ckpt.as_str(), "{rb}");
+    assert_eq!(util::read(&file), "before", "the working tree is the checkpoint's again");
+    assert_eq!(rb["status"], "stopped", "a stopped agent stays stopped");
+    patch("w1", json!({"action": "rollback", "checkpointId": "ck-nope"})).expect(404);
+    patch("w1", json!({"action": "rollback", "checkpointId": "../x"})).expect(400);
+    patch("nobody", json!({"action": "checkpoint"})).expect(404);
     patch("w1", json!({"action": "rollback"})).expect(400);
     patch("w1", json!({"action": "explode"})).expect(400);
     patch("w1", json!({"action": "stop", "graceful": "no"})).expect(400);
@@ -234,8 +247,10 @@ fn lifecycle_operations_over_patch_put_and_bulk_with_real_agents() {
     assert_eq!(put("w2", "running").expect(200).json()["action"], Value::Null, "already there: nothing to do");
     assert_eq!(put("w2", "paused").expect(200).json()["status"], "paused");
     put("w2", "failed").expect(400);
-    let check = api.call("POST", "/api/agents/w2/status", None);
-    assert!(check.status == 200 || check.status == 501, "{check:?}");
+    let check = api.call("POST", "/api/agents/w2/status", None).expect(200).json();
+    assert_eq!(check["check"]["id"], "w2", "{check}");
+    assert_eq!(check["check"]["status"], "paused", "{check}");
+    assert!(check["check"]["checks"].is_array(), "{check}");
 
     // Bulk: one action over several agents, a result for each.
     let bulk = api
@@ -245,6 +260,11 @@ fn lifecycle_operations_over_patch_put_and_bulk_with_real_agents() {
     let statuses: Vec<u64> =
         bulk["results"].as_array().unwrap().iter().map(|r| r["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, [200, 409, 404], "{bulk}");
+    // Rolling back a running agent stops it, restores, and starts it again.
+    std::fs::write(&file, "again").unwrap();
+    let rb = patch("w1", json!({"action": "rollback", "checkpointId": ckpt})).expect(200).json();
+    assert_eq!((rb["result"]["restarted"].clone(), rb["status"].clone()), (json!(true), json!("running")), "{rb}");
+    assert_eq!(util::read(&file), "before");
     api.call("POST", "/api/agents", Some(json!({"action": "stop", "ids": ["w1", "w2"]}))).expect(200);
     assert_eq!(env.status("w1"), "stopped");
     assert_eq!(env.status("w2"), "stopped");
@@ -254,44 +274,133 @@ fn lifecycle_operations_over_patch_put_and_bulk_with_real_agents() {
     assert!(env.json("af-spawn", &["ls"]).as_array().unwrap().is_empty());
 }
 
+/// The queue `name` in af-bus stats (as the API's /api/orchestrator shows it).
+fn queue<'a>(orchestrator: &'a Value, name: &str) -> &'a Value {
+    let queues = orchestrator["bus"]["queues"].as_array().unwrap_or_else(|| panic!("no queues: {orchestrator}"));
+    queues.iter().find(|q| q["queue"] == name).unwrap_or_else(|| panic!("no queue {name}: {orchestrator}"))
+}
+
 #[test]
-fn messages_orchestrator_and_alerts_answer_or_say_their_tool_is_missing() {
+fn messages_go_through_the_real_af_bus_send_receive_ack_nack_history_clear() {
     let env = Env::new();
     let api = Api::start(&env, &[]);
     env.create(&worker("w1", "p").to_string());
-    // af-bus and af-health answer, or (until they land) the API says 501 with their message.
-    let tool = |r: Resp, ok: u16| {
-        assert!(r.status == ok || r.status == 501, "{r:?}");
-        if r.status == 501 {
-            assert!(r.json()["detail"].as_str().unwrap().contains("not built yet"), "{r:?}");
-        }
-    };
-    tool(
-        api.call("POST", "/api/agents/w1/messages", Some(json!({"payload": {"task": "build"}, "priority": "high"}))),
-        201,
-    );
-    tool(api.call("GET", "/api/agents/w1/messages", None), 200);
-    tool(api.call("PUT", "/api/agents/w1/messages", None), 200);
-    tool(api.call("PATCH", "/api/agents/w1/messages", Some(json!({"action": "ack", "messageId": "m1"}))), 200);
-    tool(api.call("DELETE", "/api/agents/w1/messages", None), 200);
-    tool(api.call("GET", "/api/alerts", None), 200);
-    tool(api.call("GET", "/api/agents/w1/health", None), 200);
-    api.call("GET", "/api/agents/nobody/health", None).expect(404);
-    tool(api.call("POST", "/api/alerts/a1/ack", None), 200);
-    tool(api.call("POST", "/api/orchestrator", Some(json!({"action": "check"}))), 200);
-    // Input is checked before any program runs.
-    api.call("POST", "/api/agents/w1/messages", Some(json!({"priority": "high"}))).expect(400);
-    api.call("POST", "/api/agents/w1/messages", Some(json!({"payload": 1, "priority": "urgent"}))).expect(400);
-    api.call("PATCH", "/api/agents/w1/messages", Some(json!({"action": "ack", "messageId": "../m"}))).expect(400);
-    api.call("GET", "/api/agents/nobody/messages", None).expect(404);
-    api.call("POST", "/api/alerts/..%2Fx/ack", None).expect(400);
+    let msgs = "/api/agents/w1/messages";
+    let first =
+        api.call("POST", msgs, Some(json!({"payload": {"task": "build"}, "priority": "high"}))).expect(201).json();
+    let first_id = first["sent"]["id"].as_str().expect("a message id").to_owned();
+    assert_eq!(first["sent"]["payload"], json!({"task": "build"}));
+    assert_eq!(first["sent"]["priority"], "high");
+    let second = api.call("POST", msgs, Some(json!({"payload": "later", "kind": "task"}))).expect(201).json();
+    let second_id = second["sent"]["id"].as_str().unwrap().to_owned();
+    // The CLI and the orchestrator see the same queue: two waiting, one of them high.
+    let stats = env.json("af-bus", &["stats"]);
+    assert_eq!(stats["totals"]["depth"], 2, "{stats}");
+    let o = api.call("GET", "/api/orchestrator", None).expect(200).json();
+    assert_eq!(queue(&o, "w1")["depth"], 2);
+    assert_eq!(queue(&o, "w1")["pending"]["high"], 1);
 
+    // Receive by priority, ack; a second ack of the same message is 404 (not claimed).
+    let got = api.call("PUT", msgs, None).expect(200).json();
+    assert_eq!(got["message"]["id"], first_id.as_str(), "high priority first: {got}");
+    let ack = json!({"action": "ack", "messageId": first_id});
+    api.call("PATCH", msgs, Some(ack.clone())).expect(200);
+    api.call("PATCH", msgs, Some(ack)).expect(404);
+    let history = api.call("GET", msgs, None).expect(200).json();
+    let seen: Vec<&str> = history["messages"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert_eq!(seen, [first_id.as_str()]);
+    let o = api.call("GET", "/api/orchestrator", None).expect(200).json();
+    assert_eq!(queue(&o, "w1")["acked"], 1);
+    assert!(queue(&o, "w1")["ackRate"].as_f64().unwrap() > 0.0, "{o}");
+
+    // Nack gives it back, with its attempts raised.
+    let got = api.call("PUT", msgs, None).expect(200).json();
+    assert_eq!(got["message"]["id"], second_id.as_str());
+    api.call("PATCH", msgs, Some(json!({"action": "nack", "messageId": second_id}))).expect(200);
+    let again = api.call("PUT", msgs, None).expect(200).json();
+    assert_eq!(again["message"]["id"], second_id.as_str());
+    assert_eq!(again["message"]["attempts"], 1, "{again}");
+    assert_eq!(api.call("PUT", msgs, None).expect(200).json()["message"], Value::Null, "nothing left to receive");
+
+    // DELETE clears waiting, claimed and acked messages alike.
+    let cleared = api.call("DELETE", msgs, None).expect(200).json();
+    assert_eq!(cleared["cleared"]["removed"], 2, "{cleared}");
+    assert_eq!(api.call("GET", msgs, None).expect(200).json()["messages"], json!([]));
+    assert_eq!(env.json("af-bus", &["stats"])["totals"]["depth"], 0);
+
+    // Input is checked (by af-api or af-bus) and answered 400; a missing agent is 404.
+    api.call("POST", msgs, Some(json!({"priority": "high"}))).expect(400);
+    api.call("POST", msgs, Some(json!({"payload": 1, "priority": "urgent"}))).expect(400);
+    api.call("POST", msgs, Some(json!({"payload": 1, "kind": "gossip"}))).expect(400);
+    api.call("PATCH", msgs, Some(json!({"action": "ack", "messageId": "../m"}))).expect(400);
+    let bad = api.call("PATCH", msgs, Some(json!({"action": "ack", "messageId": "m1"}))).expect(400).json();
+    assert_eq!(bad["detail"], "af-bus: 'm1' is not a message id", "af-bus's own one line");
+    api.call("PATCH", msgs, Some(json!({"action": "settle", "messageId": second_id}))).expect(400);
+    api.call("GET", "/api/agents/nobody/messages", None).expect(404);
+    api.call("POST", "/api/agents/nobody/messages", Some(json!({"payload": 1}))).expect(404);
+
+    // A broadcast reaches every agent's inbox.
+    env.create(&worker("w2", "p").to_string());
+    let b = api.call("POST", "/api/orchestrator", Some(json!({"action": "broadcast", "payload": {"hello": 1}})));
+    assert_eq!(b.expect(200).json()["action"], "broadcast");
+    let o = api.call("GET", "/api/orchestrator", None).expect(200).json();
+    assert_eq!((queue(&o, "w1")["depth"].clone(), queue(&o, "w2")["depth"].clone()), (json!(1), json!(1)), "{o}");
+}
+
+#[test]
+fn alerts_and_health_history_come_from_the_real_af_health() {
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    api.call("POST", "/api/agents/create?start=true", Some(worker("w1", "p"))).expect(201);
+    util::wait_for("a heartbeat", Duration::from_secs(10), || !env.show("w1")["heartbeat"].is_null());
+    let check = api.call("POST", "/api/agents/w1/status", None).expect(200).json();
+    assert_eq!(check["check"]["id"], "w1", "{check}");
+    assert_eq!(check["check"]["status"], "running", "{check}");
+    let history = api.call("GET", "/api/agents/w1/health", None).expect(200).json();
+    let h = history["history"].as_array().expect("history");
+    assert!(!h.is_empty() && h[0]["rssBytes"].is_u64() && h[0]["cpuPercent"].is_f64(), "{history}");
+    assert_eq!(api.call("GET", "/api/alerts", None).expect(200).json()["alerts"], json!([]));
+
+    // The agent dies: a check pass (POST /api/orchestrator) raises a real alert.
+    let pid = env.show("w1")["state"]["pid"].as_i64().expect("pid") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let mut report = Value::Null;
+    util::wait_for("af-health to see w1 dead", Duration::from_secs(15), || {
+        report = api.call("POST", "/api/orchestrator", Some(json!({"action": "check"}))).expect(200).json();
+        report["result"]["healthy"] == false
+    });
+    assert_eq!(report["result"]["report"]["agents"][0]["health"], "unhealthy", "{report}");
+    let alerts = api.call("GET", "/api/alerts", None).expect(200).json()["alerts"].clone();
+    let open = alerts.as_array().unwrap();
+    assert_eq!(open.len(), 1, "{alerts}");
+    assert_eq!((open[0]["agent"].as_str(), open[0]["level"].as_str()), (Some("w1"), Some("critical")), "{alerts}");
+    assert_eq!(env.json("af-health", &["alerts"]), alerts, "the CLI agrees");
+    let id = open[0]["id"].as_str().unwrap().to_owned();
+    let acked = api.call("POST", &format!("/api/alerts/{id}/ack"), None).expect(200).json();
+    assert_eq!(acked["alert"]["acknowledged"], true, "{acked}");
+    assert_eq!(env.json("af-health", &["alerts"])[0]["acknowledged"], true);
+    assert!(!api.call("GET", "/api/alerts?all=true", None).expect(200).json()["alerts"].as_array().unwrap().is_empty());
+    api.call("POST", "/api/alerts/al-nope/ack", None).expect(404);
+    api.call("POST", "/api/alerts/..%2Fx/ack", None).expect(400);
+    api.call("GET", "/api/alerts?all=maybe", None).expect(400);
+    api.call("GET", "/api/agents/nobody/health", None).expect(404);
+    api.call("POST", "/api/agents/nobody/status", None).expect(404);
+}
+
+#[test]
+fn orchestrator_status_operations_and_configuration() {
+    let env = Env::new();
+    let api = Api::start(&env, &[]);
+    env.create(&worker("w1", "p").to_string());
     let o = api.call("GET", "/api/orchestrator", None).expect(200).json();
     assert_eq!(o["agents"]["total"], 1);
     assert_eq!(o["agents"]["byStatus"]["created"], 1);
     assert!(o["system"]["memTotalBytes"].as_u64().unwrap() > 0);
+    assert_eq!(o["bus"]["totals"]["depth"], 0, "{o}");
     assert_eq!(api.call("POST", "/api/orchestrator", Some(json!({"action": "gc"}))).expect(200).json()["action"], "gc");
     api.call("POST", "/api/orchestrator", Some(json!({"action": "reboot"}))).expect(400);
+    api.call("POST", "/api/orchestrator", Some(json!({"action": "broadcast"}))).expect(400);
     let conf = api.call("PUT", "/api/orchestrator", Some(json!({"rateLimit": 50, "burst": 60}))).expect(200).json();
     assert_eq!(conf, json!({"rateLimit": 50.0, "burst": 60}));
     api.call("PUT", "/api/orchestrator", Some(json!({"rateLimit": -1}))).expect(400);
@@ -586,33 +695,11 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     }
     let env = Env::new();
     let api = Api::start(&env, &["--rate-limit", "0"]);
-    // A tool that has not landed answers 501 by design; the operations behind it are left out
-    // until it lands (then they are fuzzed too).
-    let stub = |tool: &str| String::from_utf8_lossy(&env.run(tool, &["--help"], None).stdout).contains("not built yet");
-    let mut skip: Vec<&str> = Vec::new();
-    if stub("af-bus") {
-        skip.extend([
-            "sendMessage",
-            "messageHistory",
-            "receiveMessage",
-            "settleMessage",
-            "clearMessages",
-            "systemOperation",
-        ]);
-    }
-    if stub("af-health") {
-        skip.extend(["listAlerts", "ackAlert", "checkStatus", "systemOperation", "healthHistory"]);
-    }
-    if stub("af-checkpoint") {
-        skip.push("operateAgent");
-    }
+    // Every operation is fuzzed: af-bus, af-health and af-checkpoint are real tools now. The
+    // document's PATCH examples name deploy-1: it exists, so its checkpoint is a real one.
+    env.create(&worker("deploy-1", "p").to_string());
     let mut st = std::process::Command::new("schemathesis");
     st.args(["run", &format!("http://{}/api/openapi.json", api.addr)]);
-    skip.sort();
-    skip.dedup();
-    for op in skip {
-        st.args(["--exclude-operation-id", op]);
-    }
     let out = st
         .args(["-H", &format!("Authorization: Bearer {}", api.token)])
         .args(["--exclude-path", "/api/events", "-n", "4", "--phases", "examples,coverage,fuzzing,stateful"])
@@ -627,6 +714,17 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         .output()
         .expect("schemathesis");
     assert!(out.status.success(), "schemathesis found problems:\n{}", util::describe(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let count = |label: &str| {
+        report.lines().find_map(|l| l.trim().strip_prefix(label)).map(|n| n.trim().to_owned()).unwrap_or_default()
+    };
+    assert_eq!(count("Selected:"), "25/26", "every operation but the event stream:\n{report}");
+    assert_eq!(count("Tested:"), "25", "every operation was tested:\n{report}");
+    let events = util::read(&env.home.join("events.log"));
+    assert!(
+        events.lines().any(|l| l.contains("\"checkpoint.created\"") && l.contains("deploy-1")),
+        "PATCH checkpoint made a real checkpoint during the fuzzing"
+    );
 }
 
 /// A headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
@@ -807,6 +905,74 @@ fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
     page.wait_until("w1 stopped", status, json!("stopped"));
     assert_eq!(page.eval("window.af.loadedAt"), loaded, "the page was not reloaded");
     assert!(page.eval("window.af.sseEvents").as_u64().unwrap_or(0) >= 2);
+}
+
+#[test]
+fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
+    if !have("chromium") {
+        return;
+    }
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    // A queue with two waiting messages (q1 is never started, so nothing takes them).
+    env.create(&worker("q1", "web").to_string());
+    for n in 0..2 {
+        api.call("POST", "/api/agents/q1/messages", Some(json!({"payload": n}))).expect(201);
+    }
+    // A claude-code agent (the Claude Code test double) that has done one task: it cost $0.01.
+    let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double");
+    let claude = json!({"id": "c1", "type": "claude-code", "projectId": "web",
+        "command": [double.display().to_string()],
+        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string()}});
+    api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
+    let spool = af_spool::Spool::open(&env.home).unwrap();
+    let c1 = af_spool::AgentId::new("c1").unwrap();
+    let tasks = af_spool::tasks::TaskQueue::new(&spool, &c1).unwrap();
+    let task = tasks.submit(json!("hello"), af_spool::tasks::Priority::Normal, Some("test".into())).unwrap();
+    util::wait_for("c1's answer", Duration::from_secs(20), || tasks.response(&task).unwrap().is_some());
+    util::wait_for("c1's cost", Duration::from_secs(10), || env.show("c1")["state"]["costUsd"] == 0.01);
+    // A worker with health history, then dead, with an open alert.
+    api.call("POST", "/api/agents/create?start=true", Some(worker("w1", "web"))).expect(201);
+    util::wait_for("a heartbeat", Duration::from_secs(10), || !env.show("w1")["heartbeat"].is_null());
+    // One check pass records CPU and RSS in the history (its verdict does not matter here).
+    env.run("af-health", &["check", "w1"], None);
+    let pid = env.show("w1")["state"]["pid"].as_i64().expect("pid") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    util::wait_for("an alert on w1", Duration::from_secs(15), || {
+        env.run("af-health", &["check", "w1"], None).status.code() == Some(1)
+            && env.json("af-health", &["alerts"]).as_array().is_some_and(|a| !a.is_empty())
+    });
+    let alert = env.json("af-health", &["alerts"])[0]["id"].as_str().unwrap().to_owned();
+
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    let depth = r#"(document.querySelector('[data-queue="q1"] .depth') || {}).textContent || null"#;
+    page.wait_until("q1's depth from af-bus stats", depth, json!("2"));
+    page.wait_until(
+        "c1's cost",
+        r#"(document.querySelector('[data-agent="c1"] .cost') || {}).textContent || null"#,
+        json!("$0.0100"),
+    );
+    assert_eq!(
+        page.eval(r#"!!document.querySelector('[data-agent="q1"] .cost')"#),
+        json!(false),
+        "workers have no cost"
+    );
+    page.wait_until(
+        "w1's sparklines seeded from af-health history",
+        r#"Number((document.querySelector('[data-agent="w1"] .spark') || {dataset: {}}).dataset.seeded || 0) > 0"#,
+        json!(true),
+    );
+    let row = format!(
+        r#"(document.querySelector('[data-alert="{alert}"]') || {{dataset: {{}}}}).dataset.acknowledged || null"#
+    );
+    page.wait_until("the open alert", &row, json!("false"));
+    page.eval(&format!(r#"document.querySelector('button[data-ack="{alert}"]').click(); true"#));
+    page.wait_until("the alert acknowledged", &row, json!("true"));
+    assert_eq!(env.json("af-health", &["alerts"])[0]["acknowledged"], true, "the page acked it for real");
+    // A message sent elsewhere (the CLI) shows in the depth without a reload.
+    env.ok("af-bus", &["send", "--to", "q1", "3"]);
+    page.wait_until("q1's new depth", depth, json!("3"));
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

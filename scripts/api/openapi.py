@@ -7,7 +7,7 @@ ERRS = {
  "400": "malformed or invalid input (JSON, ids, values)", "401": "no bearer token, or a wrong one",
  "403": "the Host header is not allowed", "404": "no such resource or agent", "409": "conflict: exists already, or the agent is in the wrong state",
  "413": "the body is larger than 1 MiB", "415": "the body is not application/json",
- "429": "too many requests from this client (see Retry-After)", "501": "the tool behind this endpoint is not built yet",
+ "429": "too many requests from this client (see Retry-After)",
  "502": "the tool behind this endpoint failed", "504": "the tool behind this endpoint timed out"}
 def responses(ok_code, ok_schema, codes, ok_desc="ok", media="application/json"):
     r = {ok_code: {"description": ok_desc, "content": {media: {"schema": ok_schema}}}}
@@ -15,9 +15,9 @@ def responses(ok_code, ok_schema, codes, ok_desc="ok", media="application/json")
         r[c] = err(ERRS[c])
     return r
 READ = ["400", "401", "403", "404", "429"]
-TOOL = ["501", "502", "504"]
+TOOL = ["502", "504"]
 BODY = ["413", "415"]
-ALL = ["400", "401", "403", "404", "409", "413", "415", "429", "501", "502", "504"]
+ALL = ["400", "401", "403", "404", "409", "413", "415", "429", "502", "504"]
 def obj(props, required=(), extra=True):
     s = {"type": "object", "properties": props}
     if required: s["required"] = list(required)
@@ -45,10 +45,15 @@ summary = obj({"id": S, "type": S, "projectId": S, "capabilities": {"type": "arr
   "createdAt": S, "startedAt": nul(S), "heartbeat": nul({"type": "object"})}, ["id", "type", "projectId", "status", "health"])
 detail = obj({"id": S, "config": {"type": "object"}, "state": {"type": "object"}, "heartbeat": nul({"type": "object"}), "supervisorAlive": B},
   ["id", "config", "state", "supervisorAlive"])
+MESSAGE = obj({"id": S, "from": S, "to": S, "kind": S, "priority": S, "attempts": I, "createdAt": S, "payload": ANY}, ["id", "kind", "priority"])
 comp = {"Error": obj({"error": S, "detail": S}, ["error", "detail"]),
   "AgentConfig": obj(agent_config_props, ["id", "type"], extra=False),
   "AgentConfigUpdate": obj(agent_config_props, [], extra=False),
-  "AgentSummary": summary, "AgentDetail": detail}
+  "AgentSummary": summary, "AgentDetail": detail,
+  "Message": MESSAGE,
+  "Alert": obj({"id": S, "level": {"type": "string", "enum": ["warning", "critical", "recovery"]}, "agent": S, "check": S, "message": S, "time": S, "acknowledged": B}, ["id", "level", "agent", "check", "acknowledged"]),
+  "BusStats": obj({"queues": {"type": "array", "items": obj({"queue": S, "depth": I, "inFlight": I, "dead": I, "acked": I, "ackRate": {"type": "number", "description": "acks per second over the last minute"}, "pending": {"type": "object", "additionalProperties": I}}, ["queue", "depth"])},
+                   "subscriptions": {"type": "array"}, "totals": {"type": "object"}, "error": {"type": "string", "description": "af-bus failed: why (the other fields are then absent)"}})}
 pub = {"security": []}
 paths = {}
 paths["/healthz"] = {"get": dict(pub, summary="liveness", operationId="healthz", responses=responses("200", obj({"ok": B}, ["ok"]), ["403", "429"]))}
@@ -90,34 +95,39 @@ paths["/api/agents/{id}"] = {"parameters": [idparam],
   "delete": {"summary": "remove an agent (af-spawn rm)", "operationId": "removeAgent",
     "parameters": [{"name": "force", "in": "query", "schema": B, "description": "stop it first if it runs"}],
     "responses": responses("200", obj({"removed": S}, ["removed"]), ALL)},
-  "patch": {"summary": "a lifecycle operation", "operationId": "operateAgent", "requestBody": body(action),
+  "patch": {"summary": "a lifecycle operation", "operationId": "operateAgent",
+    "parameters": [dict(idparam, example="deploy-1")],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": action, "examples": {
+        "checkpoint": {"summary": "af-checkpoint create (the result is the checkpoint)", "value": {"action": "checkpoint", "description": "before the refactor"}},
+        "rollback": {"summary": "af-checkpoint rollback", "value": {"action": "rollback", "checkpointId": "ck-1795534568723-f732"}},
+        "stop": {"summary": "af-spawn stop --force", "value": {"action": "stop", "graceful": False}}}}}},
     "responses": responses("200", obj({"id": S, "action": S, "status": nul(S), "result": ANY}, ["id", "action"]), ALL)}}
 paths["/api/agents/{id}/status"] = {"parameters": [idparam],
   "get": {"summary": "status and health", "operationId": "getStatus", "responses": responses("200",
       obj({"id": S, "status": S, "health": S, "reason": nul(S), "supervisorAlive": B, "pid": nul(I), "heartbeat": nul({"type": "object"})}, ["id", "status", "health"]),
       ["400", "401", "403", "404", "429"])},
   "post": {"summary": "a health check now (af-health check)", "operationId": "checkStatus",
-    "responses": responses("200", obj({"id": S, "healthy": B, "check": ANY}, ["id", "healthy"]), ALL)},
+    "responses": responses("200", obj({"id": S, "healthy": B, "health": S, "check": obj({"id": S, "status": S, "health": S, "checks": {"type": "array", "items": obj({"name": S, "level": S, "message": S})}}, ["id", "health", "checks"])}, ["id", "healthy", "check"]), ALL)},
   "put": {"summary": "the status wanted: running, paused or stopped", "operationId": "setStatus",
     "requestBody": body(obj({"status": {"type": "string", "enum": ["running", "paused", "stopped"]}, "graceful": B}, ["status"])),
     "responses": responses("200", obj({"id": S, "status": nul(S), "action": nul(S)}, ["id"]), ALL)}}
 paths["/api/agents/{id}/messages"] = {"parameters": [idparam],
-  "get": {"summary": "message history (af-bus history)", "operationId": "messageHistory", "responses": responses("200", obj({"id": S, "messages": ANY}, ["id", "messages"]), ["400", "401", "403", "404", "409", "429"] + TOOL)},
-  "post": {"summary": "send a message (af-bus send)", "operationId": "sendMessage",
+  "get": {"summary": "message history (af-bus history): what the queue received and acked, oldest first", "operationId": "messageHistory", "responses": responses("200", obj({"id": S, "messages": {"type": "array", "items": ref("Message")}}, ["id", "messages"]), ["400", "401", "403", "404", "409", "429"] + TOOL)},
+  "post": {"summary": "send a message (af-bus send); the answer holds the message as delivered", "operationId": "sendMessage",
     "requestBody": body(obj({"payload": ANY, "priority": {"type": "string", "enum": ["critical", "high", "normal", "low"]},
         "kind": {"type": "string", "enum": ["request", "response", "event", "broadcast", "task"]}}, ["payload"])),
-    "responses": responses("201", obj({"id": S, "sent": ANY}, ["id"]), ALL, "sent")},
-  "put": {"summary": "receive the next message (af-bus recv)", "operationId": "receiveMessage", "responses": responses("200", obj({"id": S, "message": ANY}, ["id"]), ALL)},
+    "responses": responses("201", obj({"id": S, "sent": ref("Message")}, ["id", "sent"]), ALL, "sent")},
+  "put": {"summary": "receive the next message (af-bus recv; back in the queue unless acked within 30 s); null when there is none", "operationId": "receiveMessage", "responses": responses("200", obj({"id": S, "message": nul(MESSAGE)}, ["id", "message"]), ALL)},
   "patch": {"summary": "ack or nack a message", "operationId": "settleMessage",
     "requestBody": body(obj({"action": {"type": "string", "enum": ["ack", "nack"]}, "messageId": S}, ["action", "messageId"])),
-    "responses": responses("200", obj({"id": S, "action": S, "messageId": S, "result": ANY}, ["id", "action", "messageId"]), ALL)},
-  "delete": {"summary": "clear the queue (af-bus clear)", "operationId": "clearMessages", "responses": responses("200", obj({"id": S, "cleared": ANY}, ["id"]), ALL)}}
+    "responses": responses("200", obj({"id": S, "action": S, "messageId": S}, ["id", "action", "messageId"]), ALL)},
+  "delete": {"summary": "clear the queue (af-bus clear): waiting, claimed, dead and acked messages", "operationId": "clearMessages", "responses": responses("200", obj({"id": S, "cleared": obj({"queue": S, "removed": I}, ["removed"])}, ["id", "cleared"]), ALL)}}
 paths["/api/agents/{id}/health"] = {"parameters": [idparam],
   "get": {"summary": "health history (af-health history): CPU, memory and checks over time", "operationId": "healthHistory",
     "responses": responses("200", obj({"id": S, "history": ANY}, ["id", "history"]), ["400", "401", "403", "404", "409", "429"] + TOOL)}}
 paths["/api/orchestrator"] = {
   "get": {"summary": "system status and metrics", "operationId": "systemStatus", "responses": responses("200",
-      obj({"agents": {"type": "object"}, "system": {"type": "object"}, "api": {"type": "object"}, "bus": {"type": "object"}, "eventLogBytes": I},
+      obj({"agents": {"type": "object"}, "system": {"type": "object"}, "api": {"type": "object"}, "bus": ref("BusStats"), "eventLogBytes": I},
           ["agents", "system", "api", "bus"]), ["401", "403", "429"])},
   "post": {"summary": "a system operation: gc, check or broadcast", "operationId": "systemOperation",
     "requestBody": body(obj({"action": {"type": "string", "enum": ["gc", "check", "broadcast"]}, "payload": ANY}, ["action"])),
@@ -128,9 +138,9 @@ paths["/api/orchestrator"] = {
   "delete": {"summary": "orderly shutdown of every agent", "operationId": "shutdownAgents", "responses": responses("200", obj({"stopped": ANY}, ["stopped"]), ALL)}}
 paths["/api/alerts"] = {"get": {"summary": "alerts (af-health alerts)", "operationId": "listAlerts",
   "parameters": [{"name": "all", "in": "query", "schema": B, "description": "acknowledged ones too"}],
-  "responses": responses("200", obj({"alerts": ANY}, ["alerts"]), ["400", "401", "403", "429"] + TOOL)}}
+  "responses": responses("200", obj({"alerts": {"type": "array", "items": ref("Alert")}}, ["alerts"]), ["400", "401", "403", "429"] + TOOL)}}
 paths["/api/alerts/{alertId}/ack"] = {"parameters": [{"name": "alertId", "in": "path", "required": True, "schema": S}],
-  "post": {"summary": "acknowledge an alert (af-health ack)", "operationId": "ackAlert", "responses": responses("200", obj({"acknowledged": S}, ["acknowledged"]), ALL)}}
+  "post": {"summary": "acknowledge an alert (af-health ack)", "operationId": "ackAlert", "responses": responses("200", obj({"acknowledged": S, "alert": ref("Alert")}, ["acknowledged", "alert"]), ALL)}}
 doc = {"openapi": "3.0.3", "info": {"title": "AgentFlow af-api", "version": "0.1.0",
   "description": "The seed's REST API over the AgentFlow spool. Every change runs the AgentFlow program a shell user would (af-spawn, af-bus, af-health, af-checkpoint), so the CLI and the API agree. Errors are {error, detail}."},
   "servers": [{"url": "/"}], "security": [{"bearer": []}], "paths": paths,

@@ -1,6 +1,7 @@
 //! af-api: `GET /api/agents` over 100 agents, 10 of them running (requests/s and p99 with
 //! concurrent keep-alive clients on loopback; unfiltered, then filtered) beside `GET /healthz` on the same server (tiny_http's own floor);
-//! `PATCH` lifecycle operations/s beside running the same `af-spawn` verb directly; and how long a
+//! `PATCH` lifecycle operations/s beside running the same `af-spawn` verb directly; messages sent
+//! with `POST /api/agents/{id}/messages` beside `af-bus send` directly; and how long a
 //! real request takes while 100 idle connections (half of them with half a request) are open.
 
 #[path = "common.rs"]
@@ -197,6 +198,33 @@ fn main() {
         value: ops as f64 / via_api.as_secs_f64(),
         unit: "ops/s",
         baseline: Some(("af-spawn pause/resume directly", ops as f64 / direct.as_secs_f64())),
+        higher_is_better: true,
+        target: "-",
+    });
+
+    // POST messages through the API (af-bus send), beside af-bus send directly, to an agent that
+    // does not run (nothing takes them), then the queue is cleared.
+    let quiet = format!("a{}", agents - 1);
+    let sends = 100;
+    let direct = common::time(|| {
+        for i in 0..sends {
+            w.run("af-bus", &["send", "--to", &quiet, &i.to_string()]);
+        }
+    });
+    // A fresh connection: the reaper closed the last one while af-bus ran (silent > 600 ms).
+    let mut cl = Client::new(addr, token);
+    let via_api = common::time(|| {
+        for i in 0..sends {
+            let status = cl.call("POST", &format!("/api/agents/{quiet}/messages"), &format!("{{\"payload\":{i}}}"));
+            assert_eq!(status, 201, "POST a message to {quiet}");
+        }
+    });
+    assert_eq!(cl.call("DELETE", &format!("/api/agents/{quiet}/messages"), ""), 200);
+    row(Row {
+        what: "POST /api/agents/{id}/messages",
+        value: sends as f64 / via_api.as_secs_f64(),
+        unit: "msg/s",
+        baseline: Some(("af-bus send directly", sends as f64 / direct.as_secs_f64())),
         higher_is_better: true,
         target: "-",
     });
