@@ -8,8 +8,11 @@
 set -euo pipefail
 interval=${AF_HEALTH_INTERVAL:-1}
 
-# The service to watch, and a checkpoint of it (the ladder's second rung).
-printf '{"id":"api-server","type":"worker","projectId":"infrastructure","command":["sh","-c","while :; do sleep 1; done"]}\n' | af-spawn create >/dev/null
+# The service to watch, in a directory of its own, and a checkpoint of it (the ladder's rollback
+# rung restores it).
+workdir="${AF_HOME:-$HOME/.local/state/agentflow}/examples/api-server"
+mkdir -p "$workdir"
+printf '{"id":"api-server","type":"worker","projectId":"infrastructure","workdir":"%s","command":["sh","-c","while :; do sleep 1; done"]}\n' "$workdir" | af-spawn create >/dev/null
 af-spawn start api-server >/dev/null
 ckpt=$(af-checkpoint create api-server -m "known good")
 echo "checkpoint $ckpt of api-server"

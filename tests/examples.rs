@@ -42,3 +42,35 @@ fn monitoring_and_recovery_brings_a_killed_agent_back() {
     assert!(out.contains("restarts: 1"), "{out}");
     assert!(out.contains("warning") && out.contains("killed by signal 9"), "the alert: {out}");
 }
+
+#[test]
+fn development_runs_a_task_on_a_claude_code_agent_and_checkpoints_it() {
+    let mut env = Env::new();
+    let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double");
+    env.set_env("CLAUDE_BIN", double.to_str().unwrap());
+    env.set_env("CLAUDE_CONFIG_DIR", env.path("claude-config").to_str().unwrap());
+    let out = example(&env, "development.sh", &[]);
+    let answer: serde_json::Value =
+        serde_json::from_str(out.lines().find_map(|l| l.strip_prefix("answer: ")).expect("an answer")).unwrap();
+    assert_eq!(answer["isError"], false, "{answer}");
+    assert!(answer["result"].as_str().unwrap().contains("implement_feature"), "{answer}");
+    // The whole task, turned into a prompt, is in the transcript the CLI keeps.
+    let projects = env.path("claude-config/projects");
+    let transcripts: Vec<String> = std::fs::read_dir(&projects)
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .map(|f| util::read(&f.path()))
+        .collect();
+    assert!(
+        transcripts
+            .iter()
+            .any(|t| t.contains("Add user authentication system") && t.contains("src/components/Login.tsx"))
+    );
+    assert!(answer["costUsd"].as_f64().unwrap() > 0.0, "{answer}");
+    let ckpt = out.lines().find_map(|l| l.strip_prefix("checkpoint ")).expect("a checkpoint id");
+    let shown = env.json("af-checkpoint", &["show", "dev-session-001", ckpt]);
+    assert_eq!(shown["description"], "Auth system implementation complete");
+    assert!(shown["holds"].as_array().unwrap().iter().any(|h| h == "conversation"), "{shown}");
+    assert_eq!(env.status("dev-session-001"), "stopped");
+}
