@@ -926,11 +926,9 @@ fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
         "command": [double.display().to_string()],
         "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string()}});
     api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
-    let spool = af_spool::Spool::open(&env.home).unwrap();
-    let c1 = af_spool::AgentId::new("c1").unwrap();
-    let tasks = af_spool::tasks::TaskQueue::new(&spool, &c1).unwrap();
-    let task = tasks.submit(json!("hello"), af_spool::tasks::Priority::Normal, Some("test".into())).unwrap();
-    util::wait_for("c1's answer", Duration::from_secs(20), || tasks.response(&task).unwrap().is_some());
+    // A task through the bus, as anyone would send it; request waits for the turn's answer.
+    let answer = env.ok("af-bus", &["request", "--to", "c1", "--timeout", "20", r#""hello""#]);
+    assert!(answer.contains("\"isError\":false"), "{answer}");
     util::wait_for("c1's cost", Duration::from_secs(10), || env.show("c1")["state"]["costUsd"] == 0.01);
     // A worker with health history, then dead, with an open alert.
     api.call("POST", "/api/agents/create?start=true", Some(worker("w1", "web"))).expect(201);
