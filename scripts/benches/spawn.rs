@@ -22,6 +22,82 @@ fn main() {
     drop(bare);
     let bare_rate = n as f64 / bare_time.as_secs_f64();
 
+    // Each measurement runs with no other agents alive, as its baseline does.
+    // AgentFlow, one call for all: `af-spawn create --start` with N configs (JSON lines).
+    let wb = World::new("spawn-batch");
+    let _ = wb.tmux().args(["new-session", "-d", "-s", "warm"]).status();
+    let batch: String = (0..n)
+        .map(|i| {
+            format!("{{\"id\":\"c{i}\",\"type\":\"worker\",\"projectId\":\"bench\",\"command\":[\"sleep\",\"600\"]}}\n")
+        })
+        .collect();
+    let batch_time = time(|| {
+        let mut c = wb.cmd("af-spawn");
+        c.args(["create", "--start"]).stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("af-spawn create --start");
+        use std::io::Write;
+        child.stdin.take().expect("stdin").write_all(batch.as_bytes()).expect("batch");
+        assert!(child.wait().expect("create").success());
+    });
+    row(Row {
+        what: "create+start, one call for all",
+        value: n as f64 / batch_time.as_secs_f64(),
+        unit: "agents/s",
+        baseline: Some(("bare tmux new-session -d", bare_rate)),
+        higher_is_better: true,
+        target: ">= 50 agents/s, <= 3x bare tmux",
+    });
+
+    // af-wrap's resident memory (median over the running agents).
+    let mut rss: Vec<f64> = Vec::new();
+    for i in 0..n {
+        let state = std::fs::read_to_string(wb.home.join(format!("agents/c{i}/state.json"))).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
+        if let Some(pid) = v["wrapPid"].as_u64() {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                if let Some(kb) = status.lines().find_map(|l| l.strip_prefix("VmRSS:")) {
+                    rss.push(kb.trim().trim_end_matches("kB").trim().parse::<f64>().unwrap_or(0.0) / 1024.0);
+                }
+            }
+        }
+    }
+    rss.sort_by(|a, b| a.total_cmp(b));
+    let sleep_rss = {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("sleep");
+        std::thread::sleep(Duration::from_millis(50));
+        let s = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let _ = child.kill();
+        let _ = child.wait();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .map(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().unwrap_or(0.0) / 1024.0)
+            .unwrap_or(0.0)
+    };
+    row(Row {
+        what: "af-wrap RSS (median)",
+        value: rss.get(rss.len() / 2).copied().unwrap_or(0.0),
+        unit: "MB",
+        baseline: Some(("a bare `sleep` process", sleep_rss)),
+        higher_is_better: false,
+        target: "< 4 MB",
+    });
+
+    let stop_time = time(|| {
+        let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        let mut args = vec!["stop", "--force"];
+        args.extend(ids.iter().map(String::as_str));
+        wb.run("af-spawn", &args);
+    });
+    row(Row {
+        what: "forced stop (one call for all)",
+        value: n as f64 / stop_time.as_secs_f64(),
+        unit: "agents/s",
+        baseline: None,
+        higher_is_better: true,
+        target: "-",
+    });
+    drop(wb);
+
     // AgentFlow: create + start, one call each, until each has its first heartbeat.
     let w = World::new("spawn");
     let _ = w.tmux().args(["new-session", "-d", "-s", "warm"]).status();
@@ -56,80 +132,6 @@ fn main() {
         target: ">= 50 agents/s, <= 3x bare tmux",
     });
 
-    // AgentFlow, one call for all: `af-spawn create --start` with N configs (JSON lines).
-    let wb = World::new("spawn-batch");
-    let _ = wb.tmux().args(["new-session", "-d", "-s", "warm"]).status();
-    let batch: String = (0..n)
-        .map(|i| {
-            format!("{{\"id\":\"c{i}\",\"type\":\"worker\",\"projectId\":\"bench\",\"command\":[\"sleep\",\"600\"]}}\n")
-        })
-        .collect();
-    let batch_time = time(|| {
-        let mut c = wb.cmd("af-spawn");
-        c.args(["create", "--start"]).stdin(std::process::Stdio::piped());
-        let mut child = c.spawn().expect("af-spawn create --start");
-        use std::io::Write;
-        child.stdin.take().expect("stdin").write_all(batch.as_bytes()).expect("batch");
-        assert!(child.wait().expect("create").success());
-    });
-    row(Row {
-        what: "create+start, one call for all",
-        value: n as f64 / batch_time.as_secs_f64(),
-        unit: "agents/s",
-        baseline: Some(("bare tmux new-session -d", bare_rate)),
-        higher_is_better: true,
-        target: ">= 50 agents/s, <= 3x bare tmux",
-    });
-    drop(wb);
-
-    // af-wrap's resident memory (median over the running agents).
-    let mut rss: Vec<f64> = Vec::new();
-    for i in 0..n {
-        let state = std::fs::read_to_string(w.home.join(format!("agents/b{i}/state.json"))).unwrap_or_default();
-        let v: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
-        if let Some(pid) = v["wrapPid"].as_u64() {
-            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                if let Some(kb) = status.lines().find_map(|l| l.strip_prefix("VmRSS:")) {
-                    rss.push(kb.trim().trim_end_matches("kB").trim().parse::<f64>().unwrap_or(0.0) / 1024.0);
-                }
-            }
-        }
-    }
-    rss.sort_by(|a, b| a.total_cmp(b));
-    let sleep_rss = {
-        let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("sleep");
-        std::thread::sleep(Duration::from_millis(50));
-        let s = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-        let _ = child.kill();
-        let _ = child.wait();
-        s.lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .map(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().unwrap_or(0.0) / 1024.0)
-            .unwrap_or(0.0)
-    };
-    row(Row {
-        what: "af-wrap RSS (median)",
-        value: rss.get(rss.len() / 2).copied().unwrap_or(0.0),
-        unit: "MB",
-        baseline: Some(("a bare `sleep` process", sleep_rss)),
-        higher_is_better: false,
-        target: "< 4 MB",
-    });
-
-    let stop_time = time(|| {
-        let ids: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
-        let mut args = vec!["stop", "--force"];
-        args.extend(ids.iter().map(String::as_str));
-        w.run("af-spawn", &args);
-    });
-    row(Row {
-        what: "forced stop (one call for all)",
-        value: n as f64 / stop_time.as_secs_f64(),
-        unit: "agents/s",
-        baseline: None,
-        higher_is_better: true,
-        target: "-",
-    });
     drop(w);
 
     // ls --json over 1,000 agents (created, not started).
