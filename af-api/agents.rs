@@ -68,29 +68,17 @@ fn read_rows(spool: &Spool) -> Result<Vec<Value>, ApiError> {
     Ok(rows)
 }
 
-/// One agent as the list shows it: `af-spawn ls --json`'s fields and its last heartbeat.
+/// One agent as the list shows it: `af-spawn ls --json`'s fields (the same library call), its
+/// capabilities and its last heartbeat.
 pub fn summary(spool: &Spool, o: &Observed) -> Value {
     let beat = spool.read_heartbeat(&o.config.id).unwrap_or(None);
-    json!({
-        "id": o.config.id,
-        "type": o.config.kind,
-        "projectId": o.config.project_id,
-        "capabilities": o.config.capabilities,
-        "status": o.status(),
-        "health": o.state.health,
-        "pid": o.state.pid,
-        "tmuxSession": o.state.tmux_session,
-        "restarts": o.state.restarts,
-        "failures": o.state.failures,
-        "costUsd": o.state.cost_usd,
-        "reason": o.reason(),
-        "createdAt": o.state.created_at,
-        "startedAt": o.state.started_at,
-        "heartbeat": beat.map(|b| json!({
-            "time": b.time, "cpuPercent": b.cpu_percent, "rssBytes": b.rss_bytes,
-            "processes": b.processes, "tasksRunning": b.tasks_running, "tasksDone": b.tasks_done,
-        })),
-    })
+    let mut v = o.summary();
+    v["capabilities"] = json!(o.config.capabilities);
+    v["heartbeat"] = json!(beat.map(|b| json!({
+        "time": b.time, "cpuPercent": b.cpu_percent, "rssBytes": b.rss_bytes,
+        "processes": b.processes, "tasksRunning": b.tasks_running, "tasksDone": b.tasks_done,
+    })));
+    v
 }
 
 /// `GET /api/agents?project=&type=&status=`.

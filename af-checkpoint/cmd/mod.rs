@@ -8,7 +8,6 @@ mod rollback;
 
 use crate::cli::{Cli, Command};
 use af_spool::{AgentId, ExitCode, Spool};
-use std::io::Write;
 
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -32,16 +31,4 @@ pub fn agent_id(s: &str) -> anyhow::Result<AgentId> {
     Ok(AgentId::new(s)?)
 }
 
-/// Prints a JSON document on stdout.
-pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-/// Prints a line on stdout.
-pub fn print_line(text: &str) -> anyhow::Result<()> {
-    writeln!(std::io::stdout().lock(), "{text}")?;
-    Ok(())
-}
+pub use af_spool::cli::{print_json, print_line};

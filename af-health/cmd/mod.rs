@@ -9,7 +9,6 @@ mod watch;
 use crate::cli::{Cli, Command};
 use crate::pass::Scope;
 use af_spool::{AgentId, Error, ExitCode, Spool};
-use std::io::Write;
 use std::time::Duration;
 
 /// Dispatches a parsed command line.
@@ -45,16 +44,4 @@ fn agent_ids(ids: &[String]) -> anyhow::Result<Vec<AgentId>> {
     Ok(ids.iter().map(|s| AgentId::new(s)).collect::<Result<_, _>>()?)
 }
 
-/// Prints a JSON document on stdout.
-pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-/// Prints a line on stdout.
-pub fn print_line(text: &str) -> anyhow::Result<()> {
-    writeln!(std::io::stdout().lock(), "{text}")?;
-    Ok(())
-}
+pub use af_spool::cli::{print_json, print_line};

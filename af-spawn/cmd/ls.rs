@@ -17,30 +17,11 @@ pub fn run(ctx: &Ctx, project: Option<&str>, summary: bool) -> anyhow::Result<Ex
         return counts(ctx, &rows);
     }
     if ctx.json {
-        print_json(&serde_json::Value::Array(rows.iter().map(self::summary).collect()))?;
+        print_json(&serde_json::Value::Array(rows.iter().map(Observed::summary).collect()))?;
     } else {
         table(&rows)?;
     }
     Ok(ExitCode::Ok)
-}
-
-/// The fields `ls --json` promises for one agent.
-pub fn summary(o: &Observed) -> serde_json::Value {
-    serde_json::json!({
-        "id": o.config.id,
-        "type": o.config.kind,
-        "projectId": o.config.project_id,
-        "status": o.status(),
-        "health": o.state.health,
-        "pid": o.state.pid,
-        "tmuxSession": o.state.tmux_session,
-        "restarts": o.state.restarts,
-        "failures": o.state.failures,
-        "costUsd": o.state.cost_usd,
-        "reason": o.reason(),
-        "createdAt": o.state.created_at,
-        "startedAt": o.state.started_at,
-    })
 }
 
 /// Counts by status: `2 running, 1 failed` (or `no agents`), or a JSON object.

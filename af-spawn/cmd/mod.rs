@@ -19,7 +19,6 @@ use af_spool::fifodir::Listener;
 use af_spool::record::Status;
 use af_spool::tmux::Tmux;
 use af_spool::{AgentId, Error, ExitCode, Observed, Spool, procfs};
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// What every verb works with.
@@ -67,19 +66,7 @@ pub fn seconds(s: f64) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(s))
 }
 
-/// Prints a JSON document on stdout.
-pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-/// Prints a line on stdout.
-pub fn print_line(text: &str) -> anyhow::Result<()> {
-    writeln!(std::io::stdout().lock(), "{text}")?;
-    Ok(())
-}
+pub use af_spool::cli::{print_json, print_line};
 
 /// Waits until `done` holds for the agent, woken by its fifodir (and rescanning every 100 ms,
 /// since the spool, not the pipe, is the truth).

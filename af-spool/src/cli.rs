@@ -15,6 +15,20 @@ pub fn program_name() -> String {
         .unwrap_or_else(|| "agentflow".into())
 }
 
+/// Prints a JSON document (pretty, one document) on stdout.
+pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints a line on stdout.
+pub fn print_line(text: &str) -> anyhow::Result<()> {
+    writeln!(std::io::stdout().lock(), "{text}")?;
+    Ok(())
+}
+
 /// The path of a sibling program: next to the running executable when it is there, else the bare
 /// name (found on PATH).
 pub fn sibling_program(name: &str) -> std::path::PathBuf {

@@ -282,6 +282,25 @@ impl Observed {
         Status::Failed
     }
 
+    /// The fields `af-spawn ls --json` (and `GET /api/agents`) promise for one agent.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.config.id,
+            "type": self.config.kind,
+            "projectId": self.config.project_id,
+            "status": self.status(),
+            "health": self.state.health,
+            "pid": self.state.pid,
+            "tmuxSession": self.state.tmux_session,
+            "restarts": self.state.restarts,
+            "failures": self.state.failures,
+            "costUsd": self.state.cost_usd,
+            "reason": self.reason(),
+            "createdAt": self.state.created_at,
+            "startedAt": self.state.started_at,
+        })
+    }
+
     /// Why it is in that status.
     pub fn reason(&self) -> Option<String> {
         if self.status() != self.state.status {
