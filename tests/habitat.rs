@@ -155,6 +155,7 @@ fn systemd_units_verify_and_their_commands_exist() {
             assert!(Path::new(&program).is_file(), "{}: {program} does not exist", unit.display());
         }
     }
+    run_unit_commands(&env, &home, &units);
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
         assert!(std::env::var("AF_REQUIRE_TOOLS").is_err(), "systemd-analyze is required here");
         eprintln!("no systemd-analyze: skipping unit verification");
@@ -178,6 +179,51 @@ fn systemd_units_verify_and_their_commands_exist() {
             .collect();
         assert!(complaints.is_empty(), "{}: {complaints:?}", unit.display());
     }
+}
+
+/// Runs every ExecStart/ExecStop of the units as systemd would (%h is the home), in this test's
+/// spool and with tmux's sockets in the test's own directory: one-shot commands must finish with a
+/// status the unit accepts; services must still be running a moment after they start.
+fn run_unit_commands(env: &Env, home: &Path, units: &[PathBuf]) {
+    let tmux_dir = home.join("tmux-tmp");
+    std::fs::create_dir_all(&tmux_dir).unwrap();
+    let port_free = std::net::TcpListener::bind("127.0.0.1:3000").is_ok();
+    for unit in units.iter().filter(|u| u.extension().is_some_and(|x| x == "service")) {
+        let text = util::read(unit);
+        let oneshot = text.contains("Type=oneshot") || text.contains("Type=forking");
+        let accepted: Vec<i32> = std::iter::once(0)
+            .chain(
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("SuccessExitStatus="))
+                    .flat_map(|v| v.split_whitespace().filter_map(|c| c.parse().ok()).collect::<Vec<i32>>()),
+            )
+            .collect();
+        for line in text.lines().filter(|l| l.starts_with("ExecStart=") || l.starts_with("ExecStop=")) {
+            let exec = line.split_once('=').unwrap().1.replace("%h", home.to_str().unwrap());
+            let words: Vec<&str> = exec.split_whitespace().collect();
+            if words.contains(&"127.0.0.1:3000") && !port_free {
+                eprintln!("port 3000 is taken here: not starting {exec}");
+                continue;
+            }
+            let mut c = Command::new(words[0]);
+            env.apply(&mut c);
+            c.args(&words[1..]).env("HOME", home).env("TMUX_TMPDIR", &tmux_dir);
+            c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+            let mut child = c.spawn().unwrap_or_else(|e| panic!("{}: cannot run {exec}: {e}", unit.display()));
+            if oneshot {
+                let out = child.wait_with_output().unwrap();
+                let code = out.status.code().unwrap_or(-1);
+                assert!(accepted.contains(&code), "{}: `{exec}` exited {code}: {}", unit.display(), describe(&out));
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                let running = child.try_wait().unwrap().is_none();
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                assert!(running, "{}: `{exec}` did not keep running: {}", unit.display(), describe(&out));
+            }
+        }
+    }
+    let _ = Command::new("tmux").arg("kill-server").env("TMUX_TMPDIR", &tmux_dir).output();
 }
 
 #[test]
