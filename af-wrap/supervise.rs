@@ -65,7 +65,7 @@ struct Supervisor<'a> {
 
 /// Supervises the agent until it ends; returns 0, or 1 when it failed.
 pub fn run(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<ExitCode> {
-    let Some(_wrap_lock) = Lock::try_exclusive(&spool.wrap_lock_path(id))? else {
+    let Some(_wrap_lock) = Lock::try_exclusive_patiently(&spool.wrap_lock_path(id), Duration::from_secs(1))? else {
         return Err(Error::Conflict(format!("agent '{id}' already has a supervisor")).into());
     };
     let result = supervise(spool, id, heartbeat);

@@ -50,7 +50,24 @@ impl Lock {
         }
     }
 
-    /// Whether someone holds the lock at `path` (a missing file means nobody does).
+    /// Takes the lock at `path` unless someone really holds it. [`Lock::is_held`] probes take the
+    /// lock shared for an instant, so a refusal is retried for up to `patience` before it counts:
+    /// a supervisor starting while `af-spawn ls` or a health check looks must not give up.
+    pub fn try_exclusive_patiently(path: &Path, patience: std::time::Duration) -> Result<Option<Lock>> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(lock) = Lock::try_exclusive(path)? {
+                return Ok(Some(lock));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Whether someone holds the lock at `path` (a missing file means nobody does). It takes the
+    /// lock shared for an instant to find out.
     pub fn is_held(path: &Path) -> bool {
         let Ok(file) = File::open(path) else { return false };
         match FileExt::try_lock_shared(&file) {
@@ -73,5 +90,46 @@ impl Lock {
     /// The locked file (for writing the holder's pid into it, say).
     pub fn file(&self) -> &File {
         &self.file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn probes_never_make_a_patient_taker_give_up() {
+        let dir = std::env::temp_dir().join(atomic::unique_name("locktest"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("wrap.lock");
+        Lock::exclusive(&path).map(drop).unwrap();
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let probers: Vec<_> = (0..2)
+            .map(|_| {
+                let (path, done) = (path.clone(), done.clone());
+                std::thread::spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        std::hint::black_box(Lock::is_held(&path));
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..2000 {
+            let lock = Lock::try_exclusive_patiently(&path, Duration::from_secs(1)).unwrap();
+            assert!(lock.is_some(), "a probe made the taker give up");
+        }
+        // Someone who really holds it is still refused, after the patience.
+        let held = Lock::exclusive(&path).unwrap();
+        let t = std::time::Instant::now();
+        assert!(Lock::try_exclusive_patiently(&path, Duration::from_millis(50)).unwrap().is_none());
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        drop(held);
+        done.store(true, Ordering::Relaxed);
+        for p in probers {
+            p.join().unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
