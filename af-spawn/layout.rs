@@ -1,6 +1,6 @@
-//! An agent's tmux layout: the session `agent-<id>`, window `main` running af-wrap, window
-//! `monitor` running `af-spawn top`. One description serves both `start` (run) and `script`
-//! (printed).
+//! An agent's tmux layout: the session `agent-<id>`, window `main` running af-wrap, and window
+//! `monitor` running `af-spawn top`, opened by a session hook when a client attaches or switches
+//! to the session. One description serves both `start` (run) and `script` (printed).
 
 use af_spool::record::AgentConfig;
 use af_spool::tmux::{self, Tmux};
@@ -19,6 +19,13 @@ pub fn commands(spool: &Spool, tmux: &Tmux, config: &AgentConfig, workdir: &std:
         new_session.extend(["-e".into(), format!("{k}={v}")]);
     }
     new_session.extend(["--".into(), wrap.display().to_string(), config.id.to_string()]);
+    // `-S -d`: nothing happens when the window is there already.
+    let monitor = format!(
+        "new-window -d -S -n monitor -t {} -- {} top {}",
+        tmux::shell_quote(&format!("{}:", tmux::exact(&session))),
+        tmux::shell_quote(&spawn.display().to_string()),
+        tmux::shell_quote(config.id.as_str())
+    );
     let capture =
         format!("exec cat >> {}", tmux::shell_quote(&spool.output_log_path(&config.id).display().to_string()));
     vec![
@@ -32,17 +39,21 @@ pub fn commands(spool: &Spool, tmux: &Tmux, config: &AgentConfig, workdir: &std:
             tmux::MARKER.into(),
             spool.root().display().to_string(),
         ],
+        // The monitor window opens when a client looks: attaching to the session or switching to it.
+        // An agent nobody watches costs one pane and no `top` process.
         vec![
-            "new-window".into(),
-            "-d".into(),
+            "set-hook".into(),
             "-t".into(),
             format!("{}:", tmux::exact(&session)),
-            "-n".into(),
-            "monitor".into(),
-            "--".into(),
-            spawn.display().to_string(),
-            "top".into(),
-            config.id.to_string(),
+            "client-attached".into(),
+            monitor.clone(),
+        ],
+        vec![
+            "set-hook".into(),
+            "-t".into(),
+            format!("{}:", tmux::exact(&session)),
+            "client-session-changed".into(),
+            monitor,
         ],
     ]
 }

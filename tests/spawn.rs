@@ -3,8 +3,9 @@
 
 mod util;
 
+use std::process::{Command, Stdio};
 use std::time::Duration;
-use util::{Env, alive, proc_state, wait_for};
+use util::{Env, alive, bin, proc_state, wait_for};
 
 const SEED_CLAUDE: &str = r#"{
   "id": "claude-dev-001", "type": "claude-code", "projectId": "web-app-project",
@@ -62,8 +63,7 @@ fn lifecycle_start_pause_resume_stop_restart_rm() {
     let pid = show["state"]["pid"].as_u64().unwrap() as u32;
     assert!(alive(pid));
     assert!(env.has_session("agent-w1"));
-    let windows = env.tmux(&["list-windows", "-t", "=agent-w1", "-F", "#{window_name}"]);
-    assert_eq!(String::from_utf8_lossy(&windows.stdout).split_whitespace().collect::<Vec<_>>(), ["main", "monitor"]);
+    assert_eq!(windows(&env, "agent-w1"), ["main"], "the monitor window waits for someone to look");
     let env_out = env.tmux(&["show-environment", "-t", "=agent-w1", "GREETING"]);
     assert_eq!(
         String::from_utf8_lossy(&env_out.stdout).trim(),
@@ -347,6 +347,8 @@ fn script_prints_the_layout() {
         .unwrap();
     assert!(out.status.success(), "{}", util::describe(&out));
     wait_for("the agent to run from the script", Duration::from_secs(5), || env.status("sc1") == "running");
+    let hooks = String::from_utf8_lossy(&env.tmux(&["show-hooks", "-t", "=agent-sc1:"]).stdout).into_owned();
+    assert!(hooks.contains("client-session-changed") && hooks.contains("top sc1"), "the monitor hook: {hooks}");
 }
 
 #[test]
@@ -439,4 +441,58 @@ fn starting_many_at_once_builds_every_session_and_reports_each_failure() {
     env.ok("af-spawn", &["stop", "b0"]);
     env.fails("af-spawn", &["start", "b0", "b1"], None, 4);
     assert_eq!(env.status("b0"), "stopped");
+}
+
+fn windows(env: &Env, session: &str) -> Vec<String> {
+    let out = env.tmux(&["list-windows", "-t", &format!("={session}"), "-F", "#{window_name}"]);
+    String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()
+}
+
+#[test]
+fn attach_opens_the_monitor_window_once() {
+    let env = Env::new();
+    env.create(r#"{"id":"m1","type":"worker","projectId":"p","command":["sleep","300"]}"#);
+    env.ok("af-spawn", &["start", "m1"]);
+    assert_eq!(windows(&env, "agent-m1"), ["main"]);
+    // `af-spawn attach` on a terminal: script(1) gives it one.
+    let attach = |env: &Env| {
+        let mut c = Command::new("script");
+        c.args(["-qfc", &format!("{} attach m1", bin("af-spawn").display()), "/dev/null"]);
+        env.apply(&mut c);
+        c.env("TERM", "xterm").stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+        c.spawn().expect("script(1) from util-linux")
+    };
+    let mut first = attach(&env);
+    wait_for("the monitor window", Duration::from_secs(5), || windows(&env, "agent-m1") == ["main", "monitor"]);
+    wait_for("af-spawn top in it", Duration::from_secs(5), || {
+        let out = env.tmux(&["capture-pane", "-p", "-t", "=agent-m1:monitor"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.contains("agent m1 (worker, project p)") && text.contains("sleep 300")
+    });
+    // A second client, and a switch back into the session, leave one monitor window.
+    let mut second = attach(&env);
+    wait_for("two clients", Duration::from_secs(5), || {
+        String::from_utf8_lossy(&env.tmux(&["list-clients", "-F", "#{client_name}"]).stdout).lines().count() == 2
+    });
+    env.tmux(&["new-session", "-d", "-s", "elsewhere", "sleep", "300"]);
+    let client = String::from_utf8_lossy(&env.tmux(&["list-clients", "-F", "#{client_name}"]).stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    env.tmux(&["switch-client", "-c", &client, "-t", "=elsewhere"]);
+    env.tmux(&["switch-client", "-c", &client, "-t", "=agent-m1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(windows(&env, "agent-m1"), ["main", "monitor"]);
+    // Closed, it comes back on the next look.
+    env.tmux(&["kill-window", "-t", "=agent-m1:monitor"]);
+    env.tmux(&["switch-client", "-c", &client, "-t", "=elsewhere"]);
+    env.tmux(&["switch-client", "-c", &client, "-t", "=agent-m1"]);
+    wait_for("the monitor window again", Duration::from_secs(5), || windows(&env, "agent-m1") == ["main", "monitor"]);
+    env.tmux(&["detach-client", "-a", "-t", &client]);
+    env.tmux(&["detach-client", "-t", &client]);
+    for child in [&mut first, &mut second] {
+        wait_for("the clients to leave", Duration::from_secs(5), || child.try_wait().ok().flatten().is_some());
+    }
+    env.ok("af-spawn", &["stop", "m1"]);
 }
