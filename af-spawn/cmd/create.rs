@@ -8,7 +8,7 @@ use af_spool::{Error, ExitCode, eventlog};
 use anyhow::Context;
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The most a create reads at once (a batch of configs).
 const MAX_INPUT_BYTES: u64 = 64 << 20;
@@ -16,6 +16,7 @@ const MAX_INPUT_BYTES: u64 = 64 << 20;
 pub fn run(ctx: &Ctx, source: &Path, start: bool, worktree: bool) -> anyhow::Result<ExitCode> {
     let input = read_input(source)?;
     let mut configs = parse(&input)?;
+    tracing::debug!(count = configs.len(), "configs parsed");
     for c in &mut configs {
         c.worktree |= worktree;
     }
@@ -34,24 +35,53 @@ pub fn run(ctx: &Ctx, source: &Path, start: bool, worktree: bool) -> anyhow::Res
             crate::worktree::check(&ctx.spool, c)?;
         }
     }
-    let mut created = Vec::new();
+    // A group commit: every agent's files are written, then all are fsynced (the first fsync
+    // commits the journal for the rest), then each directory is renamed into place, and one fsync
+    // of the agents directory makes them all durable.
     let mut progress = af_spool::progress::Progress::new("creating", configs.len());
-    for mut config in configs {
-        if config.worktree {
-            crate::worktree::make(&ctx.spool, &mut config)?;
-        }
-        if let Err(e) = create_one(ctx, &config) {
+    let mut staged: Vec<(AgentConfig, PathBuf)> = Vec::new();
+    let mut created = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        for mut config in configs {
             if config.worktree {
-                let _ = crate::worktree::remove(&ctx.spool, &config.id);
+                crate::worktree::make(&ctx.spool, &mut config)?;
             }
-            return Err(e);
+            match stage(ctx, &config) {
+                Ok(dir) => staged.push((config, dir)),
+                Err(e) => {
+                    if config.worktree {
+                        let _ = crate::worktree::remove(&ctx.spool, &config.id);
+                    }
+                    return Err(e.into());
+                }
+            }
         }
-        created.push(config.id);
-        progress.step();
-    }
+        for (_, dir) in &staged {
+            sync_staged(dir)?;
+        }
+        for (config, dir) in &staged {
+            publish(ctx, config, dir)?;
+            created.push(config.id.clone());
+            progress.step();
+        }
+        Ok(())
+    })();
     drop(progress);
-    // One directory fsync makes every new agent durable (group commit).
+    if let Err(e) = result {
+        // What was not published is undone; what was stays (and is durable).
+        for (config, dir) in &staged {
+            if !created.contains(&config.id) {
+                let _ = std::fs::remove_dir_all(dir);
+                if config.worktree {
+                    let _ = crate::worktree::remove(&ctx.spool, &config.id);
+                }
+            }
+        }
+        let _ = atomic::sync_dir(&ctx.spool.agents_dir());
+        return Err(e);
+    }
     atomic::sync_dir(&ctx.spool.agents_dir())?;
+    tracing::debug!(count = created.len(), "agents created");
     if start {
         super::start::start_many(ctx, &created, true, std::time::Duration::from_secs(10))?;
     }
@@ -124,31 +154,44 @@ fn parse(input: &[u8]) -> anyhow::Result<Vec<AgentConfig>> {
         .collect()
 }
 
-fn create_one(ctx: &Ctx, config: &AgentConfig) -> anyhow::Result<()> {
-    let spool = &ctx.spool;
-    let agents = spool.agents_dir();
-    let tmp = agents.join(atomic::unique_name("new"));
+/// Writes the agent's records into a hidden directory of the agents folder (not yet synced).
+fn stage(ctx: &Ctx, config: &AgentConfig) -> af_spool::Result<PathBuf> {
+    let tmp = ctx.spool.agents_dir().join(atomic::unique_name("new"));
     atomic::create_dir(&tmp)?;
-    let built = (|| -> af_spool::Result<()> {
-        atomic::write_json(&tmp.join("config.json"), config, Durability::Contents)?;
+    let written = (|| {
+        atomic::write_json(&tmp.join("config.json"), config, Durability::Volatile)?;
         let state = AgentState::new(&config.id, ctx.tmux.socket().map(str::to_owned));
-        atomic::write_json(&tmp.join("state.json"), &state, Durability::Contents)?;
-        atomic::sync_dir(&tmp)?;
-        let target = spool.agent_dir(&config.id);
-        std::fs::rename(&tmp, &target).map_err(|e| match e.raw_os_error() {
-            Some(nix::libc::ENOTEMPTY) | Some(nix::libc::EEXIST) => {
-                Error::Conflict(format!("agent '{}' exists already", config.id))
-            }
-            _ => Error::io("rename into", &target, e),
-        })
-        // The caller fsyncs the agents directory once for the whole batch.
+        atomic::write_json(&tmp.join("state.json"), &state, Durability::Volatile)
     })();
-    if let Err(e) = built {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e.into());
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(e)
+        }
     }
+}
+
+/// fsyncs a staged agent's records and its directory.
+fn sync_staged(dir: &Path) -> af_spool::Result<()> {
+    for name in ["config.json", "state.json"] {
+        let path = dir.join(name);
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io("fsync", &path, e))?;
+    }
+    atomic::sync_dir(dir)
+}
+
+/// Renames a staged agent into place (the caller fsyncs the agents directory) and records it.
+fn publish(ctx: &Ctx, config: &AgentConfig, staged: &Path) -> anyhow::Result<()> {
+    let target = ctx.spool.agent_dir(&config.id);
+    std::fs::rename(staged, &target).map_err(|e| match e.raw_os_error() {
+        Some(nix::libc::ENOTEMPTY) | Some(nix::libc::EEXIST) => {
+            Error::Conflict(format!("agent '{}' exists already", config.id))
+        }
+        _ => Error::io("rename into", &target, e),
+    })?;
     eventlog::record(
-        spool,
+        &ctx.spool,
         Event::new(
             "agent.created",
             Some(&config.id),
