@@ -84,6 +84,7 @@ pub fn run(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<E
 }
 
 fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<ExitCode> {
+    tracing::debug!("supervisor up");
     let config = spool.read_config(id)?;
     let signals = install_signals().context("installing signal handlers")?;
     nix::sys::prctl::set_child_subreaper(true).context("becoming a subreaper")?;
@@ -121,6 +122,7 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result
             sup.run_loop(&signals, heartbeat)
         }
         Ok(()) => {
+            tracing::debug!(pid = sup.leader, "agent process spawned");
             sup.mark_running()?;
             sup.run_loop(&signals, heartbeat)
         }
@@ -281,6 +283,7 @@ impl Supervisor<'_> {
             self.spool,
             Event::new("agent.running", Some(self.id), serde_json::json!({"pid": pid, "wrapPid": std::process::id()})),
         );
+        tracing::debug!("running");
         Ok(())
     }
 

@@ -48,6 +48,7 @@ pub fn start_many(
         bytes += size;
     }
     groups.push(group);
+    tracing::debug!(count = launches.len(), "agents prepared");
     let mut failed: Option<anyhow::Error> = None;
     for g in groups {
         let commands: Vec<Vec<String>> = g.iter().flat_map(|&i| launches[i].commands.clone()).collect();
@@ -72,6 +73,7 @@ pub fn start_many(
             }
         }
     }
+    tracing::debug!(count = launches.len(), "tmux sessions built");
     let mut out = Vec::new();
     for l in launches.iter_mut() {
         match finish(ctx, l, wait, timeout) {
@@ -83,6 +85,7 @@ pub fn start_many(
         progress.step();
     }
     drop(progress);
+    tracing::debug!(count = out.len(), wait, "agents started");
     match failed {
         Some(e) => Err(e),
         None => Ok(out),
