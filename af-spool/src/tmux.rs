@@ -3,11 +3,18 @@
 //! `@af_home` (the spool root), so nothing else's sessions are ever touched.
 
 use crate::error::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The session option that marks a session as AgentFlow's, holding its spool root.
 pub const MARKER: &str = "@af_home";
+
+/// Where `tmux -L NAME` keeps its socket: `$TMUX_TMPDIR` (else /tmp), then `tmux-UID/NAME`. A
+/// killed server leaves it behind; whoever made a private server removes it.
+pub fn socket_path(name: &str) -> PathBuf {
+    let dir = std::env::var_os("TMUX_TMPDIR").filter(|d| !d.is_empty()).unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(dir).join(format!("tmux-{}", nix::unistd::getuid())).join(name)
+}
 
 /// A tmux server.
 #[derive(Debug, Clone, Default)]

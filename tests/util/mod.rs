@@ -199,9 +199,15 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
-        for pid in self.processes() {
+        let left = self.processes();
+        for &pid in &left {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
         }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while left.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = std::fs::remove_file(af_spool::tmux::socket_path(&self.socket));
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
