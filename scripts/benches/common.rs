@@ -66,7 +66,9 @@ impl World {
         let root = std::env::temp_dir().join(format!("af-bench-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("work")).expect("bench dir");
-        World { home: root.join("home"), socket: format!("afb-{name}-{}", std::process::id()), root }
+        let w = World { home: root.join("home"), socket: format!("afb-{name}-{}", std::process::id()), root };
+        register(&w);
+        w
     }
 
     /// A command for one of AgentFlow's programs in this world.
@@ -103,18 +105,51 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        let _ = self.tmux().arg("kill-server").status();
-        let needle = format!("AF_HOME={}", self.home.display());
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-            if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
-                if pid as u32 != std::process::id() && env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-                }
+        WORLDS.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| w.0 != self.socket);
+        cleanup(&self.socket, &self.home, &self.root);
+    }
+}
+
+/// The worlds alive now, for the panic hook: release builds abort on panic, so no Drop runs.
+static WORLDS: std::sync::Mutex<Vec<(String, PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+fn register(w: &World) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default(info);
+            let worlds = std::mem::take(&mut *WORLDS.lock().unwrap_or_else(|e| e.into_inner()));
+            for (socket, home, root) in worlds {
+                cleanup(&socket, &home, &root);
+            }
+        }));
+    });
+    WORLDS.lock().unwrap_or_else(|e| e.into_inner()).push((w.socket.clone(), w.home.clone(), w.root.clone()));
+}
+
+/// Kills a world's tmux server and every process of its spool, waits until they are gone, and
+/// removes its files and socket.
+fn cleanup(socket: &str, home: &Path, root: &Path) {
+    let _ = Command::new("tmux").args(["-L", socket, "kill-server"]).stderr(Stdio::null()).status();
+    let needle = format!("AF_HOME={}", home.display());
+    let mut killed = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if pid as u32 != std::process::id() && env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                killed.push(pid);
             }
         }
-        let _ = std::fs::remove_dir_all(&self.root);
     }
+    // The next measurement starts on a quiet machine: every process of this world is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while killed.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = std::fs::remove_file(af_spool::tmux::socket_path(socket));
+    let _ = std::fs::remove_dir_all(root);
 }
 
 /// Times `f`.
