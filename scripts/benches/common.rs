@@ -106,7 +106,19 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         WORLDS.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| w.0 != self.socket);
-        cleanup(&self.socket, &self.home, &self.root);
+        stop(&self.socket, &self.home);
+        // Removing thousands of files now would bill the next measurement: ext4 skips inodes
+        // freed in the last 30 s when it allocates new ones. The files go when the program ends.
+        LEFT.lock().unwrap_or_else(|e| e.into_inner()).push(self.root.clone());
+    }
+}
+
+/// World directories to remove at exit.
+static LEFT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn remove_left() {
+    for root in std::mem::take(&mut *LEFT.lock().unwrap_or_else(|e| e.into_inner())) {
+        let _ = std::fs::remove_dir_all(root);
     }
 }
 
@@ -121,16 +133,20 @@ fn register(w: &World) {
             default(info);
             let worlds = std::mem::take(&mut *WORLDS.lock().unwrap_or_else(|e| e.into_inner()));
             for (socket, home, root) in worlds {
-                cleanup(&socket, &home, &root);
+                stop(&socket, &home);
+                let _ = std::fs::remove_dir_all(root);
             }
+            remove_left();
         }));
+        // SAFETY: registers a plain function with no captured state, once.
+        unsafe { nix::libc::atexit(remove_left) };
     });
     WORLDS.lock().unwrap_or_else(|e| e.into_inner()).push((w.socket.clone(), w.home.clone(), w.root.clone()));
 }
 
 /// Kills a world's tmux server and every process of its spool, waits until they are gone, and
-/// removes its files and socket.
-fn cleanup(socket: &str, home: &Path, root: &Path) {
+/// removes its socket.
+fn stop(socket: &str, home: &Path) {
     let _ = Command::new("tmux").args(["-L", socket, "kill-server"]).stderr(Stdio::null()).status();
     let needle = format!("AF_HOME={}", home.display());
     let mut killed = Vec::new();
@@ -149,7 +165,6 @@ fn cleanup(socket: &str, home: &Path, root: &Path) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let _ = std::fs::remove_file(af_spool::tmux::socket_path(socket));
-    let _ = std::fs::remove_dir_all(root);
 }
 
 /// Times `f`.
