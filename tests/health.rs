@@ -104,7 +104,7 @@ fn kill9_of_the_agent_is_caught_and_restarted_within_two_intervals() {
     });
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     // Two intervals, plus the start itself (tmux, af-wrap) on a busy machine.
-    wait_for("w1 restarted", Duration::from_secs(3), || {
+    wait_for("w1 restarted", Duration::from_secs(15), || {
         let s = env.show("w1");
         s["state"]["status"] == "running" && s["state"]["pid"].as_u64().is_some_and(|p| p as u32 != old)
     });

@@ -76,10 +76,10 @@ fn lifecycle_start_pause_resume_stop_restart_rm() {
 
     env.ok("af-spawn", &["pause", "w1"]);
     assert_eq!(env.status("w1"), "paused");
-    wait_for("process state T", Duration::from_secs(2), || proc_state(pid) == Some('T'));
+    wait_for("process state T", Duration::from_secs(10), || proc_state(pid) == Some('T'));
     env.ok("af-spawn", &["resume", "w1"]);
     assert_eq!(env.status("w1"), "running");
-    wait_for("process running again", Duration::from_secs(2), || proc_state(pid) != Some('T'));
+    wait_for("process running again", Duration::from_secs(10), || proc_state(pid) != Some('T'));
 
     env.ok("af-spawn", &["restart", "w1"]);
     let after = env.show("w1");
