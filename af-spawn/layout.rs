@@ -19,43 +19,28 @@ pub fn commands(spool: &Spool, tmux: &Tmux, config: &AgentConfig, workdir: &std:
         new_session.extend(["-e".into(), format!("{k}={v}")]);
     }
     new_session.extend(["--".into(), wrap.display().to_string(), config.id.to_string()]);
+    let target = format!("{}:", tmux::exact(&session));
     // `-S -d`: nothing happens when the window is there already.
     let monitor = format!(
         "new-window -d -S -n monitor -t {} -- {} top {}",
-        tmux::shell_quote(&format!("{}:", tmux::exact(&session))),
+        tmux::shell_quote(&target),
         tmux::shell_quote(&spawn.display().to_string()),
         tmux::shell_quote(config.id.as_str())
     );
     let capture =
         format!("exec cat >> {}", tmux::shell_quote(&spool.output_log_path(&config.id).display().to_string()));
-    vec![
+    let mut commands = vec![
         new_session,
         // In the same tmux call, so the server attaches the pipe before it reads any output.
         vec!["pipe-pane".into(), "-t".into(), format!("{}:main", tmux::exact(&session)), capture],
-        vec![
-            "set-option".into(),
-            "-t".into(),
-            format!("{}:", tmux::exact(&session)),
-            tmux::MARKER.into(),
-            spool.root().display().to_string(),
-        ],
-        // The monitor window opens when a client looks: attaching to the session or switching to it.
-        // An agent nobody watches costs one pane and no `top` process.
-        vec![
-            "set-hook".into(),
-            "-t".into(),
-            format!("{}:", tmux::exact(&session)),
-            "client-attached".into(),
-            monitor.clone(),
-        ],
-        vec![
-            "set-hook".into(),
-            "-t".into(),
-            format!("{}:", tmux::exact(&session)),
-            "client-session-changed".into(),
-            monitor,
-        ],
-    ]
+        vec!["set-option".into(), "-t".into(), target.clone(), tmux::MARKER.into(), spool.root().display().to_string()],
+    ];
+    // The monitor window opens when a client looks: attaching to the session or switching to it.
+    // An agent nobody watches costs one pane and no `top` process.
+    for hook in ["client-attached", "client-session-changed"] {
+        commands.push(vec!["set-hook".into(), "-t".into(), target.clone(), hook.into(), monitor.clone()]);
+    }
+    commands
 }
 
 /// The session's environment: the spool and tmux server, this shell's PATH and AF_* settings,
