@@ -117,11 +117,7 @@ fn main() {
             i % 10
         ));
     }
-    let mut c = w.cmd("af-spawn");
-    c.arg("create").stdin(std::process::Stdio::piped());
-    let mut child = c.spawn().expect("create");
-    child.stdin.take().expect("stdin").write_all(batch.as_bytes()).expect("batch");
-    assert!(child.wait().expect("create").success());
+    w.run_with_input("af-spawn", &["create"], &batch);
     // Ten of them run (heartbeats change their records while we read).
     let running: Vec<String> = (0..10.min(agents)).map(|i| format!("a{i}")).collect();
     let mut args = vec!["start"];

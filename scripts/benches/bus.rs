@@ -23,11 +23,7 @@ fn main() {
     let lat_n = common::count("AF_BENCH_LATENCY", 500);
     header(&format!("af-bus ({n} messages per batch, {lat_n} latency samples)"));
     let w = World::new("bus");
-    let mut c = w.cmd("af-spawn");
-    c.arg("create").stdin(Stdio::piped());
-    let mut child = c.spawn().expect("af-spawn create");
-    child.stdin.take().expect("stdin").write_all(br#"{"id":"q","type":"worker","projectId":"bench"}"#).expect("config");
-    assert!(child.wait().expect("create").success());
+    w.run_with_input("af-spawn", &["create"], r#"{"id":"q","type":"worker","projectId":"bench"}"#);
 
     // One-shot send.
     let mut samples: Vec<Duration> =
@@ -107,11 +103,7 @@ fn batch(w: &World, n: usize, durable: bool) -> f64 {
     let input: String = (0..n).map(|i| format!("{{\"n\":{i}}}\n")).collect();
     let fsync: &[&str] = if durable { &[] } else { &["--no-fsync"] };
     let t = Instant::now();
-    let mut send = w.cmd("af-bus");
-    send.args(fsync).args(["send", "--batch", "--to", "q"]).stdin(Stdio::piped());
-    let mut child = send.spawn().expect("send");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("batch");
-    assert!(child.wait().expect("send").success());
+    w.run_with_input("af-bus", &[fsync, &["send", "--batch", "--to", "q"]].concat(), &input);
     let mut recv = w.cmd("af-bus");
     recv.args(["recv", "q", "-n", &n.to_string(), "--json"]).stdout(Stdio::piped());
     let out = recv.output().expect("recv");
@@ -122,11 +114,7 @@ fn batch(w: &World, n: usize, durable: bool) -> f64 {
         .map(|m| format!("{}\n", m["id"].as_str().unwrap_or_default()))
         .collect();
     assert_eq!(ids.lines().count(), n);
-    let mut ack = w.cmd("af-bus");
-    ack.args(["ack", "q", "-"]).stdin(Stdio::piped());
-    let mut child = ack.spawn().expect("ack");
-    child.stdin.take().expect("stdin").write_all(ids.as_bytes()).expect("ids");
-    assert!(child.wait().expect("ack").success());
+    w.run_with_input("af-bus", &["ack", "q", "-"], &ids);
     n as f64 / t.elapsed().as_secs_f64()
 }
 

@@ -50,12 +50,7 @@ fn main() {
     }
     sh(&repo, "git init -q && git add -A && git commit -q -m init");
     let config = format!(r#"{{"id":"c1","type":"worker","workdir":"{}"}}"#, repo.display());
-    let mut c = w.cmd("af-spawn");
-    c.arg("create").stdin(Stdio::piped());
-    let mut child = c.spawn().expect("af-spawn create");
-    use std::io::Write;
-    child.stdin.take().expect("stdin").write_all(config.as_bytes()).expect("config");
-    assert!(child.wait().expect("create").success());
+    w.run_with_input("af-spawn", &["create"], &config);
 
     // Baselines, on the same tree with 50 files changed (new contents each round, as for create).
     let tmp_index = w.path("bench-index");

@@ -91,11 +91,7 @@ fn main() {
     // AgentFlow: a claude-code agent under af-wrap, tasks through its queue.
     let config = serde_json::json!({"id": "cc", "type": "claude-code", "projectId": "bench", "command": [double()],
         "environment": {"CLAUDE_CONFIG_DIR": config_dir.display().to_string()}});
-    let mut c = w.cmd("af-spawn");
-    c.arg("create").stdin(Stdio::piped());
-    let mut create = c.spawn().expect("create");
-    create.stdin.take().expect("stdin").write_all(config.to_string().as_bytes()).expect("config");
-    assert!(create.wait().expect("create").success());
+    w.run_with_input("af-spawn", &["create"], &config.to_string());
     w.run("af-spawn", &["start", "cc"]);
     let spool = Spool::open(&w.home).expect("spool");
     let id = AgentId::new("cc").expect("id");

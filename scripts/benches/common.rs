@@ -90,6 +90,14 @@ impl World {
         assert!(st.success(), "{program} {args:?} failed");
     }
 
+    /// Runs a program with `input` on its stdin, panicking if it fails.
+    pub fn run_with_input(&self, program: &str, args: &[&str], input: &str) {
+        use std::io::Write;
+        let mut child = self.cmd(program).args(args).stdin(Stdio::piped()).spawn().expect("running a program");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("writing its input");
+        assert!(child.wait().expect("waiting for a program").success(), "{program} {args:?} failed");
+    }
+
     /// A tmux command against this world's server.
     pub fn tmux(&self) -> Command {
         let mut c = Command::new("tmux");

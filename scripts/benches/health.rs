@@ -10,9 +10,7 @@
 mod common;
 
 use common::{Row, World, header, percentile_ms, row, time};
-use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -34,11 +32,7 @@ fn bench(n: usize) {
             "{{\"id\":\"h{i}\",\"type\":\"worker\",\"projectId\":\"bench\",\"command\":[\"sleep\",\"600\"]}}\n"
         ));
     }
-    let mut c = w.cmd("af-spawn");
-    c.arg("create").stdin(Stdio::piped());
-    let mut child = c.spawn().expect("af-spawn create");
-    child.stdin.take().expect("stdin").write_all(batch.as_bytes()).expect("configs");
-    assert!(child.wait().expect("create").success());
+    w.run_with_input("af-spawn", &["create"], &batch);
     let mut wraps = Vec::with_capacity(n);
     for i in 0..n {
         let mut c = w.cmd("af-wrap");

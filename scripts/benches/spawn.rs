@@ -22,7 +22,7 @@ fn main() {
             format!("{{\"id\":\"c{i}\",\"type\":\"worker\",\"projectId\":\"bench\",\"command\":[\"sleep\",\"600\"]}}\n")
         })
         .collect();
-    let batch_time = time(|| create(&wb, &["create", "--start"], &batch));
+    let batch_time = time(|| wb.run_with_input("af-spawn", &["create", "--start"], &batch));
 
     // af-wrap's resident memory (median over the running agents).
     let mut rss: Vec<f64> = Vec::new();
@@ -90,7 +90,7 @@ fn main() {
     let w = World::new("spawn");
     let (bare_time, one_time) = interleaved(n, |i| {
         let config = format!(r#"{{"id":"b{i}","type":"worker","projectId":"bench","command":["sleep","600"]}}"#);
-        create(&w, &["create", "--start"], &config);
+        w.run_with_input("af-spawn", &["create", "--start"], &config);
     });
     wait_heartbeats(&w, "b", n);
     row(Row {
@@ -107,7 +107,7 @@ fn main() {
     let w = World::new("spawn2");
     let (bare_time, two_time) = interleaved(n, |i| {
         let config = format!(r#"{{"id":"t{i}","type":"worker","projectId":"bench","command":["sleep","600"]}}"#);
-        create(&w, &["create"], &config);
+        w.run_with_input("af-spawn", &["create"], &config);
         w.run("af-spawn", &["start", &format!("t{i}")]);
     });
     wait_heartbeats(&w, "t", n);
@@ -128,12 +128,7 @@ fn main() {
     for i in 0..many {
         batch.push_str(&format!("{{\"id\":\"l{i}\",\"type\":\"worker\",\"projectId\":\"p{}\"}}\n", i % 10));
     }
-    let mut c = w.cmd("af-spawn");
-    c.arg("create").stdin(std::process::Stdio::piped());
-    let mut child = c.spawn().expect("create");
-    use std::io::Write;
-    child.stdin.take().expect("stdin").write_all(batch.as_bytes()).expect("batch");
-    assert!(child.wait().expect("create").success());
+    w.run_with_input("af-spawn", &["create"], &batch);
     let mut samples: Vec<Duration> = (0..10).map(|_| time(|| w.run("af-spawn", &["ls", "--json"]))).collect();
     let ls_ms = common::percentile_ms(&mut samples, 50.0);
     row(Row {
@@ -144,16 +139,6 @@ fn main() {
         higher_is_better: false,
         target: "< 50 ms",
     });
-}
-
-/// Runs `af-spawn ARGS` with the config on stdin; it must succeed.
-fn create(w: &World, args: &[&str], config: &str) {
-    use std::io::Write;
-    let mut c = w.cmd("af-spawn");
-    c.args(args).stdin(std::process::Stdio::piped());
-    let mut child = c.spawn().expect("af-spawn create");
-    child.stdin.take().expect("stdin").write_all(config.as_bytes()).expect("config");
-    assert!(child.wait().expect("create").success());
 }
 
 /// Waits until agents PREFIX0..PREFIX(n-1) each have a heartbeat (start already waited for it).
@@ -170,13 +155,10 @@ fn wait_heartbeats(w: &World, prefix: &str, n: usize) {
 /// Runs `agent(i)` for i in 0..n, each right after one bare `tmux new-session -d` on a private
 /// server; returns the total time of the bare sessions and of the agents.
 fn interleaved(n: usize, mut agent: impl FnMut(usize)) -> (Duration, Duration) {
-    let bare = World::new("bare-interleaved");
-    let _ = bare.tmux().args(["new-session", "-d", "-s", "warm"]).status();
+    let bare = bare_world("bare-interleaved");
     let (mut bare_time, mut agent_time) = (Duration::ZERO, Duration::ZERO);
     for i in 0..n {
-        bare_time += time(|| {
-            let _ = bare.tmux().args(["new-session", "-d", "-s", &format!("s{i}"), "sleep", "600"]).status();
-        });
+        bare_time += time(|| bare_session(&bare, i));
         agent_time += time(|| agent(i));
     }
     (bare_time, agent_time)
@@ -184,11 +166,18 @@ fn interleaved(n: usize, mut agent: impl FnMut(usize)) -> (Duration, Duration) {
 
 /// The time of N bare `tmux new-session -d` calls on a private server.
 fn bare_sessions(n: usize) -> Duration {
-    let bare = World::new("bare");
-    let _ = bare.tmux().args(["new-session", "-d", "-s", "warm"]).status();
-    time(|| {
-        for i in 0..n {
-            let _ = bare.tmux().args(["new-session", "-d", "-s", &format!("s{i}"), "sleep", "600"]).status();
-        }
-    })
+    let bare = bare_world("bare");
+    time(|| (0..n).for_each(|i| bare_session(&bare, i)))
+}
+
+/// A private tmux server with one session already (so no measured call starts the server).
+fn bare_world(name: &str) -> World {
+    let w = World::new(name);
+    let _ = w.tmux().args(["new-session", "-d", "-s", "warm"]).status();
+    w
+}
+
+/// One bare `tmux new-session -d` running `sleep`, the baseline's unit.
+fn bare_session(w: &World, i: usize) {
+    let _ = w.tmux().args(["new-session", "-d", "-s", &format!("s{i}"), "sleep", "600"]).status();
 }
