@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use af_spool::procfs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -163,15 +164,14 @@ fn register(w: &World) {
 fn stop(socket: &str, home: &Path) {
     let _ = Command::new("tmux").args(["-L", socket, "kill-server"]).stderr(Stdio::null()).status();
     let needle = format!("AF_HOME={}", home.display());
-    let mut killed = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
-            if pid as u32 != std::process::id() && env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-                killed.push(pid);
-            }
-        }
+    let me = std::process::id();
+    let killed: Vec<u32> = procfs::all()
+        .into_iter()
+        .filter(|p| p.pid != me && p.state != 'Z' && procfs::environ_has(p.pid, &needle))
+        .map(|p| p.pid)
+        .collect();
+    for &pid in &killed {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
     // The next measurement starts on a quiet machine: every process of this world is gone.
     let deadline = Instant::now() + Duration::from_secs(5);
