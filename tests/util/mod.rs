@@ -175,19 +175,12 @@ impl Env {
     /// The processes that carry this test's spool in their environment.
     pub fn processes(&self) -> Vec<u32> {
         let needle = format!("AF_HOME={}", self.home.display());
-        let mut pids = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-            if pid == std::process::id() || proc_state(pid).is_none_or(|s| s == 'Z') {
-                continue;
-            }
-            if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
-                if env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
-                    pids.push(pid);
-                }
-            }
-        }
-        pids
+        let me = std::process::id();
+        af_spool::procfs::all()
+            .into_iter()
+            .filter(|p| p.pid != me && p.state != 'Z' && af_spool::procfs::environ_has(p.pid, &needle))
+            .map(|p| p.pid)
+            .collect()
     }
 
     /// A path under the test's root.
