@@ -3,7 +3,7 @@
 
 use crate::http::{Answer, ApiError, Reply, Req};
 use crate::routes::App;
-use crate::run;
+use af_ops::lifecycle::{self as ops, DEFAULT_GRACE, DEFAULT_START_TIMEOUT, Lifecycle};
 use af_spool::record::AgentConfig;
 use af_spool::{AgentId, id::validate_name};
 use serde_json::{Map, Value, json};
@@ -60,20 +60,18 @@ pub fn put(app: &App, id: &str, req: &Req) -> Answer {
             format!("agent '{id}' is {}; stop it before replacing its config", obs.status().as_str()),
         ));
     }
-    run::change("af-spawn", &["rm", "--json", "--", id.as_str()], None)?;
-    run::change("af-spawn", &["create", "--json"], Some(&text))?;
+    let configs = ops::parse_configs(&text)?;
+    let ctx = Lifecycle::of(app.spool.clone());
+    ops::rm(&ctx, std::slice::from_ref(&id), false)?;
+    ops::create(&ctx, configs, &mut || {})?;
     get(app, id.as_str())
 }
 
-/// `DELETE /api/agents/{id}[?force=true]`: `af-spawn rm [--force]`.
+/// `DELETE /api/agents/{id}[?force=true]`: the lifecycle's rm, as `af-spawn rm [--force]`.
 pub fn delete(app: &App, id: &str, req: &Req) -> Answer {
     let id = existing(app, id)?;
-    let mut args = vec!["rm", "--json"];
-    if flag(req.param("force"), "force")? {
-        args.push("--force");
-    }
-    args.extend(["--", id.as_str()]);
-    run::change("af-spawn", &args, None)?;
+    let force = flag(req.param("force"), "force")?;
+    ops::rm(&Lifecycle::of(app.spool.clone()), std::slice::from_ref(&id), force)?;
     Ok(Reply::json(200, &json!({"removed": id})))
 }
 
@@ -92,7 +90,7 @@ fn current_status(app: &App, id: &AgentId) -> Value {
     app.spool.observe(id).map(|o| json!(o.status())).unwrap_or(Value::Null)
 }
 
-/// Carries out one lifecycle action by running the program a shell user would.
+/// Carries out one lifecycle action through the same operations the programs call.
 pub fn lifecycle(app: &App, id: &AgentId, action: &str, body: &Map<String, Value>) -> Result<Value, ApiError> {
     let known = ["start", "stop", "pause", "resume", "restart", "checkpoint", "rollback", "remove"];
     if !known.contains(&action) {
@@ -104,10 +102,20 @@ pub fn lifecycle(app: &App, id: &AgentId, action: &str, body: &Map<String, Value
         Some(_) => return Err(ApiError::bad("\"graceful\" must be true or false")),
     };
     app.spool.require(id)?;
-    let id = id.as_str();
-    match action {
-        "stop" if !graceful => run::change("af-spawn", &["stop", "--json", "--force", "--", id], None),
-        "remove" => run::change("af-spawn", &["rm", "--json", "--force", "--", id], None),
+    let ctx = Lifecycle::of(app.spool.clone());
+    let one = std::slice::from_ref(id);
+    let done = match action {
+        "start" => {
+            let started = ops::start_many(&ctx, one, true, DEFAULT_START_TIMEOUT, &mut || {})?;
+            json!(started.iter().map(|(id, obs)| ops::started_report(id, obs)).collect::<Vec<_>>())
+        }
+        "stop" => json!([ops::stopped_report(id, &ops::stop_one(&ctx, id, !graceful, DEFAULT_GRACE)?)]),
+        "pause" | "resume" => json!({"id": id, "status": ops::pause(&ctx, id, action == "pause")?}),
+        "restart" => json!([ops::started_report(id, &ops::restart(&ctx, id, DEFAULT_GRACE)?)]),
+        "remove" => {
+            ops::rm(&ctx, one, true)?;
+            json!(one)
+        }
         "checkpoint" => {
             let desc = match body.get("description") {
                 None | Some(Value::Null) => "checkpoint from af-api",
@@ -116,9 +124,7 @@ pub fn lifecycle(app: &App, id: &AgentId, action: &str, body: &Map<String, Value
                     return Err(ApiError::bad("\"description\" must be a string of up to 1000 printable characters"));
                 }
             };
-            // `--message=` keeps a description that starts with '-' from reading as a flag.
-            let message = format!("--message={desc}");
-            run::change("af-checkpoint", &["create", "--json", message.as_str(), "--", id], None)
+            json!(af_ops::checkpoint::create(&app.spool, id, desc)?)
         }
         "rollback" => {
             let ckpt = body
@@ -126,10 +132,11 @@ pub fn lifecycle(app: &App, id: &AgentId, action: &str, body: &Map<String, Value
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::bad("\"checkpointId\" (a string) is required"))?;
             validate_name("checkpoint id", ckpt)?;
-            run::change("af-checkpoint", &["rollback", "--json", "--", id, ckpt], None)
+            json!(af_ops::rollback::rollback(&ctx, id, ckpt, true, false)?)
         }
-        verb => run::change("af-spawn", &[verb, "--json", "--", id], None),
-    }
+        other => return Err(ApiError::bad(format!("unknown action '{other}'"))),
+    };
+    Ok(done)
 }
 
 /// Reads a boolean query flag.
@@ -159,7 +166,7 @@ pub fn status_get(app: &App, id: &str) -> Answer {
 /// --json`), answered with its report (checks, health, CPU, memory, new alerts).
 pub fn status_post(app: &App, id: &str) -> Answer {
     let id = existing(app, id)?;
-    let out = run::program("af-health", &["check", "--json", "--", id.as_str()], None)?;
+    let out = crate::run::program("af-health", &["check", "--json", "--", id.as_str()], None)?;
     let report = out.json();
     let mine = report["agents"]
         .as_array()
@@ -203,7 +210,7 @@ pub fn status_put(app: &App, id: &str, req: &Req) -> Answer {
 /// which the dashboard's sparklines start from.
 pub fn health(app: &App, id: &str) -> Answer {
     let id = existing(app, id)?;
-    let out = run::program("af-health", &["history", id.as_str(), "--json"], None)?;
+    let out = crate::run::program("af-health", &["history", id.as_str(), "--json"], None)?;
     let history = match out.json() {
         Value::Null => json!([]),
         v => v,

@@ -5,7 +5,7 @@
 use crate::agent::{lifecycle, parse_id};
 use crate::http::{Answer, ApiError, Reply, Req};
 use crate::routes::App;
-use crate::run;
+use af_ops::lifecycle::{self as ops, Lifecycle};
 use af_spool::{Error, Observed, Spool};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -107,19 +107,19 @@ pub fn list(app: &App, req: &Req) -> Answer {
 
 /// `POST /api/agents/create`: the seed's AgentConfig (an object, or an array of them) through
 /// `af-spawn create`; `?start=true` starts them too.
-pub fn create(_app: &App, req: &Req) -> Answer {
+pub fn create(app: &App, req: &Req) -> Answer {
     match req.json()? {
         Some(Value::Object(_)) | Some(Value::Array(_)) => {}
         Some(_) => return Err(ApiError::bad("the body must be an AgentConfig object or an array of them")),
         None => return Err(ApiError::bad("an AgentConfig JSON body is required")),
     }
-    let mut args = vec!["create", "--json"];
-    match req.param("start") {
-        Some("true") | Some("1") => args.push("--start"),
-        Some("false") | Some("0") | None => {}
-        Some(other) => return Err(ApiError::bad(format!("start must be true or false, not '{other}'"))),
+    let start = crate::agent::flag(req.param("start"), "start")?;
+    let configs = ops::parse_configs(&req.body)?;
+    let ctx = Lifecycle::of(app.spool.clone());
+    let created = ops::create(&ctx, configs, &mut || {})?;
+    if start {
+        ops::start_many(&ctx, &created, true, ops::DEFAULT_START_TIMEOUT, &mut || {})?;
     }
-    let created = run::change("af-spawn", &args, Some(&req.body))?;
     Ok(Reply::json(201, &json!({"created": created})))
 }
 
@@ -153,8 +153,8 @@ pub fn bulk(app: &App, req: &Req) -> Answer {
     Ok(Reply::json(200, &json!({"action": action, "results": results})))
 }
 
-/// `DELETE /api/agents`: `af-spawn gc` (mark dead agents, remove stray sessions and leftovers).
-pub fn cleanup(_app: &App, _req: &Req) -> Answer {
-    let report = run::change("af-spawn", &["gc", "--json"], None)?;
+/// `DELETE /api/agents`: the lifecycle's gc (`af-spawn gc`) (mark dead agents, remove stray sessions and leftovers).
+pub fn cleanup(app: &App, _req: &Req) -> Answer {
+    let report = ops::gc(&Lifecycle::of(app.spool.clone()))?;
     Ok(Reply::json(200, &json!({"cleanup": report})))
 }

@@ -135,16 +135,19 @@ impl ApiError {
     }
 }
 
-/// Library errors keep their meaning: invalid 400, not found 404, conflict 409, timeout 504.
+/// Operations' errors keep their meaning: invalid 400, not found 404, conflict 409, timeout
+/// 504; an agent that failed to start is a 409 (the request was fine, the agent is not); tmux or
+/// another program failing is a 502; our own I/O failing is a 500.
 impl From<af_spool::Error> for ApiError {
     fn from(e: af_spool::Error) -> Self {
         use af_spool::Error as E;
         let status = match &e {
             E::Invalid(_) => 400,
             E::NotFound(_) => 404,
-            E::Conflict(_) => 409,
+            E::Conflict(_) | E::Failed(_) => 409,
             E::Timeout(_) => 504,
-            E::Io { .. } | E::System(_) => 500,
+            E::System(_) => 502,
+            E::Io { .. } => 500,
         };
         ApiError::new(status, e.to_string())
     }

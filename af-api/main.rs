@@ -15,5 +15,5 @@ mod run;
 mod server;
 
 fn main() -> std::process::ExitCode {
-    af_spool::cli::main::<cli::Cli>(af_spool::cli::Logs::Stderr, server::run)
+    af_cli::main::<cli::Cli>(af_cli::Logs::Stderr, server::run)
 }

@@ -5,6 +5,7 @@
 use crate::http::{Answer, ApiError, Reply, Req};
 use crate::routes::App;
 use crate::run;
+use af_ops::lifecycle::{self as ops, Lifecycle};
 use af_spool::id::validate_name;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -70,12 +71,12 @@ fn system() -> Value {
 
 /// `POST`: `{"action": "gc"}` (af-spawn gc), `{"action": "check"}` (af-health check), or
 /// `{"action": "broadcast", "payload": any}` (af-bus broadcast).
-pub fn operate(_app: &App, req: &Req) -> Answer {
+pub fn operate(app: &App, req: &Req) -> Answer {
     let body = req.object()?;
     let action =
         body.get("action").and_then(Value::as_str).ok_or_else(|| ApiError::bad("\"action\" (a string) is required"))?;
     let result = match action {
-        "gc" => run::change("af-spawn", &["gc", "--json"], None)?,
+        "gc" => json!(ops::gc(&Lifecycle::of(app.spool.clone()))?),
         "check" => {
             let out = run::program("af-health", &["check", "--json"], None)?;
             json!({"healthy": out.code == 0, "report": out.json()})
@@ -121,15 +122,17 @@ pub fn shutdown(app: &App) -> Answer {
     let mut live = Vec::new();
     for id in app.spool.agent_ids()? {
         if app.spool.observe(&id).is_ok_and(|o| o.status().is_live()) {
-            live.push(id.to_string());
+            live.push(id);
         }
     }
     if live.is_empty() {
         return Ok(Reply::json(200, &json!({"stopped": []})));
     }
-    let mut args = vec!["stop", "--json", "--"];
-    args.extend(live.iter().map(String::as_str));
-    let stopped = run::change("af-spawn", &args, None)?;
+    let ctx = Lifecycle::of(app.spool.clone());
+    let mut stopped = Vec::new();
+    for id in &live {
+        stopped.push(ops::stopped_report(id, &ops::stop_one(&ctx, id, false, ops::DEFAULT_GRACE)?));
+    }
     Ok(Reply::json(200, &json!({"stopped": stopped})))
 }
 

@@ -28,7 +28,7 @@ impl Outcome {
 /// Runs a sibling program (`af-spawn`, …) with `args` and optional standard input. Exit 0 and 1
 /// are outcomes; every other exit is the matching error.
 pub fn program(name: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Outcome, ApiError> {
-    let path = af_spool::cli::sibling_program(name);
+    let path = af_cli::sibling_program(name);
     let mut cmd = Command::new(&path);
     cmd.args(args)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -70,8 +70,6 @@ pub fn program(name: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Outcom
         3 => 404,
         4 => 409,
         5 => 504,
-        // The agent's own program is missing or broken: the request was fine, the agent is not.
-        111 if stderr.contains("failed to start") => 409,
         _ => 502,
     };
     Err(ApiError::new(status, detail))

@@ -3,7 +3,7 @@
 mod cli;
 mod cmd;
 
-use af_spool::cli::{Logs, main as run_main};
+use af_cli::{Logs, main as run_main};
 
 fn main() -> std::process::ExitCode {
     run_main::<cli::Cli>(Logs::Stderr, cmd::run)

@@ -1,14 +1,10 @@
 //! af-checkpoint: checkpoints of an agent's state, messages, conversation and working tree, and
 //! rollback to them.
 
-mod archive;
 mod cli;
 mod cmd;
-mod gittree;
-mod inbox;
-mod store;
 
-use af_spool::cli::{Logs, main as run_main};
+use af_cli::{Logs, main as run_main};
 
 fn main() -> std::process::ExitCode {
     run_main::<cli::Cli>(Logs::Stderr, cmd::run)

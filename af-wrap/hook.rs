@@ -51,7 +51,7 @@ fn record(id: &str) -> anyhow::Result<()> {
     });
     eventlog::append(&spool, &Event::new("agent.claude", Some(&id), detail.clone()))?;
     // Published on the bus when af-bus is there; its absence is not the hook's problem.
-    let _ = std::process::Command::new(af_spool::cli::sibling_program("af-bus"))
+    let _ = std::process::Command::new(af_cli::sibling_program("af-bus"))
         .args(["publish", "--topic", &format!("agent.{id}.claude"), &detail.to_string()])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

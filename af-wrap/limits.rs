@@ -202,6 +202,6 @@ impl Limits {
     /// Removes the agent's cgroups (they must be empty by now; retried briefly while the kernel
     /// finishes with the last process).
     pub fn cleanup(&self) {
-        af_spool::procfs::remove_cgroups(&self.applied.cgroups);
+        af_ops::procfs::remove_cgroups(&self.applied.cgroups);
     }
 }

@@ -10,7 +10,8 @@ mod supervise;
 mod tasks;
 mod tree;
 
-use af_spool::{AgentId, ExitCode, Spool, cli, human};
+use af_cli as cli;
+use af_spool::{AgentId, ExitCode, Spool, human};
 use clap::Parser;
 
 /// Supervise one AgentFlow agent (normally started by `af-spawn start` inside the agent's tmux

@@ -4,10 +4,10 @@
 use crate::limits::Limits;
 use crate::tasks::{Ended, Tasks};
 use crate::tree::Usage;
+use af_ops::procfs;
 use af_spool::atomic::{self, Durability};
 use af_spool::control::{Envelope, Reply, Request};
 use af_spool::lock::Lock;
-use af_spool::procfs;
 use af_spool::record::{AgentConfig, AgentType, Event, Health, Heartbeat, Status};
 use af_spool::time::Timestamp;
 use af_spool::{AgentId, Error, ExitCode, Spool, eventlog};
@@ -192,7 +192,7 @@ impl Supervisor<'_> {
             }
             // A monitor runs the health loop for its project (projectId "*": every agent).
             (None, AgentType::Monitor) => {
-                let health = af_spool::cli::sibling_program("af-health").display().to_string();
+                let health = af_cli::sibling_program("af-health").display().to_string();
                 let mut argv = vec![health, "watch".into()];
                 if self.config.project_id != "*" {
                     argv.extend(["--project".into(), self.config.project_id.clone()]);

@@ -6,7 +6,8 @@
 //! and published on topic `tasks.results`. A stop gives unfinished claims back to their queues.
 
 use crate::limits::Limits;
-use af_spool::bus::{self, Address, Target};
+use af_ops::bus::Target;
+use af_spool::bus::Address;
 use af_spool::fifodir::Listener;
 use af_spool::message::{Kind, Message, Priority};
 use af_spool::queue::{Entry, Queue, RESCAN};
@@ -307,7 +308,7 @@ pub(crate) fn send_result(spool: &Spool, id: &AgentId, task: &Message, result: s
     let from = id.as_str();
     if let Some(reply_to) = &task.reply_to {
         let sent = Address::resolve(spool, reply_to)
-            .and_then(|a| bus::post(spool, task.response(from, result.clone()), &Target::Queue(a), true));
+            .and_then(|a| af_ops::bus::post(spool, task.response(from, result.clone()), &Target::Queue(a), true));
         if let Err(e) = sent {
             tracing::warn!(task = %task.id, "cannot answer {reply_to}: {e}");
         }
@@ -315,7 +316,7 @@ pub(crate) fn send_result(spool: &Spool, id: &AgentId, task: &Message, result: s
     let mut event = Message::new(from, Kind::Event, Priority::Normal, result);
     event.topic = Some(RESULTS_TOPIC.into());
     event.correlation_id = Some(task.id.clone());
-    if let Err(e) = bus::post(spool, event, &Target::Topic, true) {
+    if let Err(e) = af_ops::bus::post(spool, event, &Target::Topic, true) {
         tracing::warn!(task = %task.id, "cannot publish the result: {e}");
     }
 }

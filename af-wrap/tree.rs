@@ -1,7 +1,7 @@
 //! The agent's process tree as af-wrap sees it: every descendant of af-wrap (as a subreaper,
 //! orphans of the agent come back to it), with memory and CPU added up for heartbeats.
 
-use af_spool::procfs;
+use af_ops::procfs;
 use std::time::Instant;
 
 /// CPU accounting between heartbeats.

@@ -290,7 +290,7 @@ fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
     let last = a.invocations().last().unwrap().clone();
     assert_eq!(arg_after(&last, "--resume"), Some(session.as_str()), "{last:?}");
     assert_eq!(a.state()["conversation"]["sessionId"], session.as_str());
-    let (cost, tokens) = af_spool::claude::project_cost(&a.spool, "proj").unwrap();
+    let (cost, tokens) = af_ops::claude::project_cost(&a.spool, "proj").unwrap();
     assert!((cost - 0.03).abs() < 1e-9);
     assert_eq!(tokens.input, 30);
     let shown = env.show("c1");

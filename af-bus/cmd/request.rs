@@ -2,7 +2,8 @@
 
 use super::{Ctx, address, line, make, payload, say};
 use crate::cli::Make;
-use af_spool::bus::{self, Address, ReplyQueue, Target};
+use af_ops::bus::Target;
+use af_spool::bus::{self, Address, ReplyQueue};
 use af_spool::message::Kind;
 use af_spool::{Error, ExitCode};
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ pub fn request(ctx: &Ctx, to: &str, timeout: Duration, opts: &Make, data: &str) 
     m.to = Some(target.to_string());
     m.correlation_id = Some(m.id.clone());
     m.reply_to = Some(replies.address.to_string());
-    let (sent, _) = bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
+    let (sent, _) = af_ops::bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
     let deadline = Instant::now() + timeout;
     loop {
         for c in replies.queue.claim(16, Duration::from_secs(3600))? {
@@ -44,7 +45,7 @@ pub fn reply(ctx: &Ctx, id: &str, data: &str) -> anyhow::Result<ExitCode> {
     };
     let target = Address::resolve(&ctx.spool, &reply_to)?;
     let m = request.response(&super::sender(), value);
-    let (m, _) = bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
+    let (m, _) = af_ops::bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
     say(&if ctx.json { line(&m) } else { m.id })?;
     Ok(ExitCode::Ok)
 }

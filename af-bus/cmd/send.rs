@@ -2,7 +2,8 @@
 
 use super::{Ctx, address, line, make, payload, say};
 use crate::cli::Make;
-use af_spool::bus::{self, Target, validate_project, validate_topic};
+use af_ops::bus::Target;
+use af_spool::bus::{validate_project, validate_topic};
 use af_spool::message::{Kind, Message, max_bytes};
 use af_spool::{Error, ExitCode};
 use std::io::BufRead;
@@ -29,7 +30,7 @@ pub fn send(
     let mut m = make(opts, kind, payload(data.unwrap_or("-"))?)?;
     m.to = Some(target.to_string());
     m.reply_to = reply_to.map(str::to_owned);
-    let (m, _) = bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
+    let (m, _) = af_ops::bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
     say(&if ctx.json { line(&m) } else { m.id })?;
     Ok(ExitCode::Ok)
 }
@@ -89,7 +90,7 @@ fn send_batch(
     }
     // Ids are printed once every message is delivered (and, durable, its directory synced).
     let mut out = String::new();
-    for m in bus::post_many(&ctx.spool, planned, ctx.durable)? {
+    for m in af_ops::bus::post_many(&ctx.spool, planned, ctx.durable)? {
         out.push_str(&if ctx.json { line(&m) } else { m.id });
         out.push('\n');
     }
@@ -106,7 +107,7 @@ pub fn broadcast(ctx: &Ctx, project: Option<String>, opts: &Make, data: &str) ->
     }
     let mut m = make(opts, Kind::Broadcast, payload(data)?)?;
     m.to = Some(project.as_ref().map_or_else(|| "*".to_owned(), |p| format!("project:{p}")));
-    let (m, n) = bus::post(&ctx.spool, m, &Target::Broadcast(project), ctx.durable)?;
+    let (m, n) = af_ops::bus::post(&ctx.spool, m, &Target::Broadcast(project), ctx.durable)?;
     print_fanout(ctx, &m, n)
 }
 
@@ -115,7 +116,7 @@ pub fn publish(ctx: &Ctx, topic: &str, opts: &Make, data: &str) -> anyhow::Resul
     validate_topic(topic, false)?;
     let mut m = make(opts, Kind::Event, payload(data)?)?;
     m.topic = Some(topic.to_owned());
-    let (m, n) = bus::post(&ctx.spool, m, &Target::Topic, ctx.durable)?;
+    let (m, n) = af_ops::bus::post(&ctx.spool, m, &Target::Topic, ctx.durable)?;
     print_fanout(ctx, &m, n)
 }
 

@@ -1,7 +1,7 @@
 //! `af-checkpoint diff`: what changed in the agent's working tree since a checkpoint.
 
 use super::{print_json, print_line};
-use crate::{archive, gittree, store};
+use af_ops::checkpoint::{archive, gittree, store};
 use af_spool::checkpoint::TreeSnapshot;
 use af_spool::{AgentId, Error, ExitCode, Spool};
 

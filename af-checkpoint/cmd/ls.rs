@@ -1,7 +1,7 @@
 //! `af-checkpoint ls` and `show`.
 
 use super::{print_json, print_line};
-use crate::store;
+use af_ops::checkpoint::store;
 use af_spool::checkpoint::{Checkpoint, TreeSnapshot};
 use af_spool::{AgentId, ExitCode, Spool};
 

@@ -31,4 +31,4 @@ pub fn agent_id(s: &str) -> anyhow::Result<AgentId> {
     Ok(AgentId::new(s)?)
 }
 
-pub use af_spool::cli::{print_json, print_line};
+pub use af_cli::{print_json, print_line};

@@ -1,7 +1,7 @@
 //! `af-health alerts` and `af-health ack`.
 
 use super::{print_json, print_line};
-use crate::alert;
+use af_ops::health::alert;
 use af_spool::atomic::{self, Durability};
 use af_spool::health::{self, Alert};
 use af_spool::lock::Lock;

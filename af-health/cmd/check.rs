@@ -2,14 +2,13 @@
 
 use super::{print_json, print_line};
 use crate::cli::Tuning;
-use crate::pass::{self, Outcome, Scope};
-use crate::policy::Policy;
+use af_ops::health::pass::{self, Outcome, Scope};
 use af_spool::health::Level;
 use af_spool::record::Health;
 use af_spool::{ExitCode, Spool};
 
 pub fn run(spool: &Spool, scope: &Scope, tuning: &Tuning, recover: bool, json: bool) -> anyhow::Result<ExitCode> {
-    let policy = Policy::from_tuning(tuning)?;
+    let policy = super::policy(tuning)?;
     let outcome = pass::run(spool, scope, &policy, recover)?;
     let worst = outcome.worst();
     if json {

@@ -7,7 +7,7 @@ mod trends;
 mod watch;
 
 use crate::cli::{Cli, Command};
-use crate::pass::Scope;
+use af_ops::health::pass::Scope;
 use af_spool::{AgentId, Error, ExitCode, Spool};
 use std::time::Duration;
 
@@ -44,4 +44,38 @@ fn agent_ids(ids: &[String]) -> anyhow::Result<Vec<AgentId>> {
     Ok(ids.iter().map(|s| AgentId::new(s)).collect::<Result<_, _>>()?)
 }
 
-pub use af_spool::cli::{print_json, print_line};
+pub use af_cli::{print_json, print_line};
+
+/// The policy the flags (and their AF_HEALTH_* variables) describe.
+pub fn policy(t: &crate::cli::Tuning) -> anyhow::Result<af_ops::health::Policy> {
+    if t.max_failures == 0 {
+        return Err(Error::Invalid("--max-failures must be at least 1".into()).into());
+    }
+    let ms = |s: &str| -> anyhow::Result<u64> { Ok(af_spool::human::parse_duration(s)?.as_millis() as u64) };
+    Ok(af_ops::health::Policy {
+        stale_ms: ms(&t.stale)?.max(1),
+        ping_timeout_ms: ms(&t.ping_timeout)?.max(1),
+        escalate_ms: ms(&t.escalate_after)?,
+        settle_ms: ms(&t.settle)?,
+        backoff_ms: ms(&t.backoff)?.max(1),
+        backoff_max_ms: ms(&t.backoff_max)?.max(1),
+        reset_ms: ms(&t.reset_after)?,
+        max_failures: t.max_failures,
+        max_restarts: t.max_restarts,
+        rate_window_ms: ms(&t.rate_window)?,
+        ping: !t.no_ping,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn the_flags_defaults_are_the_operations_defaults() {
+        // af-api runs health passes with Policy::default(); the CLI's must not drift from it.
+        let cli = crate::cli::Cli::try_parse_from(["af-health", "check"]).unwrap();
+        let crate::cli::Command::Check { tuning, .. } = cli.command else { panic!("not check") };
+        assert_eq!(super::policy(&tuning).unwrap(), af_ops::health::Policy::default());
+    }
+}

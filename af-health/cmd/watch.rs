@@ -4,8 +4,7 @@
 //! agent at once (each agent's health lock).
 
 use crate::cli::Tuning;
-use crate::pass::{self, Scope};
-use crate::policy::Policy;
+use af_ops::health::pass::{self, Scope};
 use af_spool::fifodir::Fifodir;
 use af_spool::time::Timestamp;
 use af_spool::{ExitCode, Spool};
@@ -21,7 +20,7 @@ pub fn run(
     interval: f64,
     passes: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
-    let policy = Policy::from_tuning(tuning)?;
+    let policy = super::policy(tuning)?;
     let interval = Duration::from_secs_f64(interval);
     // Subscribe before the first look, so no exit goes unnoticed.
     let mut events = Fifodir::new(spool.events_notify_dir()).subscribe()?;

@@ -1,7 +1,8 @@
 //! `af-spawn attach`: into the agent's tmux session (switching client when already inside tmux).
 
 use super::Ctx;
-use af_spool::{AgentId, Error, ExitCode, tmux};
+use af_ops::tmux;
+use af_spool::{AgentId, Error, ExitCode};
 use std::os::unix::process::CommandExt;
 
 pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {

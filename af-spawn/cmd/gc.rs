@@ -1,108 +1,21 @@
-//! `af-spawn gc`: reconciles the spool with tmux and the processes. Agents recorded as running
-//! whose supervisor is gone are marked failed and their orphans killed; AgentFlow sessions with no
-//! live agent are killed; leftovers of interrupted creates and removes are deleted. Sessions this
-//! spool did not create are never touched.
+//! `af-spawn gc`: reconciles the spool with tmux and the processes (see the lifecycle's gc).
 
-use super::{Ctx, print_json, print_line, reap_orphans};
-use af_spool::record::{Event, Status};
-use af_spool::time::Timestamp;
-use af_spool::{AgentId, ExitCode, eventlog, procfs};
+use super::{Ctx, print_json, print_line};
+use af_ops::lifecycle;
+use af_spool::ExitCode;
 
 pub fn run(ctx: &Ctx) -> anyhow::Result<ExitCode> {
-    let leftovers = remove_leftovers(ctx);
-    let mut failed = Vec::new();
-    let mut killed_processes = 0;
-    for id in ctx.spool.agent_ids()? {
-        let Ok(obs) = ctx.spool.observe(&id) else { continue };
-        if obs.state.status.is_live() && obs.status() == Status::Failed {
-            killed_processes += reap_orphans(ctx, &id, &obs);
-            let reason = obs.reason().unwrap_or_default();
-            ctx.spool.update_state(&id, |s| {
-                s.status = Status::Failed;
-                s.reason = Some(format!("{} (marked failed by gc)", reason.trim_end_matches("; run af-spawn gc")));
-                s.pid = None;
-                s.wrap_pid = None;
-                s.stopped_at = Some(Timestamp::now());
-                s.failures += 1;
-                s.consecutive_failures += 1;
-            })?;
-            eventlog::record(
-                &ctx.spool,
-                Event::new("agent.failed", Some(&id), serde_json::json!({"reason": "supervisor gone", "by": "gc"})),
-            );
-            failed.push(id);
-        }
-    }
-    let sessions = kill_stray_sessions(ctx)?;
-    let report = serde_json::json!({
-        "markedFailed": failed,
-        "killedSessions": sessions,
-        "killedProcesses": killed_processes,
-        "removedLeftovers": leftovers,
-    });
+    let report = lifecycle::gc(ctx)?;
     if ctx.json {
         print_json(&report)?;
     } else {
         print_line(&format!(
             "gc: {} agent(s) marked failed, {} session(s) and {} process(es) killed, {} leftover(s) removed",
-            failed.len(),
-            sessions.len(),
-            killed_processes,
-            leftovers
+            report.marked_failed.len(),
+            report.killed_sessions.len(),
+            report.killed_processes,
+            report.removed_leftovers
         ))?;
     }
     Ok(ExitCode::Ok)
-}
-
-/// AgentFlow sessions of this spool whose agent is gone or not live.
-fn kill_stray_sessions(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
-    let root = ctx.spool.root().display().to_string();
-    let mut killed = Vec::new();
-    for s in ctx.tmux.sessions()? {
-        if s.af_home.as_deref() != Some(root.as_str()) {
-            continue;
-        }
-        let live = s
-            .name
-            .strip_prefix("agent-")
-            .and_then(|n| AgentId::new(n).ok())
-            .and_then(|id| ctx.spool.observe(&id).ok())
-            .is_some_and(|o| o.status().is_live());
-        if !live && ctx.tmux.kill_session(&s.name).is_ok() {
-            killed.push(s.name);
-        }
-    }
-    Ok(killed)
-}
-
-/// Hidden directories and files (`.new.*`, `.trash.*`, `.tmp.*`) left by a killed program: their
-/// names carry the writer's pid, and a dead writer's leftovers go.
-fn remove_leftovers(ctx: &Ctx) -> usize {
-    let mut removed = 0;
-    let agents = ctx.spool.agents_dir();
-    let mut dirs = vec![agents.clone()];
-    if let Ok(ids) = ctx.spool.agent_ids() {
-        dirs.extend(ids.iter().map(|id| ctx.spool.agent_dir(id)));
-    }
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let mut parts = name.split('.');
-            let (Some(""), Some(kind), Some(pid)) = (parts.next(), parts.next(), parts.next()) else { continue };
-            if !matches!(kind, "new" | "trash" | "tmp") {
-                continue;
-            }
-            let writer_alive = pid.parse::<u32>().is_ok_and(procfs::alive);
-            if writer_alive {
-                continue;
-            }
-            let path = e.path();
-            let gone = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
-            if gone.is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    removed
 }

@@ -1,8 +1,8 @@
 //! `af-spawn script`: the shell script that recreates the agent's tmux layout.
 
 use super::{Ctx, print_line};
-use crate::layout;
-use af_spool::tmux::shell_quote;
+use af_ops::lifecycle::layout;
+use af_ops::tmux::shell_quote;
 use af_spool::{AgentId, ExitCode};
 
 pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {

@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
             "supervisorAlive": obs.supervisor_alive,
         });
         if obs.config.kind == af_spool::record::AgentType::ClaudeCode {
-            if let Ok((cost, tokens)) = af_spool::claude::project_cost(&ctx.spool, &obs.config.project_id) {
+            if let Ok((cost, tokens)) = af_ops::claude::project_cost(&ctx.spool, &obs.config.project_id) {
                 doc["projectCost"] = serde_json::json!({"costUsd": cost, "tokens": tokens});
             }
         }
@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
             "cost:          ${:.4}{budget}; tokens {} in, {} out, {} cache read, {} cache written",
             s.cost_usd, t.input, t.output, t.cache_read, t.cache_creation
         )?;
-        if let Ok((cost, _)) = af_spool::claude::project_cost(&ctx.spool, &c.project_id) {
+        if let Ok((cost, _)) = af_ops::claude::project_cost(&ctx.spool, &c.project_id) {
             writeln!(out, "project cost:  ${cost:.4} ({})", c.project_id)?;
         }
         if let Some(conv) = &s.conversation {

@@ -1,20 +1,17 @@
-//! `af-spawn stop`, `pause` and `resume`: requests on the agent's control pipe, answered by its
-//! af-wrap, and a wait until the state says it is done.
+//! `af-spawn stop`, `pause` and `resume`: the lifecycle operations, then one line (or JSON) each.
 
-use super::{Ctx, kill_our_session, print_json, print_line, reap_orphans, wait_until};
-use af_spool::control::{self, Envelope, Request};
-use af_spool::record::{Event, Status};
-use af_spool::time::Timestamp;
-use af_spool::{AgentId, Error, ExitCode, Observed, atomic, eventlog};
+use super::{Ctx, print_json, print_line};
+use af_ops::lifecycle;
+use af_spool::{AgentId, ExitCode};
 use std::time::Duration;
 
 pub fn run(ctx: &Ctx, ids: &[String], force: bool, grace: Duration) -> anyhow::Result<ExitCode> {
     let ids: Vec<AgentId> = ids.iter().map(|s| super::agent_id(s)).collect::<Result<_, _>>()?;
     let mut shown = Vec::new();
-    let mut progress = af_spool::progress::Progress::new("stopping", ids.len());
+    let mut progress = af_cli::progress::Progress::new("stopping", ids.len());
     for id in &ids {
-        let obs = stop_one(ctx, id, force, grace)?;
-        shown.push(serde_json::json!({"id": id, "status": obs.status(), "reason": obs.reason()}));
+        let obs = lifecycle::stop_one(ctx, id, force, grace)?;
+        shown.push(lifecycle::stopped_report(id, &obs));
         progress.step();
     }
     drop(progress);
@@ -28,65 +25,13 @@ pub fn run(ctx: &Ctx, ids: &[String], force: bool, grace: Duration) -> anyhow::R
     Ok(ExitCode::Ok)
 }
 
-/// Stops one agent and waits until its supervisor is gone.
-pub fn stop_one(ctx: &Ctx, id: &AgentId, force: bool, grace: Duration) -> anyhow::Result<Observed> {
-    let spool = &ctx.spool;
-    let obs = spool.observe(id)?;
-    if !obs.state.status.is_live() {
-        return Err(Error::Conflict(format!("agent '{id}' is not running (status {})", obs.status().as_str())).into());
-    }
-    if obs.supervisor_alive {
-        let mut listener = control::listen(spool, id)?;
-        let request = Request::Stop { force, timeout_ms: grace.as_millis() as u64 };
-        let envelope =
-            Envelope { id: atomic::unique_name("stop").trim_start_matches('.').to_owned(), request, reply: None };
-        match control::send(spool, id, &envelope) {
-            Ok(()) => {
-                let patience = grace + Duration::from_secs(10);
-                wait_until(ctx, id, &mut listener, patience, "stop", |o| {
-                    !o.supervisor_alive && !o.state.status.is_live()
-                })?;
-                kill_our_session(ctx, id);
-                eventlog::record(spool, Event::new("agent.stopped", Some(id), serde_json::json!({"force": force})));
-                return Ok(spool.observe(id)?);
-            }
-            // The supervisor went away between our look and our request: clean up below.
-            Err(Error::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    // No supervisor: a start that never came up, or one that died. Make it so by hand.
-    kill_our_session(ctx, id);
-    let obs = spool.observe(id)?;
-    reap_orphans(ctx, id, &obs);
-    spool.update_state(id, |s| {
-        s.status = Status::Stopped;
-        s.pid = None;
-        s.wrap_pid = None;
-        s.stopped_at = Some(Timestamp::now());
-        s.reason = Some("stopped by request (its supervisor was gone)".into());
-    })?;
-    eventlog::record(spool, Event::new("agent.stopped", Some(id), serde_json::json!({"force": force})));
-    Ok(spool.observe(id)?)
-}
-
 /// Pauses (`pause` true) or resumes an agent.
 pub fn pause(ctx: &Ctx, id: &AgentId, pause: bool) -> anyhow::Result<ExitCode> {
-    let obs = ctx.spool.observe(id)?;
-    let (want, verb) = if pause { (Status::Running, "pause") } else { (Status::Paused, "resume") };
-    if obs.status() != want {
-        return Err(Error::Conflict(format!("cannot {verb} agent '{id}': it is {}", obs.status().as_str())).into());
-    }
-    let request = if pause { Request::Pause } else { Request::Resume };
-    let reply = control::ask(&ctx.spool, id, request, Duration::from_secs(5))?;
-    if !reply.ok {
-        let why = reply.error.unwrap_or_default();
-        return Err(Error::Conflict(format!("cannot {verb} agent '{id}': {why}")).into());
-    }
+    let status = lifecycle::pause(ctx, id, pause)?;
     if ctx.json {
-        print_json(&serde_json::json!({"id": id, "status": reply.status}))?;
+        print_json(&serde_json::json!({"id": id, "status": status}))?;
     } else {
-        print_line(&format!("{id} {}", reply.status.as_str()))?;
+        print_line(&format!("{id} {}", status.as_str()))?;
     }
     Ok(ExitCode::Ok)
 }

@@ -3,8 +3,9 @@
 
 use super::Ctx;
 use super::show::format_age;
+use af_ops::procfs;
 use af_spool::human::format_size;
-use af_spool::{AgentId, Error, ExitCode, control, procfs};
+use af_spool::{AgentId, Error, ExitCode, control};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};

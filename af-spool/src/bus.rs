@@ -1,6 +1,6 @@
 //! The bus on top of queues: addresses (an agent's inbox, a project's pool, a durable
-//! subscription, a requester's reply queue), topics and subscriptions, middleware (`bus.d/`), and
-//! posting a message to its queues.
+//! subscription, a requester's reply queue), topics and subscriptions, and where middleware live
+//! (`bus.d/`). Posting a message through the middleware is an operation (af-ops `bus`).
 //!
 //! ```text
 //! $AF_HOME/agents/<id>/inbox/          an agent's inbox (a queue, see queue.rs)
@@ -19,15 +19,7 @@ use crate::queue::Queue;
 use crate::spool::Spool;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// How long one middleware program may take for one message.
-pub const MIDDLEWARE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a queue is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,176 +302,6 @@ impl Drop for ReplyQueue {
     fn drop(&mut self) {
         let _ = remove_dir_atomically(self.queue.dir());
     }
-}
-
-/// Where a message goes.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// One queue.
-    Queue(Address),
-    /// Every agent's inbox, or every agent's of one project.
-    Broadcast(Option<String>),
-    /// Every subscription whose pattern matches the message's topic.
-    Topic,
-}
-
-/// Passes a message through the middleware, then delivers it to its target's queues. Returns the
-/// message as delivered and how many queues got it.
-pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> Result<(Message, usize)> {
-    let message = run_middleware(spool, message)?;
-    let bytes = message.encode()?;
-    let queues = queues_of(spool, &message, target, durable)?;
-    for q in &queues {
-        q.deliver(&message, &bytes)?;
-    }
-    Ok((message, queues.len()))
-}
-
-/// Posts many messages with one directory fsync per queue at the end (group commit): each file is
-/// still fsynced when durable, and listeners are woken once per queue. When this returns, every
-/// message is delivered (and durable).
-pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) -> Result<Vec<Message>> {
-    let mut touched: Vec<Queue> = Vec::new();
-    let mut out = Vec::with_capacity(batch.len());
-    for (message, target) in batch {
-        let message = run_middleware(spool, message)?;
-        let bytes = message.encode()?;
-        for q in queues_of(spool, &message, &target, durable)? {
-            q.deliver_file(&message, &bytes)?;
-            if !touched.iter().any(|t| t.dir() == q.dir()) {
-                touched.push(q);
-            }
-        }
-        out.push(message);
-    }
-    for q in &touched {
-        if durable {
-            q.sync()?;
-        }
-        q.notify("batch");
-    }
-    Ok(out)
-}
-
-/// The queues a message goes to.
-fn queues_of(spool: &Spool, message: &Message, target: &Target, durable: bool) -> Result<Vec<Queue>> {
-    let mut queues: Vec<Queue> = Vec::new();
-    match target {
-        Target::Queue(Address::Reply(id)) => {
-            let q = Address::Reply(id.clone()).queue(spool);
-            if !q.exists() {
-                return Err(Error::NotFound(format!("requester {id} is gone (it timed out or was stopped)")));
-            }
-            queues.push(q.durable(false));
-        }
-        Target::Queue(a) => queues.push(a.queue(spool).durable(durable)),
-        Target::Broadcast(project) => {
-            for id in spool.agent_ids()? {
-                let Ok(config) = spool.read_config(&id) else { continue };
-                if project.as_ref().is_none_or(|p| *p == config.project_id) {
-                    queues.push(Address::Inbox(id).queue(spool).durable(durable));
-                }
-            }
-        }
-        Target::Topic => {
-            let topic = message.topic.clone().unwrap_or_default();
-            for sub in subscriptions(spool)? {
-                if topic_matches(&sub.topic, &topic) {
-                    queues.push(Address::Sub(sub.name).queue(spool).durable(durable && !sub.ephemeral));
-                }
-            }
-        }
-    }
-    Ok(queues)
-}
-
-/// The middleware programs: executable files in `bus.d/`, not hidden, in name order.
-pub fn middleware(spool: &Spool) -> Vec<PathBuf> {
-    let Ok(read) = std::fs::read_dir(spool.middleware_dir()) else { return Vec::new() };
-    let mut progs: Vec<PathBuf> = read
-        .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| !n.starts_with('.')))
-        .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-        .map(|e| e.path())
-        .collect();
-    progs.sort();
-    progs
-}
-
-/// Passes a message through each middleware program: the message as JSON on its stdin, the
-/// (possibly changed) message on its stdout. A non-zero exit rejects the message (Invalid, with
-/// the program's stderr as the reason). The id cannot be changed.
-pub fn run_middleware(spool: &Spool, mut message: Message) -> Result<Message> {
-    for prog in middleware(spool) {
-        let name = prog.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let input = serde_json::to_vec(&message).map_err(|e| Error::Invalid(format!("cannot encode message: {e}")))?;
-        let (ok, code, out, err) = filter(spool, &prog, input)?;
-        if !ok {
-            let reason = String::from_utf8_lossy(&err).lines().rev().find(|l| !l.trim().is_empty()).map_or_else(
-                || format!("it exited with {}", code.map_or("a signal".into(), |c| format!("code {c}"))),
-                |l| l.trim().chars().take(300).collect(),
-            );
-            return Err(Error::Invalid(format!("message rejected by middleware {name}: {reason}")));
-        }
-        let mut next: Message = serde_json::from_slice(&out)
-            .map_err(|e| Error::Invalid(format!("middleware {name} printed no valid message: {e}")))?;
-        next.id = message.id;
-        message = next;
-    }
-    Ok(message)
-}
-
-type Filtered = (bool, Option<i32>, Vec<u8>, Vec<u8>);
-
-/// Runs one filter program in its own process group, with a time limit.
-fn filter(spool: &Spool, prog: &std::path::Path, input: Vec<u8>) -> Result<Filtered> {
-    let mut child = Command::new(prog)
-        .env("AF_HOME", spool.root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::System(format!("cannot run middleware {}: {e}", prog.display())))?;
-    let mut stdin = child.stdin.take();
-    let writer = std::thread::spawn(move || {
-        if let Some(s) = stdin.as_mut() {
-            let _ = s.write_all(&input);
-        }
-    });
-    let limit = crate::message::max_bytes() as u64 + 1;
-    let reader = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(p) = pipe {
-                let _ = p.take(limit).read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = reader(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = reader(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + MIDDLEWARE_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-            Ok(None) => {
-                let _ =
-                    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
-                let _ = child.wait();
-                return Err(Error::Timeout(format!(
-                    "middleware {} took longer than {MIDDLEWARE_TIMEOUT:?}",
-                    prog.display()
-                )));
-            }
-            Err(e) => return Err(Error::System(format!("waiting for middleware {}: {e}", prog.display()))),
-        }
-    };
-    let _ = writer.join();
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    Ok((status.success(), status.code(), out, err))
 }
 
 /// Every queue in the spool with a name: inboxes (that exist), pools, subscriptions.

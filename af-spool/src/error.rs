@@ -53,6 +53,8 @@ pub enum Error {
     },
     /// Something else outside our control failed (tmux, a child program).
     System(String),
+    /// The request was carried out but the agent failed: its program is missing or died at once.
+    Failed(String),
 }
 
 /// The library's result type.
@@ -72,7 +74,21 @@ impl Error {
             Error::Conflict(_) => ExitCode::Conflict,
             Error::Timeout(_) => ExitCode::Timeout,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ExitCode::System,
-            Error::Io { .. } | Error::System(_) => ExitCode::System,
+            Error::Io { .. } | Error::System(_) | Error::Failed(_) => ExitCode::System,
+        }
+    }
+
+    /// The error's kind, as `--json` errors name it on stderr (`{"error": KIND, "message": …}`)
+    /// and as af-api maps it to an HTTP status.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "invalid",
+            Error::NotFound(_) => "not-found",
+            Error::Conflict(_) => "conflict",
+            Error::Timeout(_) => "timeout",
+            Error::Io { .. } => "io",
+            Error::System(_) => "system",
+            Error::Failed(_) => "agent-failed",
         }
     }
 }
@@ -80,9 +96,12 @@ impl Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Invalid(m) | Error::NotFound(m) | Error::Conflict(m) | Error::Timeout(m) | Error::System(m) => {
-                f.write_str(m)
-            }
+            Error::Invalid(m)
+            | Error::NotFound(m)
+            | Error::Conflict(m)
+            | Error::Timeout(m)
+            | Error::System(m)
+            | Error::Failed(m) => f.write_str(m),
             Error::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
         }
     }
@@ -95,18 +114,4 @@ impl std::error::Error for Error {
             _ => None,
         }
     }
-}
-
-/// Finds the exit code for any error chain: the first typed [`Error`] in it decides; a clap
-/// error is a usage error; anything else is a system failure.
-pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<Error>() {
-            return e.exit_code();
-        }
-        if cause.downcast_ref::<serde_json::Error>().is_some() {
-            return ExitCode::Usage;
-        }
-    }
-    ExitCode::System
 }

@@ -2,12 +2,10 @@
 //! holds, and the only sanctioned ways to write them (atomically), lock them, and wake listeners
 //! (fifodirs). Every AgentFlow program reads and writes the spool through this crate.
 
-pub mod alert;
 pub mod atomic;
 pub mod bus;
 pub mod checkpoint;
 pub mod claude;
-pub mod cli;
 pub mod control;
 pub mod error;
 pub mod eventlog;
@@ -18,13 +16,10 @@ pub mod id;
 pub mod lock;
 pub mod logfile;
 pub mod message;
-pub mod procfs;
-pub mod progress;
 pub mod queue;
 pub mod record;
 pub mod spool;
 pub mod time;
-pub mod tmux;
 pub mod worktree;
 
 pub use error::{Error, ExitCode, Result};

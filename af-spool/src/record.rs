@@ -301,6 +301,11 @@ pub struct AgentState {
     /// The supervisor (af-wrap), while it runs.
     #[serde(default)]
     pub wrap_pid: Option<u32>,
+    /// Which start (or stop) decided this agent's fate last: raised under the agent's lock by every
+    /// start, and by a stop or gc that finds no supervisor. A supervisor writes only while the
+    /// generation is still the one it was started for, so a late af-wrap cannot undo a stop.
+    #[serde(default)]
+    pub generation: u64,
     /// The tmux session.
     pub tmux_session: String,
     /// The tmux server's socket name (`-L`), when not the default server.
@@ -369,6 +374,7 @@ impl AgentState {
             pid: None,
             pid_start: None,
             wrap_pid: None,
+            generation: 0,
             tmux_session: id.session(),
             tmux_socket: socket,
             restarts: 0,
@@ -420,6 +426,14 @@ pub struct Heartbeat {
     pub tasks_done: u64,
 }
 
+/// The running program's name (`af-spawn`, …), from argv[0]: who wrote an event.
+pub fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| std::path::Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "agentflow".into())
+}
+
 /// One line of the event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -442,13 +456,7 @@ pub struct Event {
 impl Event {
     /// An event of `kind` about `agent`, written by the running program.
     pub fn new(kind: &str, agent: Option<&AgentId>, detail: serde_json::Value) -> Self {
-        Event {
-            time: Timestamp::now(),
-            kind: kind.to_owned(),
-            agent: agent.cloned(),
-            by: crate::cli::program_name(),
-            detail,
-        }
+        Event { time: Timestamp::now(), kind: kind.to_owned(), agent: agent.cloned(), by: program_name(), detail }
     }
 }
 

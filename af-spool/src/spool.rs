@@ -171,6 +171,22 @@ impl Spool {
         self.root.join("log")
     }
 
+    /// The hooks settings file af-wrap writes for a claude-code agent's CLI (`--settings`).
+    pub fn claude_settings_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("claude-settings.json")
+    }
+
+    /// The record of turns recently started by a project's claude-code agents (for
+    /// `projectTurnsPerMinute`), named by a hash since project ids may hold any character.
+    pub fn project_turns_path(&self, project: &str) -> PathBuf {
+        // FNV-1a.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in project.as_bytes() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.root.join("projects").join(format!("{h:016x}.turns.json"))
+    }
+
     /// Whether an agent exists.
     pub fn exists(&self, id: &AgentId) -> bool {
         self.config_path(id).is_file()
@@ -237,6 +253,25 @@ impl Spool {
         state.updated_at = crate::time::Timestamp::now();
         self.write_state(id, &state)?;
         Ok(state)
+    }
+
+    /// Like [`Spool::update_state`], but only while the agent's generation is still `generation`:
+    /// `Ok(None)` (and nothing written) when a newer start or stop has decided since.
+    pub fn update_state_fenced(
+        &self,
+        id: &AgentId,
+        generation: u64,
+        change: impl FnOnce(&mut AgentState),
+    ) -> Result<Option<AgentState>> {
+        let _lock = self.lock_agent(id)?;
+        let mut state = self.read_state(id)?;
+        if state.generation != generation {
+            return Ok(None);
+        }
+        change(&mut state);
+        state.updated_at = crate::time::Timestamp::now();
+        self.write_state(id, &state)?;
+        Ok(Some(state))
     }
 
     /// Reads an agent's config and state and judges its real status (see [`Observed::status`]).

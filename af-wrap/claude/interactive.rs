@@ -7,8 +7,8 @@
 
 use super::source::Claimed;
 use super::{Driver, Turn, say};
+use af_ops::tmux::Tmux;
 use af_spool::record::Event;
-use af_spool::tmux::Tmux;
 use af_spool::{Spool, eventlog};
 use std::io::{Read, Seek, Write};
 use std::os::fd::BorrowedFd;
@@ -80,7 +80,7 @@ impl Pane {
         let target = std::env::var("TMUX_PANE")
             .ok()
             .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| format!("{}:main", af_spool::tmux::exact(&id.session())));
+            .unwrap_or_else(|| format!("{}:main", af_ops::tmux::exact(&id.session())));
         let confirm = std::env::var("AF_CLAUDE_CONFIRM")
             .ok()
             .and_then(|v| af_spool::human::parse_duration(&v).ok())

@@ -85,8 +85,8 @@ fn shell_quote(s: &str) -> String {
 
 /// Writes the settings file whose hooks run `af-wrap --hook ID` on every event.
 pub fn write_settings(spool: &Spool, id: &AgentId) -> af_spool::Result<std::path::PathBuf> {
-    let path = af_spool::claude::settings_path(spool, id);
-    let me = std::env::current_exe().unwrap_or_else(|_| af_spool::cli::sibling_program("af-wrap"));
+    let path = spool.claude_settings_path(id);
+    let me = std::env::current_exe().unwrap_or_else(|_| af_cli::sibling_program("af-wrap"));
     let command = format!(
         "AF_HOME={} {} --hook {}",
         shell_quote(&spool.root().display().to_string()),

@@ -88,9 +88,12 @@ impl Driver {
         let conv = match state.conversation.filter(|c| claude::is_uuid(&c.session_id)) {
             Some(c) => c,
             None => {
-                let session_id = claude::new_session_id()?;
-                let transcript =
-                    claude::transcript_path(&claude::config_dir(&config.environment), &cwd(config), &session_id);
+                let session_id = af_ops::claude::new_session_id()?;
+                let transcript = af_ops::claude::transcript_path(
+                    &af_ops::claude::config_dir(&config.environment),
+                    &cwd(config),
+                    &session_id,
+                );
                 Conversation { session_id, transcript }
             }
         };
@@ -420,8 +423,7 @@ impl Driver {
     /// `health.<agent>` and `agent.unhealthy`, alert.d hooks), and says it in the pane.
     fn alert(&self, level: AlertLevel, check: &str, message: &str) {
         say(&format!("ALERT {}: {message}", level.as_str()));
-        let raised =
-            af_spool::alert::raise(&self.spool, &self.id, level, check, message, af_spool::alert::Hooks::Detach);
+        let raised = af_ops::alert::raise(&self.spool, &self.id, level, check, message, af_ops::alert::Hooks::Detach);
         if let Err(e) = raised {
             tracing::warn!("cannot raise the {check} alert: {e}");
         }

@@ -1,9 +1,9 @@
 //! Limits on how fast an agent starts turns (`claude.turnsPerMinute` per agent,
 //! `claude.projectTurnsPerMinute` for its project), and reading a rate or usage limit error.
 
+use af_spool::Spool;
 use af_spool::record::AgentConfig;
 use af_spool::time::Timestamp;
-use af_spool::{Spool, claude};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,7 @@ impl Limiter {
             }
         }
         if let Some(limit) = self.per_project {
-            match claude::take_project_turn(&self.spool, &self.project, limit) {
+            match af_ops::claude::take_project_turn(&self.spool, &self.project, limit) {
                 Ok(None) => {}
                 Ok(Some(free_at)) => {
                     let wait = Timestamp::now().millis_until(free_at);

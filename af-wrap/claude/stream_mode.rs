@@ -191,9 +191,9 @@ impl Driver {
         }
         match line {
             Line::Init { session_id, .. } if claude::is_uuid(&session_id) && session_id != self.conv.session_id => {
-                let dir = claude::config_dir(&self.config.environment);
+                let dir = af_ops::claude::config_dir(&self.config.environment);
                 self.conv = Conversation {
-                    transcript: claude::transcript_path(&dir, &cwd(&self.config), &session_id),
+                    transcript: af_ops::claude::transcript_path(&dir, &cwd(&self.config), &session_id),
                     session_id,
                 };
                 let conv = self.conv.clone();

@@ -6,7 +6,8 @@
 #[path = "common.rs"]
 mod common;
 
-use af_spool::bus::{self, Address, Target};
+use af_ops::bus::Target;
+use af_spool::bus::Address;
 use af_spool::message::{Kind, Message, Priority};
 use af_spool::{AgentId, Spool};
 use common::{Row, World, header, percentile_ms, row, time};
@@ -118,7 +119,7 @@ fn batch(w: &World, n: usize, durable: bool) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-/// Latency of bus::post to a thread waiting in Queue::receive.
+/// Latency of af_ops::bus::post to a thread waiting in Queue::receive.
 fn delivery(spool: &Spool, n: usize, durable: bool) -> Vec<Duration> {
     let queue = Address::Inbox(AgentId::new("q").expect("id")).queue(spool);
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
@@ -143,7 +144,7 @@ fn delivery(spool: &Spool, n: usize, durable: bool) -> Vec<Duration> {
         std::thread::sleep(Duration::from_micros(300));
         let m = Message::new("bench", Kind::Event, Priority::Normal, serde_json::json!(i));
         let t = Instant::now();
-        bus::post(spool, m, &target, durable).expect("post");
+        af_ops::bus::post(spool, m, &target, durable).expect("post");
         let at = got_rx.recv().expect("received");
         samples.push(at.duration_since(t));
     }

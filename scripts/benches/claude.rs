@@ -7,7 +7,8 @@
 #[path = "common.rs"]
 mod common;
 
-use af_spool::bus::{self, Address, ReplyQueue, Target};
+use af_ops::bus::Target;
+use af_spool::bus::{Address, ReplyQueue};
 use af_spool::message::{Kind, Message, Priority};
 use af_spool::{AgentId, Spool};
 use common::{Row, World, header, row, time};
@@ -23,7 +24,7 @@ fn double() -> String {
 fn submit(spool: &Spool, id: &AgentId, replies: &ReplyQueue, text: String) {
     let mut m = Message::new("bench", Kind::Task, Priority::Normal, serde_json::json!(text));
     m.reply_to = Some(replies.address.to_string());
-    bus::post(spool, m, &Target::Queue(Address::Inbox(id.clone())), true).expect("send");
+    af_ops::bus::post(spool, m, &Target::Queue(Address::Inbox(id.clone())), true).expect("send");
 }
 
 /// Waits for `n` responses on `replies`.

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use af_spool::procfs;
+use af_ops::procfs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -178,7 +178,7 @@ fn stop(socket: &str, home: &Path) {
     while killed.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let _ = std::fs::remove_file(af_spool::tmux::socket_path(socket));
+    let _ = std::fs::remove_file(af_ops::tmux::socket_path(socket));
 }
 
 /// Times `f`.

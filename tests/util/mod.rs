@@ -176,9 +176,9 @@ impl Env {
     pub fn processes(&self) -> Vec<u32> {
         let needle = format!("AF_HOME={}", self.home.display());
         let me = std::process::id();
-        af_spool::procfs::all()
+        af_ops::procfs::all()
             .into_iter()
-            .filter(|p| p.pid != me && p.state != 'Z' && af_spool::procfs::environ_has(p.pid, &needle))
+            .filter(|p| p.pid != me && p.state != 'Z' && af_ops::procfs::environ_has(p.pid, &needle))
             .map(|p| p.pid)
             .collect()
     }
@@ -200,7 +200,7 @@ impl Drop for Env {
         while left.iter().any(|&p| alive(p)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let _ = std::fs::remove_file(af_spool::tmux::socket_path(&self.socket));
+        let _ = std::fs::remove_file(af_ops::tmux::socket_path(&self.socket));
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }

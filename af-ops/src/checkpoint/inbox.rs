@@ -3,14 +3,14 @@
 //! delivery: into `tmp/`, then renamed into `new/`); messages that arrived since the checkpoint
 //! are kept, pending, since other agents sent them and nobody has seen them yet.
 
-use af_spool::{AgentId, Error, Spool, atomic};
+use af_spool::{AgentId, Error, Result, Spool, atomic};
 use std::path::Path;
 
-fn messages(dir: &Path) -> anyhow::Result<Vec<std::ffi::OsString>> {
+fn messages(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("list", dir, e).into()),
+        Err(e) => return Err(Error::io("list", dir, e)),
     };
     let mut names = Vec::new();
     for entry in entries {
@@ -25,7 +25,7 @@ fn messages(dir: &Path) -> anyhow::Result<Vec<std::ffi::OsString>> {
 }
 
 /// Copies the inbox's pending and in-flight messages into `dest`; returns how many.
-pub fn capture(spool: &Spool, id: &AgentId, dest: &Path) -> anyhow::Result<u32> {
+pub fn capture(spool: &Spool, id: &AgentId, dest: &Path) -> Result<u32> {
     let inbox = spool.inbox_dir(id);
     let mut n = 0;
     for sub in ["new", "cur"] {
@@ -39,7 +39,7 @@ pub fn capture(spool: &Spool, id: &AgentId, dest: &Path) -> anyhow::Result<u32> 
                 Ok(_) => n += 1,
                 // Acknowledged while we copied: it is no longer pending.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("copy message", &from, e).into()),
+                Err(e) => return Err(Error::io("copy message", &from, e)),
             }
         }
     }
@@ -47,7 +47,7 @@ pub fn capture(spool: &Spool, id: &AgentId, dest: &Path) -> anyhow::Result<u32> 
 }
 
 /// Puts the checkpoint's messages in `src` back as pending, and makes in-flight ones pending.
-pub fn restore(spool: &Spool, id: &AgentId, src: &Path) -> anyhow::Result<()> {
+pub fn restore(spool: &Spool, id: &AgentId, src: &Path) -> Result<()> {
     let inbox = spool.inbox_dir(id);
     let saved = messages(src)?;
     let (tmp, new, cur) = (inbox.join("tmp"), inbox.join("new"), inbox.join("cur"));

@@ -1,11 +1,11 @@
 //! The checks of one agent, judged from its processes in /proc (its own tree only, through
 //! /proc/<pid>/task/*/children), one listing of the tmux server per pass, its records and its ping.
 
-use crate::policy::Policy;
+use super::policy::Policy;
+use crate::procfs::{self, ProcStat};
+use crate::tmux::Tmux;
 use af_spool::health::{Check, Level};
-use af_spool::procfs::{self, ProcStat};
 use af_spool::record::{Health, Heartbeat, Status};
-use af_spool::tmux::Tmux;
 use af_spool::{Observed, Spool};
 use std::collections::{HashMap, HashSet};
 
@@ -22,7 +22,7 @@ impl World {
     /// Lists every window of the tmux server once.
     pub fn snapshot(spool: &Spool) -> World {
         let tmux = Tmux::from_env();
-        let format = format!("#{{session_name}}\t#{{window_name}}\t#{{{}}}", af_spool::tmux::MARKER);
+        let format = format!("#{{session_name}}\t#{{window_name}}\t#{{{}}}", crate::tmux::MARKER);
         let mut windows = HashSet::new();
         let sessions = match tmux.run(&["list-windows", "-a", "-F", &format]) {
             Ok(out) => {

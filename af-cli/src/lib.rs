@@ -2,18 +2,15 @@
 //! man pages and completions from the clap definition, and turning errors into one line on stderr
 //! and an exit code.
 
-use crate::error::{ExitCode, exit_code_of};
+pub mod progress;
+
+use af_spool::error::{Error, ExitCode};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 
-/// The running program's name (`af-spawn`, …), from argv[0].
-pub fn program_name() -> String {
-    std::env::args_os()
-        .next()
-        .and_then(|a| Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "agentflow".into())
-}
+pub use af_ops::process::{sibling_program, user_umask};
+pub use af_spool::record::program_name;
 
 /// Prints a JSON document (pretty, one document) on stdout.
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
@@ -27,28 +24,6 @@ pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()>
 pub fn print_line(text: &str) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(())
-}
-
-/// The path of a sibling program: next to the running executable when it is there, else the bare
-/// name (found on PATH).
-pub fn sibling_program(name: &str) -> std::path::PathBuf {
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    std::path::PathBuf::from(name)
-}
-
-static USER_UMASK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0o022);
-
-/// The umask the program was started with, before [`main`] set 077 for the spool: programs that
-/// write the user's own files (af-checkpoint restoring a working tree) give it to those children.
-pub fn user_umask() -> u32 {
-    USER_UMASK.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Where a program's logs go.
@@ -65,7 +40,7 @@ pub enum Logs {
 /// runs `run`, and maps its error to one line on stderr and the shared exit code.
 pub fn main<C: clap::Parser>(logs: Logs, run: impl FnOnce(C) -> anyhow::Result<ExitCode>) -> std::process::ExitCode {
     let user = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    USER_UMASK.store(user.bits() as u32, std::sync::atomic::Ordering::Relaxed);
+    af_ops::process::remember_user_umask(user.bits() as u32);
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "--generate") {
         return generate(C::command(), args.get(2).and_then(|s| s.to_str()).unwrap_or(""));
@@ -95,12 +70,12 @@ pub fn report(err: &anyhow::Error) -> std::process::ExitCode {
 
 /// The most a program's log file grows before it is rotated (`AF_LOG_MAX_BYTES`, default 1 MiB).
 fn log_max_bytes() -> u64 {
-    std::env::var("AF_LOG_MAX_BYTES").ok().and_then(|v| crate::human::parse_size(&v).ok()).unwrap_or(1 << 20)
+    std::env::var("AF_LOG_MAX_BYTES").ok().and_then(|v| af_spool::human::parse_size(&v).ok()).unwrap_or(1 << 20)
 }
 
 /// Opens a log file for appending, rotating it first when it is over the size cap.
 fn open_log(path: &Path) -> Option<std::fs::File> {
-    crate::logfile::rotate_if_larger(path, log_max_bytes(), crate::logfile::KEEP);
+    af_spool::logfile::rotate_if_larger(path, log_max_bytes(), af_spool::logfile::KEEP);
     std::fs::OpenOptions::new().append(true).create(true).open(path).ok()
 }
 
@@ -134,8 +109,8 @@ pub fn init_logging(file: Option<&Path>) {
         }
         None => {
             layers.push(layer(std::io::stderr, json, true, chosen.unwrap_or(LevelFilter::WARN)));
-            let dir = crate::spool::Spool::default_root().ok().filter(|r| r.is_dir()).map(|r| r.join("log"));
-            if let Some(dir) = dir.filter(|d| crate::atomic::create_dir(d).is_ok()) {
+            let dir = af_spool::Spool::default_root().ok().filter(|r| r.is_dir()).map(|r| r.join("log"));
+            if let Some(dir) = dir.filter(|d| af_spool::atomic::create_dir(d).is_ok()) {
                 if let Some(f) = open_log(&dir.join(format!("{}.log", program_name()))) {
                     layers.push(layer(std::sync::Mutex::new(f), json, false, chosen.unwrap_or(LevelFilter::INFO)));
                 }
@@ -210,4 +185,18 @@ fn generate(mut cmd: clap::Command, kind: &str) -> std::process::ExitCode {
     };
     clap_complete::generate(shell, &mut cmd, name, &mut stdout);
     std::process::ExitCode::SUCCESS
+}
+
+/// Finds the exit code for any error chain: the first typed [`Error`] in it decides; a clap
+/// error is a usage error; anything else is a system failure.
+pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            return e.exit_code();
+        }
+        if cause.downcast_ref::<serde_json::Error>().is_some() {
+            return ExitCode::Usage;
+        }
+    }
+    ExitCode::System
 }

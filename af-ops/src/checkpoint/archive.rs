@@ -1,8 +1,7 @@
 //! Working-tree snapshots outside git: a gzip-compressed tar archive in the checkpoint, restored
 //! by emptying the directory and extracting it (so a rerun after an interruption finishes it).
 
-use af_spool::Error;
-use anyhow::Context;
+use af_spool::{Error, Result};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,16 +12,16 @@ fn spool_inside(dir: &Path, spool: &Path) -> Option<PathBuf> {
     spool.strip_prefix(dir).ok().and_then(|rel| rel.components().next()).map(|c| PathBuf::from(c.as_os_str()))
 }
 
-fn tar(args: &[&std::ffi::OsStr], what: &str) -> anyhow::Result<()> {
+fn tar(args: &[&std::ffi::OsStr], what: &str) -> Result<()> {
     let mut cmd = Command::new("tar");
     cmd.args(args).stdin(Stdio::null());
-    let out = crate::gittree::output_as_user(&mut cmd)
-        .with_context(|| format!("running tar to {what} (is tar installed?)"))?;
+    let out = super::gittree::output_as_user(&mut cmd)
+        .map_err(|e| Error::System(format!("cannot run tar to {what} (is tar installed?): {e}")))?;
     // GNU tar exits 1 when a file changed while it was read: the archive is still whole.
     if !(out.status.success() || out.status.code() == Some(1) && what == "archive the working tree") {
         let err = String::from_utf8_lossy(&out.stderr);
         let line = err.lines().next().unwrap_or("").trim();
-        return Err(Error::System(format!("tar failed to {what}: {line}")).into());
+        return Err(Error::System(format!("tar failed to {what}: {line}")));
     }
     Ok(())
 }
@@ -32,21 +31,20 @@ fn tar(args: &[&std::ffi::OsStr], what: &str) -> anyhow::Result<()> {
 pub const MAX_FILES: usize = 100_000;
 
 /// Refuses directories that must never be emptied by a rollback.
-fn precious(dir: &Path) -> anyhow::Result<()> {
+fn precious(dir: &Path) -> Result<()> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     if dir == Path::new("/") || home.is_some_and(|h| h == dir) {
         return Err(Error::Invalid(format!(
             "the agent's workdir {} is not in a git repository and is too precious to archive and restore \
              (give the agent a project directory as workdir)",
             dir.display()
-        ))
-        .into());
+        )));
     }
     Ok(())
 }
 
 /// Refuses those, and trees too big to archive.
-fn check(dir: &Path, spool: &Path) -> anyhow::Result<()> {
+fn check(dir: &Path, spool: &Path) -> Result<()> {
     precious(dir)?;
     let skip = spool_inside(dir, spool);
     let mut count = 0usize;
@@ -62,8 +60,7 @@ fn check(dir: &Path, spool: &Path) -> anyhow::Result<()> {
                 return Err(Error::Invalid(format!(
                     "the agent's workdir {} holds more than {MAX_FILES} files outside git; put it in a git repository",
                     dir.display()
-                ))
-                .into());
+                )));
             }
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(e.path());
@@ -74,7 +71,7 @@ fn check(dir: &Path, spool: &Path) -> anyhow::Result<()> {
 }
 
 /// Archives `dir` into `file`; returns the archive's size.
-pub fn create(dir: &Path, file: &Path, spool: &Path) -> anyhow::Result<u64> {
+pub fn create(dir: &Path, file: &Path, spool: &Path) -> Result<u64> {
     check(dir, spool)?;
     let mut args: Vec<std::ffi::OsString> = vec!["-C".into(), dir.into(), "-czf".into(), file.into()];
     if let Some(rel) = spool_inside(dir, spool) {
@@ -90,9 +87,9 @@ pub fn create(dir: &Path, file: &Path, spool: &Path) -> anyhow::Result<u64> {
 
 /// Makes `dir` exactly the archive's tree: everything in it is removed, then the archive is
 /// extracted with its modes.
-pub fn restore(dir: &Path, file: &Path, spool: &Path) -> anyhow::Result<()> {
+pub fn restore(dir: &Path, file: &Path, spool: &Path) -> Result<()> {
     if !file.is_file() {
-        return Err(Error::NotFound(format!("the checkpoint's archive {} is missing", file.display())).into());
+        return Err(Error::NotFound(format!("the checkpoint's archive {} is missing", file.display())));
     }
     precious(dir)?;
     af_spool::atomic::create_dir(dir)?;
@@ -103,7 +100,7 @@ pub fn restore(dir: &Path, file: &Path, spool: &Path) -> anyhow::Result<()> {
     tar(&args, "extract the working tree")
 }
 
-fn empty(dir: &Path, keep: Option<&Path>) -> anyhow::Result<()> {
+fn empty(dir: &Path, keep: Option<&Path>) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
         let entry = entry.map_err(|e| Error::io("list", dir, e))?;
         if keep.is_some_and(|k| k.as_os_str() == entry.file_name()) {
@@ -115,7 +112,7 @@ fn empty(dir: &Path, keep: Option<&Path>) -> anyhow::Result<()> {
         match removed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &path, e).into()),
+            Err(e) => return Err(Error::io("remove", &path, e)),
         }
     }
     Ok(())
@@ -128,7 +125,7 @@ enum Entry {
     Link(PathBuf),
 }
 
-fn walk(root: &Path, rel: &Path, skip: Option<&Path>, out: &mut BTreeMap<PathBuf, Entry>) -> anyhow::Result<()> {
+fn walk(root: &Path, rel: &Path, skip: Option<&Path>, out: &mut BTreeMap<PathBuf, Entry>) -> Result<()> {
     let dir = root.join(rel);
     for entry in std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))? {
         let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
@@ -152,7 +149,7 @@ fn walk(root: &Path, rel: &Path, skip: Option<&Path>, out: &mut BTreeMap<PathBuf
 
 /// What changed in `dir` since the archive: (status letter, path) lines, `scratch` being an empty
 /// directory to extract into.
-pub fn diff(dir: &Path, file: &Path, scratch: &Path, spool: &Path) -> anyhow::Result<String> {
+pub fn diff(dir: &Path, file: &Path, scratch: &Path, spool: &Path) -> Result<String> {
     af_spool::atomic::create_dir(scratch)?;
     let result = (|| {
         let args: Vec<&std::ffi::OsStr> =

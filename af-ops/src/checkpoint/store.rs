@@ -1,13 +1,13 @@
 //! An agent's checkpoint directory as af-checkpoint changes it: under its lock, with leftovers of
 //! interrupted runs (hidden directories and the git refs they had made) removed first.
 
-use crate::gittree;
+use super::gittree;
 use af_spool::checkpoint::{Checkpoint, CheckpointId, TreeSnapshot};
 use af_spool::lock::Lock;
+use af_spool::message::{Kind, Message, Priority};
 use af_spool::record::Event;
-use af_spool::{AgentId, Error, Spool, atomic, eventlog};
+use af_spool::{AgentId, Error, Result, Spool, atomic, eventlog};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 /// The file, inside a checkpoint being built or removed, naming the git ref it made: a leftover
 /// of a killed run is found by it and its ref deleted.
@@ -17,7 +17,7 @@ pub const PENDING_REF: &str = "ref.pending";
 pub static LOCK_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// Takes the agent's checkpoint lock and clears what interrupted runs left behind.
-pub fn lock(spool: &Spool, id: &AgentId) -> anyhow::Result<Lock> {
+pub fn lock(spool: &Spool, id: &AgentId) -> Result<Lock> {
     spool.require(id)?;
     let lock = Lock::exclusive(&spool.checkpoints_lock_path(id))?;
     // git and tar hold the lock with us (see gittree::output_as_user): killed with us, they may
@@ -57,15 +57,15 @@ pub fn scratch(spool: &Spool, id: &AgentId, prefix: &str) -> PathBuf {
 }
 
 /// Looks up a checkpoint named on the command line.
-pub fn find(spool: &Spool, id: &AgentId, ckpt: &str) -> anyhow::Result<Checkpoint> {
+pub fn find(spool: &Spool, id: &AgentId, ckpt: &str) -> Result<Checkpoint> {
     spool.require(id)?;
     let ckpt = CheckpointId::new(ckpt)?;
-    Ok(spool.read_checkpoint(id, &ckpt)?)
+    spool.read_checkpoint(id, &ckpt)
 }
 
 /// Removes one checkpoint: renamed out of sight (so it is no longer listed), its ref deleted, its
 /// files deleted. Call under the lock.
-pub fn remove(spool: &Spool, id: &AgentId, ckpt: &Checkpoint) -> anyhow::Result<()> {
+pub fn remove(spool: &Spool, id: &AgentId, ckpt: &Checkpoint) -> Result<()> {
     let dir = spool.checkpoint_dir(id, &ckpt.id);
     let trash = scratch(spool, id, "trash");
     std::fs::rename(&dir, &trash).map_err(|e| Error::io("move aside", &dir, e))?;
@@ -77,22 +77,15 @@ pub fn remove(spool: &Spool, id: &AgentId, ckpt: &Checkpoint) -> anyhow::Result<
     Ok(())
 }
 
-/// Records an event in the spool's log and publishes it on the bus topic `checkpoints` (when
-/// af-bus works; it is optional).
+/// Records an event in the spool's log and publishes it on the bus topic `checkpoints` (best
+/// effort: the log is the record).
 pub fn announce(spool: &Spool, kind: &str, id: &AgentId, detail: serde_json::Value) {
     let event = Event::new(kind, Some(id), detail);
-    let data = serde_json::to_string(&event).unwrap_or_default();
+    let mut m =
+        Message::new("af-checkpoint", Kind::Event, Priority::Normal, serde_json::to_value(&event).unwrap_or_default());
+    m.topic = Some("checkpoints".into());
     eventlog::record(spool, event);
-    let bus = af_spool::cli::sibling_program("af-bus");
-    let published = std::process::Command::new(&bus)
-        .args(["publish", "--topic", "checkpoints", &data])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match published {
-        Ok(s) if s.success() => {}
-        Ok(s) => tracing::info!("af-bus publish exited with {s}; the event is in the log only"),
-        Err(e) => tracing::info!("cannot run af-bus ({e}); the event is in the log only"),
+    if let Err(e) = crate::bus::post(spool, m, &crate::bus::Target::Topic, true) {
+        tracing::info!("checkpoint event not published on the bus ({e}); it is in the log only");
     }
 }

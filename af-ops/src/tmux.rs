@@ -2,7 +2,7 @@
 //! the few commands the programs need. Sessions AgentFlow creates carry the user option
 //! `@af_home` (the spool root), so nothing else's sessions are ever touched.
 
-use crate::error::{Error, Result};
+use af_spool::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -44,9 +44,12 @@ impl Tmux {
         self.socket.as_deref()
     }
 
-    /// A `tmux` command aimed at this server.
+    /// A `tmux` command aimed at this server. It goes without the identity of an agent we may
+    /// run in (a monitor restarting others): a tmux server it starts must never count as part of
+    /// that agent, whose orphans are found by that identity.
     pub fn command(&self) -> Command {
         let mut c = Command::new("tmux");
+        c.env_remove("AF_AGENT_ID").env_remove("AF_PROJECT_ID").env_remove("AF_AGENT_TYPE");
         if let Some(s) = &self.socket {
             c.arg("-L").arg(s);
         }

@@ -2,16 +2,17 @@
 //! `monitor` running `af-spawn top`, opened by a session hook when a client attaches or switches
 //! to the session. One description serves both `start` (run) and `script` (printed).
 
+use crate::process;
+use crate::tmux::{self, Tmux};
+use af_spool::Spool;
 use af_spool::record::AgentConfig;
-use af_spool::tmux::{self, Tmux};
-use af_spool::{Spool, cli};
 use std::path::PathBuf;
 
 /// The tmux commands (each an argv without `tmux`) that build the agent's session.
 pub fn commands(spool: &Spool, tmux: &Tmux, config: &AgentConfig, workdir: &std::path::Path) -> Vec<Vec<String>> {
     let session = config.id.session();
-    let wrap = cli::sibling_program("af-wrap");
-    let spawn = cli::sibling_program("af-spawn");
+    let wrap = process::sibling_program("af-wrap");
+    let spawn = process::sibling_program("af-spawn");
     let mut new_session: Vec<String> =
         vec!["new-session".into(), "-d".into(), "-s".into(), session.clone(), "-n".into(), "main".into()];
     new_session.extend(["-c".into(), workdir.display().to_string()]);
@@ -43,11 +44,16 @@ pub fn commands(spool: &Spool, tmux: &Tmux, config: &AgentConfig, workdir: &std:
     commands
 }
 
+/// What a session never takes from the caller's environment: the spool and server are set
+/// explicitly, and the identity is the new agent's, not that of an agent we may run in.
+const NOT_INHERITED: [&str; 6] =
+    ["AF_HOME", "AF_TMUX_SOCKET", "AF_AGENT_ID", "AF_PROJECT_ID", "AF_AGENT_TYPE", GENERATION_VAR];
+
 /// The session's environment: the spool and tmux server, this shell's PATH and AF_* settings,
 /// then the config's environment.
 fn environment(spool: &Spool, tmux: &Tmux, config: &AgentConfig) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| (k.starts_with("AF_") && k != "AF_HOME" && k != "AF_TMUX_SOCKET") || k == "PATH")
+        .filter(|(k, _)| (k.starts_with("AF_") && !NOT_INHERITED.contains(&k.as_str())) || k == "PATH")
         .collect();
     env.push(("AF_HOME".into(), spool.root().display().to_string()));
     if let Some(s) = tmux.socket() {
@@ -57,6 +63,18 @@ fn environment(spool: &Spool, tmux: &Tmux, config: &AgentConfig) -> Vec<(String,
     env.push(("AF_PROJECT_ID".into(), config.project_id.clone()));
     env.extend(config.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
     env
+}
+
+/// The variable that tells af-wrap which start launched it (the agent's generation then).
+pub const GENERATION_VAR: &str = "AF_START_GENERATION";
+
+/// Adds the start's generation to the session's environment (the first command makes it), so
+/// that af-wrap claims that start and no later one.
+pub fn set_generation(commands: &mut [Vec<String>], generation: u64) {
+    if let Some(new_session) = commands.first_mut() {
+        let at = new_session.iter().position(|a| a == "--").unwrap_or(new_session.len());
+        new_session.splice(at..at, ["-e".to_owned(), format!("{GENERATION_VAR}={generation}")]);
+    }
 }
 
 /// Joins the commands into one tmux invocation (`a ; b ; c`), so the layout appears at once.

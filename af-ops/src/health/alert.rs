@@ -1,9 +1,9 @@
 //! Alerts: one open alert per agent and check (deduplicated), escalated from warning to critical
 //! when it persists, closed by a recovery. Each change is appended to the alert log, written to
-//! the event log, published on the bus and piped to the alert.d hooks (`af_spool::alert`).
+//! the event log, published on the bus and piped to the alert.d hooks (`crate::alert`).
 
-use crate::policy::Policy;
-use crate::probe::Finding;
+use super::policy::Policy;
+use super::probe::Finding;
 use af_spool::health::{self, Alert, AlertLevel, Level};
 use af_spool::time::Timestamp;
 use af_spool::{AgentId, Spool};
@@ -84,10 +84,10 @@ fn uptime_ms(spool: &Spool, id: &AgentId) -> u64 {
 /// Records an alert through the spool library (open file, alert log, event log, bus, hooks),
 /// waiting for the hooks.
 pub fn emit(spool: &Spool, alert: &Alert) -> af_spool::Result<()> {
-    af_spool::alert::emit(spool, alert, af_spool::alert::Hooks::Wait)
+    crate::alert::emit(spool, alert, crate::alert::Hooks::Wait)
 }
 
 /// Appends to the alert log.
 pub fn log(spool: &Spool, alert: &Alert) -> af_spool::Result<()> {
-    af_spool::alert::log(spool, alert)
+    crate::alert::log(spool, alert)
 }

@@ -3,11 +3,11 @@
 //! would be lost (or, with `--force`, after a checkpoint that keeps it).
 
 use af_spool::record::AgentConfig;
-use af_spool::{AgentId, Error, Spool, worktree};
+use af_spool::{AgentId, Error, Result, Spool, worktree};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
     let out = Command::new("git")
         .current_dir(dir)
         .args(args)
@@ -20,31 +20,29 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let line = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
-        return Err(Error::System(format!("git {} failed: {line}", args.first().unwrap_or(&""))).into());
+        return Err(Error::System(format!("git {} failed: {line}", args.first().unwrap_or(&""))));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
 }
 
 /// Checks, before anything is created, that the agent can have a worktree.
-pub fn check(spool: &Spool, config: &AgentConfig) -> anyhow::Result<()> {
+pub fn check(spool: &Spool, config: &AgentConfig) -> Result<()> {
     let id = &config.id;
     let dir = config.workdir.clone().unwrap_or_else(|| PathBuf::from("."));
     if git(&dir, &["rev-parse", "--show-toplevel"]).is_err() {
         return Err(Error::Invalid(format!(
             "agent '{id}': --worktree needs a workdir inside a git repository ({} is not)",
             dir.display()
-        ))
-        .into());
+        )));
     }
     if git(&dir, &["rev-parse", "-q", "--verify", "HEAD^{commit}"]).is_err() {
-        return Err(Error::Invalid(format!("agent '{id}': the repository has no commit to branch from")).into());
+        return Err(Error::Invalid(format!("agent '{id}': the repository has no commit to branch from")));
     }
     let branch = worktree::branch(id);
     if git(&dir, &["rev-parse", "-q", "--verify", &format!("refs/heads/{branch}")]).is_ok() {
         return Err(Error::Conflict(format!(
             "branch {branch} exists already; delete it (git branch -D {branch}) or pick another agent id"
-        ))
-        .into());
+        )));
     }
     let path = spool.worktree_dir(id);
     if path.exists() {
@@ -52,15 +50,14 @@ pub fn check(spool: &Spool, config: &AgentConfig) -> anyhow::Result<()> {
             "{} exists already (left by an interrupted create?); remove it: git worktree remove --force {}",
             path.display(),
             path.display()
-        ))
-        .into());
+        )));
     }
     Ok(())
 }
 
 /// Makes the agent's worktree on its own branch from HEAD, copies the files `.worktreeinclude`
 /// lists, and points the config's workdir into it (at the same place relative to the top).
-pub fn make(spool: &Spool, config: &mut AgentConfig) -> anyhow::Result<()> {
+pub fn make(spool: &Spool, config: &mut AgentConfig) -> Result<()> {
     let id = config.id.clone();
     let dir = config.workdir.clone().unwrap_or_else(|| PathBuf::from("."));
     let top = PathBuf::from(git(&dir, &["rev-parse", "--show-toplevel"])?);
@@ -82,7 +79,7 @@ pub fn make(spool: &Spool, config: &mut AgentConfig) -> anyhow::Result<()> {
 }
 
 /// Copies the untracked files of `top` that `.worktreeinclude` matches into the worktree.
-fn copy_included(top: &Path, to: &Path) -> anyhow::Result<()> {
+fn copy_included(top: &Path, to: &Path) -> Result<()> {
     if !top.join(worktree::INCLUDE_FILE).is_file() {
         return Ok(());
     }
@@ -100,7 +97,7 @@ fn copy_included(top: &Path, to: &Path) -> anyhow::Result<()> {
 
 /// What removing the agent's worktree would lose: uncommitted changes, commits on no other
 /// branch or remote. None when nothing (or when it has no worktree).
-pub fn at_risk(spool: &Spool, id: &AgentId) -> anyhow::Result<Option<String>> {
+pub fn at_risk(spool: &Spool, id: &AgentId) -> Result<Option<String>> {
     let path = spool.worktree_dir(id);
     if !path.is_dir() {
         return Ok(None);
@@ -124,7 +121,7 @@ pub fn at_risk(spool: &Spool, id: &AgentId) -> anyhow::Result<Option<String>> {
 }
 
 /// Removes the agent's worktree and its branch (fine if they are gone already).
-pub fn remove(spool: &Spool, id: &AgentId) -> anyhow::Result<()> {
+pub fn remove(spool: &Spool, id: &AgentId) -> Result<()> {
     let path = spool.worktree_dir(id);
     if !path.exists() {
         return Ok(());

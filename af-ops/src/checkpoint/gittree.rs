@@ -3,8 +3,7 @@
 //! on disk, and the commit is held by a private ref. HEAD, the branch, the user's index, the stash
 //! and the files are never touched by a snapshot.
 
-use af_spool::Error;
-use anyhow::Context;
+use af_spool::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -59,7 +58,7 @@ pub fn output_as_user(cmd: &mut Command) -> std::io::Result<std::process::Output
     use std::os::unix::process::CommandExt;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let parent = std::process::id() as nix::libc::pid_t;
-    let lock_fd = crate::store::LOCK_FD.load(std::sync::atomic::Ordering::Relaxed);
+    let lock_fd = super::store::LOCK_FD.load(std::sync::atomic::Ordering::Relaxed);
     // SAFETY: prctl, getppid and fcntl are async-signal-safe system calls; nothing is allocated.
     unsafe {
         cmd.pre_exec(move || {
@@ -76,26 +75,27 @@ pub fn output_as_user(cmd: &mut Command) -> std::io::Result<std::process::Output
             Ok(())
         });
     }
-    let ours = umask(Mode::from_bits_truncate(af_spool::cli::user_umask() as nix::libc::mode_t));
+    let ours = umask(Mode::from_bits_truncate(crate::process::user_umask() as nix::libc::mode_t));
     let child = cmd.spawn();
     umask(ours);
     child?.wait_with_output()
 }
 
 /// Runs git; returns its stdout (trimmed) or a System error with its stderr.
-fn run(mut cmd: Command, what: &str) -> anyhow::Result<String> {
-    let out = output_as_user(&mut cmd).with_context(|| format!("running git to {what} (is git installed?)"))?;
+fn run(mut cmd: Command, what: &str) -> Result<String> {
+    let out = output_as_user(&mut cmd)
+        .map_err(|e| Error::System(format!("cannot run git to {what} (is git installed?): {e}")))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let line = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        return Err(Error::System(format!("git failed to {what}: {line}")).into());
+        return Err(Error::System(format!("git failed to {what}: {line}")));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_owned())
 }
 
 impl Repo {
     /// The git working tree holding `dir`, or None when `dir` is not inside one.
-    pub fn discover(dir: &Path) -> anyhow::Result<Option<Repo>> {
+    pub fn discover(dir: &Path) -> Result<Option<Repo>> {
         // One git run in the usual case (a repository with commits); a second without HEAD
         // for a repository that has none yet.
         for with_head in [true, false] {
@@ -104,7 +104,9 @@ impl Repo {
             if with_head {
                 cmd.arg("HEAD");
             }
-            let out = cmd.output().context("running git rev-parse (is git installed?)")?;
+            let out = cmd
+                .output()
+                .map_err(|e| Error::System(format!("cannot run git rev-parse (is git installed?): {e}")))?;
             if !out.status.success() {
                 let err = String::from_utf8_lossy(&out.stderr);
                 if err.contains("not a git repository") {
@@ -114,14 +116,12 @@ impl Repo {
                     continue;
                 }
                 let line = err.lines().next().unwrap_or("").trim().to_owned();
-                return Err(
-                    Error::System(format!("git cannot read the repository at {}: {line}", dir.display())).into()
-                );
+                return Err(Error::System(format!("git cannot read the repository at {}: {line}", dir.display())));
             }
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
             let mut lines = text.lines();
             let (Some(top), Some(index)) = (lines.next(), lines.next()) else {
-                return Err(Error::System(format!("git rev-parse gave no top-level for {}", dir.display())).into());
+                return Err(Error::System(format!("git rev-parse gave no top-level for {}", dir.display())));
             };
             let head = lines.next().filter(|h| h.len() >= 40 && h.bytes().all(|b| b.is_ascii_hexdigit()));
             return Ok(Some(Repo {
@@ -136,13 +136,13 @@ impl Repo {
     }
 
     /// Reopens the repository recorded in a checkpoint.
-    pub fn at(top: &Path) -> anyhow::Result<Repo> {
+    pub fn at(top: &Path) -> Result<Repo> {
         if !top.is_dir() {
-            return Err(Error::NotFound(format!("the repository {} is gone", top.display())).into());
+            return Err(Error::NotFound(format!("the repository {} is gone", top.display())));
         }
         match Repo::discover(top)? {
             Some(r) => Ok(r),
-            None => Err(Error::NotFound(format!("{} is no longer a git repository", top.display())).into()),
+            None => Err(Error::NotFound(format!("{} is no longer a git repository", top.display()))),
         }
     }
 
@@ -166,7 +166,7 @@ impl Repo {
     /// Fills the private index `tmp` with the tree as it is on disk now (tracked and untracked,
     /// not ignored), starting from the fresher of our cache and the user's index (their stat
     /// data spares hashing unchanged files; git's racy-entry checks keep that safe).
-    fn index_disk(&self, tmp: &Path) -> anyhow::Result<()> {
+    fn index_disk(&self, tmp: &Path) -> Result<()> {
         let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         let source = match &self.cache {
             Some(c) if mtime(c).is_some_and(|t| mtime(&self.index).is_none_or(|u| t > u)) => c,
@@ -175,7 +175,7 @@ impl Repo {
         match std::fs::copy(source, tmp) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("copy the git index to", tmp, e).into()),
+            Err(e) => return Err(Error::io("copy the git index to", tmp, e)),
         }
         let mut add = git(&self.top, Some(tmp));
         add.args(["add", "--all", "--", "."]);
@@ -194,7 +194,7 @@ impl Repo {
     }
 
     /// The id of the tree on disk now, recorded through the private index `tmp`.
-    fn tree_on_disk(&self, tmp: &Path) -> anyhow::Result<String> {
+    fn tree_on_disk(&self, tmp: &Path) -> Result<String> {
         self.index_disk(tmp)?;
         let mut wt = git(&self.top, Some(tmp));
         wt.arg("write-tree");
@@ -202,7 +202,7 @@ impl Repo {
     }
 
     /// Snapshots the tree on disk as a commit held by `reference`, using `tmp` as the index.
-    pub fn snapshot(&self, tmp: &Path, reference: &str, message: &str) -> anyhow::Result<Snapshot> {
+    pub fn snapshot(&self, tmp: &Path, reference: &str, message: &str) -> Result<Snapshot> {
         let tree = self.tree_on_disk(tmp);
         self.release(tmp, tree.is_ok());
         let tree = tree?;
@@ -222,7 +222,7 @@ impl Repo {
     /// Makes the tree on disk exactly `tree`: changed files rewritten, added ones removed,
     /// deleted ones restored, modes set; ignored files untouched. With `reset_index`, the user's
     /// index is set to `tree` too. Running it again after an interruption finishes it.
-    pub fn restore(&self, tmp: &Path, tree: &str, reset_index: bool) -> anyhow::Result<()> {
+    pub fn restore(&self, tmp: &Path, tree: &str, reset_index: bool) -> Result<()> {
         // A two-way merge from "what is on disk" to the snapshot: every difference is written.
         let result = self.index_disk(tmp).and_then(|()| {
             let mut rt = git(&self.top, Some(tmp));
@@ -231,7 +231,7 @@ impl Repo {
         });
         self.release(tmp, result.is_ok());
         if result.is_err() && !self.has(tree) {
-            return Err(Error::NotFound(format!("the snapshot {tree} is gone from {}", self.top.display())).into());
+            return Err(Error::NotFound(format!("the snapshot {tree} is gone from {}", self.top.display())));
         }
         result?;
         if reset_index {
@@ -243,7 +243,7 @@ impl Repo {
     }
 
     /// What changed on disk since `tree`: (status letter, path) pairs, or the patch.
-    pub fn diff(&self, tmp: &Path, tree: &str, patch: bool) -> anyhow::Result<String> {
+    pub fn diff(&self, tmp: &Path, tree: &str, patch: bool) -> Result<String> {
         let now = self.tree_on_disk(tmp);
         self.release(tmp, now.is_ok());
         let now = now?;
@@ -264,7 +264,7 @@ impl Repo {
     }
 
     /// Deletes a private ref (fine if it is already gone).
-    pub fn delete_ref(&self, reference: &str) -> anyhow::Result<()> {
+    pub fn delete_ref(&self, reference: &str) -> Result<()> {
         let mut c = git(&self.top, None);
         c.args(["update-ref", "-d", reference]);
         run(c, "delete the checkpoint ref").map(|_| ())

@@ -2,16 +2,16 @@
 //! af-health never act on one agent at once), its history appended, its alerts brought up to
 //! date, and, when recovering, the ladder climbed.
 
-use crate::alert;
-use crate::ladder;
-use crate::policy::{self, Plan, Policy};
-use crate::probe::{self, Finding, Ping, World};
+use super::alert;
+use super::ladder;
+use super::policy::{self, Plan, Policy};
+use super::probe::{self, Finding, Ping, World};
 use af_spool::control::{self, Envelope, Reply, Request};
 use af_spool::fifodir::{Fifodir, Listener};
 use af_spool::health::{self, Alert, Check, HistoryEntry};
 use af_spool::record::{Health, Status};
 use af_spool::time::Timestamp;
-use af_spool::{AgentId, Error, Spool};
+use af_spool::{AgentId, Error, Result, Spool};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -86,7 +86,7 @@ impl Outcome {
 const WORKERS: usize = 8;
 
 /// Runs one pass.
-pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::Result<Outcome> {
+pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> Result<Outcome> {
     let ids = match &scope.ids {
         Some(ids) => {
             for id in ids {
@@ -136,12 +136,12 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> anyhow::R
             }
             Ok(None) => {}
             // An agent removed during the pass is simply gone.
-            Err(e) if matches!(e.downcast_ref::<Error>(), Some(Error::NotFound(_))) => {}
+            Err(Error::NotFound(_)) => {}
             Err(e) => {
                 if scope.ids.is_some() {
-                    return Err(e.context(format!("checking agent '{id}'")));
+                    return Err(e);
                 }
-                tracing::warn!("cannot check agent {id}: {e:#}");
+                tracing::warn!("cannot check agent {id}: {e}");
             }
         }
     }
@@ -159,7 +159,7 @@ fn remove_dead_reply_pipes(spool: &Spool) {
     for e in entries.flatten() {
         let name = e.file_name();
         let pid = name.to_str().and_then(|n| n.trim_start_matches('.').split('.').nth(1)?.parse::<u32>().ok());
-        if pid.is_some_and(|p| !af_spool::procfs::alive(p)) {
+        if pid.is_some_and(|p| !crate::procfs::alive(p)) {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -259,7 +259,7 @@ struct Shared<'a> {
     recover: bool,
 }
 
-fn check_one(sh: &Shared, id: &AgentId, replies: &mut Option<Listener>) -> anyhow::Result<Checked> {
+fn check_one(sh: &Shared, id: &AgentId, replies: &mut Option<Listener>) -> Result<Checked> {
     let Shared { spool, scope, world, open_names, p, recover } = *sh;
     let config = spool.read_config(id)?;
     if scope.project.as_deref().is_some_and(|pr| pr != config.project_id) {

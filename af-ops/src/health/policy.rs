@@ -2,13 +2,11 @@
 //! OTP's intensity/period), and the pure decision of the recovery ladder: given the agent's
 //! ladder record and what the checks found, what to do now.
 
-use crate::cli::Tuning;
 use af_spool::health::{Ladder, Rung};
-use af_spool::human::parse_duration;
 use af_spool::time::Timestamp;
 
 /// Thresholds and the restart policy, parsed once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// A heartbeat older than this is critical.
     pub stale_ms: u64,
@@ -34,29 +32,22 @@ pub struct Policy {
     pub ping: bool,
 }
 
-fn ms(s: &str) -> anyhow::Result<u64> {
-    Ok(parse_duration(s)?.as_millis() as u64)
-}
-
-impl Policy {
-    /// Parses the flags.
-    pub fn from_tuning(t: &Tuning) -> anyhow::Result<Policy> {
-        if t.max_failures == 0 {
-            return Err(af_spool::Error::Invalid("--max-failures must be at least 1".into()).into());
+impl Default for Policy {
+    /// The defaults af-health documents (its flags' defaults: a test there keeps them equal).
+    fn default() -> Self {
+        Policy {
+            stale_ms: 10_000,
+            ping_timeout_ms: 1_000,
+            escalate_ms: 300_000,
+            settle_ms: 2_000,
+            backoff_ms: 1_000,
+            backoff_max_ms: 60_000,
+            reset_ms: 30_000,
+            max_failures: 3,
+            max_restarts: 10,
+            rate_window_ms: 900_000,
+            ping: true,
         }
-        Ok(Policy {
-            stale_ms: ms(&t.stale)?.max(1),
-            ping_timeout_ms: ms(&t.ping_timeout)?.max(1),
-            escalate_ms: ms(&t.escalate_after)?,
-            settle_ms: ms(&t.settle)?,
-            backoff_ms: ms(&t.backoff)?.max(1),
-            backoff_max_ms: ms(&t.backoff_max)?.max(1),
-            reset_ms: ms(&t.reset_after)?,
-            max_failures: t.max_failures,
-            max_restarts: t.max_restarts,
-            rate_window_ms: ms(&t.rate_window)?,
-            ping: !t.no_ping,
-        })
     }
 }
 
@@ -170,19 +161,7 @@ mod tests {
     use super::*;
 
     fn policy() -> Policy {
-        Policy {
-            stale_ms: 10_000,
-            ping_timeout_ms: 1000,
-            escalate_ms: 300_000,
-            settle_ms: 2000,
-            backoff_ms: 1000,
-            backoff_max_ms: 60_000,
-            reset_ms: 30_000,
-            max_failures: 3,
-            max_restarts: 10,
-            rate_window_ms: 900_000,
-            ping: true,
-        }
+        Policy::default()
     }
 
     fn fail(run: u64, at: u64) -> Failure {

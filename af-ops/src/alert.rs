@@ -4,17 +4,17 @@
 //! to the event log, published on the bus topics `health.<agent>` and `agent.unhealthy` (or
 //! `agent.recovered`), and piped to the `alert.d/` hooks.
 
-use crate::atomic::{self, Durability};
 use crate::bus::{self, Target};
-use crate::error::{Error, Result};
-use crate::eventlog;
-use crate::health::{self, Alert, AlertLevel};
-use crate::id::AgentId;
-use crate::lock::Lock;
-use crate::message::{Kind, Message, Priority};
-use crate::record::Event;
-use crate::spool::Spool;
-use crate::time::Timestamp;
+use crate::process::{self, is_executable};
+use af_spool::atomic::{self, Durability};
+use af_spool::eventlog;
+use af_spool::health::{self, Alert, AlertLevel};
+use af_spool::id::AgentId;
+use af_spool::lock::Lock;
+use af_spool::message::{Kind, Message, Priority};
+use af_spool::record::Event;
+use af_spool::time::Timestamp;
+use af_spool::{Error, Result, Spool};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -125,15 +125,12 @@ pub fn run_hooks(spool: &Spool, alert: &Alert, hooks: Hooks) {
     }
     let deadline = Instant::now() + HOOK_TIMEOUT;
     for (name, mut c) in children {
-        let code = loop {
-            match c.try_wait() {
-                Ok(Some(st)) => break st.code(),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-                _ => {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break None;
-                }
+        let code = match process::wait_by(&mut c, deadline) {
+            Some(st) => st.code(),
+            None => {
+                process::kill_group(c.id());
+                let _ = c.wait();
+                None
             }
         };
         if code != Some(0) {
@@ -171,11 +168,6 @@ fn start_hook(program: &Path, input: &[u8], log: Option<&std::fs::File>) -> std:
         let _ = stdin.write_all(input);
     }
     Ok(child)
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]

@@ -1,0 +1,132 @@
+//! Posting messages: through the middleware (`bus.d/`, executables run in name order), then into
+//! every queue of the target, durably and with the listeners woken.
+
+use crate::process;
+use af_spool::bus::{Address, subscriptions, topic_matches};
+use af_spool::message::Message;
+use af_spool::queue::Queue;
+use af_spool::{Error, Result, Spool};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// How long one middleware program may take for one message.
+pub const MIDDLEWARE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a message goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// One queue.
+    Queue(Address),
+    /// Every agent's inbox, or every agent's of one project.
+    Broadcast(Option<String>),
+    /// Every subscription whose pattern matches the message's topic.
+    Topic,
+}
+
+/// Passes a message through the middleware, then delivers it to its target's queues. Returns the
+/// message as delivered and how many queues got it.
+pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> Result<(Message, usize)> {
+    let message = run_middleware(spool, message)?;
+    let bytes = message.encode()?;
+    let queues = queues_of(spool, &message, target, durable)?;
+    for q in &queues {
+        q.deliver(&message, &bytes)?;
+    }
+    Ok((message, queues.len()))
+}
+
+/// Posts many messages with one directory fsync per queue at the end (group commit): each file is
+/// still fsynced when durable, and listeners are woken once per queue. When this returns, every
+/// message is delivered (and durable).
+pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) -> Result<Vec<Message>> {
+    let mut touched: Vec<Queue> = Vec::new();
+    let mut out = Vec::with_capacity(batch.len());
+    for (message, target) in batch {
+        let message = run_middleware(spool, message)?;
+        let bytes = message.encode()?;
+        for q in queues_of(spool, &message, &target, durable)? {
+            q.deliver_file(&message, &bytes)?;
+            if !touched.iter().any(|t| t.dir() == q.dir()) {
+                touched.push(q);
+            }
+        }
+        out.push(message);
+    }
+    for q in &touched {
+        if durable {
+            q.sync()?;
+        }
+        q.notify("batch");
+    }
+    Ok(out)
+}
+
+/// The queues a message goes to.
+fn queues_of(spool: &Spool, message: &Message, target: &Target, durable: bool) -> Result<Vec<Queue>> {
+    let mut queues: Vec<Queue> = Vec::new();
+    match target {
+        Target::Queue(Address::Reply(id)) => {
+            let q = Address::Reply(id.clone()).queue(spool);
+            if !q.exists() {
+                return Err(Error::NotFound(format!("requester {id} is gone (it timed out or was stopped)")));
+            }
+            queues.push(q.durable(false));
+        }
+        Target::Queue(a) => queues.push(a.queue(spool).durable(durable)),
+        Target::Broadcast(project) => {
+            for id in spool.agent_ids()? {
+                let Ok(config) = spool.read_config(&id) else { continue };
+                if project.as_ref().is_none_or(|p| *p == config.project_id) {
+                    queues.push(Address::Inbox(id).queue(spool).durable(durable));
+                }
+            }
+        }
+        Target::Topic => {
+            let topic = message.topic.clone().unwrap_or_default();
+            for sub in subscriptions(spool)? {
+                if topic_matches(&sub.topic, &topic) {
+                    queues.push(Address::Sub(sub.name).queue(spool).durable(durable && !sub.ephemeral));
+                }
+            }
+        }
+    }
+    Ok(queues)
+}
+
+/// The middleware programs: executable files in `bus.d/`, not hidden, in name order.
+pub fn middleware(spool: &Spool) -> Vec<PathBuf> {
+    let Ok(read) = std::fs::read_dir(spool.middleware_dir()) else { return Vec::new() };
+    let mut progs: Vec<PathBuf> = read
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| !n.starts_with('.')))
+        .filter(|e| process::is_executable(&e.path()))
+        .map(|e| e.path())
+        .collect();
+    progs.sort();
+    progs
+}
+
+/// Passes a message through each middleware program: the message as JSON on its stdin, the
+/// (possibly changed) message on its stdout. A non-zero exit rejects the message (Invalid, with
+/// the program's stderr as the reason). The id cannot be changed.
+pub fn run_middleware(spool: &Spool, mut message: Message) -> Result<Message> {
+    for prog in middleware(spool) {
+        let name = prog.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let input = serde_json::to_vec(&message).map_err(|e| Error::Invalid(format!("cannot encode message: {e}")))?;
+        let mut cmd = Command::new(&prog);
+        cmd.env("AF_HOME", spool.root());
+        let limit = af_spool::message::max_bytes() as u64 + 1;
+        let done =
+            process::run(&mut cmd, &format!("middleware {}", prog.display()), Some(input), limit, MIDDLEWARE_TIMEOUT)?;
+        if !done.status.success() {
+            let reason = done.last_error_line().unwrap_or_else(|| format!("it exited with {}", done.describe_exit()));
+            return Err(Error::Invalid(format!("message rejected by middleware {name}: {reason}")));
+        }
+        let mut next: Message = serde_json::from_slice(&done.stdout)
+            .map_err(|e| Error::Invalid(format!("middleware {name} printed no valid message: {e}")))?;
+        next.id = message.id;
+        message = next;
+    }
+    Ok(message)
+}

@@ -1,0 +1,138 @@
+//! Claude Code operations: where the CLI keeps its transcripts, saving and restoring them for
+//! checkpoints, new session ids, a project's spending and its shared turn rate.
+
+use af_spool::atomic::{self, Durability};
+use af_spool::claude::{Conversation, Tokens, is_uuid};
+use af_spool::lock::Lock;
+use af_spool::time::Timestamp;
+use af_spool::{Error, Result, Spool};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The CLI's configuration directory: `CLAUDE_CONFIG_DIR` from the agent's environment, else from
+/// ours, else `~/.claude`.
+pub fn config_dir(environment: &std::collections::BTreeMap<String, String>) -> PathBuf {
+    if let Some(d) = environment.get("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_default();
+    PathBuf::from(home).join(".claude")
+}
+
+/// The CLI's name for a working directory: every character that is not an ASCII letter or digit
+/// becomes `-`.
+pub fn mangle_cwd(cwd: &Path) -> String {
+    cwd.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+}
+
+/// Where the CLI keeps the transcript of `session` run in `cwd`.
+pub fn transcript_path(config_dir: &Path, cwd: &Path, session: &str) -> PathBuf {
+    config_dir.join("projects").join(mangle_cwd(cwd)).join(format!("{session}.jsonl"))
+}
+
+/// A fresh random (version 4) UUID, for a new session.
+pub fn new_session_id() -> Result<String> {
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| Error::io("read", Path::new("/dev/urandom"), e))?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+}
+
+/// Copies a conversation's transcript into `dir` (a checkpoint's folder), as `<session>.jsonl`.
+/// `Ok(None)` when the session has no transcript yet (no turn ran).
+pub fn save_transcript(conv: &Conversation, dir: &Path) -> Result<Option<PathBuf>> {
+    let bytes = match std::fs::read(&conv.transcript) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("read", &conv.transcript, e)),
+    };
+    if !is_uuid(&conv.session_id) {
+        return Err(Error::Invalid(format!("session id '{}' is not a UUID", conv.session_id)));
+    }
+    atomic::create_dir(dir)?;
+    let saved = dir.join(format!("{}.jsonl", conv.session_id));
+    atomic::write(&saved, &bytes, Durability::Durable)?;
+    Ok(Some(saved))
+}
+
+/// Puts a saved transcript back where the CLI looks for the conversation's session (atomically),
+/// so that the agent's next start resumes the conversation as it was saved.
+pub fn restore_transcript(conv: &Conversation, saved: &Path) -> Result<()> {
+    let bytes = std::fs::read(saved).map_err(|e| Error::io("read", saved, e))?;
+    if let Some(dir) = conv.transcript.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    }
+    atomic::write(&conv.transcript, &bytes, Durability::Durable)
+}
+
+/// Money spent by every agent of a project (each agent's latest session total, summed).
+pub fn project_cost(spool: &Spool, project: &str) -> Result<(f64, Tokens)> {
+    let mut cost = 0.0;
+    let mut tokens = Tokens::default();
+    for id in spool.agent_ids()? {
+        let (Ok(config), Ok(state)) = (spool.read_config(&id), spool.read_state(&id)) else { continue };
+        if config.project_id == project {
+            cost += state.cost_usd;
+            tokens = tokens.plus(state.tokens);
+        }
+    }
+    Ok((cost, tokens))
+}
+
+/// Takes one of the project's `limit` turns per minute: `None` when taken, else when the next one
+/// is free. Under a lock, so agents of one project never take the same slot.
+pub fn take_project_turn(spool: &Spool, project: &str, limit: u32) -> Result<Option<Timestamp>> {
+    let path = spool.project_turns_path(project);
+    if let Some(dir) = path.parent() {
+        atomic::create_dir(dir)?;
+    }
+    let _lock = Lock::exclusive(&atomic::sibling(&path, ".lock"))?;
+    let now = Timestamp::now();
+    let mut turns: Vec<u64> = atomic::read_json(&path).unwrap_or(None).unwrap_or_default();
+    turns.retain(|t| now.0.saturating_sub(*t) < 60_000);
+    if turns.len() >= limit as usize {
+        return Ok(turns.iter().min().map(|t| Timestamp(t + 60_000)));
+    }
+    turns.push(now.0);
+    atomic::write_json(&path, &turns, Durability::Volatile)?;
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcripts_live_under_the_mangled_cwd() {
+        let p = transcript_path(Path::new("/h/.claude"), Path::new("/tmp/my_dir.x"), "abc");
+        assert_eq!(p, Path::new("/h/.claude/projects/-tmp-my-dir-x/abc.jsonl"));
+    }
+
+    #[test]
+    fn a_project_takes_at_most_its_turns_per_minute() {
+        let root = std::env::temp_dir().join(atomic::unique_name("claude-test"));
+        let spool = Spool::open(&root).unwrap();
+        assert_eq!(take_project_turn(&spool, "org/repo", 2).unwrap(), None);
+        assert_eq!(take_project_turn(&spool, "org/repo", 2).unwrap(), None);
+        let free = take_project_turn(&spool, "org/repo", 2).unwrap().expect("the third is refused");
+        assert!(free.0 > Timestamp::now().0 + 50_000, "free again about a minute later");
+        assert_eq!(take_project_turn(&spool, "other", 2).unwrap(), None, "projects count apart");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn session_ids_are_uuids() {
+        let a = new_session_id().unwrap();
+        assert!(is_uuid(&a), "{a}");
+        assert_ne!(a, new_session_id().unwrap());
+        assert!(!is_uuid("../x"));
+        assert!(!is_uuid("1234"));
+    }
+}

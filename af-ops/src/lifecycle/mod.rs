@@ -1,0 +1,119 @@
+//! The agent lifecycle: create, start, stop, pause, resume, restart, reset, rm and gc, over the
+//! spool and a tmux server. Every state change is made under the agent's lock.
+
+mod create;
+mod gc;
+pub mod layout;
+mod reset;
+mod rm;
+mod start;
+mod stop;
+pub mod worktree;
+
+pub use create::{create, parse_configs};
+pub use gc::{GcReport, gc};
+pub use reset::reset;
+pub use rm::rm;
+pub use start::{restart, start_many, start_one};
+pub use stop::{pause, stop_one};
+
+use crate::procfs;
+use crate::tmux::Tmux;
+use af_spool::fifodir::Listener;
+use af_spool::{AgentId, Error, Observed, Result, Spool};
+use std::time::{Duration, Instant};
+
+/// What the lifecycle works on: a spool and the tmux server its agents live on.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    /// The spool.
+    pub spool: Spool,
+    /// The tmux server.
+    pub tmux: Tmux,
+}
+
+impl Lifecycle {
+    /// The default spool (`AF_HOME`) and tmux server (`AF_TMUX_SOCKET`).
+    pub fn from_env() -> Result<Self> {
+        Ok(Lifecycle { spool: Spool::open_default()?, tmux: Tmux::from_env() })
+    }
+
+    /// The lifecycle of `spool`'s agents on the tmux server named by `AF_TMUX_SOCKET`.
+    pub fn of(spool: Spool) -> Self {
+        Lifecycle { spool, tmux: Tmux::from_env() }
+    }
+}
+
+/// How long a graceful stop waits between SIGTERM and SIGKILL unless told otherwise.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// How long a start waits for af-wrap to report in unless told otherwise.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `start` and `restart` report of one agent (`af-spawn start --json`, and af-api).
+pub fn started_report(id: &AgentId, obs: &Observed) -> serde_json::Value {
+    serde_json::json!({"id": id, "status": obs.status(), "pid": obs.state.pid, "tmuxSession": obs.state.tmux_session})
+}
+
+/// What `stop` reports of one agent (`af-spawn stop --json`, and af-api).
+pub fn stopped_report(id: &AgentId, obs: &Observed) -> serde_json::Value {
+    serde_json::json!({"id": id, "status": obs.status(), "reason": obs.reason()})
+}
+
+/// Waits until `done` holds for the agent, woken by its fifodir (and rescanning every 100 ms,
+/// since the spool, not the pipe, is the truth).
+pub fn wait_until(
+    ctx: &Lifecycle,
+    id: &AgentId,
+    listener: &mut Listener,
+    timeout: Duration,
+    what: &str,
+    done: impl Fn(&Observed) -> bool,
+) -> Result<Observed> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let obs = ctx.spool.observe(id)?;
+        if done(&obs) {
+            return Ok(obs);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout(format!(
+                "agent '{id}' did not {what} within {:.1}s (status {}; see af-spawn show {id})",
+                timeout.as_secs_f64(),
+                obs.status().as_str()
+            )));
+        }
+        listener.wait(left.min(Duration::from_millis(100)))?;
+    }
+}
+
+/// Cleans up after an agent whose supervisor is gone: kills the processes that still carry its
+/// identity (AF_AGENT_ID and AF_HOME in their environment), removes its cgroups and kills its tmux
+/// session if it is ours. Returns how many processes were killed.
+pub fn reap_orphans(ctx: &Lifecycle, id: &AgentId, obs: &Observed) -> usize {
+    let me = std::process::id();
+    let agent = format!("AF_AGENT_ID={id}");
+    let home = format!("AF_HOME={}", ctx.spool.root().display());
+    let mut killed = 0;
+    for p in procfs::all() {
+        if p.pid != me && p.state != 'Z' && procfs::environ_has(p.pid, &agent) && procfs::environ_has(p.pid, &home) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), nix::sys::signal::Signal::SIGKILL);
+            killed += 1;
+        }
+    }
+    procfs::remove_cgroups(&obs.state.limits.cgroups);
+    kill_our_session(ctx, id);
+    killed
+}
+
+/// Kills the agent's tmux session if it exists and belongs to this spool.
+pub fn kill_our_session(ctx: &Lifecycle, id: &AgentId) -> bool {
+    let name = id.session();
+    let ours = ctx
+        .tmux
+        .sessions()
+        .unwrap_or_default()
+        .into_iter()
+        .any(|s| s.name == name && s.af_home.as_deref() == Some(&*ctx.spool.root().display().to_string()));
+    ours && ctx.tmux.kill_session(&name).is_ok()
+}

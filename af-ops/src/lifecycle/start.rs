@@ -1,0 +1,224 @@
+//! Starting and restarting agents: the agent's tmux session built in one tmux call, then a wait
+//! (woken by the agent's fifodir) until af-wrap reports it running or failed.
+
+use super::{Lifecycle, layout, reap_orphans, wait_until};
+use crate::tmux;
+use af_spool::control;
+use af_spool::record::{Event, Status};
+use af_spool::time::Timestamp;
+use af_spool::{AgentId, Error, Observed, Result, eventlog};
+use std::time::Duration;
+
+/// The most bytes of tmux commands sent in one tmux call (tmux refuses a command message much over
+/// 16 KiB).
+const MAX_CALL_BYTES: usize = 12 * 1024;
+
+/// Starts many agents at once: every one is checked before any is touched, their sessions are
+/// built with as few tmux calls as fit, and then all are waited for together.
+pub fn start_many(
+    ctx: &Lifecycle,
+    ids: &[AgentId],
+    wait: bool,
+    timeout: Duration,
+    step: &mut dyn FnMut(),
+) -> Result<Vec<(AgentId, Observed)>> {
+    for id in ids {
+        check_startable(&ctx.spool.observe(id)?)?;
+    }
+    let mut launches = Vec::new();
+    for id in ids {
+        launches.push(prepare(ctx, id, false)?);
+    }
+    let mut group: Vec<usize> = Vec::new();
+    let mut bytes = 0;
+    let mut groups = Vec::new();
+    for (i, l) in launches.iter().enumerate() {
+        let size: usize = l.commands.iter().flatten().map(|a| a.len() + 1).sum();
+        if !group.is_empty() && bytes + size > MAX_CALL_BYTES {
+            groups.push(std::mem::take(&mut group));
+            bytes = 0;
+        }
+        group.push(i);
+        bytes += size;
+    }
+    groups.push(group);
+    tracing::debug!(count = launches.len(), "agents prepared");
+    let mut failed: Option<Error> = None;
+    for g in groups {
+        let commands: Vec<Vec<String>> = g.iter().flat_map(|&i| launches[i].commands.clone()).collect();
+        if g.len() > 1 && ctx.tmux.run(&layout::chained(commands)).is_ok() {
+            continue;
+        }
+        // One at a time: a leftover session or a dying server is handled per agent. Those the group
+        // call built before it stopped are ours already (marked with this spool).
+        let root = ctx.spool.root().display().to_string();
+        let built: Vec<String> = if g.len() > 1 {
+            let sessions = ctx.tmux.sessions().unwrap_or_default();
+            sessions.into_iter().filter(|s| s.af_home.as_deref() == Some(root.as_str())).map(|s| s.name).collect()
+        } else {
+            Vec::new()
+        };
+        for &i in &g {
+            if built.contains(&launches[i].id.session()) {
+                continue;
+            }
+            if let Err(e) = launch(ctx, &launches[i]) {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    tracing::debug!(count = launches.len(), "tmux sessions built");
+    let mut out = Vec::new();
+    for l in launches.iter_mut() {
+        match finish(ctx, l, wait, timeout) {
+            Ok(obs) => out.push((l.id.clone(), obs)),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+        step();
+    }
+    tracing::debug!(count = out.len(), wait, "agents started");
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Restarts an agent: stops it if it runs (graceful, with `grace`), then starts it and waits
+/// until it runs; counts the restart.
+pub fn restart(ctx: &Lifecycle, id: &AgentId, grace: Duration) -> Result<Observed> {
+    let obs = ctx.spool.observe(id)?;
+    if obs.status().is_live() {
+        super::stop::stop_one(ctx, id, false, grace)?;
+    }
+    let obs = start_one(ctx, id, true, Duration::from_secs(10), true)?;
+    eventlog::record(&ctx.spool, Event::new("agent.restarted", Some(id), serde_json::Value::Null));
+    Ok(obs)
+}
+
+/// An agent made ready to start: its state says `starting`, its fifodir is listened to.
+struct Launch {
+    id: AgentId,
+    listener: af_spool::fifodir::Listener,
+    commands: Vec<Vec<String>>,
+}
+
+/// Refuses an agent that is running, starting or stopping.
+fn check_startable(obs: &Observed) -> Result<()> {
+    let id = &obs.config.id;
+    match obs.status() {
+        Status::Running | Status::Paused => {
+            Err(Error::Conflict(format!("agent '{id}' is already running (use restart)")))
+        }
+        Status::Starting => Err(Error::Conflict(format!("agent '{id}' is starting already"))),
+        Status::Stopping => Err(Error::Conflict(format!("agent '{id}' is stopping; try again when it stopped"))),
+        Status::Created | Status::Stopped | Status::Failed => Ok(()),
+    }
+}
+
+/// Checks the agent and marks it `starting` under its lock; the status, not the lock, keeps a
+/// second start away from then on.
+fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool) -> Result<Launch> {
+    let spool = &ctx.spool;
+    let _lock = spool.lock_agent(id)?;
+    let obs = spool.observe(id)?;
+    check_startable(&obs)?;
+    let workdir = layout::workdir(&obs.config);
+    if !workdir.is_dir() {
+        return Err(Error::Invalid(format!("agent '{id}': workdir {} is not a directory", workdir.display())));
+    }
+    if obs.state.status.is_live() {
+        // Its supervisor died without a word: clear what it left before starting anew.
+        reap_orphans(ctx, id, &obs);
+    }
+    let listener = control::listen(spool, id)?;
+    let mut state = obs.state.clone();
+    state.status = Status::Starting;
+    state.reason = None;
+    state.tmux_socket = ctx.tmux.socket().map(str::to_owned);
+    state.tmux_session = id.session();
+    state.updated_at = Timestamp::now();
+    if restarting {
+        state.restarts += 1;
+    }
+    state.generation += 1;
+    spool.write_state(id, &state)?;
+    let mut commands = layout::commands(spool, &ctx.tmux, &obs.config, &workdir);
+    layout::set_generation(&mut commands, state.generation);
+    Ok(Launch { id: id.clone(), listener, commands })
+}
+
+/// Builds one agent's session, clearing a stale one of ours and waiting out a server that is
+/// exiting; on failure the agent is marked failed.
+fn launch(ctx: &Lifecycle, l: &Launch) -> Result<()> {
+    let args = layout::chained(l.commands.clone());
+    // Try first, look later: a leftover session is rare, and asking tmux costs as much as starting.
+    let mut launched = ctx.tmux.run(&args);
+    if matches!(&launched, Err(Error::System(m)) if m.contains("duplicate session")) {
+        launched = match clear_stale_session(ctx, &l.id) {
+            Ok(()) => ctx.tmux.run(&args),
+            Err(e) => Err(e),
+        };
+    }
+    // A server whose last session just ended exits as we connect: the next one starts afresh.
+    for _ in 0..20 {
+        match &launched {
+            Err(Error::System(m)) if m.contains("server exited unexpectedly") || m.contains("lost server") => {
+                std::thread::sleep(Duration::from_millis(25));
+                launched = ctx.tmux.run(&args);
+            }
+            _ => break,
+        }
+    }
+    if let Err(e) = launched {
+        let reason = e.to_string();
+        ctx.spool.update_state(&l.id, |s| {
+            s.status = Status::Failed;
+            s.reason = Some(reason);
+        })?;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Records the start and, with `wait`, waits until af-wrap has reported in.
+fn finish(ctx: &Lifecycle, l: &mut Launch, wait: bool, timeout: Duration) -> Result<Observed> {
+    let (spool, id) = (&ctx.spool, &l.id);
+    eventlog::record(spool, Event::new("agent.starting", Some(id), serde_json::json!({"session": id.session()})));
+    if !wait {
+        return spool.observe(id);
+    }
+    let obs = wait_until(ctx, id, &mut l.listener, timeout, "start", |o| o.status() != Status::Starting)?;
+    if obs.status() == Status::Failed {
+        let reason = obs.reason().unwrap_or_else(|| "unknown reason".into());
+        return Err(Error::Failed(format!("agent '{id}' failed to start: {reason}")));
+    }
+    Ok(obs)
+}
+
+/// Starts one agent; with `wait`, returns once af-wrap has reported in.
+pub fn start_one(ctx: &Lifecycle, id: &AgentId, wait: bool, timeout: Duration, restarting: bool) -> Result<Observed> {
+    let mut l = prepare(ctx, id, restarting)?;
+    launch(ctx, &l)?;
+    finish(ctx, &mut l, wait, timeout)
+}
+
+/// Removes a leftover session of this agent (ours, with no live supervisor); refuses a session of
+/// the same name that AgentFlow did not create.
+fn clear_stale_session(ctx: &Lifecycle, id: &AgentId) -> Result<()> {
+    let name = id.session();
+    let root = ctx.spool.root().display().to_string();
+    for s in ctx.tmux.sessions()? {
+        if s.name == name {
+            if s.af_home.as_deref() != Some(root.as_str()) {
+                return Err(Error::Conflict(format!(
+                    "tmux session '{name}' exists and is not this spool's; rename or kill it (tmux kill-session -t {})",
+                    tmux::exact(&name)
+                )));
+            }
+            ctx.tmux.kill_session(&name)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Stopping, pausing and resuming agents: requests on the agent's control pipe, answered by its
+//! af-wrap, and a wait until the state says it is done.
+
+use super::{Lifecycle, kill_our_session, reap_orphans, wait_until};
+use af_spool::control::{self, Envelope, Request};
+use af_spool::record::{Event, Status};
+use af_spool::time::Timestamp;
+use af_spool::{AgentId, Error, Observed, Result, atomic, eventlog};
+use std::time::Duration;
+
+/// Stops one agent and waits until its supervisor is gone.
+pub fn stop_one(ctx: &Lifecycle, id: &AgentId, force: bool, grace: Duration) -> Result<Observed> {
+    let spool = &ctx.spool;
+    let obs = spool.observe(id)?;
+    if !obs.state.status.is_live() {
+        return Err(Error::Conflict(format!("agent '{id}' is not running (status {})", obs.status().as_str())));
+    }
+    if obs.supervisor_alive {
+        let mut listener = control::listen(spool, id)?;
+        let request = Request::Stop { force, timeout_ms: grace.as_millis() as u64 };
+        let envelope =
+            Envelope { id: atomic::unique_name("stop").trim_start_matches('.').to_owned(), request, reply: None };
+        match control::send(spool, id, &envelope) {
+            Ok(()) => {
+                let patience = grace + Duration::from_secs(10);
+                wait_until(ctx, id, &mut listener, patience, "stop", |o| {
+                    !o.supervisor_alive && !o.state.status.is_live()
+                })?;
+                kill_our_session(ctx, id);
+                eventlog::record(spool, Event::new("agent.stopped", Some(id), serde_json::json!({"force": force})));
+                return spool.observe(id);
+            }
+            // The supervisor went away between our look and our request: clean up below.
+            Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // No supervisor: a start that never came up, or one that died. Make it so by hand.
+    kill_our_session(ctx, id);
+    let obs = spool.observe(id)?;
+    reap_orphans(ctx, id, &obs);
+    // A new generation: an af-wrap still on its way for the old start finds its start gone.
+    spool.update_state(id, |s| {
+        s.generation += 1;
+        s.status = Status::Stopped;
+        s.pid = None;
+        s.wrap_pid = None;
+        s.stopped_at = Some(Timestamp::now());
+        s.reason = Some("stopped by request (its supervisor was gone)".into());
+    })?;
+    eventlog::record(spool, Event::new("agent.stopped", Some(id), serde_json::json!({"force": force})));
+    spool.observe(id)
+}
+
+/// Pauses (`pause` true) or resumes an agent; returns its status after.
+pub fn pause(ctx: &Lifecycle, id: &AgentId, pause: bool) -> Result<Status> {
+    let obs = ctx.spool.observe(id)?;
+    let (want, verb) = if pause { (Status::Running, "pause") } else { (Status::Paused, "resume") };
+    if obs.status() != want {
+        return Err(Error::Conflict(format!("cannot {verb} agent '{id}': it is {}", obs.status().as_str())));
+    }
+    let request = if pause { Request::Pause } else { Request::Resume };
+    let reply = control::ask(&ctx.spool, id, request, Duration::from_secs(5))?;
+    if !reply.ok {
+        let why = reply.error.unwrap_or_default();
+        return Err(Error::Conflict(format!("cannot {verb} agent '{id}': {why}")));
+    }
+    Ok(reply.status)
+}
