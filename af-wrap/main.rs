@@ -3,6 +3,7 @@
 //! heartbeats, answers the control pipe (ping, stop, pause, resume) and leaves a final state.
 
 mod claude;
+mod hold;
 mod hook;
 mod limits;
 mod setup;

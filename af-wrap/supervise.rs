@@ -47,6 +47,8 @@ struct Signals {
 struct Supervisor<'a> {
     spool: &'a Spool,
     id: &'a AgentId,
+    /// The start this supervisor serves: its writes count only while it is the agent's current.
+    generation: u64,
     config: AgentConfig,
     limits: Limits,
     leader: Option<u32>,
@@ -65,14 +67,17 @@ struct Supervisor<'a> {
 
 /// Supervises the agent until it ends; returns 0, or 1 when it failed.
 pub fn run(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<ExitCode> {
+    crate::hold::point(spool, id, "before-lock");
     let Some(_wrap_lock) = Lock::try_exclusive_patiently(&spool.wrap_lock_path(id), Duration::from_secs(1))? else {
         return Err(Error::Conflict(format!("agent '{id}' already has a supervisor")).into());
     };
-    let result = supervise(spool, id, heartbeat);
+    let generation = claim(spool, id)?;
+    let result = supervise(spool, id, heartbeat, generation);
     if let Err(e) = &result {
-        // Leave the truth behind even when supervision itself broke.
+        // Leave the truth behind even when supervision itself broke (unless a newer start or
+        // stop has decided since: then the truth is theirs).
         let reason = format!("supervisor error: {e:#}");
-        let _ = spool.update_state(id, |s| {
+        let _ = spool.update_state_fenced(id, generation, |s| {
             s.status = Status::Failed;
             s.reason = Some(reason.clone());
             s.wrap_pid = None;
@@ -83,7 +88,40 @@ pub fn run(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<E
     result
 }
 
-fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<ExitCode> {
+/// Claims the start this supervisor was launched for, under the agent's lock: the generation named
+/// by `AF_START_GENERATION` (set by af-spawn start) while the agent is still `starting` in it.
+/// A stop or a newer start since then wins: this supervisor changes nothing and exits (conflict).
+/// Without the variable (af-wrap run by hand, or the seed's agent-wrapper.sh), it makes a start
+/// of its own: a new generation.
+fn claim(spool: &Spool, id: &AgentId) -> anyhow::Result<u64> {
+    let wanted = std::env::var(af_ops::lifecycle::layout::GENERATION_VAR).ok();
+    let wanted = match wanted {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            Error::Invalid(format!("{} must be a number, not {v:?}", af_ops::lifecycle::layout::GENERATION_VAR))
+        })?),
+        None => None,
+    };
+    let _lock = spool.lock_agent(id)?;
+    let mut state = spool.read_state(id)?;
+    match wanted {
+        Some(g) if state.generation == g && state.status == Status::Starting => Ok(g),
+        Some(g) => Err(Error::Conflict(format!(
+            "agent '{id}': the start that launched this supervisor (generation {g}) was overtaken \
+             (now {}, generation {}); not starting",
+            state.status.as_str(),
+            state.generation
+        ))
+        .into()),
+        None => {
+            state.generation += 1;
+            state.updated_at = Timestamp::now();
+            spool.write_state(id, &state)?;
+            Ok(state.generation)
+        }
+    }
+}
+
+fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration, generation: u64) -> anyhow::Result<ExitCode> {
     tracing::debug!("supervisor up");
     let config = spool.read_config(id)?;
     let signals = install_signals().context("installing signal handlers")?;
@@ -97,6 +135,7 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result
     let mut sup = Supervisor {
         spool,
         id,
+        generation,
         config,
         limits,
         leader: None,
@@ -243,7 +282,7 @@ impl Supervisor<'_> {
             Ok(()) => {
                 let pid = self.leader;
                 let pid_start = pid.and_then(procfs::stat).map(|s| s.start_ticks);
-                let _ = self.spool.update_state(self.id, |s| {
+                let _ = self.spool.update_state_fenced(self.id, self.generation, |s| {
                     s.pid = pid;
                     s.pid_start = pid_start;
                 });
@@ -266,7 +305,8 @@ impl Supervisor<'_> {
         let now = Timestamp::now();
         // The first heartbeat exists before anyone hears "running".
         self.write_heartbeat();
-        self.spool.update_state(self.id, |s| {
+        crate::hold::point(self.spool, self.id, "before-running");
+        let written = self.spool.update_state_fenced(self.id, self.generation, |s| {
             s.status = Status::Running;
             s.health = Health::Unknown;
             s.pid = pid;
@@ -279,6 +319,15 @@ impl Supervisor<'_> {
             s.reason = None;
             s.limits = applied;
         })?;
+        if written.is_none() {
+            // Stopped (or started anew) while we were coming up: what we started goes.
+            kill_tree(self.leader, Signal::SIGKILL);
+            return Err(Error::Conflict(format!(
+                "agent '{}' was stopped while its supervisor came up; not running it",
+                self.id
+            ))
+            .into());
+        }
         eventlog::record(
             self.spool,
             Event::new("agent.running", Some(self.id), serde_json::json!({"pid": pid, "wrapPid": std::process::id()})),
@@ -394,7 +443,7 @@ impl Supervisor<'_> {
             d.cli_exited(&how);
             kill_tree(self.leader, Signal::SIGKILL);
             self.leader = None;
-            let _ = self.spool.update_state(self.id, |s| {
+            let _ = self.spool.update_state_fenced(self.id, self.generation, |s| {
                 s.pid = None;
                 s.pid_start = None;
             });
@@ -440,7 +489,7 @@ impl Supervisor<'_> {
     }
 
     fn set_status(&mut self, status: Status, kind: Option<&str>) {
-        if let Err(e) = self.spool.update_state(self.id, |s| s.status = status) {
+        if let Err(e) = self.spool.update_state_fenced(self.id, self.generation, |s| s.status = status) {
             tracing::warn!("cannot write state: {e}");
         }
         if let Some(kind) = kind {
@@ -604,7 +653,7 @@ impl Supervisor<'_> {
         };
         let now = Timestamp::now();
         let text = reason.clone();
-        self.spool.update_state(self.id, |s| {
+        self.spool.update_state_fenced(self.id, self.generation, |s| {
             s.status = status;
             s.health = Health::Unknown;
             s.pid = None;

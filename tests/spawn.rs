@@ -496,3 +496,48 @@ fn attach_opens_the_monitor_window_once() {
     }
     env.ok("af-spawn", &["stop", "m1"]);
 }
+
+/// The race of a killed `start`: its af-wrap is on its way (here: held before it takes its lock)
+/// when a `stop` finds no supervisor and records the agent stopped. A stop is final: the late
+/// af-wrap must find its start overtaken, run nothing and write nothing.
+#[test]
+fn a_stop_is_final_for_an_af_wrap_still_on_its_way() {
+    let mut env = Env::new();
+    let ran = env.work.join("ran");
+    let config = serde_json::json!({"id": "late", "type": "worker",
+        "command": ["sh", "-c", format!("touch {}; sleep 30", ran.display())]});
+    env.create(&config.to_string());
+    env.set_env("AF_TEST_HOLD", "before-lock");
+    env.ok("af-spawn", &["start", "--no-wait", "late"]);
+    let dir = env.home.join("agents/late");
+    let held = |pid: Option<u32>| {
+        std::fs::read_dir(&dir).unwrap().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("hold.before-lock.").is_some_and(|p| pid.is_none_or(|want| p == want.to_string()))
+        })
+    };
+    wait_for("the session's af-wrap to reach its hold", Duration::from_secs(10), || held(None));
+    let generation = env.show("late")["state"]["generation"].as_u64().expect("a generation");
+    // The launch still in flight: an af-wrap for the same start that the stop cannot see (tmux
+    // has not made its session yet, so no process carries the agent's identity).
+    let mut late = env.cmd("af-wrap");
+    late.arg("late")
+        .env("AF_START_GENERATION", generation.to_string())
+        .env("AF_TEST_HOLD", "before-lock")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let late = late.spawn().unwrap();
+    let marker = dir.join(format!("hold.before-lock.{}", late.id()));
+    wait_for("the late af-wrap to reach its hold", Duration::from_secs(10), || marker.exists());
+    env.ok("af-spawn", &["stop", "late"]);
+    assert_eq!(env.status("late"), "stopped");
+    std::fs::remove_file(&marker).unwrap();
+    let out = late.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "the late af-wrap: {}", util::describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overtaken"), "{}", util::describe(&out));
+    assert_eq!(env.status("late"), "stopped", "the stop stands");
+    assert!(!ran.exists(), "the agent's command never ran");
+    let log = util::read(&env.home.join("events.log"));
+    let after_stop = log.rsplit("\"agent.stopped\"").next().unwrap_or("");
+    assert!(!after_stop.contains("agent.running"), "nothing ran after the stop: {log}");
+}
