@@ -164,9 +164,9 @@ impl<'a> Agent<'a> {
     }
 
     fn events(&self, kind: &str) -> Vec<Value> {
-        eventlog::read_all(&self.spool)
+        eventlog::history(&self.spool)
             .unwrap()
-            .into_iter()
+            .map(|e| e.unwrap())
             .filter(|e| e.kind == kind && e.agent.as_ref() == Some(&self.id))
             .map(|e| e.detail)
             .collect()
