@@ -570,6 +570,21 @@ fn interactive_tasks_arrive_by_bracketed_paste_and_are_confirmed() {
 }
 
 #[test]
+fn an_interactive_prompt_too_long_for_the_event_log_is_still_confirmed() {
+    let env = Env::new();
+    let a = agent(&env, "il", json!({"claude": {"interactive": true}}), json!({}));
+    wait_for("the CLI to start", LONG, || a.hook_events().iter().any(|h| h == "SessionStart"));
+    // The log keeps only the beginning of the UserPromptSubmit hook's prompt: that confirms it.
+    let prompt: String = (0..3000).map(|i| format!("w{i} ")).collect();
+    let r = a.ask(json!(prompt));
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(r.result, format!("echo: {prompt}"), "the whole answer, from the transcript");
+    let logged = prompts(&a);
+    assert!(logged.len() == 1 && logged[0].len() < prompt.len() && prompt.starts_with(&logged[0]), "{logged:.80?}");
+    assert!(a.events("agent.task.retry").is_empty(), "confirmed at the first delivery");
+}
+
+#[test]
 fn interactive_mode_never_pastes_over_what_a_person_is_typing() {
     let env = Env::new();
     let a = agent(&env, "ib", json!({"claude": {"interactive": true}}), json!({}));
