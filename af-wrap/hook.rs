@@ -5,7 +5,7 @@
 
 use af_spool::record::Event;
 use af_spool::{AgentId, ExitCode, Spool, eventlog};
-use std::io::Read;
+use std::io::{Read, Write};
 
 /// The most a hook's input may hold.
 const MAX_INPUT: u64 = 1 << 20;
@@ -49,13 +49,26 @@ fn record(id: &str) -> anyhow::Result<()> {
         "transcript": input.get("transcript_path"),
         "input": input,
     });
+    // The log keeps a cut-down copy of an oversized input (see af_spool::eventlog::encode); the
+    // bus gets it whole, up to its own size limit.
     eventlog::append(&spool, &Event::new("agent.claude", Some(&id), detail.clone()))?;
-    // Published on the bus when af-bus is there; its absence is not the hook's problem.
-    let _ = std::process::Command::new(af_spool::cli::sibling_program("af-bus"))
-        .args(["publish", "--topic", &format!("agent.{id}.claude"), &detail.to_string()])
-        .stdin(std::process::Stdio::null())
+    publish(&id, &detail);
+    Ok(())
+}
+
+/// Publishes the event on the bus when af-bus is there; its absence is not the hook's problem.
+/// The payload goes on af-bus's stdin: as an argument, one over 128 KiB (a long prompt or tool
+/// output) would fail with E2BIG.
+fn publish(id: &AgentId, detail: &serde_json::Value) {
+    let child = std::process::Command::new(af_spool::cli::sibling_program("af-bus"))
+        .args(["publish", "--topic", &format!("agent.{id}.claude"), "-"])
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status();
-    Ok(())
+        .spawn();
+    let Ok(mut child) = child else { return };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(detail.to_string().as_bytes());
+    }
+    let _ = child.wait();
 }
