@@ -1,17 +1,18 @@
 //! `/api/agents` and `/api/agents/create`: the list (filtered, from a snapshot of the spool that
-//! is renewed whenever the event log grows and at least every 250 ms), creation, bulk lifecycle
+//! is renewed whenever the event log grows or rotates and at least every 250 ms), creation, bulk lifecycle
 //! operations and cleanup.
 
 use crate::agent::{lifecycle, parse_id};
 use crate::http::{Answer, ApiError, Reply, Req};
 use crate::routes::App;
 use af_ops::lifecycle::{self as ops, Lifecycle};
+use af_spool::eventlog::{self, Stamp};
 use af_spool::{Error, Observed, Spool};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How stale a snapshot of the agents may be when the event log has not grown.
+/// How stale a snapshot of the agents may be when the event log has not changed.
 const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
 
 /// The statuses an agent can have.
@@ -19,9 +20,10 @@ pub const STATUSES: [&str; 7] = ["created", "starting", "running", "paused", "st
 /// The agent types.
 pub const TYPES: [&str; 3] = ["claude-code", "worker", "monitor"];
 
-/// When a snapshot was taken, the event log's length then, the agents' summaries, and the
-/// unfiltered list's body, serialized once.
-type Snapshot = (Instant, u64, Rows, Body);
+/// When a snapshot was taken, the event log's stamp then (a rotation changes it even when the new
+/// file has the old one's length), the agents' summaries, and the unfiltered list's body,
+/// serialized once.
+type Snapshot = (Instant, Stamp, Rows, Body);
 /// The agents' summaries.
 type Rows = Arc<Vec<Value>>;
 /// A serialized answer.
@@ -41,17 +43,17 @@ impl Cache {
 
     /// The summaries and the unfiltered list's body, from the snapshot when it is fresh.
     fn snapshot(&self, spool: &Spool) -> Result<(Rows, Body), ApiError> {
-        let log_len = std::fs::metadata(spool.events_path()).map(|m| m.len()).unwrap_or(0);
+        let log = eventlog::stamp(spool);
         let mut snap = self.snap.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, len, rows, body)) = snap.as_ref() {
-            if *len == log_len && at.elapsed() < SNAPSHOT_TTL {
+        if let Some((at, seen, rows, body)) = snap.as_ref() {
+            if *seen == log && at.elapsed() < SNAPSHOT_TTL {
                 return Ok((rows.clone(), body.clone()));
             }
         }
         let rows = read_rows(spool)?;
         let body = Arc::new(serde_json::to_vec(&json!({"agents": rows, "count": rows.len()})).unwrap_or_default());
         let rows = Arc::new(rows);
-        *snap = Some((Instant::now(), log_len, rows.clone(), body.clone()));
+        *snap = Some((Instant::now(), log, rows.clone(), body.clone()));
         Ok((rows, body))
     }
 }

@@ -1,13 +1,15 @@
-//! `GET /api/events`: the spool's event log as Server-Sent Events, tailed from the file and woken
-//! by the `events.d` fifodir. Each stream has its own thread (at most [`MAX_STREAMS`]), so slow
-//! readers never hold a worker. `?since=OFFSET` or `Last-Event-ID` resumes where a stream left
-//! off, `?recent=N` starts with the last N events; `?audit=true` includes the API's own audit
-//! records.
+//! `GET /api/events`: the spool's event log as Server-Sent Events, followed across its rotations
+//! and woken by the `events.d` fifodir. Each stream has its own thread (at most [`MAX_STREAMS`]),
+//! so slow readers never hold a worker. Each event's id is its place in the log (`INODE:OFFSET`,
+//! which survives rotation); `?since=ID` or `Last-Event-ID` resumes after it (a bare number is a
+//! byte offset in the live file, as ids were before the log rotated), `?recent=N` starts with the
+//! last N events; `?audit=true` includes the API's own audit records.
 
 use crate::http::{ApiError, Req};
 use crate::routes::App;
+use af_spool::eventlog::{Cursor, Follower, Start};
 use af_spool::fifodir::Fifodir;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -23,9 +25,9 @@ pub fn serve(app: Arc<App>, rq: tiny_http::Request, req: &Req) {
         .find(|h| h.field.equiv("Last-Event-ID"))
         .map(|h| h.value.as_str().to_owned())
         .or_else(|| req.param("since").map(str::to_owned));
-    let since = match resume.map(|s| s.parse::<u64>()) {
-        Some(Ok(n)) => Some(n),
-        Some(Err(_)) => return reject(rq, ApiError::bad("since (or Last-Event-ID) must be a byte offset")),
+    let since = match resume.as_deref().map(parse_since) {
+        Some(Ok(start)) => Some(start),
+        Some(Err(e)) => return reject(rq, e),
         None => None,
     };
     let recent = match req.param("recent").map(|s| s.parse::<usize>()) {
@@ -44,11 +46,22 @@ pub fn serve(app: Arc<App>, rq: tiny_http::Request, req: &Req) {
             ApiError::new(429, format!("at most {MAX_STREAMS} event streams at once")).with("Retry-After", "5".into()),
         );
     }
+    let start = since.unwrap_or(if recent == 0 { Start::End } else { Start::Last(recent) });
     std::thread::spawn(move || {
         let _busy = app.busy.hold(rq.remote_addr().copied());
-        let _ = stream(&app, rq, since, recent, audit);
+        let _ = stream(&app, rq, start, audit);
         app.streams.fetch_sub(1, Ordering::SeqCst);
     });
+}
+
+/// Where `since` (or `Last-Event-ID`) says to resume.
+fn parse_since(s: &str) -> Result<Start, ApiError> {
+    if let Ok(offset) = s.parse::<u64>() {
+        return Ok(Start::LiveOffset(offset));
+    }
+    s.parse::<Cursor>()
+        .map(Start::At)
+        .map_err(|_| ApiError::bad("since (or Last-Event-ID) must be an event id from this stream"))
 }
 
 fn reject(rq: tiny_http::Request, e: ApiError) {
@@ -65,12 +78,16 @@ fn reject(rq: tiny_http::Request, e: ApiError) {
     let _ = rq.respond(resp);
 }
 
-fn stream(app: &App, rq: tiny_http::Request, since: Option<u64>, recent: usize, audit: bool) -> std::io::Result<()> {
+fn stream(app: &App, rq: tiny_http::Request, start: Start, audit: bool) -> std::io::Result<()> {
     // Subscribe before looking at the log, so nothing appended in between is missed.
     let mut listener = Fifodir::new(app.spool.events_notify_dir()).subscribe().ok();
-    let path = app.spool.events_path();
-    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let mut offset = since.unwrap_or_else(|| tail_offset(&path, len, recent)).min(len);
+    let mut follower = match Follower::open(&app.spool, start) {
+        Ok(f) => f,
+        Err(e) => {
+            reject(rq, e.into());
+            return Ok(());
+        }
+    };
     let mut out = rq.into_writer();
     out.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
@@ -78,7 +95,7 @@ X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n: conne
     )?;
     out.flush()?;
     loop {
-        offset = send_new(&path, offset, audit, &mut out)?;
+        send_new(&mut follower, audit, &mut out)?;
         let woken = match listener.as_mut() {
             Some(l) => l.wait(Duration::from_secs(15)).map(|lines| !lines.is_empty()).unwrap_or(false),
             None => {
@@ -93,52 +110,21 @@ X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n: conne
     }
 }
 
-/// The offset of the last `n` lines of the log (looking at its last 256 KiB at most).
-fn tail_offset(path: &std::path::Path, len: u64, n: usize) -> u64 {
-    if n == 0 {
-        return len;
-    }
-    let start = len.saturating_sub(256 << 10);
-    let mut buf = Vec::new();
-    let read = std::fs::File::open(path).and_then(|mut f| {
-        f.seek(SeekFrom::Start(start))?;
-        f.take(len - start).read_to_end(&mut buf)
-    });
-    if read.is_err() {
-        return len;
-    }
-    // The newline ending each of the last n lines, then the one before them.
-    let newlines: Vec<usize> = buf.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
-    match newlines.len().checked_sub(n + 1) {
-        Some(i) => start + newlines[i] as u64 + 1,
-        None if start == 0 => 0,
-        None => start + newlines.first().map_or(0, |&i| i as u64 + 1),
-    }
-}
-
-/// Sends the whole lines appended since `offset`; returns the new offset.
-fn send_new(path: &std::path::Path, offset: u64, audit: bool, out: &mut dyn Write) -> std::io::Result<u64> {
-    let Ok(mut f) = std::fs::File::open(path) else { return Ok(offset) };
-    let len = f.metadata()?.len();
-    let offset = if len < offset { 0 } else { offset };
-    f.seek(SeekFrom::Start(offset))?;
-    let mut buf = Vec::new();
-    f.take(4 << 20).read_to_end(&mut buf)?;
-    let Some(end) = buf.iter().rposition(|&b| b == b'\n') else { return Ok(offset) };
-    let mut at = offset;
-    for line in buf[..=end].split(|&b| b == b'\n') {
-        at += line.len() as u64 + 1;
-        if line.is_empty() {
-            continue;
+/// Sends every whole line appended since the last call, each with its place in the log as its id.
+fn send_new(follower: &mut Follower, audit: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    loop {
+        let lines = follower.poll(4 << 20).map_err(std::io::Error::other)?;
+        if lines.is_empty() {
+            return out.flush();
         }
-        const AUDIT: &[u8] = b"\"kind\":\"api.request\"";
-        if !audit && line.windows(AUDIT.len()).any(|w| w == AUDIT) {
-            continue;
+        for line in lines {
+            const AUDIT: &[u8] = b"\"kind\":\"api.request\"";
+            if line.bytes.is_empty() || (!audit && line.bytes.windows(AUDIT.len()).any(|w| w == AUDIT)) {
+                continue;
+            }
+            out.write_all(format!("id: {}\ndata: ", line.cursor).as_bytes())?;
+            out.write_all(&line.bytes)?;
+            out.write_all(b"\n\n")?;
         }
-        out.write_all(format!("id: {at}\ndata: ").as_bytes())?;
-        out.write_all(line)?;
-        out.write_all(b"\n\n")?;
     }
-    out.flush()?;
-    Ok(offset + end as u64 + 1)
 }

@@ -40,7 +40,7 @@ pub fn status(app: &App) -> Answer {
                 "config": {"rateLimit": rate, "burst": burst},
             },
             "bus": bus,
-            "eventLogBytes": std::fs::metadata(app.spool.events_path()).map(|m| m.len()).unwrap_or(0),
+            "eventLogBytes": af_spool::eventlog::disk_bytes(&app.spool),
         }),
     ))
 }

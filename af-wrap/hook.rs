@@ -3,6 +3,7 @@
 //! its state (`activity`), logs the event (`agent.claude`), and publishes it on the bus topic
 //! `agent.<id>.claude`. It always exits 0: a hook's failure must never block the CLI.
 
+use af_spool::message::{Kind, Message, Priority};
 use af_spool::record::Event;
 use af_spool::{AgentId, ExitCode, Spool, eventlog};
 use std::io::Read;
@@ -49,13 +50,19 @@ fn record(id: &str) -> anyhow::Result<()> {
         "transcript": input.get("transcript_path"),
         "input": input,
     });
+    // The log keeps a cut-down copy of an oversized input (see af_spool::eventlog::encode); the
+    // bus gets it whole, up to its own size limit.
     eventlog::append(&spool, &Event::new("agent.claude", Some(&id), detail.clone()))?;
-    // Published on the bus when af-bus is there; its absence is not the hook's problem.
-    let _ = std::process::Command::new(af_cli::sibling_program("af-bus"))
-        .args(["publish", "--topic", &format!("agent.{id}.claude"), &detail.to_string()])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+    publish(&spool, &id, detail);
     Ok(())
+}
+
+/// Publishes the event on the bus topic `agent.<id>.claude`, in process (the bus's own size
+/// limit applies); a bus that cannot take it is not the hook's problem.
+fn publish(spool: &Spool, id: &AgentId, detail: serde_json::Value) {
+    let mut m = Message::new(id.as_str(), Kind::Event, Priority::Normal, detail);
+    m.topic = Some(format!("agent.{id}.claude"));
+    if let Err(e) = af_ops::bus::post(spool, m, &af_ops::bus::Target::Topic, true) {
+        tracing::info!("hook event not published on the bus: {e}");
+    }
 }

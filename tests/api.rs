@@ -634,6 +634,79 @@ fn events_stream_live_from_the_event_log_and_slow_clients_starve_nobody() {
     drop(idle);
 }
 
+/// Opens an event stream with `query` and reads its status line.
+fn open_events(api: &Api, query: &str) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(&api.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    write!(s, "GET /api/events?{query} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n", api.addr, api.token)
+        .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    reader
+}
+
+/// Reads Server-Sent Events until the hook event of `session`; returns the hook events' ids and
+/// sessions.
+fn read_hooks_until(stream: &mut BufReader<TcpStream>, session: &str) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    let mut id = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        match stream.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                if let Some(i) = line.strip_prefix("id: ") {
+                    id = i.trim().to_owned();
+                }
+                if let Some(d) = line.strip_prefix("data: ") {
+                    let e: Value = serde_json::from_str(d).unwrap();
+                    if e["kind"] == "agent.claude" {
+                        let s = e["detail"]["input"]["session_id"].as_str().unwrap_or_default().to_owned();
+                        seen.push((id.clone(), s.clone()));
+                        if s == session {
+                            return seen;
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("reading events: {e}"),
+        }
+    }
+    panic!("never saw the hook of {session} in the event stream; saw {seen:?}");
+}
+
+#[test]
+fn the_event_stream_follows_the_log_across_rotations_and_resumes_by_id() {
+    let mut env = Env::new();
+    env.set_env("AF_EVENTS_MAX_BYTES", "16KB");
+    env.set_env("AF_EVENTS_KEEP", "20");
+    env.create(&worker("w1", "p").to_string());
+    let api = Api::start(&env, &[]);
+    let mut stream = open_events(&api, "audit=false");
+    // Hook events of 100 KB each: a few fit in a generation, capped.
+    let sessions: Vec<String> = (0..20).map(|i| format!("s-{i:02}")).collect();
+    for s in &sessions {
+        let input = json!({"hook_event_name": "PostToolUse", "session_id": s, "tool_response": "o".repeat(100_000)});
+        env.ok_in("af-wrap", &["--hook", "w1"], Some(&input.to_string()));
+    }
+    let seen = read_hooks_until(&mut stream, "s-19");
+    assert!(env.home.join("events.log.3").exists(), "the log rotated under the stream");
+    assert_eq!(seen.iter().map(|(_, s)| s).collect::<Vec<_>>(), sessions.iter().collect::<Vec<_>>());
+    // An id from before the rotations resumes right after its event, in a generation since rotated.
+    let mut resumed = open_events(&api, &format!("since={}", seen[4].0));
+    let replay = read_hooks_until(&mut resumed, "s-19");
+    assert_eq!(replay.iter().map(|(_, s)| s).collect::<Vec<_>>(), sessions[5..].iter().collect::<Vec<_>>());
+    assert_eq!(replay, seen[5..], "the same ids on every stream");
+    // The last N events, over the generations.
+    let mut recent = open_events(&api, "recent=7");
+    let tail = read_hooks_until(&mut recent, "s-19");
+    assert_eq!(tail, seen[13..]);
+}
+
 #[test]
 fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
     let env = Env::new();

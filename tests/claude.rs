@@ -164,9 +164,9 @@ impl<'a> Agent<'a> {
     }
 
     fn events(&self, kind: &str) -> Vec<Value> {
-        eventlog::read_all(&self.spool)
+        eventlog::history(&self.spool)
             .unwrap()
-            .into_iter()
+            .map(|e| e.unwrap())
             .filter(|e| e.kind == kind && e.agent.as_ref() == Some(&self.id))
             .map(|e| e.detail)
             .collect()
@@ -567,6 +567,21 @@ fn interactive_tasks_arrive_by_bracketed_paste_and_are_confirmed() {
     assert_eq!(prompts(&a), ["first line\nsecond line"], "one prompt, whole");
     assert_eq!(a.events("agent.task.retry").len(), 1, "the swallowed paste was delivered again");
     assert!(pane(&env, "ia").contains("⏺ echo: first line"));
+}
+
+#[test]
+fn an_interactive_prompt_too_long_for_the_event_log_is_still_confirmed() {
+    let env = Env::new();
+    let a = agent(&env, "il", json!({"claude": {"interactive": true}}), json!({}));
+    wait_for("the CLI to start", LONG, || a.hook_events().iter().any(|h| h == "SessionStart"));
+    // The log keeps only the beginning of the UserPromptSubmit hook's prompt: that confirms it.
+    let prompt: String = (0..3000).map(|i| format!("w{i} ")).collect();
+    let r = a.ask(json!(prompt));
+    assert!(!r.is_error, "{r:?}");
+    assert_eq!(r.result, format!("echo: {prompt}"), "the whole answer, from the transcript");
+    let logged = prompts(&a);
+    assert!(logged.len() == 1 && logged[0].len() < prompt.len() && prompt.starts_with(&logged[0]), "{logged:.80?}");
+    assert!(a.events("agent.task.retry").is_empty(), "confirmed at the first delivery");
 }
 
 #[test]

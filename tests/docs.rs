@@ -58,3 +58,18 @@ fn an_unknown_generate_kind_is_a_usage_error() {
     let out = Command::new(util::bin("af-spawn")).args(["--generate", "tcsh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn the_spool_page_documents_the_event_log_limits_the_code_has() {
+    use af_spool::eventlog::{Limits, MAX_LINE};
+    let d = Limits::default();
+    for page in ["man/af-spool.5", "README.md"] {
+        let text = committed(page);
+        for var in ["AF_EVENTS_MAX_BYTES", "AF_EVENTS_KEEP"] {
+            assert!(text.contains(var), "{page} does not mention {var}");
+        }
+        assert!(text.contains(&format!("default {}MB", d.max_bytes >> 20)), "{page}: the default size");
+        assert!(text.contains(&format!("{} KiB", MAX_LINE >> 10)), "{page}: the line cap");
+    }
+    assert!(committed("man/af-spool.5").contains(&format!("(default {}, at least 1)", d.keep)));
+}

@@ -36,6 +36,14 @@ impl Lock {
         Ok(Lock { file })
     }
 
+    /// Waits for and takes the lock at `path` shared: any number of shared holders at once, none
+    /// while someone holds it exclusively.
+    pub fn shared(path: &Path) -> Result<Lock> {
+        let file = open(path)?;
+        FileExt::lock_shared(&file).map_err(|e| Error::io("lock", path, e))?;
+        Ok(Lock { file })
+    }
+
     /// Takes the lock at `path` if it is free; `Ok(None)` if someone holds it.
     pub fn try_exclusive(path: &Path) -> Result<Option<Lock>> {
         let file = open(path)?;

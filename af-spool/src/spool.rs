@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 ///
 /// ```text
 /// $AF_HOME/
-///   events.log                 append-only event log (JSON lines)
+///   events.log                 append-only event log (JSON lines), rotated by size
+///   events.log.1 … .N          its older generations, newest first (see eventlog.rs)
+///   events.lock                flock: taken to rotate the log, and shared to open its files
 ///   events.d/                  fifodir: woken after every event
 ///   agents/<id>/config.json    AgentConfig
 ///   agents/<id>/state.json     AgentState
@@ -149,6 +151,18 @@ impl Spool {
     /// The append-only event log.
     pub fn events_path(&self) -> PathBuf {
         self.root.join("events.log")
+    }
+
+    /// An older generation of the event log: `events.log.1` is the newest, `events.log.N` the
+    /// oldest kept.
+    pub fn events_generation_path(&self, n: usize) -> PathBuf {
+        atomic::sibling(&self.events_path(), &format!(".{n}"))
+    }
+
+    /// The lock a writer takes to rotate the event log, and a reader takes shared for the instant
+    /// it opens the generations, so it never sees them half shifted.
+    pub fn events_lock_path(&self) -> PathBuf {
+        self.root.join("events.lock")
     }
 
     /// The fifodir woken after every event appended to the log.

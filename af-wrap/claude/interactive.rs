@@ -10,48 +10,33 @@ use super::{Driver, Turn, say};
 use af_ops::tmux::Tmux;
 use af_spool::record::Event;
 use af_spool::{Spool, eventlog};
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::os::fd::BorrowedFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How many times a prompt is delivered before its task fails.
 const MAX_DELIVERIES: u32 = 3;
 
-/// New lines of the event log, read from where the last read stopped.
+/// The events appended to the log since the last look, followed across its rotations.
 struct EventTail {
-    path: PathBuf,
-    offset: u64,
-    partial: Vec<u8>,
+    follower: af_spool::eventlog::Follower,
     listener: af_spool::fifodir::Listener,
 }
 
 impl EventTail {
     fn open(spool: &Spool) -> af_spool::Result<EventTail> {
+        // Subscribed before the follower looks at the log, so no event in between is missed.
         let listener = af_spool::fifodir::Fifodir::new(spool.events_notify_dir()).subscribe()?;
-        let path = spool.events_path();
-        let offset = std::fs::metadata(&path).map_or(0, |m| m.len());
-        Ok(EventTail { path, offset, partial: Vec::new(), listener })
+        let follower = af_spool::eventlog::Follower::open(spool, af_spool::eventlog::Start::End)?;
+        Ok(EventTail { follower, listener })
     }
 
     fn read(&mut self) -> Vec<Event> {
         let _ = self.listener.drain();
-        let Ok(mut f) = std::fs::File::open(&self.path) else { return Vec::new() };
-        if f.seek(std::io::SeekFrom::Start(self.offset)).is_err() {
-            return Vec::new();
-        }
-        let mut bytes = Vec::new();
-        let _ = f.read_to_end(&mut bytes);
-        self.offset += bytes.len() as u64;
-        self.partial.extend_from_slice(&bytes);
-        let mut out = Vec::new();
-        while let Some(pos) = self.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=pos).collect();
-            if let Ok(e) = serde_json::from_slice::<Event>(&line) {
-                out.push(e);
-            }
-        }
-        out
+        self.follower.events().unwrap_or_else(|e| {
+            tracing::warn!("cannot read the event log: {e}");
+            Vec::new()
+        })
     }
 }
 
@@ -221,7 +206,9 @@ impl Driver {
             .collect();
         for e in events {
             let name = e.detail["event"].as_str().unwrap_or_default().to_owned();
-            self.on_hook(&name, &e.detail["input"]);
+            // An oversized hook input reaches the log cut down (its long strings are prefixes).
+            let cut = e.detail["truncated"] == true;
+            self.on_hook(&name, &e.detail["input"], cut);
         }
         self.check_delivery();
         let busy = self.pane.as_ref().is_none_or(|p| !p.idle || p.delivery.is_some());
@@ -304,14 +291,17 @@ impl Driver {
         self.answer(turn, None, true, "delivery_failed", &reason);
     }
 
-    fn on_hook(&mut self, name: &str, input: &serde_json::Value) {
+    fn on_hook(&mut self, name: &str, input: &serde_json::Value, cut: bool) {
         let Some(pane) = self.pane.as_mut() else { return };
         match name {
             "SessionStart" | "Notification" => pane.idle = true,
             "UserPromptSubmit" => {
                 pane.idle = false;
-                let prompt = input["prompt"].as_str().unwrap_or_default();
-                let ours = pane.delivery.as_ref().is_some_and(|d| normalize(&d.prompt) == normalize(prompt));
+                let prompt = normalize(input["prompt"].as_str().unwrap_or_default());
+                let ours = pane.delivery.as_ref().is_some_and(|d| {
+                    let sent = normalize(&d.prompt);
+                    sent == prompt || (cut && !prompt.is_empty() && sent.starts_with(&prompt))
+                });
                 if ours {
                     if let Some(d) = pane.delivery.take() {
                         self.turn = Some(Turn {
@@ -329,11 +319,11 @@ impl Driver {
                 pane.idle = true;
                 if let Some(turn) = self.turn.take() {
                     let failed = name == "StopFailure";
-                    let text = input["last_assistant_message"]
-                        .as_str()
-                        .map(str::to_owned)
-                        .or_else(|| input["transcript_path"].as_str().and_then(last_assistant_text))
-                        .unwrap_or_default();
+                    let message = input["last_assistant_message"].as_str().map(str::to_owned);
+                    let transcript = || input["transcript_path"].as_str().and_then(last_assistant_text);
+                    // A cut message is only its beginning: the transcript has all of it.
+                    let text = if cut { transcript().or(message) } else { message.or_else(transcript) };
+                    let text = text.unwrap_or_default();
                     let code = input["error"].as_str().unwrap_or("error").to_owned();
                     self.answer(turn, None, failed, &code, &text);
                 }

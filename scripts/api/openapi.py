@@ -62,7 +62,7 @@ paths["/"] = {"get": dict(pub, summary="the dashboard (HTML; the token comes in 
 paths["/api/openapi.json"] = {"get": dict(pub, summary="this document", operationId="openapi", responses=responses("200", {"type": "object"}, ["403", "429"]))}
 paths["/api/events"] = {"get": {"summary": "Server-Sent Events of the event log (token as a query parameter, since EventSource cannot send headers)",
   "operationId": "events", "security": [{"queryToken": []}, {"bearer": []}],
-  "parameters": [{"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "byte offset to resume from (or Last-Event-ID)"},
+  "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+(:[0-9]+)?$"}, "description": "the id of the last event seen, to resume after it (or Last-Event-ID): INODE:OFFSET, which survives the log's rotation; a bare number is a byte offset in the live events.log"},
                  {"name": "recent", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000}, "description": "start with the last N events"},
                  {"name": "audit", "in": "query", "schema": B, "description": "include the API's audit records"}],
   "responses": responses("200", {"type": "string"}, ["400", "401", "403", "429"], media="text/event-stream")}}
@@ -127,7 +127,7 @@ paths["/api/agents/{id}/health"] = {"parameters": [idparam],
     "responses": responses("200", obj({"id": S, "history": ANY}, ["id", "history"]), ["400", "401", "403", "404", "409", "429"] + TOOL)}}
 paths["/api/orchestrator"] = {
   "get": {"summary": "system status and metrics", "operationId": "systemStatus", "responses": responses("200",
-      obj({"agents": {"type": "object"}, "system": {"type": "object"}, "api": {"type": "object"}, "bus": ref("BusStats"), "eventLogBytes": I},
+      obj({"agents": {"type": "object"}, "system": {"type": "object"}, "api": {"type": "object"}, "bus": ref("BusStats"), "eventLogBytes": {"type": "integer", "description": "bytes the event log takes on disk, its rotated generations included"}},
           ["agents", "system", "api", "bus"]), ["401", "403", "429"])},
   "post": {"summary": "a system operation: gc, check or broadcast", "operationId": "systemOperation",
     "requestBody": body(obj({"action": {"type": "string", "enum": ["gc", "check", "broadcast"]}, "payload": ANY}, ["action"])),
