@@ -4,22 +4,17 @@ use super::{print_json, print_line};
 use crate::cli::Tuning;
 use af_ops::health::pass::{self, Outcome, Scope};
 use af_spool::health::Level;
-use af_spool::record::Health;
 use af_spool::{ExitCode, Spool};
 
 pub fn run(spool: &Spool, scope: &Scope, tuning: &Tuning, recover: bool, json: bool) -> anyhow::Result<ExitCode> {
     let policy = super::policy(tuning)?;
     let outcome = pass::run(spool, scope, &policy, recover)?;
-    let worst = outcome.worst();
     if json {
-        print_json(&serde_json::json!({"health": worst, "agents": outcome.reports}))?;
+        print_json(&outcome.document())?;
     } else {
         print(&outcome)?;
     }
-    Ok(match worst {
-        Health::Degraded | Health::Unhealthy => ExitCode::Negative,
-        Health::Healthy | Health::Unknown => ExitCode::Ok,
-    })
+    Ok(if outcome.healthy() { ExitCode::Ok } else { ExitCode::Negative })
 }
 
 /// The human form: one line per agent, then one indented line per check that is not ok.

@@ -1,7 +1,7 @@
 //! `af-health history`: an agent's check results, oldest first.
 
 use super::{print_json, print_line};
-use af_spool::health::{self, HistoryEntry, Level};
+use af_spool::health::Level;
 use af_spool::time::Timestamp;
 use af_spool::{AgentId, Error, ExitCode, Spool};
 
@@ -12,16 +12,8 @@ pub fn run(
     limit: Option<usize>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    spool.require(id)?;
     let since = since.map(parse_since).transpose()?;
-    let mut entries: Vec<HistoryEntry> = health::read_lines(&spool.history_path(id))?;
-    if let Some(t) = since {
-        entries.retain(|e| e.time >= t);
-    }
-    if let Some(n) = limit {
-        let skip = entries.len().saturating_sub(n);
-        entries.drain(..skip);
-    }
+    let entries = af_ops::health::history(spool, id, since, limit)?;
     if json {
         print_json(&entries)?;
         return Ok(ExitCode::Ok);

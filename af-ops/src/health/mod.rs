@@ -8,6 +8,8 @@ pub mod ladder;
 pub mod pass;
 pub mod policy;
 pub mod probe;
+mod records;
 
 pub use pass::{Outcome, Report, Scope, run};
 pub use policy::Policy;
+pub use records::{ack, alerts, history};

@@ -70,6 +70,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The document `af-health check --json` prints (and af-api answers): the worst health and
+    /// one report per agent.
+    pub fn document(&self) -> serde_json::Value {
+        serde_json::json!({"health": self.worst(), "agents": self.reports})
+    }
+
+    /// Whether nothing checked is degraded or unhealthy (`af-health check` exits 0).
+    pub fn healthy(&self) -> bool {
+        matches!(self.worst(), Health::Healthy | Health::Unknown)
+    }
+
     /// The worst health found.
     pub fn worst(&self) -> Health {
         let rank = |h: Health| match h {
