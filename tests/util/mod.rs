@@ -1,9 +1,16 @@
 //! The one test harness: a temporary spool (`AF_HOME`), a private tmux server (`AF_TMUX_SOCKET`)
 //! and a working directory per test, all torn down on drop (even when the test panics): the tmux
 //! server is killed, every process that carries the spool in its environment is killed, the
-//! directory is removed. Assertions print stdout and stderr when they fail.
+//! directory is removed. Assertions print stdout and stderr when they fail. A test that needs a
+//! tool or a cgroup the machine lacks skips through [`skip`], which makes it visible and counted.
 
 #![allow(dead_code)]
+
+mod skip;
+
+// Each test binary compiles this harness anew and uses only part of it.
+#[allow(unused_imports)]
+pub use skip::{Need, have_tool, skip};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
