@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod freezer;
 mod skip;
 
 // Each test binary compiles this harness anew and uses only part of it.
