@@ -144,7 +144,7 @@ impl From<af_spool::Error> for ApiError {
             E::NotFound(_) => 404,
             E::Conflict(_) => 409,
             E::Timeout(_) => 504,
-            E::Io { .. } | E::System(_) => 500,
+            E::Io { .. } | E::Interrupted(_) | E::System(_) => 500,
         };
         ApiError::new(status, e.to_string())
     }

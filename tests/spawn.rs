@@ -383,7 +383,9 @@ fn logs_show_what_the_agent_printed_and_follow_it() {
     assert!(wrap_log.is_empty() || !wrap_log.contains("hello-from-the-agent"), "the supervisor's log is separate");
     // --follow keeps printing new lines.
     let mut c = env.cmd("af-spawn");
-    c.args(["logs", "--follow", "-n", "0", "lg"]).stdout(std::process::Stdio::piped());
+    c.args(["logs", "--follow", "-n", "0", "lg"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
@@ -394,8 +396,11 @@ fn logs_show_what_the_agent_printed_and_follow_it() {
         assert!(n > 0, "follow ended early");
         seen.extend_from_slice(&buf[..n]);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // Ctrl-C ends it with 130, as every wait.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", util::describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "af-spawn: interrupted by SIGINT while waiting\n");
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub enum Error {
     Conflict(String),
     /// A wait ran out of time.
     Timeout(String),
+    /// A wait was ended by SIGINT or SIGTERM (see [`crate::fifodir::interrupt_waits`]).
+    Interrupted(String),
     /// An I/O operation failed on a path.
     Io {
         /// What we were doing ("write", "rename", …).
@@ -71,7 +73,7 @@ impl Error {
             Error::NotFound(_) => ExitCode::NotFound,
             Error::Conflict(_) => ExitCode::Conflict,
             Error::Timeout(_) => ExitCode::Timeout,
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ExitCode::System,
+            Error::Interrupted(_) => ExitCode::Interrupted,
             Error::Io { .. } | Error::System(_) => ExitCode::System,
         }
     }
@@ -80,9 +82,12 @@ impl Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Invalid(m) | Error::NotFound(m) | Error::Conflict(m) | Error::Timeout(m) | Error::System(m) => {
-                f.write_str(m)
-            }
+            Error::Invalid(m)
+            | Error::NotFound(m)
+            | Error::Conflict(m)
+            | Error::Timeout(m)
+            | Error::Interrupted(m)
+            | Error::System(m) => f.write_str(m),
             Error::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
         }
     }

@@ -191,6 +191,24 @@ impl Env {
             .collect()
     }
 
+    /// Whether process `pid` waits on the spool: it has a listener's named pipe in a fifodir
+    /// (`fifo.PID.…`), which it makes before it first looks at what it waits for.
+    pub fn waits(&self, pid: u32) -> bool {
+        let prefix = format!("fifo.{pid}.");
+        let mut dirs = vec![self.home.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let Ok(kind) = entry.file_type() else { continue };
+                if kind.is_dir() {
+                    dirs.push(entry.path());
+                } else if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// A path under the test's root.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
