@@ -135,7 +135,8 @@ impl ApiError {
     }
 }
 
-/// Library errors keep their meaning: invalid 400, not found 404, conflict 409, timeout 504.
+/// Library errors keep their meaning: invalid 400, not found 404, conflict 409, timeout 504; a
+/// corrupt record or a failure of ours is 500.
 impl From<af_spool::Error> for ApiError {
     fn from(e: af_spool::Error) -> Self {
         use af_spool::Error as E;
@@ -144,7 +145,7 @@ impl From<af_spool::Error> for ApiError {
             E::NotFound(_) => 404,
             E::Conflict(_) => 409,
             E::Timeout(_) => 504,
-            E::Io { .. } | E::Interrupted(_) | E::System(_) => 500,
+            E::Io { .. } | E::Corrupt { .. } | E::Interrupted(_) | E::System(_) => 500,
         };
         ApiError::new(status, e.to_string())
     }

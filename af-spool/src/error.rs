@@ -44,6 +44,13 @@ pub enum Error {
     Timeout(String),
     /// A wait was ended by SIGINT or SIGTERM (see [`crate::fifodir::interrupt_waits`]).
     Interrupted(String),
+    /// A record in the spool does not parse: named by its path, it needs repair or removal.
+    Corrupt {
+        /// The record's file.
+        path: PathBuf,
+        /// What the parser said.
+        detail: String,
+    },
     /// An I/O operation failed on a path.
     Io {
         /// What we were doing ("write", "rename", …).
@@ -74,7 +81,7 @@ impl Error {
             Error::Conflict(_) => ExitCode::Conflict,
             Error::Timeout(_) => ExitCode::Timeout,
             Error::Interrupted(_) => ExitCode::Interrupted,
-            Error::Io { .. } | Error::System(_) => ExitCode::System,
+            Error::Io { .. } | Error::Corrupt { .. } | Error::System(_) => ExitCode::System,
         }
     }
 }
@@ -88,6 +95,9 @@ impl std::fmt::Display for Error {
             | Error::Timeout(m)
             | Error::Interrupted(m)
             | Error::System(m) => f.write_str(m),
+            Error::Corrupt { path, detail } => {
+                write!(f, "corrupt record {}: {detail} (repair or remove it)", path.display())
+            }
             Error::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
         }
     }
@@ -102,8 +112,9 @@ impl std::error::Error for Error {
     }
 }
 
-/// Finds the exit code for any error chain: the first typed [`Error`] in it decides; a clap
-/// error is a usage error; anything else is a system failure.
+/// Finds the exit code for any error chain: the first typed [`Error`] in it decides; a bare JSON
+/// error is invalid input (records read from the spool never get here bare: a corrupt one is
+/// [`Error::Corrupt`]); anything else is a system failure.
 pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
