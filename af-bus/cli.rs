@@ -104,7 +104,7 @@ pub enum Command {
     Recv {
         /// The queue: an agent id, pool:PROJECT, or a subscription name.
         queue: String,
-        /// Wait for a message (woken by the queue's named pipe).
+        /// Wait for a message (woken by the queue's named pipe); SIGINT or SIGTERM ends it (exit 130).
         #[arg(long, short)]
         wait: bool,
         /// With --wait, give up after SECS (exit 5).
@@ -173,7 +173,8 @@ pub enum Command {
     },
     /// Depths per queue and priority, in flight, dead letters, acked and ack rates.
     Stats,
-    /// Print messages published on matching topics as JSON lines, as they arrive.
+    /// Print messages published on matching topics as JSON lines, as they arrive, until SIGINT or
+    /// SIGTERM (exit 130).
     Tail {
         /// The topic pattern.
         #[arg(long, short, default_value = "*")]

@@ -129,7 +129,7 @@ pub enum Command {
     Logs {
         /// The agent.
         id: String,
-        /// Keep printing as it grows.
+        /// Keep printing as it grows, until SIGINT or SIGTERM (exit 130).
         #[arg(long, short)]
         follow: bool,
         /// How many lines from the end to start with.

@@ -747,23 +747,9 @@ fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
     assert!(page.body.contains("new EventSource(\"/api/events?"));
 }
 
-/// Whether a tool the next tests need is there; with AF_REQUIRE_TOOLS=1 a missing tool fails.
-fn have(tool: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        let required = std::env::var("AF_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
-        assert!(!required, "{tool} is required (AF_REQUIRE_TOOLS=1) but missing");
-        eprintln!("notice: {tool} is not installed; skipping (set AF_REQUIRE_TOOLS=1 to make this fail)");
-    }
-    found
-}
-
 #[test]
 fn schemathesis_finds_no_server_error_and_no_schema_violation() {
-    if !have("schemathesis") {
+    if !util::have_tool("schemathesis", "pip install schemathesis") {
         return;
     }
     let env = Env::new();
@@ -951,7 +937,7 @@ fn wait_for_ok(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
-    if !have("chromium") {
+    if !util::have_tool("chromium", "Debian: apt-get install chromium") {
         return;
     }
     let env = Env::new();
@@ -982,7 +968,7 @@ fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
 
 #[test]
 fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
-    if !have("chromium") {
+    if !util::have_tool("chromium", "Debian: apt-get install chromium") {
         return;
     }
     let env = Env::new();

@@ -168,6 +168,41 @@ fn tail_streams_published_messages() {
     assert_eq!(env.json("af-bus", &["stats"])["subscriptions"], json!([]));
 }
 
+/// SIGINT or SIGTERM while a verb waits ends it with exit 130 and one line, not death by the
+/// signal; what it made for the wait (its pipe, a request's reply queue, a tail's subscription)
+/// goes with it.
+#[test]
+fn a_signal_during_a_wait_exits_130() {
+    use nix::sys::signal::Signal::{SIGINT, SIGTERM};
+    let env = Env::new();
+    agent(&env, "w1", "p");
+    let waits: [(&[&str], _); 4] = [
+        (&["recv", "w1", "--wait"], SIGINT),
+        (&["recv", "w1", "--wait", "--timeout", "60"], SIGTERM),
+        (&["request", "--to", "w1", "--timeout", "60", "1"], SIGINT),
+        (&["tail", "--topic", "health.*"], SIGTERM),
+    ];
+    for (args, signal) in waits {
+        let mut c = env.cmd("af-bus");
+        let child = c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let pid = child.id();
+        wait_for("af-bus to wait", Duration::from_secs(10), || env.waits(pid));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(130), "af-bus {args:?} after {signal}: {}", util::describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err, format!("af-bus: interrupted by {signal} while waiting\n"), "af-bus {args:?}");
+        assert!(!env.waits(pid), "af-bus {args:?} left its pipe");
+    }
+    // The request's reply queue and the tail's subscription went too.
+    let replies = env.home.join("bus/reply");
+    assert_eq!(std::fs::read_dir(&replies).map(|d| d.count()).unwrap_or(0), 0, "{}", replies.display());
+    env.ok("af-bus", &["publish", "-t", "health.w1", "1"]);
+    assert_eq!(env.json("af-bus", &["stats"])["subscriptions"], json!([]));
+    // The request itself was delivered before the wait: it waits in w1's inbox.
+    assert_eq!(recv(&env, "w1", &[]).unwrap()["kind"], "request");
+}
+
 #[test]
 fn request_reply_and_timeout() {
     let env = Env::new();

@@ -462,12 +462,13 @@ fn the_real_cli_without_credentials_answers_authentication_failed() {
             .find(|p| p.is_file()),
     };
     let Some(cli) = found else {
-        assert!(
-            std::env::var("AF_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "the claude CLI is required (AF_REQUIRE_TOOLS=1) but neither AF_CLAUDE_BIN nor PATH has it; \
-             install it with: npm install -g @anthropic-ai/claude-code"
-        );
-        eprintln!("the claude CLI is not installed: skipping the contract test");
+        let why = match std::env::var("AF_CLAUDE_BIN") {
+            Ok(bin) if !bin.is_empty() => format!("the claude CLI is not there: AF_CLAUDE_BIN={bin} is not a file"),
+            _ => {
+                "the claude CLI is not on PATH (npm install -g @anthropic-ai/claude-code, or set AF_CLAUDE_BIN)".into()
+            }
+        };
+        util::skip(util::Need::Tool, &why);
         return;
     };
     let mut env = Env::new();

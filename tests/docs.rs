@@ -43,6 +43,24 @@ fn man_pages_match_the_clap_definitions() {
     }
 }
 
+/// af-spool(5) names every entry of the layout the library documents on `Spool`.
+#[test]
+fn the_spool_page_lists_every_entry_of_the_layout() {
+    let code = committed("af-spool/src/spool.rs");
+    let block = code.split("/// ```text\n").nth(1).and_then(|b| b.split("/// ```\n").next()).expect("Spool's layout");
+    // Unescaped, as a reader sees it.
+    let page = committed("man/af-spool.5").replace("\\-", "-");
+    let entries: Vec<&str> = block
+        .lines()
+        .filter_map(|l| l.trim_start_matches("///").split_whitespace().next())
+        .filter(|e| *e != "$AF_HOME/")
+        .collect();
+    assert!(entries.len() > 20, "{entries:?}");
+    for entry in entries {
+        assert!(page.contains(entry), "man/af-spool.5 does not describe {entry}");
+    }
+}
+
 #[test]
 fn completions_match_the_clap_definitions() {
     for p in util::PROGRAMS {

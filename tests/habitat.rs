@@ -156,9 +156,8 @@ fn systemd_units_verify_and_their_commands_exist() {
         }
     }
     run_unit_commands(&env, &home, &units);
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
-        assert!(std::env::var("AF_REQUIRE_TOOLS").is_err(), "systemd-analyze is required here");
-        eprintln!("no systemd-analyze: skipping unit verification");
+    // The rest verifies the units: without systemd-analyze, that part of this test is skipped.
+    if !util::have_tool("systemd-analyze", "Debian: apt-get install systemd") {
         return;
     }
     let runtime = env.path("runtime");

@@ -7,6 +7,7 @@ mod util;
 use serde_json::Value;
 use std::process::{Child, Stdio};
 use std::time::Duration;
+use util::freezer::Freezer;
 use util::{Env, alive, describe, wait_for};
 
 /// A background `af-health watch`, killed (and reaped) on drop.
@@ -189,21 +190,21 @@ fn an_agent_stopped_from_outside_is_caught_and_restarted() {
     assert!(!alive(pid), "the stopped process was ended");
 }
 
-/// A supervisor that no longer heartbeats while it lives. (SIGSTOP would be undone at once by
-/// tmux, which continues a pane's stopped process; the cgroup freezer is not.)
+/// A supervisor that no longer heartbeats while it lives, frozen in a cgroup (v2 or v1: see
+/// [`util::freezer`]).
 #[test]
 fn a_frozen_supervisor_is_caught_by_its_stale_heartbeat() {
     let env = base_env();
-    let freezer = std::path::Path::new("/sys/fs/cgroup/freezer");
-    let dir = freezer.join(format!("af-test-{}", std::process::id()));
-    if std::fs::create_dir(&dir).is_err() {
-        eprintln!("skipped: the cgroup v1 freezer is not writable here");
+    let Some(mut freezer) = Freezer::make("frozen-supervisor") else {
+        util::skip(
+            util::Need::Cgroups,
+            "no writable cgroup freezer (v2 cgroup.freeze or the v1 freezer): run as root, with cgroups mounted read-write",
+        );
         return;
-    }
+    };
     env.worker("f1", "exec sleep 300");
     let wrap = env.show("f1")["state"]["wrapPid"].as_u64().unwrap();
-    std::fs::write(dir.join("cgroup.procs"), wrap.to_string()).unwrap();
-    std::fs::write(dir.join("freezer.state"), "FROZEN").unwrap();
+    freezer.freeze(wrap as u32);
     let mut caught = Value::Null;
     wait_for("a stale heartbeat", Duration::from_secs(10), || {
         let (code, doc) = health_json(&env, &["check", "f1"]);
@@ -212,9 +213,7 @@ fn a_frozen_supervisor_is_caught_by_its_stale_heartbeat() {
     });
     assert_eq!(check_of(&caught["agents"][0], "response").unwrap()["level"], "critical", "{caught}");
     assert_eq!(check_of(&caught["agents"][0], "process").unwrap()["level"], "ok", "its processes live");
-    std::fs::write(dir.join("freezer.state"), "THAWED").unwrap();
-    let _ = std::fs::write(freezer.join("cgroup.procs"), wrap.to_string());
-    let _ = std::fs::remove_dir(&dir);
+    freezer.thaw();
     wait_for("fresh heartbeats again", Duration::from_secs(10), || health_json(&env, &["check", "f1"]).0 == 0);
 }
 

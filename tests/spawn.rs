@@ -383,7 +383,9 @@ fn logs_show_what_the_agent_printed_and_follow_it() {
     assert!(wrap_log.is_empty() || !wrap_log.contains("hello-from-the-agent"), "the supervisor's log is separate");
     // --follow keeps printing new lines.
     let mut c = env.cmd("af-spawn");
-    c.args(["logs", "--follow", "-n", "0", "lg"]).stdout(std::process::Stdio::piped());
+    c.args(["logs", "--follow", "-n", "0", "lg"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut seen = Vec::new();
@@ -394,8 +396,32 @@ fn logs_show_what_the_agent_printed_and_follow_it() {
         assert!(n > 0, "follow ended early");
         seen.extend_from_slice(&buf[..n]);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // Ctrl-C ends it with 130, as every wait.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", util::describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "af-spawn: interrupted by SIGINT while waiting\n");
+}
+
+/// A record in the spool that does not parse is a system failure (111) naming its file, not a
+/// usage error; a malformed config from the user still is one (2).
+#[test]
+fn a_corrupt_record_exits_111_naming_its_file() {
+    let env = Env::new();
+    env.create(r#"{"id":"w1","type":"worker"}"#);
+    env.create(r#"{"id":"w2","type":"worker"}"#);
+    let state = env.home.join("agents/w1/state.json");
+    std::fs::write(&state, "garbage\n").unwrap();
+    for args in [&["show", "w1"][..], &["show", "w1", "--json"], &["start", "w1"]] {
+        let err = env.fails("af-spawn", args, None, 111);
+        assert!(err.contains(&format!("corrupt record {}", state.display())), "{args:?}: {err}");
+    }
+    let config = env.home.join("agents/w2/config.json");
+    std::fs::write(&config, r#"{"id":"w2","type":"robot"}"#).unwrap();
+    let err = env.fails("af-spawn", &["show", "w2"], None, 111);
+    assert!(err.contains(&config.display().to_string()), "{err}");
+    env.fails("af-spawn", &["create"], Some("{not json"), 2);
+    env.fails("af-spawn", &["create"], Some(r#"{"id":"w3","type":"robot"}"#), 2);
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub struct Ctx {
 
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // SIGINT or SIGTERM during a wait (recv --wait, request, tail, interrupt) ends it with exit 130 and one line.
+    af_spool::fifodir::interrupt_waits()?;
     let ctx = Ctx { spool: Spool::open_default()?, json: cli.json, durable: !cli.no_fsync };
     match cli.command {
         Command::Send { to, make, kind, reply_to, batch, data } => {

@@ -20,8 +20,9 @@ pub fn unsubscribe(ctx: &Ctx, name: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
-/// `tail`: JSON lines of every message published on a matching topic, until killed or its
-/// reader goes away. Its subscription lives as long as it does.
+/// `tail`: JSON lines of every message published on a matching topic, until SIGINT or SIGTERM
+/// (exit 130, see `fifodir::interrupt_waits`), SIGKILL, or its reader goes away. Its subscription
+/// lives as long as it does.
 pub fn tail(ctx: &Ctx, topic: &str) -> anyhow::Result<ExitCode> {
     let name = format!("tail-{}", std::process::id());
     let _owner = bus::subscribe(&ctx.spool, &name, topic, true)?;

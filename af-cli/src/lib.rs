@@ -187,8 +187,9 @@ fn generate(mut cmd: clap::Command, kind: &str) -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// Finds the exit code for any error chain: the first typed [`Error`] in it decides; a clap
-/// error is a usage error; anything else is a system failure.
+/// Finds the exit code for any error chain: the first typed [`Error`] in it decides; a bare JSON
+/// error is invalid input (records read from the spool never get here bare: a corrupt one is
+/// [`Error::Corrupt`]); anything else is a system failure.
 pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {

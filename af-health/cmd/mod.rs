@@ -13,6 +13,8 @@ use std::time::Duration;
 
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // SIGINT or SIGTERM during a wait (watch, and check waiting for pings) ends it with exit 130 and one line.
+    af_spool::fifodir::interrupt_waits()?;
     let spool = Spool::open_default()?;
     let json = cli.json;
     match cli.command {

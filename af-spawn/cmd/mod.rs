@@ -35,6 +35,8 @@ impl std::ops::Deref for Ctx {
 
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // SIGINT or SIGTERM during a wait (start, stop, restart, logs -f, top) ends it with exit 130 and one line.
+    af_spool::fifodir::interrupt_waits()?;
     let ctx = Ctx { ops: Lifecycle::from_env()?, json: cli.json };
     match cli.command {
         Command::Create { config, start, worktree } => create::run(&ctx, &config, start, worktree),

@@ -93,12 +93,13 @@ pub fn create_dir(dir: &Path) -> Result<()> {
     }
 }
 
-/// Reads a JSON record. `Ok(None)` when the file does not exist.
+/// Reads a JSON record. `Ok(None)` when the file does not exist; [`Error::Corrupt`] (a system
+/// failure, not the caller's input) when it does not parse.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| Error::Invalid(format!("{} is not a valid record: {e}", path.display()))),
+            .map_err(|e| Error::Corrupt { path: path.to_path_buf(), detail: e.to_string() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", path, e)),
     }

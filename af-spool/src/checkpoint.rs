@@ -217,7 +217,7 @@ impl Spool {
                 Ok(c) => out.push(c),
                 Err(Error::NotFound(_)) => {}
                 // Only a power cut can leave one unreadable: it is not whole, so not listed.
-                Err(Error::Invalid(m)) => tracing::warn!("skipping checkpoint {ckpt} of {id}: {m}"),
+                Err(e @ Error::Corrupt { .. }) => tracing::warn!("skipping checkpoint {ckpt} of {id}: {e}"),
                 Err(e) => return Err(e),
             }
         }

@@ -42,6 +42,15 @@ pub enum Error {
     Conflict(String),
     /// A wait ran out of time.
     Timeout(String),
+    /// A wait was ended by SIGINT or SIGTERM (see [`crate::fifodir::interrupt_waits`]).
+    Interrupted(String),
+    /// A record in the spool does not parse: named by its path, it needs repair or removal.
+    Corrupt {
+        /// The record's file.
+        path: PathBuf,
+        /// What the parser said.
+        detail: String,
+    },
     /// An I/O operation failed on a path.
     Io {
         /// What we were doing ("write", "rename", …).
@@ -73,8 +82,8 @@ impl Error {
             Error::NotFound(_) => ExitCode::NotFound,
             Error::Conflict(_) => ExitCode::Conflict,
             Error::Timeout(_) => ExitCode::Timeout,
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ExitCode::System,
-            Error::Io { .. } | Error::System(_) | Error::Failed(_) => ExitCode::System,
+            Error::Interrupted(_) => ExitCode::Interrupted,
+            Error::Io { .. } | Error::Corrupt { .. } | Error::System(_) | Error::Failed(_) => ExitCode::System,
         }
     }
 
@@ -86,7 +95,9 @@ impl Error {
             Error::NotFound(_) => "not-found",
             Error::Conflict(_) => "conflict",
             Error::Timeout(_) => "timeout",
+            Error::Interrupted(_) => "interrupted",
             Error::Io { .. } => "io",
+            Error::Corrupt { .. } => "corrupt",
             Error::System(_) => "system",
             Error::Failed(_) => "agent-failed",
         }
@@ -100,8 +111,12 @@ impl std::fmt::Display for Error {
             | Error::NotFound(m)
             | Error::Conflict(m)
             | Error::Timeout(m)
+            | Error::Interrupted(m)
             | Error::System(m)
             | Error::Failed(m) => f.write_str(m),
+            Error::Corrupt { path, detail } => {
+                write!(f, "corrupt record {}: {detail} (repair or remove it)", path.display())
+            }
             Error::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
         }
     }

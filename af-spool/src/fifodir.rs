@@ -2,6 +2,9 @@
 //! A notifier writes one short JSON line to each, opened non-blocking; a dead listener's pipe is
 //! removed, a full one skipped. The pipe only wakes: the spool is the truth, so a listener looks at
 //! the spool after every wake-up and at a slow interval anyway.
+//!
+//! A program that calls [`interrupt_waits`] at startup ends its waits on SIGINT and SIGTERM with
+//! [`Error::Interrupted`] (exit 130) instead of dying by the signal.
 
 use crate::atomic;
 use crate::error::{Error, Result};
@@ -13,6 +16,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The largest line a notifier writes: under PIPE_BUF, so each write is atomic.
@@ -32,6 +36,83 @@ pub struct Listener {
     // Our own write end keeps the pipe from reporting end-of-file between notifiers.
     _write: File,
     buf: Vec<u8>,
+    _live: Live,
+}
+
+/// How many listeners of this process live: while one does, the process is waiting (or about to
+/// wait again), and an interrupting signal is caught rather than fatal.
+static LIVE_LISTENERS: AtomicUsize = AtomicUsize::new(0);
+
+/// The signal that interrupted this process's waits; 0 while none has.
+static CAUGHT: AtomicI32 = AtomicI32::new(0);
+
+/// How long a wait blocks at most before it looks at [`CAUGHT`] again: a signal that lands just
+/// before `poll` blocks does not wake it.
+const INTERRUPT_CHECK: Duration = Duration::from_millis(200);
+
+/// Counts one live listener, from before its pipe appears until it is dropped.
+#[derive(Debug)]
+struct Live;
+
+impl Live {
+    fn new() -> Live {
+        LIVE_LISTENERS.fetch_add(1, Ordering::SeqCst);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE_LISTENERS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Makes SIGINT and SIGTERM end this process's waits: while a [`Listener`] lives, the signal is
+/// caught and [`Listener::wait`] returns [`Error::Interrupted`], so the program exits 130 with one
+/// line on stderr and its destructors run (its pipe, a stream's subscription are removed). While
+/// none lives, or at a second signal, the signal does what it did before (ends the process).
+/// A signal the process was started with ignored stays ignored.
+///
+/// For the one-shot programs, once at startup. Not for af-wrap (it handles its signals itself) nor
+/// af-api (its event streams wait in threads, and SIGTERM must still end the server).
+pub fn interrupt_waits() -> Result<()> {
+    use nix::sys::signal::Signal;
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        if ignored(signal) {
+            continue;
+        }
+        let raw = signal as i32;
+        let action = move || {
+            if LIVE_LISTENERS.load(Ordering::SeqCst) == 0 || CAUGHT.swap(raw, Ordering::SeqCst) != 0 {
+                let _ = signal_hook::low_level::emulate_default_handler(raw);
+            }
+        };
+        // SAFETY: the action only uses atomics and emulate_default_handler, which are
+        // async-signal-safe.
+        unsafe { signal_hook::low_level::register(raw, action) }
+            .map_err(|e| Error::System(format!("cannot handle {}: {e}", signal.as_str())))?;
+    }
+    Ok(())
+}
+
+/// Whether `signal` is ignored (as a shell leaves SIGINT for a background job).
+fn ignored(signal: nix::sys::signal::Signal) -> bool {
+    let mut old = std::mem::MaybeUninit::<nix::libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`.
+    let read = unsafe { nix::libc::sigaction(signal as i32, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: sigaction filled it in (and it was zeroed before).
+    read == 0 && unsafe { old.assume_init() }.sa_sigaction == nix::libc::SIG_IGN
+}
+
+/// `Err(Interrupted)` once a signal has interrupted this process's waits.
+fn check_interrupt() -> Result<()> {
+    match CAUGHT.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        raw => {
+            let name = nix::sys::signal::Signal::try_from(raw).map_or("a signal", |s| s.as_str());
+            Err(Error::Interrupted(format!("interrupted by {name} while waiting")))
+        }
+    }
 }
 
 impl Fifodir {
@@ -43,6 +124,8 @@ impl Fifodir {
     /// Subscribes: a new named pipe, made under a hidden name and renamed into place, so it
     /// appears whole. Subscribe before looking at the spool, so no wake-up is missed.
     pub fn subscribe(&self) -> Result<Listener> {
+        // Counted before its pipe appears: whoever sees the pipe sees a process that waits.
+        let live = Live::new();
         atomic::create_dir(&self.dir)?;
         let hidden = self.dir.join(atomic::unique_name("fifo"));
         nix::unistd::mkfifo(&hidden, Mode::from_bits_truncate(0o600))
@@ -61,7 +144,7 @@ impl Fifodir {
             let _ = std::fs::remove_file(&hidden);
             return Err(Error::io("rename named pipe", &path, e));
         }
-        Ok(Listener { path, read, _write: write, buf: Vec::new() })
+        Ok(Listener { path, read, _write: write, buf: Vec::new(), _live: live })
     }
 
     /// Writes `line` (JSON, one line) to every listener; never blocks. Returns how many were
@@ -108,9 +191,12 @@ fn remove_dead(path: &Path) {
 
 impl Listener {
     /// Waits up to `timeout` for a wake-up; returns the lines that arrived (empty on timeout).
+    /// [`Error::Interrupted`] after SIGINT or SIGTERM, in a program that called
+    /// [`interrupt_waits`].
     pub fn wait(&mut self, timeout: Duration) -> Result<Vec<String>> {
         let deadline = Instant::now() + timeout;
         loop {
+            check_interrupt()?;
             let lines = self.drain()?;
             if !lines.is_empty() {
                 return Ok(lines);
@@ -119,7 +205,7 @@ impl Listener {
             if left.is_zero() {
                 return Ok(Vec::new());
             }
-            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+            let ms = u16::try_from(left.min(INTERRUPT_CHECK).as_millis().max(1)).unwrap_or(u16::MAX);
             let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(_) | Err(Errno::EINTR) => {}

@@ -294,7 +294,7 @@ impl Queue {
     pub fn read(&self, part: &str, name: &str) -> Result<Message> {
         let path = self.part(part).join(name);
         let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Invalid(format!("{} is not a message: {e}", path.display())))
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path, detail: format!("not a message: {e}") })
     }
 
     /// Returns claims whose visibility timeout has passed to the queue (attempts raised), or to

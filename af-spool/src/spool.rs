@@ -8,28 +8,45 @@ use crate::record::{AgentConfig, AgentState, Heartbeat};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// An opened spool root. Layout:
+/// An opened spool root. Its layout (every entry; `man/af-spool.5` describes each, and
+/// tests/docs.rs checks that it names every path below):
 ///
 /// ```text
 /// $AF_HOME/
-///   events.log                 append-only event log (JSON lines), rotated by size
-///   events.log.1 … .N          its older generations, newest first (see eventlog.rs)
-///   events.lock                flock: taken to rotate the log, and shared to open its files
-///   events.d/                  fifodir: woken after every event
-///   agents/<id>/config.json    AgentConfig
-///   agents/<id>/state.json     AgentState
-///   agents/<id>/heartbeat.json Heartbeat (af-wrap, every few seconds)
-///   agents/<id>/lock           flock: held while changing the agent's records
-///   agents/<id>/wrap.lock      flock: held by the agent's af-wrap for its whole life
-///   agents/<id>/control        named pipe af-wrap reads requests from
-///   agents/<id>/notify.d/      fifodir: woken on every state change of the agent
-///   agents/<id>/wrap.log       af-wrap's own log
-///   agents/<id>/output.log     what the agent's tmux pane shows (rotated by af-wrap)
-///   agents/<id>/inbox/         the agent's message queue (see queue.rs, bus.rs)
-///   bus/                       pools, subscriptions, reply queues (see bus.rs)
-///   bus.d/                     middleware executables
-///   log/                       programs' logs
-///   api/token                  af-api's bearer token (0600)
+///   events.log                        append-only event log (JSON lines), rotated by size
+///   events.log.1 … .N                 its older generations, newest first (see eventlog.rs)
+///   events.lock                       flock: taken to rotate the log, and shared to open its files
+///   events.d/                         fifodir: woken after every event
+///   agents/<id>/config.json           AgentConfig
+///   agents/<id>/state.json            AgentState
+///   agents/<id>/heartbeat.json        Heartbeat (af-wrap, every few seconds)
+///   agents/<id>/lock                  flock: held while changing the agent's records
+///   agents/<id>/wrap.lock             flock: held by the agent's af-wrap for its whole life
+///   agents/<id>/control               named pipe af-wrap reads requests from
+///   agents/<id>/notify.d/             fifodir: woken on every state change of the agent
+///   agents/<id>/wrap.log              af-wrap's own log
+///   agents/<id>/output.log            what the agent's tmux pane shows (rotated by af-wrap)
+///   agents/<id>/inbox/                the agent's message queue (see queue.rs)
+///   agents/<id>/tasks/                running tasks' stdin, stdout, stderr, claim (see bus.rs)
+///   agents/<id>/checkpoints/          checkpoints, their lock, a rollback's mark (see checkpoint.rs)
+///   agents/<id>/health.json           recovery-ladder record (see health.rs)
+///   agents/<id>/health.log            check history, JSON lines
+///   agents/<id>/health.lock           flock: held while one af-health checks the agent
+///   agents/<id>/hold.<point>.<pid>    a test holding af-wrap at a named point (AF_TEST_HOLD)
+///   agents/<id>/setup.done            the setup command ran (see worktree.rs)
+///   agents/<id>/claude-settings.json  hooks settings of a claude-code agent's CLI (see claude.rs)
+///   bus/pool/<project>/               a project's shared queue (see bus.rs)
+///   bus/sub/<name>/                   a subscription: subscription.json + a queue
+///   bus/reply/<id>/                   a waiting requester's reply queue
+///   bus.d/                            middleware executables
+///   alerts/open/<id>.<check>.json     open alerts (see health.rs)
+///   alerts.log                        every alert, JSON lines
+///   alert.d/                          alert hooks
+///   health.d/                         fifodir: af-health's pipes for answers to its pings
+///   worktrees/<id>/                   an agent's git worktree (`--worktree`)
+///   projects/<hash>.turns.json        a project's recent claude-code turns (see claude.rs)
+///   log/                              programs' logs
+///   api/token                         af-api's bearer token (0600)
 /// ```
 #[derive(Debug, Clone)]
 pub struct Spool {

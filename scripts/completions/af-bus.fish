@@ -41,7 +41,7 @@ complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "reply" -d 'Answer a r
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "history" -d 'What a queue received and acked, oldest first'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "clear" -d 'Remove every waiting, claimed, dead and acked message of a queue'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "stats" -d 'Depths per queue and priority, in flight, dead letters, acked and ack rates'
-complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "tail" -d 'Print messages published on matching topics as JSON lines, as they arrive'
+complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "tail" -d 'Print messages published on matching topics as JSON lines, as they arrive, until SIGINT or SIGTERM (exit 130)'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "dead" -d 'List a queue\'s dead letters, with the reason each died'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "interrupt" -d 'Interrupt the running turn of a claude-code agent (its task is answered `interrupted`); exit 1 when no turn runs'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "retry" -d 'Put a dead letter back into its queue, attempts reset'
@@ -77,7 +77,7 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand unsubscribe" -s h -l help 
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l timeout -d 'With --wait, give up after SECS (exit 5)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -s n -l max -d 'Take up to N messages (JSON lines with --json)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l visibility -d 'Unless acked within SECS, the message returns to the queue' -r
-complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -s w -l wait -d 'Wait for a message (woken by the queue\'s named pipe)'
+complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -s w -l wait -d 'Wait for a message (woken by the queue\'s named pipe); SIGINT or SIGTERM ends it (exit 130)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l ack -d 'Ack at once (at most once delivery)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
@@ -136,7 +136,7 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "history" -d 'What a queue received and acked, oldest first'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "clear" -d 'Remove every waiting, claimed, dead and acked message of a queue'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "stats" -d 'Depths per queue and priority, in flight, dead letters, acked and ack rates'
-complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "tail" -d 'Print messages published on matching topics as JSON lines, as they arrive'
+complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "tail" -d 'Print messages published on matching topics as JSON lines, as they arrive, until SIGINT or SIGTERM (exit 130)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "dead" -d 'List a queue\'s dead letters, with the reason each died'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "interrupt" -d 'Interrupt the running turn of a claude-code agent (its task is answered `interrupted`); exit 1 when no turn runs'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "retry" -d 'Put a dead letter back into its queue, attempts reset'

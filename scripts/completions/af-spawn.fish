@@ -77,7 +77,7 @@ complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -s h -l help -d 
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s n -l lines -d 'How many lines from the end to start with' -r
-complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s f -l follow -d 'Keep printing as it grows'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s f -l follow -d 'Keep printing as it grows, until SIGINT or SIGTERM (exit 130)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -l supervisor -d 'af-wrap\'s log instead of the agent\'s output'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s h -l help -d 'Print help'

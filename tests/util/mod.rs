@@ -1,9 +1,17 @@
 //! The one test harness: a temporary spool (`AF_HOME`), a private tmux server (`AF_TMUX_SOCKET`)
 //! and a working directory per test, all torn down on drop (even when the test panics): the tmux
 //! server is killed, every process that carries the spool in its environment is killed, the
-//! directory is removed. Assertions print stdout and stderr when they fail.
+//! directory is removed. Assertions print stdout and stderr when they fail. A test that needs a
+//! tool or a cgroup the machine lacks skips through [`skip`], which makes it visible and counted.
 
 #![allow(dead_code)]
+
+pub mod freezer;
+mod skip;
+
+// Each test binary compiles this harness anew and uses only part of it.
+#[allow(unused_imports)]
+pub use skip::{Need, have_tool, skip};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -181,6 +189,24 @@ impl Env {
             .filter(|p| p.pid != me && p.state != 'Z' && af_ops::procfs::environ_has(p.pid, &needle))
             .map(|p| p.pid)
             .collect()
+    }
+
+    /// Whether process `pid` waits on the spool: it has a listener's named pipe in a fifodir
+    /// (`fifo.PID.…`), which it makes before it first looks at what it waits for.
+    pub fn waits(&self, pid: u32) -> bool {
+        let prefix = format!("fifo.{pid}.");
+        let mut dirs = vec![self.home.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let Ok(kind) = entry.file_type() else { continue };
+                if kind.is_dir() {
+                    dirs.push(entry.path());
+                } else if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// A path under the test's root.

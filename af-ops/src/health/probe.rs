@@ -162,7 +162,10 @@ pub fn evaluate(
     process(&mut f, obs);
     tmux(&mut f, obs, world);
     heartbeat(&mut f, obs, hb, p);
-    if let Some(ping) = ping {
+    // With the agent's process gone, a supervisor busy recording its end may miss a ping: that is
+    // the same failure, not a second alert.
+    let process_gone = f.checks.iter().any(|c| c.name == "process" && c.level == Level::Critical);
+    if let Some(ping) = ping.filter(|_| !process_gone) {
         match ping {
             Ok(ms) => {
                 f.response_ms = Some(*ms);
