@@ -163,16 +163,26 @@ pub fn status_get(app: &App, id: &str) -> Answer {
 }
 
 /// `POST /api/agents/{id}/status`: a health check of this agent now (`af-health check ID
-/// --json`), answered with its report (checks, health, CPU, memory, new alerts).
+/// `), answered with its report (checks, health, CPU, memory, new alerts).
 pub fn status_post(app: &App, id: &str) -> Answer {
     let id = existing(app, id)?;
-    let out = crate::run::program("af-health", &["check", "--json", "--", id.as_str()], None)?;
-    let report = out.json();
-    let mine = report["agents"]
-        .as_array()
-        .and_then(|a| a.iter().find(|r| r["id"] == id.as_str()).cloned())
-        .ok_or_else(|| ApiError::new(502, format!("af-health check {id} did not report on '{id}'")))?;
-    Ok(Reply::json(200, &json!({"id": id, "healthy": out.code == 0, "health": mine["health"], "check": mine})))
+    let outcome = check(app, Some(&id))?;
+    let mine = outcome
+        .reports
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| ApiError::new(500, format!("the check of {id} did not report on '{id}'")))?;
+    Ok(Reply::json(200, &json!({"id": id, "healthy": outcome.healthy(), "health": mine.health, "check": mine})))
+}
+
+/// One health pass (no recovery), over one agent or all, with af-health's default policy.
+pub fn check(app: &App, id: Option<&AgentId>) -> Result<af_ops::health::Outcome, ApiError> {
+    let scope = af_ops::health::Scope {
+        ids: id.map(|i| vec![i.clone()]),
+        project: None,
+        patience: std::time::Duration::from_secs(2),
+    };
+    Ok(af_ops::health::run(&app.spool, &scope, &af_ops::health::Policy::default(), false)?)
 }
 
 /// `PUT /api/agents/{id}/status`: the status wanted, `{"status": "running" | "paused" |
@@ -210,10 +220,6 @@ pub fn status_put(app: &App, id: &str, req: &Req) -> Answer {
 /// which the dashboard's sparklines start from.
 pub fn health(app: &App, id: &str) -> Answer {
     let id = existing(app, id)?;
-    let out = crate::run::program("af-health", &["history", id.as_str(), "--json"], None)?;
-    let history = match out.json() {
-        Value::Null => json!([]),
-        v => v,
-    };
+    let history = af_ops::health::history(&app.spool, &id, None, None)?;
     Ok(Reply::json(200, &json!({"id": id, "history": history})))
 }

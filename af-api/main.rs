@@ -11,7 +11,6 @@ mod messages;
 mod orchestrator;
 mod reaper;
 mod routes;
-mod run;
 mod server;
 
 fn main() -> std::process::ExitCode {

@@ -1,62 +1,78 @@
-//! `/api/agents/{id}/messages`, through af-bus: GET the history, POST send, PUT receive the next
-//! one, PATCH ack or nack, DELETE clear the queue.
+//! `/api/agents/{id}/messages`, over the agent's inbox (the same queue operations as af-bus): GET
+//! the history, POST send (through the middleware), PUT receive the next one, PATCH ack or nack,
+//! DELETE clear the queue.
 
 use crate::agent::existing;
 use crate::http::{Answer, ApiError, Reply, Req};
 use crate::routes::App;
-use crate::run;
+use af_ops::bus::Target;
+use af_spool::AgentId;
+use af_spool::bus::Address;
+use af_spool::message::{Kind, Message, Priority, validate_id};
+use af_spool::queue::Queue;
 use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How many acked messages GET shows (as `af-bus history`).
+const HISTORY: usize = 100;
+/// How long a message received through PUT stays claimed unless acked (as `af-bus recv`).
+const VISIBILITY: Duration = Duration::from_secs(30);
+
+fn inbox(app: &App, id: &AgentId) -> Queue {
+    Address::Inbox(id.clone()).queue(&app.spool)
+}
 
 const PRIORITIES: [&str; 4] = ["critical", "high", "normal", "low"];
 const KINDS: [&str; 5] = ["request", "response", "event", "broadcast", "task"];
 
-/// `GET`: `af-bus history ID --json`.
+/// `GET`: the inbox's acked messages, oldest first (as `af-bus history ID`).
 pub fn history(app: &App, id: &str) -> Answer {
     let id = existing(app, id)?;
-    let out = run::program("af-bus", &["history", id.as_str(), "--json"], None)?;
-    Ok(Reply::json(200, &json!({"id": id, "messages": list(out.json())})))
+    let messages = inbox(app, &id).history(HISTORY)?;
+    Ok(Reply::json(200, &json!({"id": id, "messages": messages})))
 }
 
-fn list(v: Value) -> Value {
-    match v {
-        Value::Null => json!([]),
-        other => other,
-    }
-}
+/// Who af-api's messages are from.
+const SENDER: &str = "cli";
 
-/// `POST`: `{"payload": any, "priority"?, "kind"?}` → `af-bus send --to ID`.
+/// `POST`: `{"payload": any, "priority"?, "kind"?}`, sent as `af-bus send --to ID` would.
 pub fn send(app: &App, id: &str, req: &Req) -> Answer {
     let id = existing(app, id)?;
     let body = req.object()?;
     let payload = body.get("payload").ok_or_else(|| ApiError::bad("\"payload\" is required"))?;
-    let mut args = vec!["send".to_owned(), "--to".into(), id.to_string()];
+    let mut priority = Priority::Normal;
     if let Some(p) = body.get("priority") {
         let p = p
             .as_str()
             .filter(|p| PRIORITIES.contains(p))
             .ok_or_else(|| ApiError::bad(format!("\"priority\" must be one of {}", PRIORITIES.join(", "))))?;
-        args.extend(["--priority".into(), p.into()]);
+        priority = Priority::parse(p)?;
     }
+    let mut kind = Kind::Event;
     if let Some(k) = body.get("kind") {
         let k = k
             .as_str()
             .filter(|k| KINDS.contains(k))
             .ok_or_else(|| ApiError::bad(format!("\"kind\" must be one of {}", KINDS.join(", "))))?;
-        args.extend(["--kind".into(), k.into()]);
+        kind = Kind::parse(k)?;
     }
-    args.extend(["--json".into(), "-".into()]);
     let data = serde_json::to_vec(payload).unwrap_or_default();
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let sent = run::change("af-bus", &refs, Some(&data))?;
+    if data.len() > af_spool::message::max_bytes() {
+        return Err(ApiError::new(413, "the payload is over the bus's message limit (AF_BUS_MAX_BYTES)"));
+    }
+    let mut m = Message::new(SENDER, kind, priority, payload.clone());
+    let to = Address::Inbox(id.clone());
+    m.to = Some(to.to_string());
+    let (sent, _) = af_ops::bus::post(&app.spool, m, &Target::Queue(to), true)?;
     Ok(Reply::json(201, &json!({"id": id, "sent": sent})))
 }
 
-/// `PUT`: claim the next message (`af-bus recv ID --json`; unless acked within 30 s it goes back
-/// to the queue); `{"message": null}` when there is none.
+/// `PUT`: claim the next message (as `af-bus recv ID`; unless acked within 30 s it goes back to
+/// the queue); `{"message": null}` when there is none.
 pub fn receive(app: &App, id: &str) -> Answer {
     let id = existing(app, id)?;
-    let out = run::program("af-bus", &["recv", id.as_str(), "--json"], None)?;
-    let message = if out.code == 1 { Value::Null } else { out.json() };
+    let got = inbox(app, &id).receive(1, VISIBILITY, None)?;
+    let message = got.into_iter().next().map_or(Value::Null, |c| json!(c.message));
     Ok(Reply::json(200, &json!({"id": id, "message": message})))
 }
 
@@ -78,14 +94,22 @@ pub fn settle(app: &App, id: &str, req: &Req) -> Answer {
     {
         return Err(ApiError::bad("\"messageId\" is not a message id"));
     }
-    // af-bus judges the id itself (2 → 400), and a message not claimed from this queue is 404.
-    run::change("af-bus", &[action, "--json", "--", id.as_str(), msg], None)?;
+    validate_id(msg)?;
+    let q = inbox(app, &id);
+    if action == "ack" {
+        if !q.ack(&[msg])?.is_empty() {
+            return Err(ApiError::not_found(format!("message {msg} is not claimed in {id}")));
+        }
+    } else {
+        q.nack(msg, Duration::ZERO)?;
+    }
     Ok(Reply::json(200, &json!({"id": id, "action": action, "messageId": msg})))
 }
 
-/// `DELETE`: `af-bus clear ID`.
+/// `DELETE`: empty the inbox (as `af-bus clear ID`).
 pub fn clear(app: &App, id: &str) -> Answer {
     let id = existing(app, id)?;
-    let result = run::change("af-bus", &["clear", id.as_str(), "--json"], None)?;
+    let removed = inbox(app, &id).clear()?;
+    let result = json!({"queue": id, "removed": removed});
     Ok(Reply::json(200, &json!({"id": id, "cleared": result})))
 }

@@ -4,9 +4,10 @@
 
 use crate::http::{Answer, ApiError, Reply, Req};
 use crate::routes::App;
-use crate::run;
+use af_ops::bus::Target;
 use af_ops::lifecycle::{self as ops, Lifecycle};
 use af_spool::id::validate_name;
+use af_spool::message::{Kind, Message, Priority};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -22,9 +23,9 @@ pub fn status(app: &App) -> Answer {
         *by_status.entry(r["status"].as_str().unwrap_or("").to_owned()).or_default() += 1;
         *by_health.entry(r["health"].as_str().unwrap_or("").to_owned()).or_default() += 1;
     }
-    let bus = match run::program("af-bus", &["stats", "--json"], None) {
-        Ok(out) => out.json(),
-        Err(e) => json!({"error": e.detail}),
+    let bus = match af_ops::bus::stats(&app.spool) {
+        Ok(doc) => doc,
+        Err(e) => json!({"error": e.to_string()}),
     };
     let (rate, burst) = app.rate.settings();
     Ok(Reply::json(
@@ -78,13 +79,15 @@ pub fn operate(app: &App, req: &Req) -> Answer {
     let result = match action {
         "gc" => json!(ops::gc(&Lifecycle::of(app.spool.clone()))?),
         "check" => {
-            let out = run::program("af-health", &["check", "--json"], None)?;
-            json!({"healthy": out.code == 0, "report": out.json()})
+            let outcome = crate::agent::check(app, None)?;
+            json!({"healthy": outcome.healthy(), "report": outcome.document()})
         }
         "broadcast" => {
             let payload = body.get("payload").ok_or_else(|| ApiError::bad("\"payload\" is required"))?;
-            let data = serde_json::to_vec(payload).unwrap_or_default();
-            run::change("af-bus", &["broadcast", "--json", "-"], Some(&data))?
+            let mut m = Message::new("cli", Kind::Broadcast, Priority::Normal, payload.clone());
+            m.to = Some("*".into());
+            let (m, n) = af_ops::bus::post(&app.spool, m, &Target::Broadcast(None), true)?;
+            json!({"id": m.id, "delivered": n})
         }
         other => return Err(ApiError::bad(format!("unknown action '{other}': gc, check or broadcast"))),
     };
@@ -137,23 +140,16 @@ pub fn shutdown(app: &App) -> Answer {
 }
 
 /// `GET /api/alerts[?all=true]`: `af-health alerts --json [--all]`.
-pub fn alerts(req: &Req) -> Answer {
-    let mut args = vec!["alerts", "--json"];
-    if crate::agent::flag(req.param("all"), "all")? {
-        args.push("--all");
-    }
-    let out = run::program("af-health", &args, None)?;
-    let alerts = match out.json() {
-        Value::Null => json!([]),
-        v => v,
-    };
+pub fn alerts(app: &App, req: &Req) -> Answer {
+    let all = crate::agent::flag(req.param("all"), "all")?;
+    let alerts = af_ops::health::alerts(&app.spool, all)?;
     Ok(Reply::json(200, &json!({"alerts": alerts})))
 }
 
 /// `POST /api/alerts/{id}/ack`: `af-health ack ALERT_ID --json`, answered with the alert as it
 /// is now.
-pub fn ack(alert: &str) -> Answer {
+pub fn ack(app: &App, alert: &str) -> Answer {
     validate_name("alert id", alert)?;
-    let acked = run::change("af-health", &["ack", "--json", "--", alert], None)?;
+    let acked = af_ops::health::ack(&app.spool, alert)?;
     Ok(Reply::json(200, &json!({"acknowledged": alert, "alert": acked})))
 }

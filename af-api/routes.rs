@@ -138,8 +138,8 @@ pub fn dispatch(app: &App, res: &Resource, req: &Req) -> Answer {
         (Resource::Orchestrator, "POST") => orchestrator::operate(app, req),
         (Resource::Orchestrator, "PUT") => orchestrator::configure(app, req),
         (Resource::Orchestrator, _) => orchestrator::shutdown(app),
-        (Resource::Alerts, _) => orchestrator::alerts(req),
-        (Resource::AlertAck(id), _) => orchestrator::ack(id),
+        (Resource::Alerts, _) => orchestrator::alerts(app, req),
+        (Resource::AlertAck(id), _) => orchestrator::ack(app, id),
         (Resource::Events, _) => Err(ApiError::new(500, "event streams are served apart")),
     }
 }

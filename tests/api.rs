@@ -328,13 +328,13 @@ fn messages_go_through_the_real_af_bus_send_receive_ack_nack_history_clear() {
     assert_eq!(api.call("GET", msgs, None).expect(200).json()["messages"], json!([]));
     assert_eq!(env.json("af-bus", &["stats"])["totals"]["depth"], 0);
 
-    // Input is checked (by af-api or af-bus) and answered 400; a missing agent is 404.
+    // Input is checked (by af-api or the queue operations) and answered 400; a missing agent is 404.
     api.call("POST", msgs, Some(json!({"priority": "high"}))).expect(400);
     api.call("POST", msgs, Some(json!({"payload": 1, "priority": "urgent"}))).expect(400);
     api.call("POST", msgs, Some(json!({"payload": 1, "kind": "gossip"}))).expect(400);
     api.call("PATCH", msgs, Some(json!({"action": "ack", "messageId": "../m"}))).expect(400);
     let bad = api.call("PATCH", msgs, Some(json!({"action": "ack", "messageId": "m1"}))).expect(400).json();
-    assert_eq!(bad["detail"], "af-bus: 'm1' is not a message id", "af-bus's own one line");
+    assert_eq!(bad["detail"], "'m1' is not a message id", "the queue's own one line, as af-bus says it");
     api.call("PATCH", msgs, Some(json!({"action": "settle", "messageId": second_id}))).expect(400);
     api.call("GET", "/api/agents/nobody/messages", None).expect(404);
     api.call("POST", "/api/agents/nobody/messages", Some(json!({"payload": 1}))).expect(404);

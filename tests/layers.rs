@@ -148,8 +148,8 @@ fn no_module_cycles_in_the_libraries() {
 fn programs_do_not_run_each_other_for_results() {
     // A program execs a sibling only where a separate process is the point: af-spawn puts
     // af-wrap (and `af-spawn top`) in tmux, af-wrap runs af-health as a monitor agent's loop and
-    // itself as the Claude CLI's hook. Nothing else names a sibling program. (af-api still runs
-    // af-health and af-bus for some reads and messages: the next step of issue 12 moves those.)
+    // itself as the Claude CLI's hook. Nothing else names a sibling
+    // program: af-api calls the operations.
     let allowed = ["af-ops/src/lifecycle/layout.rs", "af-wrap/supervise.rs", "af-wrap/claude/launch.rs"];
     let mut found = Vec::new();
     for dir in

@@ -38,21 +38,7 @@ pub fn stats(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         rows.push((a.to_string(), q.stats()?));
     }
     if ctx.json {
-        let queues: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(name, s)| {
-                let mut v = serde_json::to_value(s).unwrap_or_default();
-                v["queue"] = name.clone().into();
-                v
-            })
-            .collect();
-        let total = |f: fn(&af_spool::queue::QueueStats) -> usize| rows.iter().map(|(_, s)| f(s)).sum::<usize>();
-        let doc = serde_json::json!({
-            "queues": queues,
-            "subscriptions": bus::subscriptions(&ctx.spool)?,
-            "totals": {"depth": total(|s| s.depth), "inFlight": total(|s| s.in_flight), "dead": total(|s| s.dead), "acked": total(|s| s.acked)},
-        });
-        say(&doc.to_string())?;
+        say(&af_ops::bus::stats(&ctx.spool)?.to_string())?;
         return Ok(ExitCode::Ok);
     }
     say(&format!(

@@ -130,3 +130,26 @@ pub fn run_middleware(spool: &Spool, mut message: Message) -> Result<Message> {
     }
     Ok(message)
 }
+
+/// The bus at a glance, as `af-bus stats --json` prints it and af-api answers: one row per queue
+/// (its name added to its figures), the subscriptions, and totals.
+pub fn stats(spool: &Spool) -> Result<serde_json::Value> {
+    let mut rows = Vec::new();
+    for (a, q) in af_spool::bus::all_queues(spool)? {
+        rows.push((a.to_string(), q.stats()?));
+    }
+    let queues: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(name, s)| {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["queue"] = name.clone().into();
+            v
+        })
+        .collect();
+    let total = |f: fn(&af_spool::queue::QueueStats) -> usize| rows.iter().map(|(_, s)| f(s)).sum::<usize>();
+    Ok(serde_json::json!({
+        "queues": queues,
+        "subscriptions": subscriptions(spool)?,
+        "totals": {"depth": total(|s| s.depth), "inFlight": total(|s| s.in_flight), "dead": total(|s| s.dead), "acked": total(|s| s.acked)},
+    }))
+}
