@@ -46,9 +46,11 @@ pub fn run_once(
     let mut child = cmd.spawn().map_err(|e| format!("cannot run the setup command: {e}"))?;
     let deadline = Instant::now() + Duration::from_millis(config.resource_limits.timeout_ms());
     let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline || term.load(std::sync::atomic::Ordering::Relaxed) => {
+        // In slices, so that a SIGTERM to af-wrap is noticed while the setup runs.
+        let slice = deadline.min(Instant::now() + Duration::from_millis(50));
+        match af_ops::process::wait_by(&mut child, slice) {
+            Some(status) => break status,
+            None if Instant::now() >= deadline || term.load(std::sync::atomic::Ordering::Relaxed) => {
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(child.id() as i32),
                     nix::sys::signal::Signal::SIGKILL,
@@ -58,8 +60,7 @@ pub fn run_once(
                 let _ = writeln!(log, "af-wrap: setup: {why}");
                 return Err(format!("the setup command {why}; see {}", log_path.display()));
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(format!("cannot wait for the setup command: {e}")),
+            None => {}
         }
     };
     if !status.success() {

@@ -235,19 +235,20 @@ fn messages_conversation_and_config_come_back() {
         std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
     };
     set_conversation("sess-1");
-    for (sub, name) in [("new", "m1"), ("new", "m2"), ("cur", "m0")] {
-        write(&agent.join(format!("inbox/{sub}/{name}")), &format!("{{\"id\":\"{name}\"}}"));
-    }
+    // Real messages: two pending, one claimed (in flight).
+    let send = |n: &str| env.ok("af-bus", &["send", "--to", "c1", &format!("{{\"n\":\"{n}\"}}")]).trim().to_owned();
+    let (m0, m1, m2) = (send("m0"), send("m1"), send("m2"));
+    let claimed: serde_json::Value = serde_json::from_str(&env.ok("af-bus", &["recv", "c1", "--json"])).unwrap();
+    assert_eq!(claimed["id"], m0.as_str());
     let ck = ckpt(&env, "c1", "talking");
     let shown = env.json("af-checkpoint", &["show", "c1", &ck]);
     assert_eq!(shown["messages"], 3);
     assert_eq!(shown["conversation"]["sessionId"], "sess-1");
 
-    // Since: messages consumed, one arrived, the conversation moved on, the config changed.
-    for (sub, name) in [("new", "m1"), ("new", "m2"), ("cur", "m0")] {
-        std::fs::remove_file(agent.join(format!("inbox/{sub}/{name}"))).unwrap();
-    }
-    write(&agent.join("inbox/new/m9"), "{\"id\":\"m9\"}");
+    // Since: m0 given back as a failed attempt (pending again, under another file name), one
+    // arrived, the conversation moved on, the config changed.
+    env.ok("af-bus", &["nack", "c1", &m0]);
+    let m9 = send("m9");
     write(&transcript, "{\"turn\":1}\n{\"turn\":2}\n{\"turn\":3}\n");
     set_conversation("sess-2");
     let cfg_path = agent.join("config.json");
@@ -260,9 +261,12 @@ fn messages_conversation_and_config_come_back() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|n| n.split_once('-').and_then(|(_, rest)| rest.split(',').next()).unwrap_or("").to_owned())
         .collect();
     pending.sort();
-    assert_eq!(pending, ["m0", "m1", "m2", "m9"], "the checkpoint's messages are pending again, the new one kept");
+    let mut want = vec![m0.clone(), m1, m2, m9];
+    want.sort();
+    assert_eq!(pending, want, "the checkpoint's messages are pending again, once each, the new one kept");
     assert_eq!(std::fs::read_dir(agent.join("inbox/cur")).unwrap().count(), 0);
     assert_eq!(util::read(&transcript), "{\"turn\":1}\n{\"turn\":2}\n", "the transcript is as it was");
     let show = env.show("c1");

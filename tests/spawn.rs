@@ -567,3 +567,33 @@ fn a_stop_is_final_for_an_af_wrap_still_on_its_way() {
     let after_stop = log.rsplit("\"agent.stopped\"").next().unwrap_or("");
     assert!(!after_stop.contains("agent.running"), "nothing ran after the stop: {log}");
 }
+
+/// With `--json`, an error is one JSON line on stderr, `{"error": KIND, "message": …}`, beside
+/// the documented exit code: what a script branches on, never the wording.
+#[test]
+fn json_errors_are_one_line_with_a_kind() {
+    let env = Env::new();
+    let cases: [(&str, &[&str], i32, &str); 4] = [
+        ("af-spawn", &["show", "nobody", "--json"], 3, "not-found"),
+        ("af-spawn", &["--json", "show", "../x"], 2, "invalid"),
+        ("af-spawn", &["stop", "--json", "--bogus", "x"], 2, "usage"),
+        ("af-checkpoint", &["ls", "nobody", "--json"], 3, "not-found"),
+    ];
+    for (program, args, code, kind) in cases {
+        let out = env.run(program, args, None);
+        assert_eq!(out.status.code(), Some(code), "{program} {args:?}: {}", util::describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        let doc: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON error");
+        assert_eq!(doc["error"], kind, "{program} {args:?}: {doc}");
+        assert!(doc["message"].as_str().is_some_and(|m| !m.is_empty()), "{doc}");
+    }
+    // Without --json, the one line a person reads.
+    let out = env.run("af-spawn", &["show", "nobody"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("af-spawn: no agent 'nobody'"),
+        "{}",
+        util::describe(&out)
+    );
+}

@@ -45,7 +45,18 @@ pub fn main<C: clap::Parser>(logs: Logs, run: impl FnOnce(C) -> anyhow::Result<E
     if args.get(1).is_some_and(|a| a == "--generate") {
         return generate(C::command(), args.get(2).and_then(|s| s.to_str()).unwrap_or(""));
     }
-    let cli = C::parse();
+    let json = args.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--json");
+    JSON_ERRORS.store(json, std::sync::atomic::Ordering::Relaxed);
+    let cli = match C::try_parse_from(&args) {
+        Ok(cli) => cli,
+        // Help and version are answers, not errors; a usage error is one JSON line with --json.
+        Err(e) if json && e.use_stderr() => {
+            let first = e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_owned();
+            let _ = writeln!(std::io::stderr(), "{}", error_json("usage", &first));
+            return std::process::ExitCode::from(ExitCode::Usage as u8);
+        }
+        Err(e) => e.exit(),
+    };
     if logs == Logs::Stderr {
         init_logging(None);
     }
@@ -55,7 +66,31 @@ pub fn main<C: clap::Parser>(logs: Logs, run: impl FnOnce(C) -> anyhow::Result<E
     }
 }
 
-/// Prints `af-<tool>: <error>` and returns its exit code; a broken pipe on stdout ends quietly.
+static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The error document a program prints on stderr with `--json`: `{"error": KIND, "message": …}`,
+/// one line. The kind is the typed error's (`invalid`, `not-found`, `conflict`, `timeout`,
+/// `interrupted`, `io`, `corrupt`, `system`, `agent-failed`), or `usage` for the command line.
+pub fn error_json(kind: &str, message: &str) -> String {
+    serde_json::json!({"error": kind, "message": message}).to_string()
+}
+
+/// The kind of an error chain: its first typed error's, else `invalid` for bad JSON input, else
+/// `system`.
+pub fn error_kind(err: &anyhow::Error) -> &'static str {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            return e.kind();
+        }
+        if cause.downcast_ref::<serde_json::Error>().is_some() {
+            return "invalid";
+        }
+    }
+    "system"
+}
+
+/// Prints `af-<tool>: <error>` (with `--json`, the error document of [`error_json`]) and returns
+/// its exit code; a broken pipe on stdout ends quietly.
 pub fn report(err: &anyhow::Error) -> std::process::ExitCode {
     let broken_pipe = err
         .chain()
@@ -64,7 +99,11 @@ pub fn report(err: &anyhow::Error) -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     let code = exit_code_of(err);
-    let _ = writeln!(std::io::stderr(), "{}: {err:#}", program_name());
+    if JSON_ERRORS.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = writeln!(std::io::stderr(), "{}", error_json(error_kind(err), &format!("{err:#}")));
+    } else {
+        let _ = writeln!(std::io::stderr(), "{}: {err:#}", program_name());
+    }
     std::process::ExitCode::from(code as u8)
 }
 
@@ -153,6 +192,9 @@ pub fn man_page(cmd: clap::Command) -> Vec<u8> {
 .TP\n2\nusage error or invalid input (bad JSON, bad id, unknown type)\n.TP\n3\nnot found (no such agent)\n\
 .TP\n4\nconflict (exists already, wrong state)\n.TP\n5\ntimeout\n.TP\n111\na system call, tmux or another program failed\n\
 .TP\n130\ninterrupted\n\
+.PP\nAn error is one line on stderr: `PROGRAM: message'. With \\-\\-json it is one JSON line instead, \
+{\"error\": KIND, \"message\": TEXT}, KIND one of usage, invalid, not-found, conflict, timeout, interrupted, \
+io, corrupt, system, agent-failed: scripts branch on the exit code and the kind, never on the wording.\n\
 .SH ENVIRONMENT\n.TP\nAF_HOME\nthe spool directory (default: $XDG_STATE_HOME/agentflow, else ~/.local/state/agentflow)\n\
 .TP\nAF_TMUX_SOCKET\nuse the private tmux server `tmux -L NAME' instead of the default one\n\
 .TP\nAF_LOG\nlog level: error, warn, info, debug, trace\n.TP\nAF_LOG_FORMAT\njson for JSON log lines\n\

@@ -87,7 +87,7 @@ fn restore(spool: &Spool, id: &AgentId, c: &Checkpoint, reset_index: bool) -> Re
         None => {}
     }
     inbox::restore(spool, id, &dir.join("inbox"))?;
-    if let Some(config) = atomic::read_json::<AgentConfig>(&dir.join("config.json"))? {
+    if let Some(config) = atomic::read_json::<AgentConfig>(&dir.join(af_spool::spool::CONFIG_FILE))? {
         if spool.read_config(id)? != config {
             atomic::write_json(&spool.config_path(id), &config, Durability::Durable)?;
         }

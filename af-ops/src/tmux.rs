@@ -105,8 +105,7 @@ impl Tmux {
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             // No server, or one exiting as we ask (its last session just ended): no sessions.
-            let gone = ["no server running", "error connecting", "No such file", "server exited unexpectedly"];
-            if gone.iter().any(|g| err.contains(g)) {
+            if no_server(&err) || server_exiting(&err) {
                 return Ok(Vec::new());
             }
             return Err(Error::System(format!("tmux list-sessions failed: {}", err.trim())));
@@ -122,6 +121,17 @@ impl Tmux {
             })
             .collect())
     }
+}
+
+/// Whether tmux's error says no server runs on the socket (none was ever started, or it died).
+pub fn no_server(err: &str) -> bool {
+    ["no server running", "error connecting", "No such file"].iter().any(|m| err.contains(m))
+}
+
+/// Whether tmux's error says the server went away as we spoke to it (its last session just ended):
+/// the next call starts a new one.
+pub fn server_exiting(err: &str) -> bool {
+    ["server exited unexpectedly", "lost server"].iter().any(|m| err.contains(m))
 }
 
 /// A target that matches the session of exactly this name (tmux otherwise matches prefixes).

@@ -95,7 +95,20 @@ pub fn listen(spool: &Spool, agent: &AgentId) -> Result<Listener> {
 
 /// Sends a request and waits up to `timeout` for af-wrap's reply.
 pub fn ask(spool: &Spool, agent: &AgentId, request: Request, timeout: Duration) -> Result<Reply> {
-    let mut listener = listen(spool, agent)?;
+    ask_on(spool, agent, request, &mut listen(spool, agent)?, timeout)
+}
+
+/// Sends a request whose reply comes back on `replies` (a listener the caller keeps for many
+/// requests: a named pipe per request would cost more than the request), and waits up to
+/// `timeout` for it. Late replies to earlier requests are skipped by their id.
+pub fn ask_on(
+    spool: &Spool,
+    agent: &AgentId,
+    request: Request,
+    replies: &mut Listener,
+    timeout: Duration,
+) -> Result<Reply> {
+    let listener = replies;
     let id = atomic::unique_name("req").trim_start_matches('.').to_owned();
     send(spool, agent, &Envelope { id: id.clone(), request, reply: Some(listener.path().to_path_buf()) })?;
     let deadline = Instant::now() + timeout;

@@ -94,8 +94,8 @@ impl Spool {
     }
 
     /// Takes the agent's health lock if it is free.
-    pub fn try_lock_health(&self, id: &AgentId) -> Result<Option<Lock>> {
-        Lock::try_exclusive(&self.health_lock_path(id))
+    pub fn try_lock_health(&self, id: &AgentId, patience: std::time::Duration) -> Result<Option<Lock>> {
+        Lock::try_exclusive_patiently(&self.health_lock_path(id), patience)
     }
 
     /// Every open alert, sorted by time.

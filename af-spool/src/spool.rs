@@ -121,7 +121,7 @@ impl Spool {
 
     /// An agent's config record.
     pub fn config_path(&self, id: &AgentId) -> PathBuf {
-        self.agent_dir(id).join("config.json")
+        self.agent_dir(id).join(CONFIG_FILE)
     }
 
     /// An agent's inbox: a Maildir queue (`tmp/ new/ cur/ dead/ archive/ notify.d/`, see
@@ -132,7 +132,7 @@ impl Spool {
 
     /// An agent's state record.
     pub fn state_path(&self, id: &AgentId) -> PathBuf {
-        self.agent_dir(id).join("state.json")
+        self.agent_dir(id).join(STATE_FILE)
     }
 
     /// An agent's heartbeat record.
@@ -318,6 +318,11 @@ impl Spool {
         Lock::is_held(&self.wrap_lock_path(id))
     }
 }
+
+/// The name of an agent's config record in its directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// The name of an agent's state record in its directory.
+pub const STATE_FILE: &str = "state.json";
 
 /// How long an agent may stay `starting` without a supervisor before it counts as failed.
 pub const START_GRACE_MS: u64 = 10_000;

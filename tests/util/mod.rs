@@ -130,6 +130,13 @@ impl Env {
         assert_eq!(out.status.code(), Some(code), "{program} {args:?}: wrong exit status: {}", describe(&out));
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(err.trim_end().lines().count(), 1, "{program} {args:?}: want one line on stderr: {err:?}");
+        if args.contains(&"--json") {
+            // With --json the one line is {"error": KIND, "message": …}; the message is returned.
+            let doc: serde_json::Value = serde_json::from_str(&err)
+                .unwrap_or_else(|e| panic!("{program} {args:?}: stderr is no JSON error ({e}): {err:?}"));
+            assert!(doc["error"].is_string(), "{program} {args:?}: {doc}");
+            return doc["message"].as_str().unwrap_or_default().to_owned();
+        }
         assert!(err.starts_with(&format!("{program}: ")), "{program} {args:?}: stderr {err:?}");
         err
     }

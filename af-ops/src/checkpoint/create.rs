@@ -60,8 +60,8 @@ fn fill(spool: &Spool, id: &AgentId, description: &str, build: &Path, t0: Instan
     let created_at = Timestamp::now();
     let config = spool.read_config(id)?;
     let state = spool.read_state(id)?;
-    atomic::write_json(&build.join("config.json"), &config, Durability::Volatile)?;
-    atomic::write_json(&build.join("state.json"), &state, Durability::Volatile)?;
+    atomic::write_json(&build.join(af_spool::spool::CONFIG_FILE), &config, Durability::Volatile)?;
+    atomic::write_json(&build.join(af_spool::spool::STATE_FILE), &state, Durability::Volatile)?;
     let mut holds = vec!["config".to_owned(), "state".to_owned()];
     let messages = inbox::capture(spool, id, &build.join("inbox"))?;
     holds.push("messages".into());

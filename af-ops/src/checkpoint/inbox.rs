@@ -1,9 +1,12 @@
 //! An agent's messages in a checkpoint: the files of its inbox's `new/` (pending) and `cur/` (in
-//! flight), copied as they are. A rollback makes every one of them pending again (Maildir
-//! delivery: into `tmp/`, then renamed into `new/`); messages that arrived since the checkpoint
-//! are kept, pending, since other agents sent them and nobody has seen them yet.
+//! flight), copied as they are. A rollback makes every one of them pending again, delivered
+//! through the queue; messages that arrived since the checkpoint are kept, pending, since other
+//! agents sent them and nobody has seen them yet.
 
+use af_spool::message::Message;
+use af_spool::queue::{Entry, Queue};
 use af_spool::{AgentId, Error, Result, Spool, atomic};
+use std::collections::HashSet;
 use std::path::Path;
 
 fn messages(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
@@ -46,36 +49,33 @@ pub fn capture(spool: &Spool, id: &AgentId, dest: &Path) -> Result<u32> {
     Ok(n)
 }
 
-/// Puts the checkpoint's messages in `src` back as pending, and makes in-flight ones pending.
+/// Puts the checkpoint's messages in `src` back as pending, through the queue: what the agent
+/// had claimed is given back first, a message already pending (by id, whatever its attempts) is
+/// not delivered twice, and the inbox's listeners are woken.
 pub fn restore(spool: &Spool, id: &AgentId, src: &Path) -> Result<()> {
-    let inbox = spool.inbox_dir(id);
     let saved = messages(src)?;
-    let (tmp, new, cur) = (inbox.join("tmp"), inbox.join("new"), inbox.join("cur"));
-    if saved.is_empty() && !cur.is_dir() {
+    let queue = Queue::new(spool.inbox_dir(id));
+    if saved.is_empty() && !queue.exists() {
         return Ok(());
     }
-    for d in [&tmp, &new, &cur] {
-        atomic::create_dir(d)?;
-    }
-    for name in &saved {
-        let target = new.join(name);
-        if target.exists() {
-            continue;
-        }
-        let claimed = cur.join(name);
-        if std::fs::rename(&claimed, &target).is_ok() {
-            continue;
-        }
-        let staged = tmp.join(name);
-        let from = src.join(name);
-        std::fs::copy(&from, &staged).map_err(|e| Error::io("copy message", &from, e))?;
-        std::fs::rename(&staged, &target).map_err(|e| Error::io("deliver message", &target, e))?;
-    }
+    queue.create()?;
     // The agent is stopped: whatever it had claimed is pending again.
-    for name in messages(&cur)? {
-        let target = new.join(&name);
-        std::fs::rename(cur.join(&name), &target).map_err(|e| Error::io("requeue message", &target, e))?;
+    for claim in queue.entries("cur")? {
+        queue.release(&claim.name)?;
     }
-    atomic::sync_dir(&new)?;
+    let pending: HashSet<String> = queue.entries("new")?.into_iter().map(|e| e.id).collect();
+    for name in &saved {
+        let Some(entry) = Entry::parse(&name.to_string_lossy()) else { continue };
+        if pending.contains(&entry.id) {
+            continue;
+        }
+        let from = src.join(name);
+        let bytes = std::fs::read(&from).map_err(|e| Error::io("read", &from, e))?;
+        let message: Message =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path: from.clone(), detail: e.to_string() })?;
+        queue.deliver_file(&message, &bytes)?;
+    }
+    queue.sync()?;
+    queue.notify("restored");
     Ok(())
 }

@@ -6,7 +6,7 @@ use super::alert;
 use super::ladder;
 use super::policy::{self, Plan, Policy};
 use super::probe::{self, Finding, Ping, World};
-use af_spool::control::{self, Envelope, Reply, Request};
+use af_spool::control::{self, Request};
 use af_spool::fifodir::{Fifodir, Listener};
 use af_spool::health::{self, Alert, Check, HistoryEntry};
 use af_spool::record::{Health, Status};
@@ -228,7 +228,7 @@ fn ping(spool: &Spool, id: &AgentId, p: &Policy, replies: &mut Option<Listener>)
     let t = Instant::now();
     let timeout = Duration::from_millis(p.ping_timeout_ms);
     let answered = match replies {
-        Some(l) => ask(spool, id, l, timeout),
+        Some(l) => control::ask_on(spool, id, Request::Ping, l, timeout).map(|_| ()),
         None => control::ask(spool, id, Request::Ping, timeout).map(|_| ()),
     };
     match answered {
@@ -236,25 +236,6 @@ fn ping(spool: &Spool, id: &AgentId, p: &Policy, replies: &mut Option<Listener>)
         Err(Error::Timeout(_)) => Err(format!("no answer to a ping within {} ms", p.ping_timeout_ms)),
         Err(Error::Conflict(_)) => Err("no supervisor reads the control pipe".into()),
         Err(e) => Err(format!("cannot ping: {e}")),
-    }
-}
-
-fn ask(spool: &Spool, id: &AgentId, replies: &mut Listener, timeout: Duration) -> af_spool::Result<()> {
-    let req = af_spool::atomic::unique_name("ping").trim_start_matches('.').to_owned();
-    let envelope = Envelope { id: req.clone(), request: Request::Ping, reply: Some(replies.path().to_path_buf()) };
-    control::send(spool, id, &envelope)?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Error::Timeout(format!("agent '{id}' did not answer")));
-        }
-        // Late answers to earlier pings that timed out are skipped by their id.
-        for line in replies.wait(left)? {
-            if serde_json::from_str::<Reply>(&line).is_ok_and(|r| r.id == req) {
-                return Ok(());
-            }
-        }
     }
 }
 
@@ -276,13 +257,7 @@ fn check_one(sh: &Shared, id: &AgentId, replies: &mut Option<Listener>) -> Resul
     if scope.project.as_deref().is_some_and(|pr| pr != config.project_id) {
         return Ok(None);
     }
-    let deadline = Instant::now() + scope.patience;
-    let mut lock = spool.try_lock_health(id)?;
-    while lock.is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-        lock = spool.try_lock_health(id)?;
-    }
-    let Some(_lock) = lock else {
+    let Some(_lock) = spool.try_lock_health(id, scope.patience)? else {
         let obs = spool.observe(id)?;
         let mut r = report(id, obs.status(), None);
         r.skipped = Some("another af-health is checking it".into());

@@ -36,11 +36,7 @@ impl World {
                 }
                 Some(sessions)
             }
-            Err(e) => {
-                let e = e.to_string();
-                let no_server = ["no server running", "error connecting", "No such file"].iter().any(|m| e.contains(m));
-                no_server.then(HashMap::new)
-            }
+            Err(e) => crate::tmux::no_server(&e.to_string()).then(HashMap::new),
         };
         World {
             tmux_socket: tmux.socket().map(str::to_owned),

@@ -4,6 +4,7 @@
 use super::{Lifecycle, worktree};
 use af_spool::atomic::{self, Durability};
 use af_spool::record::{AgentConfig, AgentState, Event, MAX_CONFIG_BYTES};
+use af_spool::spool::{CONFIG_FILE, STATE_FILE};
 use af_spool::{AgentId, Error, Result, eventlog};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -117,9 +118,9 @@ fn stage(ctx: &Lifecycle, config: &AgentConfig) -> Result<PathBuf> {
     let tmp = ctx.spool.agents_dir().join(atomic::unique_name("new"));
     atomic::create_dir(&tmp)?;
     let written = (|| {
-        atomic::write_json(&tmp.join("config.json"), config, Durability::Volatile)?;
+        atomic::write_json(&tmp.join(CONFIG_FILE), config, Durability::Volatile)?;
         let state = AgentState::new(&config.id, ctx.tmux.socket().map(str::to_owned));
-        atomic::write_json(&tmp.join("state.json"), &state, Durability::Volatile)
+        atomic::write_json(&tmp.join(STATE_FILE), &state, Durability::Volatile)
     })();
     match written {
         Ok(()) => Ok(tmp),
@@ -132,7 +133,7 @@ fn stage(ctx: &Lifecycle, config: &AgentConfig) -> Result<PathBuf> {
 
 /// fsyncs a staged agent's records and its directory.
 fn sync_staged(dir: &Path) -> Result<()> {
-    for name in ["config.json", "state.json"] {
+    for name in [CONFIG_FILE, STATE_FILE] {
         let path = dir.join(name);
         std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io("fsync", &path, e))?;
     }

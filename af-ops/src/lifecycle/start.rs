@@ -164,7 +164,7 @@ fn launch(ctx: &Lifecycle, l: &Launch) -> Result<()> {
     // A server whose last session just ended exits as we connect: the next one starts afresh.
     for _ in 0..20 {
         match &launched {
-            Err(Error::System(m)) if m.contains("server exited unexpectedly") || m.contains("lost server") => {
+            Err(Error::System(m)) if tmux::server_exiting(m) => {
                 std::thread::sleep(Duration::from_millis(25));
                 launched = ctx.tmux.run(&args);
             }
