@@ -1013,7 +1013,7 @@ fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
 }
 
 #[test]
-fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
+fn the_dashboard_shows_real_queues_alerts_health_history_cost_and_host() {
     if !have("chromium") {
         return;
     }
@@ -1076,6 +1076,19 @@ fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
     // A message sent elsewhere (the CLI) shows in the depth without a reload.
     env.ok("af-bus", &["send", "--to", "q1", "3"]);
     page.wait_until("q1's new depth", depth, json!("3"));
+    // The host panel: the machine's memory and the spool's disk, as the API reports them.
+    let sys = api.call("GET", "/api/orchestrator", None).expect(200).json()["system"].clone();
+    page.wait_until(
+        "the host's memory",
+        r#"(document.querySelector('#host [data-host="memory"]') || {dataset: {}}).dataset.total || null"#,
+        json!(sys["memTotalBytes"].to_string()),
+    );
+    page.wait_until(
+        "the spool's disk",
+        r#"(document.querySelector('#host [data-spool="true"]') || {dataset: {}}).dataset.disk || null"#,
+        sys["spoolDisk"]["mountPoint"].clone(),
+    );
+    assert_eq!(page.eval(r#"!!document.querySelector('#host [data-spool="true"] .bar')"#), json!(true), "its bar");
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
