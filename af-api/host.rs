@@ -2,13 +2,15 @@
 //! spool's among them), through sysinfo. CPU usage is the difference between two readings of the
 //! CPU times, so one `System` lives as long as the server: the figures are sampled when asked
 //! for, at most once a [`FRESH`], and every request in between gets the last sample. Nothing is
-//! read while nobody asks, and no request waits for a second reading.
+//! read while nobody asks, and no request waits for a second reading. While one request samples,
+//! the others get the last sample: a mount that hangs (a dead FUSE server) holds one worker, not
+//! every one that asks.
 
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 use sysinfo::{DiskRefreshKind, Disks, MINIMUM_CPU_UPDATE_INTERVAL, System};
 
@@ -18,6 +20,7 @@ pub const FRESH: Duration = Duration::from_secs(1);
 /// The host's figures, sampled at most once a [`FRESH`].
 pub struct Host {
     sampler: Mutex<Sampler>,
+    last: Mutex<Option<(Instant, Value)>>,
 }
 
 struct Sampler {
@@ -28,7 +31,6 @@ struct Sampler {
     /// Whether a reading of the CPU times has been taken far enough after the first one to be
     /// a usage figure.
     cpu_measured: bool,
-    last: Option<(Instant, Value)>,
 }
 
 impl Host {
@@ -36,23 +38,41 @@ impl Host {
     pub fn new() -> Host {
         let mut system = System::new();
         system.refresh_cpu_usage();
-        let sampler = Sampler { system, disks: Disks::new(), since: Instant::now(), cpu_measured: false, last: None };
-        Host { sampler: Mutex::new(sampler) }
+        let sampler = Sampler { system, disks: Disks::new(), since: Instant::now(), cpu_measured: false };
+        Host { sampler: Mutex::new(sampler), last: Mutex::new(None) }
     }
 
     /// The figures, for a spool rooted at `spool`: the last sample, or a new one when it is older
     /// than [`FRESH`].
     pub fn figures(&self, spool: &Path) -> Value {
-        let mut s = self.sampler.lock().unwrap_or_else(PoisonError::into_inner);
-        match &s.last {
-            Some((at, figures)) if at.elapsed() < FRESH => figures.clone(),
-            _ => {
-                let figures = s.sample(spool);
-                s.last = Some((Instant::now(), figures.clone()));
-                figures
-            }
+        if let Some(figures) = self.fresh() {
+            return figures;
         }
+        let mut sampler = match self.sampler.try_lock() {
+            Ok(s) => s,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // Another request is sampling: the last sample does, if there is one.
+            Err(TryLockError::WouldBlock) => match lock(&self.last).clone() {
+                Some((_, figures)) => return figures,
+                None => lock(&self.sampler),
+            },
+        };
+        // It may have been taken while this request waited.
+        if let Some(figures) = self.fresh() {
+            return figures;
+        }
+        let figures = sampler.sample(spool);
+        *lock(&self.last) = Some((Instant::now(), figures.clone()));
+        figures
     }
+
+    fn fresh(&self) -> Option<Value> {
+        lock(&self.last).as_ref().filter(|(at, _)| at.elapsed() < FRESH).map(|(_, figures)| figures.clone())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Sampler {
@@ -107,5 +127,28 @@ impl Sampler {
         }
         disks.sort_by(|a, b| a["mountPoint"].as_str().cmp(&b["mountPoint"].as_str()));
         (disks, spool_disk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_is_served_until_stale_and_nobody_waits_behind_a_sampler() {
+        let here = std::env::temp_dir();
+        let host = Host::new();
+        let first = host.figures(&here);
+        assert!(first["memTotalBytes"].as_u64().is_some_and(|m| m > 0), "{first}");
+        assert_eq!(host.figures(&here), first, "the same sample within FRESH");
+        // A stale sample while another request is sampling (it holds the sampler): served as it
+        // is, rather than waiting.
+        let stale = json!({"stale": true});
+        let long_ago = Instant::now().checked_sub(FRESH * 2).expect("an uptime of two seconds");
+        *lock(&host.last) = Some((long_ago, stale.clone()));
+        let busy = lock(&host.sampler);
+        assert_eq!(host.figures(&here), stale);
+        drop(busy);
+        assert_ne!(host.figures(&here), stale, "sampled again once free");
     }
 }
