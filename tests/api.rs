@@ -1013,7 +1013,7 @@ fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
 }
 
 #[test]
-fn the_dashboard_shows_real_queues_alerts_health_history_cost_and_host() {
+fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
     if !have("chromium") {
         return;
     }
