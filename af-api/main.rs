@@ -6,6 +6,7 @@ mod assets;
 mod cli;
 mod events;
 mod guard;
+mod host;
 mod http;
 mod messages;
 mod orchestrator;

@@ -12,9 +12,9 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-/// `GET`: agents by status and health, the machine's load and memory, the API's own counters,
-/// and the bus's queue depths, in-flight, dead letters and ack rates (`af-bus stats --json`:
-/// `{queues, subscriptions, totals}`, or `{error}` when af-bus failed).
+/// `GET`: agents by status and health, the host's CPU, memory, load and disks (`crate::host`),
+/// the API's own counters, and the bus's queue depths, in-flight, dead letters and ack rates
+/// (`af-bus stats --json`: `{queues, subscriptions, totals}`, or `{error}` when af-bus failed).
 pub fn status(app: &App) -> Answer {
     let rows = app.cache.rows(&app.spool)?;
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
@@ -32,7 +32,7 @@ pub fn status(app: &App) -> Answer {
         200,
         &json!({
             "agents": {"total": rows.len(), "byStatus": by_status, "byHealth": by_health},
-            "system": system(),
+            "system": app.host.figures(app.spool.root()),
             "api": {
                 "startedAt": app.started,
                 "requests": app.requests.load(Ordering::Relaxed),
@@ -44,30 +44,6 @@ pub fn status(app: &App) -> Answer {
             "eventLogBytes": af_spool::eventlog::disk_bytes(&app.spool),
         }),
     ))
-}
-
-fn system() -> Value {
-    let load: Vec<f64> = std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kb = |key: &str| -> u64 {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    json!({
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "loadAverage": load,
-        "memTotalBytes": kb("MemTotal:"),
-        "memAvailableBytes": kb("MemAvailable:"),
-    })
 }
 
 /// `POST`: `{"action": "gc"}` (af-spawn gc), `{"action": "check"}` (af-health check), or

@@ -30,6 +30,8 @@ pub struct App {
     pub streams: AtomicUsize,
     /// The clients being answered now (the reaper leaves them alone).
     pub busy: crate::reaper::Busy,
+    /// The host's figures (CPU, memory, load, disks), sampled at most once a second.
+    pub host: crate::host::Host,
 }
 
 /// The resources af-api serves.

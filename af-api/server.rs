@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         limited: Default::default(),
         streams: Default::default(),
         busy: Default::default(),
+        host: crate::host::Host::new(),
     });
     let reaper_app = app.clone();
     let workers = usize::from(cli.workers);

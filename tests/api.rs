@@ -409,6 +409,38 @@ fn orchestrator_status_operations_and_configuration() {
 }
 
 #[test]
+fn orchestrator_reports_the_hosts_cpu_memory_load_and_the_spools_disk() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let api = Api::start(&env, &[]);
+    let sys = api.call("GET", "/api/orchestrator", None).expect(200).json()["system"].clone();
+    assert!(sys["cpus"].as_u64().unwrap() >= 1, "{sys}");
+    let (total, available) = (sys["memTotalBytes"].as_u64().unwrap(), sys["memAvailableBytes"].as_u64().unwrap());
+    assert!(total > 0 && available <= total, "{sys}");
+    assert!(sys["swapUsedBytes"].as_u64().unwrap() <= sys["swapTotalBytes"].as_u64().unwrap(), "{sys}");
+    let load = sys["loadAverage"].as_array().unwrap();
+    assert!(load.len() == 3 && load.iter().all(|l| l.as_f64().is_some_and(|l| l >= 0.0)), "{sys}");
+    // The spool's filesystem: the one whose mount point is on the spool's device, listed once.
+    let spool = &sys["spoolDisk"];
+    let mount = spool["mountPoint"].as_str().unwrap_or_else(|| panic!("no spoolDisk: {sys}"));
+    let dev = |p: &std::path::Path| std::fs::metadata(p).unwrap().dev();
+    assert_eq!(dev(std::path::Path::new(mount)), dev(&env.home), "{sys}");
+    assert!(env.home.canonicalize().unwrap().starts_with(mount), "{sys}");
+    assert!(spool["totalBytes"].as_u64().unwrap() > 0, "{sys}");
+    assert!(spool["availableBytes"].as_u64().unwrap() <= spool["totalBytes"].as_u64().unwrap(), "{sys}");
+    let disks = sys["disks"].as_array().unwrap();
+    assert_eq!(disks.iter().filter(|d| d["mountPoint"] == mount).count(), 1, "{sys}");
+    // CPU usage needs two readings apart: af-api takes the first when it starts, so the figure
+    // comes within a sample or two (samples are at most a second apart).
+    let mut cpu = sys["cpuUsagePercent"].clone();
+    util::wait_for("a CPU usage figure", Duration::from_secs(10), || {
+        cpu = api.call("GET", "/api/orchestrator", None).expect(200).json()["system"]["cpuUsagePercent"].clone();
+        cpu.is_number()
+    });
+    assert!((0.0..=100.0).contains(&cpu.as_f64().unwrap()), "{cpu}");
+}
+
+#[test]
 fn every_error_status_and_bad_input_changes_nothing() {
     let env = Env::new();
     let api = Api::start(&env, &["--rate-limit", "0"]);
@@ -1030,6 +1062,19 @@ fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
     // A message sent elsewhere (the CLI) shows in the depth without a reload.
     env.ok("af-bus", &["send", "--to", "q1", "3"]);
     page.wait_until("q1's new depth", depth, json!("3"));
+    // The host panel: the machine's memory and the spool's disk, as the API reports them.
+    let sys = api.call("GET", "/api/orchestrator", None).expect(200).json()["system"].clone();
+    page.wait_until(
+        "the host's memory",
+        r#"(document.querySelector('#host [data-host="memory"]') || {dataset: {}}).dataset.total || null"#,
+        json!(sys["memTotalBytes"].to_string()),
+    );
+    page.wait_until(
+        "the spool's disk",
+        r#"(document.querySelector('#host [data-spool="true"]') || {dataset: {}}).dataset.disk || null"#,
+        sys["spoolDisk"]["mountPoint"].clone(),
+    );
+    assert_eq!(page.eval(r#"!!document.querySelector('#host [data-spool="true"] .bar')"#), json!(true), "its bar");
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

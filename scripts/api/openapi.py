@@ -46,6 +46,7 @@ summary = obj({"id": S, "type": S, "projectId": S, "capabilities": {"type": "arr
 detail = obj({"id": S, "config": {"type": "object"}, "state": {"type": "object"}, "heartbeat": nul({"type": "object"}), "supervisorAlive": B},
   ["id", "config", "state", "supervisorAlive"])
 MESSAGE = obj({"id": S, "from": S, "to": S, "kind": S, "priority": S, "attempts": I, "createdAt": S, "payload": ANY}, ["id", "kind", "priority"])
+DISK = obj({"mountPoint": S, "fileSystem": S, "totalBytes": I, "availableBytes": I}, ["mountPoint", "fileSystem", "totalBytes", "availableBytes"])
 comp = {"Error": obj({"error": S, "detail": S}, ["error", "detail"]),
   "AgentConfig": obj(agent_config_props, ["id", "type"], extra=False),
   "AgentConfigUpdate": obj(agent_config_props, [], extra=False),
@@ -53,7 +54,15 @@ comp = {"Error": obj({"error": S, "detail": S}, ["error", "detail"]),
   "Message": MESSAGE,
   "Alert": obj({"id": S, "level": {"type": "string", "enum": ["warning", "critical", "recovery"]}, "agent": S, "check": S, "message": S, "time": S, "acknowledged": B}, ["id", "level", "agent", "check", "acknowledged"]),
   "BusStats": obj({"queues": {"type": "array", "items": obj({"queue": S, "depth": I, "inFlight": I, "dead": I, "acked": I, "ackRate": {"type": "number", "description": "acks per second over the last minute"}, "pending": {"type": "object", "additionalProperties": I}}, ["queue", "depth"])},
-                   "subscriptions": {"type": "array"}, "totals": {"type": "object"}, "error": {"type": "string", "description": "af-bus failed: why (the other fields are then absent)"}})}
+                   "subscriptions": {"type": "array"}, "totals": {"type": "object"}, "error": {"type": "string", "description": "af-bus failed: why (the other fields are then absent)"}}),
+  "Disk": DISK,
+  "Host": obj({"cpus": dict(I, description="CPUs this process may use (affinity, cgroup quota)"),
+               "cpuUsagePercent": nul({"type": "number", "minimum": 0, "maximum": 100, "description": "the host's CPU use, percent of all its CPUs, since the previous sample (af-api samples at most once a second, when asked); null until af-api has run for 200 ms"}),
+               "loadAverage": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3, "description": "over 1, 5 and 15 minutes"},
+               "memTotalBytes": I, "memAvailableBytes": I, "swapTotalBytes": I, "swapUsedBytes": I,
+               "disks": {"type": "array", "items": ref("Disk"), "description": "each mounted filesystem once (network filesystems are not listed), by mount point"},
+               "spoolDisk": dict(nul(DISK), description="the filesystem holding the spool ($AF_HOME); null if it is not among disks")},
+              ["cpus", "cpuUsagePercent", "loadAverage", "memTotalBytes", "memAvailableBytes", "swapTotalBytes", "swapUsedBytes", "disks", "spoolDisk"])}
 pub = {"security": []}
 paths = {}
 paths["/healthz"] = {"get": dict(pub, summary="liveness", operationId="healthz", responses=responses("200", obj({"ok": B}, ["ok"]), ["403", "429"]))}
@@ -127,7 +136,7 @@ paths["/api/agents/{id}/health"] = {"parameters": [idparam],
     "responses": responses("200", obj({"id": S, "history": ANY}, ["id", "history"]), ["400", "401", "403", "404", "409", "429"] + TOOL)}}
 paths["/api/orchestrator"] = {
   "get": {"summary": "system status and metrics", "operationId": "systemStatus", "responses": responses("200",
-      obj({"agents": {"type": "object"}, "system": {"type": "object"}, "api": {"type": "object"}, "bus": ref("BusStats"), "eventLogBytes": {"type": "integer", "description": "bytes the event log takes on disk, its rotated generations included"}},
+      obj({"agents": {"type": "object"}, "system": ref("Host"), "api": {"type": "object"}, "bus": ref("BusStats"), "eventLogBytes": {"type": "integer", "description": "bytes the event log takes on disk, its rotated generations included"}},
           ["agents", "system", "api", "bus"]), ["401", "403", "429"])},
   "post": {"summary": "a system operation: gc, check or broadcast", "operationId": "systemOperation",
     "requestBody": body(obj({"action": {"type": "string", "enum": ["gc", "check", "broadcast"]}, "payload": ANY}, ["action"])),

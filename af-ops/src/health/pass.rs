@@ -14,7 +14,6 @@ use af_spool::time::Timestamp;
 use af_spool::{AgentId, Error, Result, Spool};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -114,27 +113,27 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> Result<Ou
     remove_dead_reply_pipes(spool);
     let open = open_alert_names(spool);
     let shared = Shared { spool, scope, world: &world, open_names: &open, p, recover };
+    // The list is known up front: each worker takes the next index and keeps its own results,
+    // handed back when it is joined (a check that panics is re-raised here).
     let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::with_capacity(ids.len()));
     let workers = WORKERS.min(ids.len()).max(1);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                let mut replies = Fifodir::new(spool.health_replies_dir()).subscribe().ok();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(id) = ids.get(i) else { break };
-                    let r = check_one(&shared, id, &mut replies);
-                    if let Ok(mut v) = results.lock() {
-                        v.push((id.clone(), r));
+    let mut results: Vec<(AgentId, Result<Checked>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut replies = Fifodir::new(spool.health_replies_dir()).subscribe().ok();
+                    let mut mine = Vec::new();
+                    while let Some(id) = ids.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        mine.push((id.clone(), check_one(&shared, id, &mut replies)));
                     }
-                }
-            });
-        }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
     let mut reports = Vec::new();
     let mut next_at: Option<Timestamp> = None;
-    let mut results = results.into_inner().unwrap_or_default();
     results.sort_by(|a, b| a.0.cmp(&b.0));
     for (id, r) in results {
         match r {
