@@ -505,7 +505,14 @@ fn kill_dash_nine_loses_nothing() {
                 std::thread::sleep(Duration::from_micros(rand(3000)));
                 kill(&mut acker);
             }
-            if acker.wait().unwrap().success() {
+            let status = acker.wait().unwrap();
+            // An acker left alone acks what its receiver claimed, unless those claims (1 s of
+            // visibility) ran out first on a loaded machine: then, and only then, 3.
+            if victim != 2 {
+                let late = started.elapsed() >= Duration::from_secs(1);
+                assert!(status.success() || (late && status.code() == Some(3)), "ack exited with {status:?}");
+            }
+            if status.success() {
                 for id in got {
                     acked_at.entry(id).or_insert_with(Instant::now);
                 }
@@ -523,7 +530,7 @@ fn kill_dash_nine_loses_nothing() {
         let started = Instant::now();
         let out = env.run(
             "af-bus",
-            &["recv", "q", "-n", "500", "--json", "--wait", "--timeout", "2", "--visibility", "5"],
+            &["recv", "q", "-n", "500", "--json", "--wait", "--timeout", "2", "--visibility", "60"],
             None,
         );
         if out.status.code() == Some(5) {
@@ -540,8 +547,8 @@ fn kill_dash_nine_loses_nothing() {
             .collect();
         deliveries.extend(got.iter().map(|id| (id.clone(), started)));
         let acker = env.run("af-bus", &["ack", "q", "-"], Some(&got.join("\n")));
-        // Some may have been acked by an acker killed after its rename: those are not claimed.
-        assert!(matches!(acker.status.code(), Some(0) | Some(3)));
+        // These claims are this drain's own, for 60 s: every ack must take.
+        assert_eq!(acker.status.code(), Some(0), "the drain's ack: {}", util::describe(&acker));
         for id in got {
             acked_at.entry(id).or_insert_with(Instant::now);
         }
