@@ -41,6 +41,8 @@ struct StopPlan {
 struct Signals {
     pipe: UnixStream,
     term: Arc<AtomicBool>,
+    /// SIGHUP: the pane went away (the tmux server died, or the session was killed), not a request.
+    hangup: Arc<AtomicBool>,
     child: Arc<AtomicBool>,
 }
 
@@ -55,6 +57,8 @@ struct Supervisor<'a> {
     exit: Option<Exit>,
     stop: Option<StopPlan>,
     stop_requested: bool,
+    /// Why the pane hung up (SIGHUP), when it did: the agent then ends failed, not stopped.
+    hangup: Option<String>,
     paused: bool,
     started: Instant,
     usage: Usage,
@@ -86,6 +90,19 @@ pub fn run(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<E
         eventlog::record(spool, Event::new("agent.failed", Some(id), serde_json::json!({"reason": reason})));
     }
     result
+}
+
+/// Why the pane hung up: the tmux server died (nothing answers on its socket), or the agent's
+/// session was killed under it. Either way nobody asked for a stop, so af-health's ladder starts
+/// the agent again.
+fn hangup_reason(id: &AgentId) -> String {
+    let tmux = af_ops::tmux::Tmux::from_env();
+    match tmux.server_running() {
+        Ok(false) => "the tmux server died".into(),
+        Ok(true) if !tmux.has_session(&id.session()) => "its tmux session was killed".into(),
+        Ok(true) => "its terminal hung up (SIGHUP)".into(),
+        Err(e) => format!("its terminal hung up and tmux does not answer: {e}"),
+    }
 }
 
 /// Claims the start this supervisor was launched for, under the agent's lock: the generation named
@@ -142,6 +159,7 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration, generation: u64) 
         exit: None,
         stop: None,
         stop_requested: false,
+        hangup: None,
         paused: false,
         started: Instant::now(),
         usage: Usage::new(),
@@ -178,14 +196,16 @@ fn install_signals() -> std::io::Result<Signals> {
     let (read, write) = UnixStream::pair()?;
     read.set_nonblocking(true)?;
     let term = Arc::new(AtomicBool::new(false));
+    let hangup = Arc::new(AtomicBool::new(false));
     let child = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(sig, Arc::clone(&term))?;
         signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
     }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))?;
     signal_hook::flag::register(signal_hook::consts::SIGCHLD, Arc::clone(&child))?;
     signal_hook::low_level::pipe::register(signal_hook::consts::SIGCHLD, write)?;
-    Ok(Signals { pipe: read, term, child })
+    Ok(Signals { pipe: read, term, hangup, child })
 }
 
 /// Makes the control pipe: created under a hidden name and renamed over any stale one, opened for
@@ -340,6 +360,10 @@ impl Supervisor<'_> {
     fn run_loop(&mut self, signals: &Signals, heartbeat: Duration) -> anyhow::Result<Option<String>> {
         let mut next_beat = Instant::now() + heartbeat;
         loop {
+            if signals.hangup.swap(false, Ordering::Relaxed) && self.hangup.is_none() {
+                self.hangup = Some(hangup_reason(self.id));
+                tracing::warn!("hangup: {}", self.hangup.as_deref().unwrap_or(""));
+            }
             if signals.term.swap(false, Ordering::Relaxed) {
                 self.begin_stop(false, Duration::from_secs(10));
             }
@@ -631,6 +655,7 @@ impl Supervisor<'_> {
         let oom = self.limits.oom_killed();
         let (status, reason) = match (&failed_to_start, self.exit) {
             (Some(reason), _) => (Status::Failed, reason.clone()),
+            (None, _) if self.hangup.is_some() => (Status::Failed, self.hangup.clone().unwrap_or_default()),
             (None, _) if self.stop_requested => (Status::Stopped, "stopped by request".to_owned()),
             (None, None) => (Status::Stopped, "stopped".to_owned()),
             (None, Some(Exit::Code(0))) => (Status::Stopped, "exited with code 0".to_owned()),

@@ -597,3 +597,70 @@ fn json_errors_are_one_line_with_a_kind() {
         util::describe(&out)
     );
 }
+
+/// The pid of this test's tmux server.
+fn tmux_server_pid(env: &Env) -> i32 {
+    let out = env.tmux(&["display-message", "-p", "#{pid}"]);
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("the tmux server's pid")
+}
+
+/// Sends SIGCONT to a stopped process when dropped, even when the test fails (a stopped tmux
+/// server would hang the clean-up's kill-server).
+struct Continue(i32);
+
+impl Drop for Continue {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// A wedged (SIGSTOPped) tmux server hangs nothing: every tmux call has a deadline, and a verb
+/// that needs tmux ends within 15 s with one line naming tmux and exit 5.
+#[test]
+fn a_wedged_tmux_server_hangs_no_verb() {
+    let mut env = Env::new();
+    env.set_env("AF_TMUX_TIMEOUT", "1s");
+    env.worker("w1", "sleep 600");
+    env.create(r#"{"id":"w2","type":"worker","command":["sleep","600"]}"#);
+    let server = tmux_server_pid(&env);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let _cont = Continue(server);
+    let cases: [(&str, &[&str]); 3] =
+        [("af-spawn", &["start", "w2"]), ("af-spawn", &["gc"]), ("af-health", &["check"])];
+    for (program, args) in cases {
+        let began = std::time::Instant::now();
+        let out = env.run(program, args, None);
+        let took = began.elapsed();
+        assert!(took < Duration::from_secs(15), "{program} {args:?} took {took:?}");
+        assert_eq!(out.status.code(), Some(5), "{program} {args:?}: {}", util::describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains("tmux did not answer"), "{program} {args:?}: {stderr}");
+    }
+    // rm needs tmux only to kill a session it may have: it removes the agent without hanging.
+    let began = std::time::Instant::now();
+    env.ok("af-spawn", &["rm", "--force", "w2"]);
+    assert!(began.elapsed() < Duration::from_secs(15));
+}
+
+/// A tmux server that dies under running agents is a crash, not a stop: the agents are failed
+/// ("the tmux server died"), and af-health's ladder starts them again on a new server.
+#[test]
+fn a_dead_tmux_server_fails_its_agents_and_the_ladder_restarts_them() {
+    let mut env = Env::new();
+    env.set_env("AF_HEALTH_BACKOFF", "10ms");
+    env.worker("w1", "sleep 600");
+    let first = env.show("w1")["state"]["pid"].as_u64().unwrap();
+    let server = tmux_server_pid(&env);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(server), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("w1 to be failed", Duration::from_secs(15), || env.status("w1") == "failed");
+    assert_eq!(env.show("w1")["state"]["reason"], "the tmux server died");
+    let checked = env.run("af-health", &["check"], None);
+    assert_eq!(checked.status.code(), Some(1), "a dead agent is unhealthy: {}", util::describe(&checked));
+    wait_for("the ladder to start w1 again", Duration::from_secs(30), || {
+        let _ = env.run("af-health", &["check", "--recover", "w1"], None);
+        env.status("w1") == "running"
+    });
+    assert_ne!(env.show("w1")["state"]["pid"].as_u64().unwrap(), first, "a new process");
+    assert!(env.has_session("agent-w1"), "on a new tmux server");
+}

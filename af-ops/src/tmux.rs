@@ -1,10 +1,24 @@
 //! Talking to tmux: the server AgentFlow uses (`AF_TMUX_SOCKET` names a private one, as `-L`), and
 //! the few commands the programs need. Sessions AgentFlow creates carry the user option
 //! `@af_home` (the spool root), so nothing else's sessions are ever touched.
+//!
+//! Every call has a deadline (`AF_TMUX_TIMEOUT`, default 5 s): a stopped or spinning server makes
+//! the call fail with a timeout naming tmux, and every later call through the same [`Tmux`] fails
+//! at once, so a verb that talks to tmux several times still ends within one deadline or so.
 
+use crate::process;
 use af_spool::{Error, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long one tmux call may take unless `AF_TMUX_TIMEOUT` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most of a tmux call's output we read (a session list of thousands of agents fits).
+const MAX_OUTPUT: u64 = 16 << 20;
 
 /// The session option that marks a session as AgentFlow's, holding its spool root.
 pub const MARKER: &str = "@af_home";
@@ -20,6 +34,9 @@ pub fn socket_path(name: &str) -> PathBuf {
 #[derive(Debug, Clone, Default)]
 pub struct Tmux {
     socket: Option<String>,
+    timeout: Option<Duration>,
+    /// Set once a call ran out of time: the server is wedged, and later calls fail at once.
+    wedged: Arc<AtomicBool>,
 }
 
 /// One session on the server.
@@ -36,7 +53,17 @@ pub struct Session {
 impl Tmux {
     /// The server named by `AF_TMUX_SOCKET` (`tmux -L NAME`), else the user's default server.
     pub fn from_env() -> Self {
-        Tmux { socket: std::env::var("AF_TMUX_SOCKET").ok().filter(|s| !s.is_empty()) }
+        let timeout = std::env::var("AF_TMUX_TIMEOUT").ok().and_then(|t| af_spool::human::parse_duration(&t).ok());
+        Tmux {
+            socket: std::env::var("AF_TMUX_SOCKET").ok().filter(|s| !s.is_empty()),
+            timeout: timeout.filter(|t| !t.is_zero()),
+            wedged: Arc::default(),
+        }
+    }
+
+    /// How long one call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
 
     /// The socket name, when not the default server.
@@ -65,9 +92,10 @@ impl Tmux {
         }
     }
 
-    /// Runs tmux with `args`; its stdout on success, its stderr as the error otherwise.
+    /// Runs tmux with `args` within the deadline; its stdout on success, its stderr as the error
+    /// otherwise (System), or Timeout when the server does not answer.
     pub fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<String> {
-        let out = self.command().args(args).output().map_err(|e| Error::io("run", Path::new("tmux"), e))?;
+        let out = self.call(args)?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -76,14 +104,52 @@ impl Tmux {
         }
     }
 
+    /// Runs tmux with `args` and `input` on its stdin (`load-buffer -`), within the deadline.
+    pub fn run_with_input<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], input: &[u8]) -> Result<String> {
+        let out = self.call_with(args, Some(input.to_vec()))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(Error::System(format!("tmux failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+        }
+    }
+
+    /// One tmux call with the deadline; whatever it exits with.
+    fn call<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<process::Finished> {
+        self.call_with(args, None)
+    }
+
+    fn call_with<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], input: Option<Vec<u8>>) -> Result<process::Finished> {
+        let wedged = || {
+            Error::Timeout(format!(
+                "tmux did not answer within {:?} (is its server stopped or spinning? see: ps -o pid,stat,cmd -C tmux; \
+                 AF_TMUX_TIMEOUT sets the deadline)",
+                self.timeout()
+            ))
+        };
+        if self.wedged.load(Ordering::Relaxed) {
+            return Err(wedged());
+        }
+        let mut cmd = self.command();
+        cmd.args(args);
+        match process::run(&mut cmd, "tmux", input, MAX_OUTPUT, self.timeout()) {
+            Err(Error::Timeout(_)) => {
+                self.wedged.store(true, Ordering::Relaxed);
+                Err(wedged())
+            }
+            other => other,
+        }
+    }
+
     /// Whether a session of exactly this name exists.
     pub fn has_session(&self, name: &str) -> bool {
-        self.command()
-            .args(["has-session", "-t", &exact(name)])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        self.call(&["has-session", "-t", &exact(name)]).is_ok_and(|out| out.status.success())
+    }
+
+    /// Whether a server answers on this socket (false when none runs, or it died).
+    pub fn server_running(&self) -> Result<bool> {
+        let out = self.call(&["list-sessions", "-F", "#{session_name}"])?;
+        Ok(out.status.success() || !no_server(&String::from_utf8_lossy(&out.stderr)))
     }
 
     /// Kills a session of exactly this name (no error if it is gone already).
@@ -97,11 +163,7 @@ impl Tmux {
 
     /// Every session on the server (none when no server runs).
     pub fn sessions(&self) -> Result<Vec<Session>> {
-        let out = self
-            .command()
-            .args(["list-sessions", "-F", &format!("#{{session_name}}\t#{{{MARKER}}}\t#{{pane_pid}}")])
-            .output()
-            .map_err(|e| Error::io("run", Path::new("tmux"), e))?;
+        let out = self.call(&["list-sessions", "-F", &format!("#{{session_name}}\t#{{{MARKER}}}\t#{{pane_pid}}")])?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             // No server, or one exiting as we ask (its last session just ended): no sessions.

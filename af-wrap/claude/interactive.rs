@@ -10,7 +10,6 @@ use super::{Driver, Turn, say};
 use af_ops::tmux::Tmux;
 use af_spool::record::Event;
 use af_spool::{Spool, eventlog};
-use std::io::Write;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
@@ -105,15 +104,7 @@ impl Pane {
 
     fn paste(&self, text: &str) -> bool {
         let buffer = format!("af-{}", std::process::id());
-        let mut load = self.tmux.command();
-        load.args(["load-buffer", "-b", &buffer, "-"]).stdin(std::process::Stdio::piped());
-        let loaded = load.spawn().and_then(|mut c| {
-            if let Some(mut stdin) = c.stdin.take() {
-                stdin.write_all(text.as_bytes())?;
-            }
-            c.wait()
-        });
-        if !loaded.is_ok_and(|s| s.success()) {
+        if self.tmux.run_with_input(&["load-buffer", "-b", &buffer, "-"], text.as_bytes()).is_err() {
             return false;
         }
         // -p: bracketed paste, so the CLI takes newlines in the prompt as text, not as Enter.

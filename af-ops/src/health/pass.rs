@@ -109,7 +109,7 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> Result<Ou
     // A monitor agent does not check (nor restart) itself.
     let me = std::env::var("AF_AGENT_ID").ok();
     let ids: Vec<AgentId> = ids.into_iter().filter(|id| me.as_deref() != Some(id.as_str())).collect();
-    let world = World::snapshot(spool);
+    let world = World::snapshot(spool)?;
     remove_dead_reply_pipes(spool);
     let open = open_alert_names(spool);
     let shared = Shared { spool, scope, world: &world, open_names: &open, p, recover };

@@ -19,8 +19,9 @@ pub struct World {
 }
 
 impl World {
-    /// Lists every window of the tmux server once.
-    pub fn snapshot(spool: &Spool) -> World {
+    /// Lists every window of the tmux server once. A server that does not answer in time is an
+    /// error (Timeout): a pass must not hang on it, nor pretend it checked.
+    pub fn snapshot(spool: &Spool) -> af_spool::Result<World> {
         let tmux = Tmux::from_env();
         let format = format!("#{{session_name}}\t#{{window_name}}\t#{{{}}}", crate::tmux::MARKER);
         let mut windows = HashSet::new();
@@ -36,14 +37,15 @@ impl World {
                 }
                 Some(sessions)
             }
+            Err(e @ af_spool::Error::Timeout(_)) => return Err(e),
             Err(e) => crate::tmux::no_server(&e.to_string()).then(HashMap::new),
         };
-        World {
+        Ok(World {
             tmux_socket: tmux.socket().map(str::to_owned),
             sessions,
             windows,
             root: spool.root().display().to_string(),
-        }
+        })
     }
 }
 
