@@ -207,4 +207,20 @@ mod tests {
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz%41+b"), "%zzA b");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_target_splits_without_panic_and_escapes_read_back(
+            target in "\\PC{0,120}",
+            key in "[a-z]{1,8}",
+            value in "\\PC{0,40}",
+        ) {
+            let _ = split_target(&target);
+            let _ = percent_decode(&target);
+            let encoded: String = value.bytes().map(|b| format!("%{b:02X}")).collect();
+            let (path, q) = split_target(&format!("/api/x?{key}={encoded}"));
+            proptest::prop_assert_eq!(path, "/api/x");
+            proptest::prop_assert_eq!(&q[0], &(key.clone(), value.clone()));
+        }
+    }
 }

@@ -57,7 +57,8 @@ struct Supervisor<'a> {
     exit: Option<Exit>,
     stop: Option<StopPlan>,
     stop_requested: bool,
-    /// Why the pane hung up (SIGHUP), when it did: the agent then ends failed, not stopped.
+    /// Why the pane hung up (SIGHUP) when that was a crash (the tmux server died): the agent then
+    /// ends failed, not stopped.
     hangup: Option<String>,
     paused: bool,
     started: Instant,
@@ -92,16 +93,14 @@ pub fn run(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<E
     result
 }
 
-/// Why the pane hung up: the tmux server died (nothing answers on its socket), or the agent's
-/// session was killed under it. Either way nobody asked for a stop, so af-health's ladder starts
-/// the agent again.
-fn hangup_reason(id: &AgentId) -> String {
-    let tmux = af_ops::tmux::Tmux::from_env();
-    match tmux.server_running() {
-        Ok(false) => "the tmux server died".into(),
-        Ok(true) if !tmux.has_session(&id.session()) => "its tmux session was killed".into(),
-        Ok(true) => "its terminal hung up (SIGHUP)".into(),
-        Err(e) => format!("its terminal hung up and tmux does not answer: {e}"),
+/// Why a hangup is a failure, if it is one: the tmux server died (nothing answers on its socket).
+/// A session killed by a person (`tmux kill-session`), or a SIGHUP sent by hand, is a stop as
+/// before; a dead server is a crash, so af-health's ladder starts the agent again.
+fn hangup_failure() -> Option<String> {
+    match af_ops::tmux::Tmux::from_env().server_running() {
+        Ok(false) => Some("the tmux server died".into()),
+        Ok(true) => None,
+        Err(e) => Some(format!("its terminal hung up and tmux does not answer: {e}")),
     }
 }
 
@@ -361,8 +360,8 @@ impl Supervisor<'_> {
         let mut next_beat = Instant::now() + heartbeat;
         loop {
             if signals.hangup.swap(false, Ordering::Relaxed) && self.hangup.is_none() {
-                self.hangup = Some(hangup_reason(self.id));
-                tracing::warn!("hangup: {}", self.hangup.as_deref().unwrap_or(""));
+                self.hangup = hangup_failure();
+                tracing::warn!("hangup: {}", self.hangup.as_deref().unwrap_or("a stop"));
             }
             if signals.term.swap(false, Ordering::Relaxed) {
                 self.begin_stop(false, Duration::from_secs(10));

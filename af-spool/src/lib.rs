@@ -22,6 +22,9 @@ pub mod spool;
 pub mod time;
 pub mod worktree;
 
+#[cfg(test)]
+mod proptests;
+
 pub use error::{Error, ExitCode, Result};
 pub use id::AgentId;
 pub use spool::{Observed, Spool};
