@@ -1,0 +1,50 @@
+//! A full disk and a read-only spool (a small tmpfs as AF_HOME) change nothing, and gc reconciles
+//! the whole spool: a batch is all or nothing, a stop reports what happened to the agent, a failed
+//! subscribe leaves nothing half-made, a health pass that checked nothing fails, and gc removes
+//! what killed writers left behind.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use util::Env;
+use util::tmpfs::Tmpfs;
+
+/// The names in a directory (none when it does not exist).
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_batch_on_a_full_disk_queues_nothing_and_a_retry_queues_each_once() {
+    let env = Env::new();
+    let Some(disk) = Tmpfs::mount(&env, "8m") else { return };
+    env.ok("af-bus", &["send", "--to", "pool:p", "0"]);
+    let queue = env.home.join("bus/pool/p");
+    let first = names(&queue.join("new"));
+    assert_eq!(first.len(), 1);
+    std::fs::remove_file(queue.join("new").join(&first[0])).unwrap();
+    // Room for a few dozen messages, not for a thousand.
+    disk.fill();
+    disk.free(100 * 1024);
+    let input: String = (0..1000).map(|n| format!("{n}\n")).collect();
+    let err = env.fails("af-bus", &["send", "--batch", "--to", "pool:p"], Some(&input), 111);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(names(&queue.join("new")), Vec::<String>::new(), "a failed batch queues nothing");
+    assert_eq!(names(&queue.join("tmp")), Vec::<String>::new(), "and leaves nothing staged");
+    // Space back, the same batch again, by the same program: each message exactly once.
+    disk.free_all();
+    let ids = env.ok_in("af-bus", &["send", "--batch", "--to", "pool:p"], Some(&input));
+    assert_eq!(ids.lines().count(), 1000);
+    let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+    for name in names(&queue.join("new")) {
+        let m: serde_json::Value = serde_json::from_str(&util::read(&queue.join("new").join(name))).unwrap();
+        *seen.entry(m["payload"].as_i64().unwrap()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 1000, "every message queued");
+    assert!(seen.values().all(|&n| n == 1), "none twice");
+}
