@@ -48,3 +48,16 @@ fn a_batch_on_a_full_disk_queues_nothing_and_a_retry_queues_each_once() {
     assert_eq!(seen.len(), 1000, "every message queued");
     assert!(seen.values().all(|&n| n == 1), "none twice");
 }
+
+#[test]
+fn a_failed_subscribe_leaves_nothing_half_made() {
+    let env = Env::new();
+    let Some(disk) = Tmpfs::mount(&env, "2m") else { return };
+    env.ok("af-bus", &["subscribe", "first", "--topic", "tasks.*"]);
+    disk.fill();
+    let err = env.fails("af-bus", &["subscribe", "second", "--topic", "tasks.*"], None, 111);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(names(&env.home.join("bus/sub")), vec!["first".to_owned()], "no .sub.* left");
+    disk.free_all();
+    env.ok("af-bus", &["subscribe", "second", "--topic", "tasks.*"]);
+}
