@@ -7,8 +7,8 @@ mod util;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use util::Env;
 use util::tmpfs::Tmpfs;
+use util::{Env, alive};
 
 /// The names in a directory (none when it does not exist).
 fn names(dir: &Path) -> Vec<String> {
@@ -47,6 +47,26 @@ fn a_batch_on_a_full_disk_queues_nothing_and_a_retry_queues_each_once() {
     }
     assert_eq!(seen.len(), 1000, "every message queued");
     assert!(seen.values().all(|&n| n == 1), "none twice");
+}
+
+#[test]
+fn stop_on_a_full_disk_says_the_agent_stopped() {
+    let env = Env::new();
+    let Some(disk) = Tmpfs::mount(&env, "2m") else { return };
+    env.worker("w1", "sleep 300");
+    let pid = env.show("w1")["state"]["pid"].as_u64().unwrap() as u32;
+    disk.fill();
+    let out = env.run("af-spawn", &["stop", "--timeout", "2", "w1"], None);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(111), "not a timeout: {}", util::describe(&out));
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("stopped") && err.contains("state.json"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!alive(pid), "the agent's process is gone");
+    // Once there is room again, a second stop records it.
+    disk.free_all();
+    env.ok("af-spawn", &["stop", "w1"]);
+    assert_eq!(env.status("w1"), "stopped");
 }
 
 #[test]
