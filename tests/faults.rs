@@ -81,3 +81,26 @@ fn a_failed_subscribe_leaves_nothing_half_made() {
     disk.free_all();
     env.ok("af-bus", &["subscribe", "second", "--topic", "tasks.*"]);
 }
+
+#[test]
+fn a_health_check_on_a_read_only_spool_fails() {
+    let env = Env::new();
+    let Some(disk) = Tmpfs::mount(&env, "2m") else { return };
+    env.create(r#"{"id":"h1","type":"worker","projectId":"p"}"#);
+    env.create(r#"{"id":"h2","type":"worker","projectId":"p"}"#);
+    env.ok("af-health", &["check"]);
+    disk.remount(true);
+    let err = env.fails("af-health", &["check"], None, 111);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(err.contains("checked none of 2 agents"), "{err}");
+    let msg = env.fails("af-health", &["check", "--json"], None, 111);
+    assert!(msg.contains("Read-only file system"), "{msg}");
+    disk.remount(false);
+    env.ok("af-health", &["check"]);
+}
+
+#[test]
+fn a_health_check_of_no_agents_is_still_fine() {
+    let env = Env::new();
+    env.ok("af-health", &["check"]);
+}
