@@ -7,8 +7,9 @@ mod util;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 use util::tmpfs::Tmpfs;
-use util::{Env, alive};
+use util::{Env, alive, wait_for};
 
 /// The names in a directory (none when it does not exist).
 fn names(dir: &Path) -> Vec<String> {
@@ -17,6 +18,14 @@ fn names(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// A pid that was alive a moment ago and is not now.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().expect("running true");
+    let pid = child.id();
+    child.wait().expect("waiting for true");
+    pid
 }
 
 #[test]
@@ -103,4 +112,77 @@ fn a_health_check_on_a_read_only_spool_fails() {
 fn a_health_check_of_no_agents_is_still_fine() {
     let env = Env::new();
     env.ok("af-health", &["check"]);
+}
+
+#[test]
+fn gc_removes_what_dead_writers_left_and_dry_run_removes_nothing() {
+    let env = Env::new();
+    env.create(r#"{"id":"g1","type":"worker","projectId":"p"}"#);
+    env.ok("af-bus", &["send", "--to", "g1", "1"]);
+    env.ok("af-bus", &["send", "--to", "pool:p", "1"]);
+    env.ok("af-bus", &["subscribe", "s1", "--topic", "tasks.*"]);
+    // A listener killed while it waited: its pipe stays in the queue's fifodir.
+    let mut recv = env.cmd("af-bus");
+    recv.args(["recv", "--wait", "s1"]).stdout(std::process::Stdio::null());
+    let mut recv = recv.spawn().unwrap();
+    wait_for("the receiver to wait", Duration::from_secs(10), || env.waits(recv.id()));
+    recv.kill().unwrap();
+    recv.wait().unwrap();
+    // What writers killed half-way leave: hidden names that carry their pid.
+    let dead = dead_pid();
+    let me = std::process::id();
+    let fifo = |dir: &Path, pid: u32| {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(format!(".fifo.{pid}.12345.0"));
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        p
+    };
+    let file = |dir: &Path, name: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, b"{\"half\":").unwrap();
+        p
+    };
+    let home = &env.home;
+    let garbage = [
+        fifo(&home.join("events.d"), dead),
+        fifo(&home.join("agents/g1/notify.d"), dead),
+        fifo(&home.join("agents/g1/inbox/notify.d"), dead),
+        fifo(&home.join("bus/pool/p/notify.d"), dead),
+        file(&home.join("agents/g1/inbox/tmp"), format!(".m.{dead}.1.0")),
+        file(&home.join("bus/pool/p/tmp"), format!(".m.{dead}.2.0")),
+        file(&home.join("bus/sub/s1/tmp"), format!(".m.{dead}.3.0")),
+    ];
+    let half_sub = home.join(format!("bus/sub/.sub.{dead}.4.0"));
+    std::fs::create_dir_all(half_sub.join("tmp")).unwrap();
+    // A live writer's are kept.
+    let kept = [fifo(&home.join("events.d"), me), file(&home.join("bus/pool/p/tmp"), format!(".m.{me}.5.0"))];
+    let listener_pipes = || names(&home.join("bus/sub/s1/notify.d"));
+    assert_eq!(listener_pipes().len(), 1, "the killed listener's pipe");
+
+    let dry = env.json("af-spawn", &["gc", "--dry-run"]);
+    assert_eq!(dry["dryRun"], true, "{dry}");
+    assert_eq!(dry["removedFifos"], 5, "{dry}");
+    assert_eq!(dry["removedTmpFiles"], 3, "{dry}");
+    assert_eq!(dry["removedSubscriptions"], 1, "{dry}");
+    for p in garbage.iter().chain(&kept) {
+        assert!(p.exists(), "--dry-run removes nothing: {}", p.display());
+    }
+    assert!(half_sub.exists());
+    assert_eq!(listener_pipes().len(), 1);
+
+    let done = env.json("af-spawn", &["gc"]);
+    assert_eq!(done["dryRun"], false, "{done}");
+    assert_eq!((done["removedFifos"].clone(), done["removedTmpFiles"].clone()), (5.into(), 3.into()), "{done}");
+    assert_eq!(done["removedSubscriptions"], 1, "{done}");
+    for p in &garbage {
+        assert!(!p.exists(), "gc removes {}", p.display());
+    }
+    assert!(!half_sub.exists());
+    assert!(listener_pipes().is_empty());
+    for p in &kept {
+        assert!(p.exists(), "a live writer's file is kept: {}", p.display());
+    }
+    // The queues still work.
+    env.ok("af-bus", &["recv", "g1"]);
+    assert_eq!(env.json("af-spawn", &["gc"])["removedFifos"], 0);
 }

@@ -14,6 +14,7 @@ pub mod fifodir;
 pub mod health;
 pub mod human;
 pub mod id;
+pub mod leftovers;
 pub mod lock;
 pub mod logfile;
 pub mod message;
