@@ -157,6 +157,6 @@ pub fn bulk(app: &App, req: &Req) -> Answer {
 
 /// `DELETE /api/agents`: the lifecycle's gc (`af-spawn gc`) (mark dead agents, remove stray sessions and leftovers).
 pub fn cleanup(app: &App, _req: &Req) -> Answer {
-    let report = ops::gc(&Lifecycle::of(app.spool.clone()))?;
+    let report = ops::gc(&Lifecycle::of(app.spool.clone()), false)?;
     Ok(Reply::json(200, &json!({"cleanup": report})))
 }

@@ -137,7 +137,8 @@ impl ApiError {
 
 /// Operations' errors keep their meaning: invalid 400, not found 404, conflict 409, timeout
 /// 504; an agent that failed to start is a 409 (the request was fine, the agent is not); tmux or
-/// another program failing is a 502; a corrupt record or a failure of ours is 500.
+/// another program failing is a 502; a corrupt record, a record that could not be written (the
+/// agent stopped all the same) or a failure of ours is 500.
 impl From<af_spool::Error> for ApiError {
     fn from(e: af_spool::Error) -> Self {
         use af_spool::Error as E;
@@ -147,7 +148,7 @@ impl From<af_spool::Error> for ApiError {
             E::Conflict(_) | E::Failed(_) => 409,
             E::Timeout(_) => 504,
             E::System(_) => 502,
-            E::Io { .. } | E::Corrupt { .. } | E::Interrupted(_) => 500,
+            E::Io { .. } | E::Corrupt { .. } | E::Interrupted(_) | E::Unrecorded(_) => 500,
         };
         ApiError::new(status, e.to_string())
     }

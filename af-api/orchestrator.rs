@@ -53,7 +53,7 @@ pub fn operate(app: &App, req: &Req) -> Answer {
     let action =
         body.get("action").and_then(Value::as_str).ok_or_else(|| ApiError::bad("\"action\" (a string) is required"))?;
     let result = match action {
-        "gc" => json!(ops::gc(&Lifecycle::of(app.spool.clone()))?),
+        "gc" => json!(ops::gc(&Lifecycle::of(app.spool.clone()), false)?),
         "check" => {
             let outcome = crate::agent::check(app, None)?;
             json!({"healthy": outcome.healthy(), "report": outcome.document()})

@@ -39,7 +39,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// One check pass (for cron and systemd timers); exit 1 when any agent is degraded or
-    /// unhealthy.
+    /// unhealthy, 111 when there were agents and none could be checked (a read-only spool).
     Check {
         /// Only these agents (default: every agent).
         ids: Vec<String>,

@@ -139,9 +139,14 @@ pub enum Command {
         #[arg(long)]
         supervisor: bool,
     },
-    /// Reconcile the spool with tmux and the processes: mark dead agents, kill stray sessions and
-    /// orphans, remove leftovers of interrupted commands.
-    Gc,
+    /// Reconcile the whole spool with tmux and the processes: mark dead agents, kill stray
+    /// sessions and orphans, remove leftovers of interrupted commands and what killed senders and
+    /// listeners left in the bus (named pipes, undelivered message files, half-made subscriptions).
+    Gc {
+        /// Report what would be done, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Print a shell script that recreates an agent's tmux layout.
     Script {
         /// The agent.

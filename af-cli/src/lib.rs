@@ -70,7 +70,8 @@ static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 
 /// The error document a program prints on stderr with `--json`: `{"error": KIND, "message": …}`,
 /// one line. The kind is the typed error's (`invalid`, `not-found`, `conflict`, `timeout`,
-/// `interrupted`, `io`, `corrupt`, `system`, `agent-failed`), or `usage` for the command line.
+/// `interrupted`, `io`, `corrupt`, `system`, `agent-failed`, `unrecorded`), or `usage` for the
+/// command line.
 pub fn error_json(kind: &str, message: &str) -> String {
     serde_json::json!({"error": kind, "message": message}).to_string()
 }
@@ -194,7 +195,7 @@ pub fn man_page(cmd: clap::Command) -> Vec<u8> {
 .TP\n130\ninterrupted\n\
 .PP\nAn error is one line on stderr: `PROGRAM: message'. With \\-\\-json it is one JSON line instead, \
 {\"error\": KIND, \"message\": TEXT}, KIND one of usage, invalid, not-found, conflict, timeout, interrupted, \
-io, corrupt, system, agent-failed: scripts branch on the exit code and the kind, never on the wording.\n\
+io, corrupt, system, agent-failed, unrecorded: scripts branch on the exit code and the kind, never on the wording.\n\
 .SH ENVIRONMENT\n.TP\nAF_HOME\nthe spool directory (default: $XDG_STATE_HOME/agentflow, else ~/.local/state/agentflow)\n\
 .TP\nAF_TMUX_SOCKET\nuse the private tmux server `tmux -L NAME' instead of the default one\n\
 .TP\nAF_LOG\nlog level: error, warn, info, debug, trace\n.TP\nAF_LOG_FORMAT\njson for JSON log lines\n\

@@ -2,6 +2,7 @@
 //! every queue of the target, durably and with the listeners woken.
 
 use crate::process;
+use af_spool::batch::Batch;
 use af_spool::bus::{Address, subscriptions, topic_matches};
 use af_spool::message::Message;
 use af_spool::queue::Queue;
@@ -24,42 +25,45 @@ pub enum Target {
     Topic,
 }
 
-/// Passes a message through the middleware, then delivers it to its target's queues. Returns the
-/// message as delivered and how many queues got it.
+/// Passes a message through the middleware, then delivers it to its target's queues, all or
+/// none of them. Returns the message as delivered and how many queues got it.
 pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> Result<(Message, usize)> {
     let message = run_middleware(spool, message)?;
     let bytes = message.encode()?;
     let queues = queues_of(spool, &message, target, durable)?;
-    for q in &queues {
+    if let [q] = queues.as_slice() {
         q.deliver(&message, &bytes)?;
+        return Ok((message, 1));
     }
+    let mut batch = Batch::new();
+    for q in &queues {
+        batch.stage(q, &message, &bytes)?;
+    }
+    batch.publish()?;
     Ok((message, queues.len()))
 }
 
-/// Posts many messages with one directory fsync per queue at the end (group commit): each file is
-/// still fsynced when durable, and listeners are woken once per queue. When this returns, every
-/// message is delivered (and durable).
+/// Posts many messages, all or nothing: every message passes the middleware and is written into
+/// its queues' `tmp/` (fsynced when durable) before any is delivered; then each is renamed into
+/// `new/`, each queue's directory fsynced once (group commit) and its listeners woken once. On a
+/// failure (a rejection, a full disk) nothing is delivered and nothing is left staged, so the
+/// same batch can simply be sent again.
 pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) -> Result<Vec<Message>> {
-    let mut touched: Vec<Queue> = Vec::new();
-    let mut out = Vec::with_capacity(batch.len());
+    let mut planned = Vec::with_capacity(batch.len());
     for (message, target) in batch {
         let message = run_middleware(spool, message)?;
         let bytes = message.encode()?;
-        for q in queues_of(spool, &message, &target, durable)? {
-            q.deliver_file(&message, &bytes)?;
-            if !touched.iter().any(|t| t.dir() == q.dir()) {
-                touched.push(q);
-            }
-        }
-        out.push(message);
+        let queues = queues_of(spool, &message, &target, durable)?;
+        planned.push((message, bytes, queues));
     }
-    for q in &touched {
-        if durable {
-            q.sync()?;
+    let mut staged = Batch::new();
+    for (message, bytes, queues) in &planned {
+        for q in queues {
+            staged.stage(q, message, bytes)?;
         }
-        q.notify("batch");
     }
-    Ok(out)
+    staged.publish()?;
+    Ok(planned.into_iter().map(|(m, _, _)| m).collect())
 }
 
 /// The queues a message goes to.

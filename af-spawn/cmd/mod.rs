@@ -51,7 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show { id } => show::run(&ctx, &agent_id(&id)?),
         Command::Attach { id } => attach::run(&ctx, &agent_id(&id)?),
         Command::Logs { id, follow, lines, supervisor } => logs::run(&ctx, &agent_id(&id)?, follow, lines, supervisor),
-        Command::Gc => gc::run(&ctx),
+        Command::Gc { dry_run } => gc::run(&ctx, dry_run),
         Command::Script { id } => script::run(&ctx, &agent_id(&id)?),
         Command::Top { id, once, interval } => top::run(&ctx, &agent_id(&id)?, once, seconds(interval)?),
     }

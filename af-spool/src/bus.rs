@@ -205,12 +205,18 @@ pub fn subscribe(spool: &Spool, name: &str, pattern: &str, ephemeral: bool) -> R
     // Built under a hidden name and renamed into place, so it appears whole.
     let parent = spool.bus_dir().join("sub");
     let hidden = parent.join(atomic::unique_name("sub"));
-    let queue = Queue::new(hidden.clone());
-    queue.create()?;
-    let lock = if ephemeral { Some(Lock::exclusive(&hidden.join(OWNER_LOCK))?) } else { None };
     let record =
         Subscription { name: name.to_owned(), topic: pattern.to_owned(), created_at: Timestamp::now(), ephemeral };
-    atomic::write_json(&hidden.join(SUB_RECORD), &record, Durability::Durable)?;
+    let built = (|| {
+        Queue::new(hidden.clone()).create()?;
+        let lock = if ephemeral { Some(Lock::exclusive(&hidden.join(OWNER_LOCK))?) } else { None };
+        atomic::write_json(&hidden.join(SUB_RECORD), &record, Durability::Durable)?;
+        Ok(lock)
+    })();
+    // Nothing half-made stays behind (a full disk fails the record's write).
+    let lock = built.inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&hidden);
+    })?;
     if let Err(e) = std::fs::rename(&hidden, &dir) {
         let _ = std::fs::remove_dir_all(&hidden);
         return Err(match e.raw_os_error() {

@@ -64,6 +64,9 @@ pub enum Error {
     System(String),
     /// The request was carried out but the agent failed: its program is missing or died at once.
     Failed(String),
+    /// What was asked happened to the agent (it stopped), but its record could not be written
+    /// (a full disk): the message names the file and the cause.
+    Unrecorded(String),
 }
 
 /// The library's result type.
@@ -83,7 +86,9 @@ impl Error {
             Error::Conflict(_) => ExitCode::Conflict,
             Error::Timeout(_) => ExitCode::Timeout,
             Error::Interrupted(_) => ExitCode::Interrupted,
-            Error::Io { .. } | Error::Corrupt { .. } | Error::System(_) | Error::Failed(_) => ExitCode::System,
+            Error::Io { .. } | Error::Corrupt { .. } | Error::System(_) | Error::Failed(_) | Error::Unrecorded(_) => {
+                ExitCode::System
+            }
         }
     }
 
@@ -100,6 +105,7 @@ impl Error {
             Error::Corrupt { .. } => "corrupt",
             Error::System(_) => "system",
             Error::Failed(_) => "agent-failed",
+            Error::Unrecorded(_) => "unrecorded",
         }
     }
 }
@@ -113,7 +119,8 @@ impl std::fmt::Display for Error {
             | Error::Timeout(m)
             | Error::Interrupted(m)
             | Error::System(m)
-            | Error::Failed(m) => f.write_str(m),
+            | Error::Failed(m)
+            | Error::Unrecorded(m) => f.write_str(m),
             Error::Corrupt { path, detail } => {
                 write!(f, "corrupt record {}: {detail} (repair or remove it)", path.display())
             }

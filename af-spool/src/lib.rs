@@ -3,6 +3,7 @@
 //! (fifodirs). Every AgentFlow program reads and writes the spool through this crate.
 
 pub mod atomic;
+pub mod batch;
 pub mod bus;
 pub mod checkpoint;
 pub mod claude;
@@ -13,6 +14,7 @@ pub mod fifodir;
 pub mod health;
 pub mod human;
 pub mod id;
+pub mod leftovers;
 pub mod lock;
 pub mod logfile;
 pub mod message;

@@ -132,6 +132,11 @@ impl Queue {
         self
     }
 
+    /// Whether deliveries are fsynced.
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
     /// The queue's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -184,6 +189,13 @@ impl Queue {
     /// [`Queue::sync`] and [`Queue::notify`] once at its end (group commit). The file itself is
     /// fsynced when durable.
     pub fn deliver_file(&self, message: &Message, bytes: &[u8]) -> Result<()> {
+        let staged = self.stage(message, bytes)?;
+        staged.publish().inspect_err(|_| staged.discard())
+    }
+
+    /// Writes a message into `tmp/` (fsynced when durable) without delivering it: nobody sees it
+    /// until [`Staged::publish`]. Nothing is left in `tmp/` when this fails (a full disk).
+    pub fn stage(&self, message: &Message, bytes: &[u8]) -> Result<Staged> {
         let tmp = self.part("tmp").join(crate::atomic::unique_name("m"));
         let mut file = match open_new(&tmp) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -195,13 +207,12 @@ impl Queue {
         .map_err(|e| Error::io("create", &tmp, e))?;
         let written = file.write_all(bytes).and_then(|()| if self.durable { file.sync_data() } else { Ok(()) });
         drop(file);
-        let target = self.part("new").join(format!("{},0", message.stem()));
-        let moved = written.and_then(|()| fs::rename(&tmp, &target));
-        if let Err(e) = moved {
+        if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
-            return Err(Error::io("deliver", &target, e));
+            return Err(Error::io("write", &tmp, e));
         }
-        Ok(())
+        let target = self.part("new").join(format!("{},0", message.stem()));
+        Ok(Staged { tmp, target })
     }
 
     /// fsyncs `new/`, so that deliveries renamed into it survive a crash of the machine.
@@ -551,6 +562,30 @@ impl Queue {
             let _ = fs::remove_file(self.part("archive").join(&e.name));
         }
         Ok(remove)
+    }
+}
+
+/// A message written into its queue's `tmp/` and not yet delivered (see [`Queue::stage`]).
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    target: PathBuf,
+}
+
+impl Staged {
+    /// Delivers it: the rename into `new/` (no directory fsync, nobody woken).
+    pub fn publish(&self) -> Result<()> {
+        fs::rename(&self.tmp, &self.target).map_err(|e| Error::io("deliver", &self.target, e))
+    }
+
+    /// Removes it before it was delivered.
+    pub fn discard(&self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+
+    /// Takes it back after it was delivered; false when a receiver claimed it already.
+    pub fn withdraw(&self) -> bool {
+        fs::remove_file(&self.target).is_ok()
     }
 }
 

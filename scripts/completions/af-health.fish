@@ -27,7 +27,7 @@ end
 complete -c af-health -n "__fish_af_health_needs_command" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-health -n "__fish_af_health_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c af-health -n "__fish_af_health_needs_command" -s V -l version -d 'Print version'
-complete -c af-health -n "__fish_af_health_needs_command" -f -a "check" -d 'One check pass (for cron and systemd timers); exit 1 when any agent is degraded or unhealthy'
+complete -c af-health -n "__fish_af_health_needs_command" -f -a "check" -d 'One check pass (for cron and systemd timers); exit 1 when any agent is degraded or unhealthy, 111 when there were agents and none could be checked (a read-only spool)'
 complete -c af-health -n "__fish_af_health_needs_command" -f -a "watch" -d 'Check and recover in a loop, also woken at once by every event in the spool (agent exits)'
 complete -c af-health -n "__fish_af_health_needs_command" -f -a "history" -d 'An agent\'s check history, oldest first'
 complete -c af-health -n "__fish_af_health_needs_command" -f -a "alerts" -d 'The open alerts (with --all, every alert in the log)'
@@ -77,7 +77,7 @@ complete -c af-health -n "__fish_af_health_using_subcommand ack" -s h -l help -d
 complete -c af-health -n "__fish_af_health_using_subcommand trends" -l window -d 'The window: a duration back from now' -r
 complete -c af-health -n "__fish_af_health_using_subcommand trends" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-health -n "__fish_af_health_using_subcommand trends" -s h -l help -d 'Print help'
-complete -c af-health -n "__fish_af_health_using_subcommand help; and not __fish_seen_subcommand_from check watch history alerts ack trends help" -f -a "check" -d 'One check pass (for cron and systemd timers); exit 1 when any agent is degraded or unhealthy'
+complete -c af-health -n "__fish_af_health_using_subcommand help; and not __fish_seen_subcommand_from check watch history alerts ack trends help" -f -a "check" -d 'One check pass (for cron and systemd timers); exit 1 when any agent is degraded or unhealthy, 111 when there were agents and none could be checked (a read-only spool)'
 complete -c af-health -n "__fish_af_health_using_subcommand help; and not __fish_seen_subcommand_from check watch history alerts ack trends help" -f -a "watch" -d 'Check and recover in a loop, also woken at once by every event in the spool (agent exits)'
 complete -c af-health -n "__fish_af_health_using_subcommand help; and not __fish_seen_subcommand_from check watch history alerts ack trends help" -f -a "history" -d 'An agent\'s check history, oldest first'
 complete -c af-health -n "__fish_af_health_using_subcommand help; and not __fish_seen_subcommand_from check watch history alerts ack trends help" -f -a "alerts" -d 'The open alerts (with --all, every alert in the log)'

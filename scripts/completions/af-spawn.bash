@@ -169,7 +169,7 @@ _af__spawn() {
             return 0
             ;;
         af__subcmd__spawn__subcmd__gc)
-            opts="-h --json --help"
+            opts="-h --dry-run --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -8,6 +8,7 @@
 
 pub mod freezer;
 mod skip;
+pub mod tmpfs;
 
 // Each test binary compiles this harness anew and uses only part of it.
 #[allow(unused_imports)]
@@ -222,8 +223,11 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
+impl Env {
+    /// Kills the test's tmux server and every process that carries its spool in its
+    /// environment, and waits (up to 5 s) until they are gone: what Drop does first, for a test
+    /// that must let go of the spool earlier (to unmount a filesystem under it).
+    pub fn kill_everything(&self) {
         let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
         let left = self.processes();
         for &pid in &left {
@@ -233,6 +237,12 @@ impl Drop for Env {
         while left.iter().any(|&p| alive(p)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill_everything();
         let _ = std::fs::remove_file(af_ops::tmux::socket_path(&self.socket));
         let _ = std::fs::remove_dir_all(&self.root);
     }

@@ -36,6 +36,9 @@ pub enum Need {
     /// A cgroup hierarchy this process may write (root, not read-only): required when
     /// `AF_REQUIRE_CGROUPS=1`.
     Cgroups,
+    /// Mounting a filesystem (a small tmpfs to fill up, or to remount read-only): root, and a
+    /// mount namespace that allows it; required when `AF_REQUIRE_MOUNT=1`.
+    Mount,
 }
 
 impl Need {
@@ -44,6 +47,7 @@ impl Need {
         match self {
             Need::Tool => "AF_REQUIRE_TOOLS",
             Need::Cgroups => "AF_REQUIRE_CGROUPS",
+            Need::Mount => "AF_REQUIRE_MOUNT",
         }
     }
 

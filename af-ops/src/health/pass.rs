@@ -133,6 +133,7 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> Result<Ou
         handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
     let mut reports = Vec::new();
+    let mut errors = Vec::new();
     let mut next_at: Option<Timestamp> = None;
     results.sort_by(|a, b| a.0.cmp(&b.0));
     for (id, r) in results {
@@ -151,17 +152,34 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> Result<Ou
                 if scope.ids.is_some() {
                     return Err(e);
                 }
-                tracing::warn!("cannot check agent {id}: {e}");
+                errors.push((id, e));
             }
         }
+    }
+    checked_something(&reports, &errors)?;
+    for (id, e) in &errors {
+        tracing::warn!("cannot check agent {id}: {e}");
     }
     close_idle_alerts(spool, scope, &ids, &reports, open);
     Ok(Outcome { reports, next_at })
 }
 
-/// Closes (with a recovery) the open alerts of agents in scope that no longer run: stopped,
-/// never started, or removed. Each alert is claimed by a rename first, so that two passes never
-/// close one twice.
+/// A pass that checked nothing while there were agents to check (each skipped or failed: a
+/// read-only or full spool, another af-health holding them all) is no success: a system error
+/// with the first reason.
+fn checked_something(reports: &[Report], errors: &[(AgentId, Error)]) -> Result<()> {
+    let in_scope = reports.len() + errors.len();
+    if in_scope == 0 || reports.iter().any(|r| r.skipped.is_none()) {
+        return Ok(());
+    }
+    let why = match errors.first() {
+        Some((id, e)) => format!("{id}: {e}"),
+        None => "another af-health is checking them".into(),
+    };
+    let agents = if in_scope == 1 { "agent" } else { "agents" };
+    Err(Error::System(format!("checked none of {in_scope} {agents}: {why}")))
+}
+
 /// Removes the reply pipes an af-health killed with SIGKILL left behind (named
 /// `fifo.<pid>.<nanos>.<n>` by the fifodir).
 fn remove_dead_reply_pipes(spool: &Spool) {

@@ -1,18 +1,23 @@
-//! Garbage collection: reconciles the spool with tmux and the processes. Agents recorded as running
-//! whose supervisor is gone are marked failed and their orphans killed; AgentFlow sessions with no
-//! live agent are killed; leftovers of interrupted creates and removes are deleted. Sessions this
-//! spool did not create are never touched.
+//! Garbage collection: reconciles the whole spool with tmux and the processes. Agents recorded as
+//! running whose supervisor is gone are marked failed and their orphans killed; AgentFlow sessions
+//! with no live agent are killed; leftovers of interrupted creates and removes are deleted, and so
+//! are what killed senders and listeners left in the bus and the fifodirs (pipes, undelivered
+//! message files, half-made subscriptions: see af_spool::leftovers). Sessions this spool did not
+//! create are never touched. A dry run finds the same and changes nothing.
 
-use super::{Lifecycle, reap_orphans};
+use super::{Lifecycle, orphans, reap_orphans};
 use crate::procfs;
+use af_spool::leftovers::{self, Kind};
 use af_spool::record::{Event, Status};
 use af_spool::time::Timestamp;
 use af_spool::{AgentId, Result, eventlog};
 
-/// What a gc did.
+/// What a gc did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GcReport {
+    /// A dry run: nothing was changed, the counts say what would be.
+    pub dry_run: bool,
     /// Agents recorded live whose supervisor was gone, now failed.
     pub marked_failed: Vec<AgentId>,
     /// Stray AgentFlow sessions killed.
@@ -21,41 +26,62 @@ pub struct GcReport {
     pub killed_processes: usize,
     /// Leftovers of interrupted creates and removes deleted.
     pub removed_leftovers: usize,
+    /// Named pipes of dead listeners removed from the fifodirs.
+    pub removed_fifos: usize,
+    /// Message files dead senders left in queues' `tmp/` removed.
+    pub removed_tmp_files: usize,
+    /// Subscriptions half made (or half removed) by dead programs removed.
+    pub removed_subscriptions: usize,
 }
 
-/// Reconciles the spool with tmux and the processes; returns what it did.
-pub fn gc(ctx: &Lifecycle) -> Result<GcReport> {
-    let leftovers = remove_leftovers(ctx);
-    let mut failed = Vec::new();
-    let mut killed_processes = 0;
-    for id in ctx.spool.agent_ids()? {
-        let Ok(obs) = ctx.spool.observe(&id) else { continue };
-        if obs.state.status.is_live() && obs.status() == Status::Failed {
-            killed_processes += reap_orphans(ctx, &id, &obs);
-            let reason = obs.reason().unwrap_or_default();
-            ctx.spool.update_state(&id, |s| {
-                s.generation += 1;
-                s.status = Status::Failed;
-                s.reason = Some(format!("{} (marked failed by gc)", reason.trim_end_matches("; run af-spawn gc")));
-                s.pid = None;
-                s.wrap_pid = None;
-                s.stopped_at = Some(Timestamp::now());
-                s.failures += 1;
-                s.consecutive_failures += 1;
-            })?;
-            eventlog::record(
-                &ctx.spool,
-                Event::new("agent.failed", Some(&id), serde_json::json!({"reason": "supervisor gone", "by": "gc"})),
-            );
-            failed.push(id);
+/// Reconciles the spool with tmux and the processes; returns what it did. With `dry_run`,
+/// changes nothing and returns what it would do.
+pub fn gc(ctx: &Lifecycle, dry_run: bool) -> Result<GcReport> {
+    let mut report = GcReport { dry_run, ..GcReport::default() };
+    report.removed_leftovers = remove_leftovers(ctx, dry_run);
+    for left in leftovers::find(&ctx.spool, &procfs::alive) {
+        if dry_run || left.remove() {
+            match left.kind {
+                Kind::Fifo => report.removed_fifos += 1,
+                Kind::Tmp => report.removed_tmp_files += 1,
+                Kind::Subscription => report.removed_subscriptions += 1,
+            }
         }
     }
-    let sessions = kill_stray_sessions(ctx)?;
-    Ok(GcReport { marked_failed: failed, killed_sessions: sessions, killed_processes, removed_leftovers: leftovers })
+    for id in ctx.spool.agent_ids()? {
+        let Ok(obs) = ctx.spool.observe(&id) else { continue };
+        if !(obs.state.status.is_live() && obs.status() == Status::Failed) {
+            continue;
+        }
+        if dry_run {
+            report.killed_processes += orphans(ctx, &id).len();
+            report.marked_failed.push(id);
+            continue;
+        }
+        report.killed_processes += reap_orphans(ctx, &id, &obs);
+        let reason = obs.reason().unwrap_or_default();
+        ctx.spool.update_state(&id, |s| {
+            s.generation += 1;
+            s.status = Status::Failed;
+            s.reason = Some(format!("{} (marked failed by gc)", reason.trim_end_matches("; run af-spawn gc")));
+            s.pid = None;
+            s.wrap_pid = None;
+            s.stopped_at = Some(Timestamp::now());
+            s.failures += 1;
+            s.consecutive_failures += 1;
+        })?;
+        eventlog::record(
+            &ctx.spool,
+            Event::new("agent.failed", Some(&id), serde_json::json!({"reason": "supervisor gone", "by": "gc"})),
+        );
+        report.marked_failed.push(id);
+    }
+    report.killed_sessions = kill_stray_sessions(ctx, dry_run)?;
+    Ok(report)
 }
 
 /// AgentFlow sessions of this spool whose agent is gone or not live.
-fn kill_stray_sessions(ctx: &Lifecycle) -> Result<Vec<String>> {
+fn kill_stray_sessions(ctx: &Lifecycle, dry_run: bool) -> Result<Vec<String>> {
     let root = ctx.spool.root().display().to_string();
     let mut killed = Vec::new();
     for s in ctx.tmux.sessions()? {
@@ -68,7 +94,7 @@ fn kill_stray_sessions(ctx: &Lifecycle) -> Result<Vec<String>> {
             .and_then(|n| AgentId::new(n).ok())
             .and_then(|id| ctx.spool.observe(&id).ok())
             .is_some_and(|o| o.status().is_live());
-        if !live && ctx.tmux.kill_session(&s.name).is_ok() {
+        if !live && (dry_run || ctx.tmux.kill_session(&s.name).is_ok()) {
             killed.push(s.name);
         }
     }
@@ -77,7 +103,7 @@ fn kill_stray_sessions(ctx: &Lifecycle) -> Result<Vec<String>> {
 
 /// Hidden directories and files (`.new.*`, `.trash.*`, `.tmp.*`) left by a killed program: their
 /// names carry the writer's pid, and a dead writer's leftovers go.
-fn remove_leftovers(ctx: &Lifecycle) -> usize {
+fn remove_leftovers(ctx: &Lifecycle, dry_run: bool) -> usize {
     let mut removed = 0;
     let agents = ctx.spool.agents_dir();
     let mut dirs = vec![agents.clone()];
@@ -98,6 +124,10 @@ fn remove_leftovers(ctx: &Lifecycle) -> usize {
                 continue;
             }
             let path = e.path();
+            if dry_run {
+                removed += 1;
+                continue;
+            }
             let gone = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
             if gone.is_ok() {
                 removed += 1;

@@ -91,19 +91,28 @@ pub fn wait_until(
 /// identity (AF_AGENT_ID and AF_HOME in their environment), removes its cgroups and kills its tmux
 /// session if it is ours. Returns how many processes were killed.
 pub fn reap_orphans(ctx: &Lifecycle, id: &AgentId, obs: &Observed) -> usize {
-    let me = std::process::id();
-    let agent = format!("AF_AGENT_ID={id}");
-    let home = format!("AF_HOME={}", ctx.spool.root().display());
-    let mut killed = 0;
-    for p in procfs::all() {
-        if p.pid != me && p.state != 'Z' && procfs::environ_has(p.pid, &agent) && procfs::environ_has(p.pid, &home) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), nix::sys::signal::Signal::SIGKILL);
-            killed += 1;
-        }
+    let orphans = orphans(ctx, id);
+    for &pid in &orphans {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
     procfs::remove_cgroups(&obs.state.limits.cgroups);
     kill_our_session(ctx, id);
-    killed
+    orphans.len()
+}
+
+/// The live processes that carry the agent's identity (AF_AGENT_ID and AF_HOME in their
+/// environment), this one excepted.
+pub fn orphans(ctx: &Lifecycle, id: &AgentId) -> Vec<u32> {
+    let me = std::process::id();
+    let agent = format!("AF_AGENT_ID={id}");
+    let home = format!("AF_HOME={}", ctx.spool.root().display());
+    procfs::all()
+        .into_iter()
+        .filter(|p| {
+            p.pid != me && p.state != 'Z' && procfs::environ_has(p.pid, &agent) && procfs::environ_has(p.pid, &home)
+        })
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// Kills the agent's tmux session if it exists and belongs to this spool.

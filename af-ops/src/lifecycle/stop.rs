@@ -8,7 +8,9 @@ use af_spool::time::Timestamp;
 use af_spool::{AgentId, Error, Observed, Result, atomic, eventlog};
 use std::time::Duration;
 
-/// Stops one agent and waits until its supervisor is gone.
+/// Stops one agent and waits until its supervisor is gone. [`Error::Unrecorded`] when the agent
+/// stopped but its state could not be written (a full disk): the answer is about the agent, not
+/// about its bookkeeping.
 pub fn stop_one(ctx: &Lifecycle, id: &AgentId, force: bool, grace: Duration) -> Result<Observed> {
     let spool = &ctx.spool;
     let obs = spool.observe(id)?;
@@ -23,12 +25,17 @@ pub fn stop_one(ctx: &Lifecycle, id: &AgentId, force: bool, grace: Duration) -> 
         match control::send(spool, id, &envelope) {
             Ok(()) => {
                 let patience = grace + Duration::from_secs(10);
-                wait_until(ctx, id, &mut listener, patience, "stop", |o| {
-                    !o.supervisor_alive && !o.state.status.is_live()
+                // Done when af-wrap recorded the stop, or when it is gone without recording it
+                // (its write failed): then the agent is stopped all the same, and said so below.
+                let obs = wait_until(ctx, id, &mut listener, patience, "stop", |o| {
+                    !o.state.status.is_live() || !o.supervisor_alive
                 })?;
-                kill_our_session(ctx, id);
-                eventlog::record(spool, Event::new("agent.stopped", Some(id), serde_json::json!({"force": force})));
-                return spool.observe(id);
+                if !obs.state.status.is_live() {
+                    kill_our_session(ctx, id);
+                    eventlog::record(spool, Event::new("agent.stopped", Some(id), serde_json::json!({"force": force})));
+                    return spool.observe(id);
+                }
+                return stop_by_hand(ctx, id, force, "stopped by request (its supervisor could not record it)");
             }
             // The supervisor went away between our look and our request: clean up below.
             Err(Error::Conflict(_)) => {}
@@ -36,20 +43,58 @@ pub fn stop_one(ctx: &Lifecycle, id: &AgentId, force: bool, grace: Duration) -> 
         }
     }
     // No supervisor: a start that never came up, or one that died. Make it so by hand.
+    stop_by_hand(ctx, id, force, "stopped by request (its supervisor was gone)")
+}
+
+/// Finishes a stop without a supervisor: its session and orphans killed, then the state written.
+/// When that write fails but the agent's process group is dead, the agent is stopped and the
+/// error says that only its record is missing.
+fn stop_by_hand(ctx: &Lifecycle, id: &AgentId, force: bool, reason: &str) -> Result<Observed> {
+    let spool = &ctx.spool;
     kill_our_session(ctx, id);
     let obs = spool.observe(id)?;
     reap_orphans(ctx, id, &obs);
     // A new generation: an af-wrap still on its way for the old start finds its start gone.
-    spool.update_state(id, |s| {
+    let written = spool.update_state(id, |s| {
         s.generation += 1;
         s.status = Status::Stopped;
         s.pid = None;
         s.wrap_pid = None;
         s.stopped_at = Some(Timestamp::now());
-        s.reason = Some("stopped by request (its supervisor was gone)".into());
-    })?;
+        s.reason = Some(reason.into());
+    });
+    if let Err(e) = written {
+        if !group_gone(obs.state.pid) {
+            return Err(e);
+        }
+        let cause = match &e {
+            Error::Io { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        return Err(Error::Unrecorded(format!(
+            "agent '{id}' stopped, but its state {} could not be written: {cause} (make room, then run af-spawn stop {id} to record it)",
+            spool.state_path(id).display()
+        )));
+    }
     eventlog::record(spool, Event::new("agent.stopped", Some(id), serde_json::json!({"force": force})));
     spool.observe(id)
+}
+
+/// Whether the agent's process group (led by its recorded pid) has no process left; waits a
+/// moment for the ones just killed to go.
+fn group_gone(leader: Option<u32>) -> bool {
+    let Some(pid) = leader else { return true };
+    let group = nix::unistd::Pid::from_raw(pid as i32);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        if nix::sys::signal::killpg(group, None) == Err(nix::errno::Errno::ESRCH) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Pauses (`pause` true) or resumes an agent; returns its status after.

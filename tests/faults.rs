@@ -1,0 +1,188 @@
+//! A full disk and a read-only spool (a small tmpfs as AF_HOME) change nothing, and gc reconciles
+//! the whole spool: a batch is all or nothing, a stop reports what happened to the agent, a failed
+//! subscribe leaves nothing half-made, a health pass that checked nothing fails, and gc removes
+//! what killed writers left behind.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use util::tmpfs::Tmpfs;
+use util::{Env, alive, wait_for};
+
+/// The names in a directory (none when it does not exist).
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A pid that was alive a moment ago and is not now.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().expect("running true");
+    let pid = child.id();
+    child.wait().expect("waiting for true");
+    pid
+}
+
+#[test]
+fn a_batch_on_a_full_disk_queues_nothing_and_a_retry_queues_each_once() {
+    let env = Env::new();
+    let Some(disk) = Tmpfs::mount(&env, "8m") else { return };
+    env.ok("af-bus", &["send", "--to", "pool:p", "0"]);
+    let queue = env.home.join("bus/pool/p");
+    let first = names(&queue.join("new"));
+    assert_eq!(first.len(), 1);
+    std::fs::remove_file(queue.join("new").join(&first[0])).unwrap();
+    // Room for a few dozen messages, not for a thousand.
+    disk.fill();
+    disk.free(100 * 1024);
+    let input: String = (0..1000).map(|n| format!("{n}\n")).collect();
+    let err = env.fails("af-bus", &["send", "--batch", "--to", "pool:p"], Some(&input), 111);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(names(&queue.join("new")), Vec::<String>::new(), "a failed batch queues nothing");
+    assert_eq!(names(&queue.join("tmp")), Vec::<String>::new(), "and leaves nothing staged");
+    // Space back, the same batch again, by the same program: each message exactly once.
+    disk.free_all();
+    let ids = env.ok_in("af-bus", &["send", "--batch", "--to", "pool:p"], Some(&input));
+    assert_eq!(ids.lines().count(), 1000);
+    let mut seen: BTreeMap<i64, usize> = BTreeMap::new();
+    for name in names(&queue.join("new")) {
+        let m: serde_json::Value = serde_json::from_str(&util::read(&queue.join("new").join(name))).unwrap();
+        *seen.entry(m["payload"].as_i64().unwrap()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 1000, "every message queued");
+    assert!(seen.values().all(|&n| n == 1), "none twice");
+}
+
+#[test]
+fn stop_on_a_full_disk_says_the_agent_stopped() {
+    let env = Env::new();
+    let Some(disk) = Tmpfs::mount(&env, "2m") else { return };
+    env.worker("w1", "sleep 300");
+    let pid = env.show("w1")["state"]["pid"].as_u64().unwrap() as u32;
+    disk.fill();
+    let out = env.run("af-spawn", &["stop", "--timeout", "2", "w1"], None);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(111), "not a timeout: {}", util::describe(&out));
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("stopped") && err.contains("state.json"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!alive(pid), "the agent's process is gone");
+    // Once there is room again, a second stop records it.
+    disk.free_all();
+    env.ok("af-spawn", &["stop", "w1"]);
+    assert_eq!(env.status("w1"), "stopped");
+}
+
+#[test]
+fn a_failed_subscribe_leaves_nothing_half_made() {
+    let env = Env::new();
+    let Some(disk) = Tmpfs::mount(&env, "2m") else { return };
+    env.ok("af-bus", &["subscribe", "first", "--topic", "tasks.*"]);
+    disk.fill();
+    let err = env.fails("af-bus", &["subscribe", "second", "--topic", "tasks.*"], None, 111);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(names(&env.home.join("bus/sub")), vec!["first".to_owned()], "no .sub.* left");
+    disk.free_all();
+    env.ok("af-bus", &["subscribe", "second", "--topic", "tasks.*"]);
+}
+
+#[test]
+fn a_health_check_on_a_read_only_spool_fails() {
+    let env = Env::new();
+    let Some(disk) = Tmpfs::mount(&env, "2m") else { return };
+    env.create(r#"{"id":"h1","type":"worker","projectId":"p"}"#);
+    env.create(r#"{"id":"h2","type":"worker","projectId":"p"}"#);
+    env.ok("af-health", &["check"]);
+    disk.remount(true);
+    let err = env.fails("af-health", &["check"], None, 111);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(err.contains("checked none of 2 agents"), "{err}");
+    let msg = env.fails("af-health", &["check", "--json"], None, 111);
+    assert!(msg.contains("Read-only file system"), "{msg}");
+    disk.remount(false);
+    env.ok("af-health", &["check"]);
+}
+
+#[test]
+fn a_health_check_of_no_agents_is_still_fine() {
+    let env = Env::new();
+    env.ok("af-health", &["check"]);
+}
+
+#[test]
+fn gc_removes_what_dead_writers_left_and_dry_run_removes_nothing() {
+    let env = Env::new();
+    env.create(r#"{"id":"g1","type":"worker","projectId":"p"}"#);
+    env.ok("af-bus", &["send", "--to", "g1", "1"]);
+    env.ok("af-bus", &["send", "--to", "pool:p", "1"]);
+    env.ok("af-bus", &["subscribe", "s1", "--topic", "tasks.*"]);
+    // A listener killed while it waited: its pipe stays in the queue's fifodir.
+    let mut recv = env.cmd("af-bus");
+    recv.args(["recv", "--wait", "s1"]).stdout(std::process::Stdio::null());
+    let mut recv = recv.spawn().unwrap();
+    wait_for("the receiver to wait", Duration::from_secs(10), || env.waits(recv.id()));
+    recv.kill().unwrap();
+    recv.wait().unwrap();
+    // What writers killed half-way leave: hidden names that carry their pid.
+    let dead = dead_pid();
+    let me = std::process::id();
+    let fifo = |dir: &Path, pid: u32| {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(format!(".fifo.{pid}.12345.0"));
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        p
+    };
+    let file = |dir: &Path, name: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, b"{\"half\":").unwrap();
+        p
+    };
+    let home = &env.home;
+    let garbage = [
+        fifo(&home.join("events.d"), dead),
+        fifo(&home.join("agents/g1/notify.d"), dead),
+        fifo(&home.join("agents/g1/inbox/notify.d"), dead),
+        fifo(&home.join("bus/pool/p/notify.d"), dead),
+        file(&home.join("agents/g1/inbox/tmp"), format!(".m.{dead}.1.0")),
+        file(&home.join("bus/pool/p/tmp"), format!(".m.{dead}.2.0")),
+        file(&home.join("bus/sub/s1/tmp"), format!(".m.{dead}.3.0")),
+    ];
+    let half_sub = home.join(format!("bus/sub/.sub.{dead}.4.0"));
+    std::fs::create_dir_all(half_sub.join("tmp")).unwrap();
+    // A live writer's are kept.
+    let kept = [fifo(&home.join("events.d"), me), file(&home.join("bus/pool/p/tmp"), format!(".m.{me}.5.0"))];
+    let listener_pipes = || names(&home.join("bus/sub/s1/notify.d"));
+    assert_eq!(listener_pipes().len(), 1, "the killed listener's pipe");
+
+    let dry = env.json("af-spawn", &["gc", "--dry-run"]);
+    assert_eq!(dry["dryRun"], true, "{dry}");
+    assert_eq!(dry["removedFifos"], 5, "{dry}");
+    assert_eq!(dry["removedTmpFiles"], 3, "{dry}");
+    assert_eq!(dry["removedSubscriptions"], 1, "{dry}");
+    for p in garbage.iter().chain(&kept) {
+        assert!(p.exists(), "--dry-run removes nothing: {}", p.display());
+    }
+    assert!(half_sub.exists());
+    assert_eq!(listener_pipes().len(), 1);
+
+    let done = env.json("af-spawn", &["gc"]);
+    assert_eq!(done["dryRun"], false, "{done}");
+    assert_eq!((done["removedFifos"].clone(), done["removedTmpFiles"].clone()), (5.into(), 3.into()), "{done}");
+    assert_eq!(done["removedSubscriptions"], 1, "{done}");
+    for p in &garbage {
+        assert!(!p.exists(), "gc removes {}", p.display());
+    }
+    assert!(!half_sub.exists());
+    assert!(listener_pipes().is_empty());
+    for p in &kept {
+        assert!(p.exists(), "a live writer's file is kept: {}", p.display());
+    }
+    // The queues still work.
+    env.ok("af-bus", &["recv", "g1"]);
+    assert_eq!(env.json("af-spawn", &["gc"])["removedFifos"], 0);
+}
