@@ -3,6 +3,7 @@
 //! (fifodirs). Every AgentFlow program reads and writes the spool through this crate.
 
 pub mod atomic;
+pub mod beneath;
 pub mod bus;
 pub mod checkpoint;
 pub mod claude;
