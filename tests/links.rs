@@ -137,6 +137,27 @@ fn an_agents_logs_records_and_fifodir_are_never_written_through_a_link() {
 }
 
 #[test]
+fn the_control_pipe_is_written_only_when_it_is_a_pipe() {
+    let env = Env::new();
+    let out = outside(&env);
+    env.worker("w1", "sleep 300");
+    util::wait_for("w1 running", Duration::from_secs(20), || env.status("w1") == "running");
+    let agent = env.home.join("agents/w1");
+    // The control pipe replaced by a link, then by a regular file: requests are not written there.
+    let control = agent.join("control");
+    std::fs::rename(&control, agent.join("control.real")).unwrap();
+    symlink(out.join("canary"), &control).unwrap();
+    let _ = env.run("af-spawn", &["pause", "w1"], None);
+    assert_untouched(&out, &[]);
+    std::fs::remove_file(&control).unwrap();
+    std::fs::write(&control, b"regular\n").unwrap();
+    let _ = env.run("af-spawn", &["pause", "w1"], None);
+    assert_eq!(std::fs::read(&control).unwrap(), b"regular\n", "a request was written into a regular file");
+    std::fs::rename(agent.join("control.real"), &control).unwrap();
+    env.ok("af-spawn", &["stop", "w1"]);
+}
+
+#[test]
 fn a_queue_or_subscription_behind_a_link_is_refused() {
     let env = Env::new();
     env.ok("af-spawn", &["ls"]);
