@@ -11,8 +11,9 @@
 //!
 //! The root itself may be a symlink the user chose (`AF_HOME=/some/link`): [`crate::Spool::open`]
 //! resolves it once, checks its ownership and mode, and registers the resolved path here. Paths
-//! outside every registered root (an agent's workdir, a test's scratch directory) are opened as
-//! before, with only the last component refused when it is a symlink.
+//! outside every registered root (an agent's workdir, `~/.claude`, a test's scratch directory)
+//! are opened as before, their directories as the path says, with only the file itself refused
+//! when it is a symlink.
 
 use crate::error::{Error, Result};
 use nix::errno::Errno;
@@ -108,13 +109,13 @@ fn walk(root: &Path, rest: &Path, create: bool) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Opens the directory `dir`: beneath a spool root by a walk that follows no symlink, elsewhere
-/// refusing only a symlink at `dir` itself.
+/// Opens the directory `dir`: beneath a spool root by a walk that follows no symlink; elsewhere
+/// (the user's own directories, such as a workdir or `~/.claude`, where links are the user's
+/// choice) as the path says.
 pub fn open_dir(dir: &Path) -> Result<OwnedFd> {
     match split(dir) {
         Some((root, rest)) => walk(&root, &rest, false),
-        None => open_plain(dir, DIR_FLAGS | OFlag::O_NOFOLLOW, Mode::empty())
-            .map_err(|e| open_error("open directory", dir, None, e)),
+        None => open_plain(dir, DIR_FLAGS, Mode::empty()).map_err(|e| open_error("open directory", dir, None, e)),
     }
 }
 
