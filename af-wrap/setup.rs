@@ -24,7 +24,7 @@ pub fn run_once(
         return Ok(());
     }
     let log_path = spool.wrap_log_path(id);
-    let open = || std::fs::OpenOptions::new().append(true).create(true).open(&log_path);
+    let open = || af_spool::beneath::open_append(&log_path);
     let (mut log, out, err) = match (open(), open(), open()) {
         (Ok(a), Ok(b), Ok(c)) => (a, b, c),
         _ => return Err(format!("cannot open the agent's log {}", log_path.display())),

@@ -20,7 +20,8 @@ use nix::unistd::Pid;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,17 +213,22 @@ fn install_signals() -> std::io::Result<Signals> {
 fn open_control(spool: &Spool, id: &AgentId) -> anyhow::Result<(File, File)> {
     let path = spool.control_path(id);
     let dir = spool.agent_dir(id);
-    let hidden = dir.join(atomic::unique_name("control"));
-    nix::unistd::mkfifo(&hidden, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .with_context(|| format!("creating named pipe {}", hidden.display()))?;
-    std::fs::rename(&hidden, &path).with_context(|| format!("renaming named pipe to {}", path.display()))?;
+    // Made and renamed within the agent's directory, reached without following a symlink.
+    let dirfd = af_spool::beneath::open_dir(&dir)?;
+    let name = path.file_name().context("the control pipe's path names no file")?;
+    let hidden_name = atomic::unique_name("control");
+    let hidden = dir.join(&hidden_name);
+    nix::unistd::mkfifoat(
+        Some(dirfd.as_raw_fd()),
+        hidden_name.as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .with_context(|| format!("creating named pipe {}", hidden.display()))?;
+    nix::fcntl::renameat(Some(dirfd.as_raw_fd()), hidden_name.as_str(), Some(dirfd.as_raw_fd()), name)
+        .with_context(|| format!("renaming named pipe to {}", path.display()))?;
+    // Only the named pipe we made, never through a symlink (see af_spool::beneath).
     let open = |write: bool| {
-        std::fs::OpenOptions::new()
-            .read(!write)
-            .write(write)
-            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-            .open(&path)
-            .with_context(|| format!("opening control pipe {}", path.display()))
+        af_spool::beneath::open_fifo(&path, write).with_context(|| format!("opening control pipe {}", path.display()))
     };
     let reader = open(false)?;
     Ok((reader, open(true)?))
@@ -589,10 +595,8 @@ impl Supervisor<'_> {
         }
         let Ok(mut line) = serde_json::to_vec(reply) else { return };
         line.push(b'\n');
-        let opened = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-            .open(path);
+        // Checked again on the descriptor itself: the lstat above can be raced.
+        let opened = af_spool::beneath::open_fifo(path, true);
         if let Ok(mut pipe) = opened {
             let _ = pipe.write_all(&line);
         }

@@ -16,7 +16,7 @@ use af_spool::{AgentId, Spool, atomic};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::collections::HashSet;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::BorrowedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -223,11 +223,17 @@ impl Tasks {
             (_, Some(cmd)) => (cmd.clone(), true),
             _ => return Err("the task has no command and the agent has no taskCommand".into()),
         };
-        let create = |p: &PathBuf| std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()));
+        // Never through a symlink planted in the task's directory (see af_spool::beneath).
+        let create = |p: &PathBuf| {
+            let flags = nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_TRUNC;
+            af_spool::beneath::open(p, flags, 0o600, "create").map_err(|e| e.to_string())
+        };
         let stdin = if stdin_task {
-            std::fs::write(&r.files[0], serde_json::to_vec(&r.message).unwrap_or_default())
+            let mut f = create(&r.files[0])?;
+            f.write_all(&serde_json::to_vec(&r.message).unwrap_or_default())
+                .and_then(|()| f.rewind())
                 .map_err(|e| format!("cannot write {}: {e}", r.files[0].display()))?;
-            Stdio::from(std::fs::File::open(&r.files[0]).map_err(|e| e.to_string())?)
+            Stdio::from(f)
         } else {
             Stdio::null()
         };

@@ -113,10 +113,25 @@ fn log_max_bytes() -> u64 {
     std::env::var("AF_LOG_MAX_BYTES").ok().and_then(|v| af_spool::human::parse_size(&v).ok()).unwrap_or(1 << 20)
 }
 
-/// Opens a log file for appending, rotating it first when it is over the size cap.
+/// Opens a log file for appending, rotating it first when it is over the size cap; never through
+/// a symlink (a refusal is said on stderr, and the program logs there only; a read-only or full
+/// disk is not).
 fn open_log(path: &Path) -> Option<std::fs::File> {
     af_spool::logfile::rotate_if_larger(path, log_max_bytes(), af_spool::logfile::KEEP);
-    std::fs::OpenOptions::new().append(true).create(true).open(path).ok()
+    match af_spool::beneath::open_append(path) {
+        Ok(f) => Some(f),
+        // A read-only or full disk is the program's own error to report, in its one line; a
+        // refused link or a FIFO at the log is worth a word of its own.
+        Err(af_spool::Error::Io { source, .. })
+            if matches!(source.raw_os_error(), Some(nix::libc::EROFS | nix::libc::ENOSPC | nix::libc::EDQUOT)) =>
+        {
+            None
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "{}: not logging to a file: {e}", program_name());
+            None
+        }
+    }
 }
 
 type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
@@ -149,7 +164,11 @@ pub fn init_logging(file: Option<&Path>) {
         }
         None => {
             layers.push(layer(std::io::stderr, json, true, chosen.unwrap_or(LevelFilter::WARN)));
-            let dir = af_spool::Spool::default_root().ok().filter(|r| r.is_dir()).map(|r| r.join("log"));
+            // Only in a spool that exists and passes Spool::open's checks of its ownership and mode,
+            // made before anything in it is opened; a spool that fails them is refused by the
+            // program itself, with its own error.
+            let root = af_spool::Spool::default_root().ok().filter(|r| r.is_dir());
+            let dir = root.and_then(|r| af_spool::Spool::check_root(&r, false).ok()).map(|r| r.join("log"));
             if let Some(dir) = dir.filter(|d| af_spool::atomic::create_dir(d).is_ok()) {
                 if let Some(f) = open_log(&dir.join(format!("{}.log", program_name()))) {
                     layers.push(layer(std::sync::Mutex::new(f), json, false, chosen.unwrap_or(LevelFilter::INFO)));

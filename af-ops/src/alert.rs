@@ -112,7 +112,7 @@ pub fn run_hooks(spool: &Spool, alert: &Alert, hooks: Hooks) {
     let Ok(mut input) = serde_json::to_vec(alert) else { return };
     input.push(b'\n');
     let _ = atomic::create_dir(&spool.log_dir());
-    let log = std::fs::OpenOptions::new().append(true).create(true).open(spool.log_dir().join("alert.d.log")).ok();
+    let log = af_spool::beneath::open_append(&spool.log_dir().join("alert.d.log")).ok();
     let mut children = Vec::new();
     for p in programs {
         match start_hook(&p, &input, log.as_ref()) {

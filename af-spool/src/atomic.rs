@@ -1,10 +1,13 @@
 //! Atomic record writes: a temporary file in the same directory, fsync, rename into place, and
 //! (for durable writes) fsync of the directory. No reader ever sees half a record.
 
+use crate::beneath;
 use crate::error::{Error, Result};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use nix::fcntl::OFlag;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,18 +34,26 @@ pub fn unique_name(prefix: &str) -> String {
     format!(".{prefix}.{}.{nanos}.{n}", std::process::id())
 }
 
-/// Writes `bytes` to `path` atomically, mode 0600.
+/// Writes `bytes` to `path` atomically, mode 0600. The temporary file is created and renamed
+/// within the directory's descriptor, reached without following a symlink (see
+/// [`crate::beneath`]), so a planted link can neither redirect the write nor be written through.
 pub fn write(path: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
     let dir = path.parent().ok_or_else(|| Error::Invalid(format!("{} has no directory", path.display())))?;
-    let tmp = dir.join(unique_name("tmp"));
-    let result = write_tmp(&tmp, bytes, durability)
-        .and_then(|()| fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e)));
+    let name = path.file_name().ok_or_else(|| Error::Invalid(format!("{} names no file", path.display())))?;
+    let dirfd = beneath::open_dir(dir)?;
+    let tmp_name = unique_name("tmp");
+    let tmp = dir.join(&tmp_name);
+    let result = write_tmp(&dirfd, &tmp, bytes, durability).and_then(|()| {
+        nix::fcntl::renameat(Some(dirfd.as_raw_fd()), tmp_name.as_str(), Some(dirfd.as_raw_fd()), name)
+            .map_err(|e| Error::io("rename into", path, e.into()))
+    });
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ =
+            nix::unistd::unlinkat(Some(dirfd.as_raw_fd()), tmp_name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
     result?;
     if durability == Durability::Durable {
-        sync_dir(dir)?;
+        nix::unistd::fsync(dirfd.as_raw_fd()).map_err(|e| Error::io("fsync directory", dir, e.into()))?;
     }
     Ok(())
 }
@@ -55,13 +66,17 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T, durability: Durab
     write(path, &bytes, durability)
 }
 
-fn write_tmp(tmp: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)
-        .map_err(|e| Error::io("create", tmp, e))?;
+fn write_tmp(dirfd: &std::os::fd::OwnedFd, tmp: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
+    let name = tmp.file_name().map(Path::new).unwrap_or(tmp);
+    let fd = nix::fcntl::openat(
+        Some(dirfd.as_raw_fd()),
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| Error::io("create", tmp, e.into()))?;
+    // SAFETY: openat just returned this descriptor, and nothing else owns it.
+    let mut f = unsafe { File::from_raw_fd(fd) };
     // The mode given to open is filtered by the umask; make it exact.
     f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| Error::io("chmod", tmp, e))?;
     f.write_all(bytes).map_err(|e| Error::io("write", tmp, e))?;
@@ -73,36 +88,25 @@ fn write_tmp(tmp: &Path, bytes: &[u8], durability: Durability) -> Result<()> {
 
 /// fsyncs a directory, so that renames and creations in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
+    let fd = beneath::open_dir(dir)?;
+    nix::unistd::fsync(fd.as_raw_fd()).map_err(|e| Error::io("fsync directory", dir, e.into()))
 }
 
-/// Creates a directory (and its parents) with mode 0700, whatever the umask.
+/// Creates a directory (and its parents) with mode 0700, whatever the umask; beneath the spool's
+/// root, never through a symlink (see [`crate::beneath`]).
 pub fn create_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        if !parent.as_os_str().is_empty() && !parent.is_dir() {
-            create_dir(parent)?;
-        }
-    }
-    match fs::create_dir(dir) {
-        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io("chmod", dir, e)),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io("create directory", dir, e)),
-    }
+    beneath::create_dir(dir)
 }
 
-/// Reads a JSON record. `Ok(None)` when the file does not exist; [`Error::Corrupt`] (a system
-/// failure, not the caller's input) when it does not parse.
+/// Reads a JSON record, never through a symlink. `Ok(None)` when the file does not exist;
+/// [`Error::Corrupt`] (a system failure, not the caller's input) when it does not parse.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Corrupt { path: path.to_path_buf(), detail: e.to_string() }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path, e)),
-    }
+    let Some(mut f) = beneath::open_read(path)? else { return Ok(None) };
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| Error::io("read", path, e))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Corrupt { path: path.to_path_buf(), detail: e.to_string() })
 }
 
 /// A path beside `path` with `suffix` appended to the file name.

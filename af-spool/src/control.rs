@@ -9,7 +9,6 @@ use crate::id::AgentId;
 use crate::spool::Spool;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -74,16 +73,14 @@ pub fn send(spool: &Spool, agent: &AgentId, envelope: &Envelope) -> Result<()> {
     let path = spool.control_path(agent);
     let mut line = serde_json::to_vec(envelope).map_err(|e| Error::Invalid(format!("cannot encode request: {e}")))?;
     line.push(b'\n');
-    let mut pipe = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(nix::libc::ENXIO) | Some(nix::libc::ENOENT) => {
-                Error::Conflict(format!("agent '{agent}' has no running supervisor"))
-            }
-            _ => Error::io("open control pipe", &path, e),
-        })?;
+    // Only a named pipe, never through a symlink: a file planted there is refused unwritten.
+    let mut pipe = crate::beneath::open_fifo(&path, true).map_err(|e| match e.raw_os_error() {
+        Some(nix::libc::ENXIO) | Some(nix::libc::ENOENT) => {
+            Error::Conflict(format!("agent '{agent}' has no running supervisor"))
+        }
+        Some(nix::libc::ELOOP) => crate::beneath::refuse_link(&path),
+        _ => Error::io("open control pipe", &path, e),
+    })?;
     pipe.write_all(&line).map_err(|e| Error::io("write control pipe", &path, e))
 }
 

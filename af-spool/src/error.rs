@@ -124,6 +124,10 @@ impl std::fmt::Display for Error {
             Error::Corrupt { path, detail } => {
                 write!(f, "corrupt record {}: {detail} (repair or remove it)", path.display())
             }
+            // ELOOP: an open without following symlinks met one (see crate::beneath).
+            Error::Io { path, source, .. } if source.raw_os_error() == Some(nix::libc::ELOOP) => {
+                write!(f, "refusing to follow a symbolic link at {}", path.display())
+            }
             Error::Io { action, path, source } => write!(f, "cannot {action} {}: {source}", path.display()),
         }
     }

@@ -32,7 +32,6 @@ use crate::record::Event;
 use crate::spool::Spool;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -137,11 +136,5 @@ fn write_line(spool: &Spool, line: &[u8], limits: Limits) -> Result<()> {
 
 /// Opens the live file for appending, creating it 0600, never through a symlink.
 fn open_append(path: &Path) -> Result<File> {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| Error::io("open", path, e))
+    crate::beneath::open_append(path)
 }

@@ -11,10 +11,9 @@ use crate::error::{Error, Result};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -172,16 +171,18 @@ impl Fifodir {
                     Err(_) => {}
                 },
                 Err(e) if e.raw_os_error() == Some(Errno::ENXIO as i32) => remove_dead(&path),
-                Err(_) => {}
+                Err(e) => tracing::warn!(path = %path.display(), "not waking {e}"),
             }
         }
         woken
     }
 }
 
-/// Opens a named pipe without blocking: for writing, ENXIO tells that nobody reads it.
+/// Opens a named pipe without blocking: for writing, ENXIO tells that nobody reads it. Only a
+/// named pipe, and never through a symlink: anything else planted in the fifodir is refused
+/// unwritten (see [`crate::beneath::open_fifo`]).
 fn open_nonblocking(path: &Path, write: bool) -> std::io::Result<File> {
-    OpenOptions::new().read(!write).write(write).custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC).open(path)
+    crate::beneath::open_fifo(path, write)
 }
 
 fn remove_dead(path: &Path) {

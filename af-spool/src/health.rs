@@ -22,7 +22,6 @@ use crate::spool::Spool;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// How far a history file grows before it is rotated (one old generation is kept).
@@ -301,16 +300,12 @@ pub fn new_alert_id(agent: &AgentId, check: &str, at: Timestamp) -> String {
 pub fn append_line<T: Serialize>(path: &Path, value: &T, max_bytes: u64) -> Result<()> {
     let mut line = serde_json::to_vec(value).map_err(|e| Error::Invalid(format!("cannot serialize: {e}")))?;
     line.push(b'\n');
-    if std::fs::metadata(path).is_ok_and(|m| m.len() + line.len() as u64 > max_bytes) {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.len() + line.len() as u64 > max_bytes) {
         let old = atomic::sibling(path, ".1");
         std::fs::rename(path, &old).map_err(|e| Error::io("rotate", path, e))?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io("open", path, e))?;
+    // Never through a symlink (see crate::beneath).
+    let mut f = crate::beneath::open_append(path)?;
     f.write_all(&line).map_err(|e| Error::io("append to", path, e))
 }
 

@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod batch;
+pub mod beneath;
 pub mod bus;
 pub mod checkpoint;
 pub mod claude;

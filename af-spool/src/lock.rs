@@ -4,8 +4,7 @@
 use crate::atomic;
 use crate::error::{Error, Result};
 use fs2::FileExt;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::Path;
 
 /// A held exclusive lock; released on drop or at process exit.
@@ -18,14 +17,8 @@ fn open(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent() {
         atomic::create_dir(dir)?;
     }
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io("open lock", path, e))
+    // Never through a symlink: a planted link must not make us create or lock a file elsewhere.
+    crate::beneath::open(path, nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CREAT, 0o600, "open lock")
 }
 
 impl Lock {
@@ -77,7 +70,7 @@ impl Lock {
     /// Whether someone holds the lock at `path` (a missing file means nobody does). It takes the
     /// lock shared for an instant to find out.
     pub fn is_held(path: &Path) -> bool {
-        let Ok(file) = File::open(path) else { return false };
+        let Ok(Some(file)) = crate::beneath::open_read(path) else { return false };
         match FileExt::try_lock_shared(&file) {
             Ok(()) => {
                 let _ = FileExt::unlock(&file);

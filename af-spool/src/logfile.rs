@@ -11,7 +11,7 @@ fn generation(path: &Path, n: usize) -> PathBuf {
 
 /// Rotates `path` by renaming when it is larger than `max_bytes`: for files the writer reopens.
 pub fn rotate_if_larger(path: &Path, max_bytes: u64, keep: usize) -> bool {
-    if std::fs::metadata(path).map_or(true, |m| m.len() <= max_bytes) {
+    if std::fs::symlink_metadata(path).map_or(true, |m| !m.is_file() || m.len() <= max_bytes) {
         return false;
     }
     for n in (1..keep).rev() {
@@ -24,11 +24,27 @@ pub fn rotate_if_larger(path: &Path, max_bytes: u64, keep: usize) -> bool {
 /// appending to (O_APPEND writers go on at the new end). Lines written between the copy and the
 /// truncation are lost; that is the price of not restarting the writer.
 pub fn copy_truncate_if_larger(path: &Path, max_bytes: u64) -> bool {
-    if std::fs::metadata(path).map_or(true, |m| m.len() <= max_bytes) {
+    // Never through a symlink: the file is opened once, without following one, and copied from
+    // and truncated through that descriptor.
+    let Ok(Some(mut from)) = crate::beneath::open_read(path) else { return false };
+    if from.metadata().map_or(true, |m| !m.is_file() || m.len() <= max_bytes) {
         return false;
     }
-    let copied = std::fs::copy(path, generation(path, 1)).is_ok();
-    copied && std::fs::OpenOptions::new().write(true).open(path).and_then(|f| f.set_len(0)).is_ok()
+    let mut copy = || -> crate::Result<()> {
+        let to = generation(path, 1);
+        let tmp = crate::atomic::sibling(&to, ".tmp");
+        let _ = std::fs::remove_file(&tmp);
+        let mut out = crate::beneath::open(
+            &tmp,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL,
+            0o600,
+            "create",
+        )?;
+        std::io::copy(&mut from, &mut out).map_err(|e| crate::Error::io("copy", path, e))?;
+        std::fs::rename(&tmp, &to).map_err(|e| crate::Error::io("rename", &to, e))
+    };
+    let truncate = || crate::beneath::open(path, nix::fcntl::OFlag::O_WRONLY, 0, "open").map(|f| f.set_len(0).is_ok());
+    copy().is_ok() && truncate().is_ok_and(|t| t)
 }
 
 #[cfg(test)]

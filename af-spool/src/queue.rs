@@ -22,7 +22,7 @@ use crate::time::Timestamp;
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -590,7 +590,9 @@ impl Staged {
 }
 
 fn open_new(path: &Path) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(nix::libc::O_CLOEXEC).open(path)
+    // Never through a symlink, the queue's own directories included (see crate::beneath).
+    let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL;
+    crate::beneath::open(path, flags, 0o600, "create").map_err(crate::beneath::into_io)
 }
 
 /// Renames `from` to `to`; false when `from` is gone (someone else moved it first).

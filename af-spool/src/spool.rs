@@ -75,15 +75,33 @@ impl Spool {
     }
 
     /// Opens (creating if needed, mode 0700) the spool at `root`. Refuses a root owned by another
-    /// user or writable by group or others, since anyone who can write it can run code as us.
+    /// user or writable by group or others, since anyone who can write it can run code as us, and
+    /// checks that before it opens or creates anything in it. The root may be a symlink the user
+    /// chose: it is resolved here, once, and everything beneath it is then reached without
+    /// following any symlink (see [`crate::beneath`]).
     pub fn open(root: &Path) -> Result<Self> {
+        let root = Self::check_root(root, true)?;
+        let spool = Spool { root };
+        atomic::create_dir(&spool.agents_dir())?;
+        Ok(spool)
+    }
+
+    /// Resolves the root (creating it, mode 0700, when `create`), checks its ownership and mode,
+    /// and registers it with [`crate::beneath`]; creates nothing in it. Returns the resolved root.
+    pub fn check_root(root: &Path, create: bool) -> Result<PathBuf> {
         let root = if root.is_absolute() {
             root.to_path_buf()
         } else {
             std::env::current_dir().map_err(|e| Error::io("read current directory for", root, e))?.join(root)
         };
-        atomic::create_dir(&root)?;
+        if create {
+            atomic::create_dir(&root)?;
+        }
+        let root = root.canonicalize().map_err(|e| Error::io("resolve", &root, e))?;
         let meta = std::fs::metadata(&root).map_err(|e| Error::io("stat", &root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::Conflict(format!("spool {} is not a directory; use another AF_HOME", root.display())));
+        }
         let uid = nix::unistd::geteuid().as_raw();
         if meta.uid() != uid {
             return Err(Error::Conflict(format!(
@@ -99,9 +117,8 @@ impl Spool {
                 root.display()
             )));
         }
-        let spool = Spool { root };
-        atomic::create_dir(&spool.agents_dir())?;
-        Ok(spool)
+        crate::beneath::register_root(&root);
+        Ok(root)
     }
 
     /// The root directory.

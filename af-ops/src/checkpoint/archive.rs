@@ -70,9 +70,19 @@ fn check(dir: &Path, spool: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Archives `dir` into `file`; returns the archive's size.
+/// Archives `dir` into `file`, mode 0600 whatever the umask (tar runs with the user's umask, for
+/// the files it extracts); returns the archive's size.
 pub fn create(dir: &Path, file: &Path, spool: &Path) -> Result<u64> {
     check(dir, spool)?;
+    // Made by us first, 0600 and never through a symlink: tar then writes into the file that is
+    // there, whose mode an open does not change.
+    let made = af_spool::beneath::open(
+        file,
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_TRUNC,
+        0o600,
+        "create",
+    )?;
+    made.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::io("chmod", file, e))?;
     let mut args: Vec<std::ffi::OsString> = vec!["-C".into(), dir.into(), "-czf".into(), file.into()];
     if let Some(rel) = spool_inside(dir, spool) {
         let mut ex = std::ffi::OsString::from("--exclude=./");
@@ -82,7 +92,14 @@ pub fn create(dir: &Path, file: &Path, spool: &Path) -> Result<u64> {
     args.push(".".into());
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     tar(&refs, "archive the working tree")?;
-    Ok(std::fs::metadata(file).map_err(|e| Error::io("stat", file, e))?.len())
+    // Whatever tar did with the file, it ends up 0600.
+    made.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::io("chmod", file, e))?;
+    let meta = std::fs::symlink_metadata(file).map_err(|e| Error::io("stat", file, e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        let again = af_spool::beneath::open(file, nix::fcntl::OFlag::O_RDONLY, 0, "open")?;
+        again.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::io("chmod", file, e))?;
+    }
+    Ok(meta.len())
 }
 
 /// Makes `dir` exactly the archive's tree: everything in it is removed, then the archive is

@@ -28,8 +28,10 @@ pub fn commands(spool: &Spool, tmux: &Tmux, config: &AgentConfig, workdir: &std:
         tmux::shell_quote(&spawn.display().to_string()),
         tmux::shell_quote(config.id.as_str())
     );
-    let capture =
-        format!("exec cat >> {}", tmux::shell_quote(&spool.output_log_path(&config.id).display().to_string()));
+    // A shell opens the file, and a shell cannot open without following a symlink: `start` makes
+    // the file first (refusing a link), and the shell appends only to a regular file, not a link.
+    let log = tmux::shell_quote(&spool.output_log_path(&config.id).display().to_string());
+    let capture = format!("test -f {log} && test ! -h {log} && exec cat >> {log}");
     let mut commands = vec![
         new_session,
         // In the same tmux call, so the server attaches the pipe before it reads any output.

@@ -132,6 +132,9 @@ fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool) -> Result<Launch> {
         // Its supervisor died without a word: clear what it left before starting anew.
         reap_orphans(ctx, id, &obs);
     }
+    // tmux's pipe-pane appends to output.log from a shell; made here first, never through a
+    // symlink, so that a link planted there refuses the start before anything changes.
+    drop(af_spool::beneath::open_append(&spool.output_log_path(id))?);
     let listener = control::listen(spool, id)?;
     let mut state = obs.state.clone();
     state.status = Status::Starting;
