@@ -4,10 +4,14 @@ use std::io::Error as IoError;
 use std::io::Result as IoResult;
 use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::common::{HTTPVersion, Method};
+use crate::common::{HTTPVersion, Header, Method};
+use crate::limits::{Limits, ReadClock};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -34,6 +38,18 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // what the client may do (AgentFlow's patch)
+    limits: Limits,
+
+    // the deadlines of the read half
+    clock: Arc<ReadClock>,
+
+    // a handle on the socket for an orderly close after an error answer
+    control: RefinedTcpStream,
+
+    // bytes of the current request head read so far
+    head_bytes: usize,
 }
 
 /// Error that can happen when reading a request.
@@ -41,6 +57,11 @@ pub struct ClientConnection {
 enum ReadError {
     WrongRequestLine,
     WrongHeader(HTTPVersion),
+    // the head is larger than `Limits::max_head_bytes`
+    HeadTooLarge,
+    // two Content-Length headers, an invalid one, or one with Transfer-Encoding: where the body
+    // ends is ambiguous (request smuggling), so the connection cannot be trusted further
+    AmbiguousFraming(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -48,10 +69,14 @@ enum ReadError {
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
-    pub fn new(
+    pub fn with_limits(
         write_socket: RefinedTcpStream,
-        mut read_socket: RefinedTcpStream,
+        read_socket: RefinedTcpStream,
+        limits: Limits,
     ) -> ClientConnection {
+        let clock = ReadClock::new(&limits);
+        let control = read_socket.control();
+        let mut read_socket = read_socket.with_clock(clock.clone());
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
 
@@ -65,6 +90,10 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits,
+            clock,
+            control,
+            head_bytes: 0,
         }
     }
 
@@ -77,7 +106,7 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    fn read_next_line(&mut self) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -85,14 +114,34 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(ReadError::ReadIoError)?,
+                None => {
+                    return Err(ReadError::ReadIoError(IoError::new(
+                        ErrorKind::ConnectionAborted,
+                        "Unexpected EOF",
+                    )))
+                }
             };
+
+            // the head is counted as it comes, so a giant header is refused after the limit,
+            // not read whole into memory first
+            self.head_bytes += 1;
+            if self
+                .limits
+                .max_head_bytes
+                .map_or(false, |max| self.head_bytes > max)
+            {
+                return Err(ReadError::HeadTooLarge);
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    ReadError::ReadIoError(IoError::new(
+                        ErrorKind::InvalidInput,
+                        "Header is not in ASCII",
+                    ))
+                });
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -107,7 +156,9 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                self.head_bytes = 0;
+                self.clock.await_request();
+                let line = self.read_next_line()?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -118,7 +169,7 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line()?;
 
                     if line.is_empty() {
                         break;
@@ -132,6 +183,10 @@ impl ClientConnection {
 
                 headers
             };
+
+            if ambiguous_framing(&headers) {
+                return Err(ReadError::AmbiguousFraming(version));
+            }
 
             (method, path, version, headers)
         };
@@ -203,13 +258,22 @@ impl Iterator for ClientConnection {
                                  // se we have to close
                 }
 
+                Err(ReadError::HeadTooLarge) => {
+                    self.refuse(431, HTTPVersion(1, 1));
+                    return None;
+                }
+
+                Err(ReadError::AmbiguousFraming(ver)) => {
+                    self.refuse(400, ver);
+                    return None;
+                }
+
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    // request timeout; an idle keep-alive that times out before its next
+                    // request began is closed without a word
+                    if self.head_bytes > 0 {
+                        self.refuse(408, HTTPVersion(1, 1));
+                    }
                     return None; // closing the connection
                 }
 
@@ -266,6 +330,59 @@ impl Iterator for ClientConnection {
 }
 
 /// Parses a "HTTP/1.1" string.
+impl ClientConnection {
+    /// Answers `status` with `Connection: close`, then closes in an orderly way: FIN first, then
+    /// a short drain of what the client is still sending (bounded in time and bytes), so that
+    /// closing with unread input does not reset the connection before the client reads the answer.
+    fn refuse(&mut self, status: u16, ver: HTTPVersion) {
+        use crate::{Response, StatusCode};
+        let mut writer = self.sink.next().unwrap();
+        let mut response = Response::new_empty(StatusCode(status));
+        if let Ok(h) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
+            response.add_header(h);
+        }
+        let ok = response
+            .raw_print(&mut writer, ver, &[], false, None)
+            .is_ok();
+        if !ok || writer.flush().is_err() {
+            return;
+        }
+        drop(writer);
+        self.control.shutdown_write();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut drained = 0usize;
+        let mut buf = [0u8; 16 * 1024];
+        while drained < 4 << 20 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.control
+                .set_read_timeout(left.max(Duration::from_millis(1)));
+            match self.control.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+}
+
+/// Whether the request's framing is ambiguous: several Content-Length headers (even equal ones),
+/// one that is not a number, or Content-Length together with Transfer-Encoding (RFC 9112 6.3:
+/// a server ought to treat that as an error, and must close the connection after it).
+fn ambiguous_framing(headers: &[Header]) -> bool {
+    let lengths: Vec<&Header> = headers
+        .iter()
+        .filter(|h| h.field.equiv("Content-Length"))
+        .collect();
+    let encoded = headers.iter().any(|h| h.field.equiv("Transfer-Encoding"));
+    let valid = |h: &&Header| {
+        let v = h.value.as_str().trim();
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.parse::<usize>().is_ok()
+    };
+    lengths.len() > 1 || (encoded && !lengths.is_empty()) || !lengths.iter().all(valid)
+}
+
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
     let (major, minor) = match version {
         "HTTP/0.9" => (0, 9),

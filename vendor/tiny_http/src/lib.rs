@@ -90,6 +90,10 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
+// AgentFlow's copy: upstream 0.12.0's code is kept as shipped apart from the patch, so newer
+// rustc and clippy lints it was not written against stay quiet here (the workspace runs clippy
+// with -D warnings); the patched code follows them anyway.
+#![allow(clippy::all, unused_imports, dead_code)]
 
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use zeroize::Zeroizing;
@@ -112,6 +116,7 @@ use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use limits::Limits;
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +124,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod limits;
 mod request;
 mod response;
 mod ssl;
@@ -140,6 +146,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // the connections held, under the cap of `Limits::max_connections`
+    slots: Arc<limits::ConnectionSlots>,
 }
 
 enum Message {
@@ -243,7 +252,21 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_limits(listener, ssl_config, Limits::default())
+    }
+
+    /// Builds a new server on `listener` that holds its clients to `limits` (AgentFlow's patch):
+    /// a connection cap, read deadlines, a cap on the request head, a write timeout. Whatever the
+    /// limits, the accept loop backs off and carries on when the process runs out of descriptors
+    /// (EMFILE, ENFILE) or memory for a socket, instead of ending.
+    pub fn from_listener_with_limits<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let slots = limits::ConnectionSlots::new(limits.max_connections);
+        let inside_slots = slots.clone();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -290,12 +313,24 @@ impl Server {
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
+            let mut backoff = ACCEPT_BACKOFF_MIN;
             while !inside_close_trigger.load(Relaxed) {
+                // A place under the cap first: connections beyond it wait in the listen backlog,
+                // where they cost this process no descriptor.
+                let slot = match inside_slots.take(Duration::from_millis(250)) {
+                    Some(slot) => slot,
+                    None => continue,
+                };
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        backoff = ACCEPT_BACKOFF_MIN;
+                        sock.set_nodelay();
+                        let _ = sock.set_write_timeout(limits.write_timeout);
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            None => RefinedTcpStream::new(
+                                util::refined_tcp_stream::Stream::counted(sock, slot),
+                            ),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -311,7 +346,24 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::with_limits(
+                            write_closable,
+                            read_closable,
+                            limits.clone(),
+                        ))
+                    }
+                    Err(e) if accept_error_is_transient(&e) => {
+                        // Out of descriptors or buffers: the connection waits in the backlog
+                        // until some close. Back off, so as not to spin, and carry on.
+                        log::warn!(
+                            "Cannot accept a client yet ({}); retrying in {:?}",
+                            e,
+                            backoff
+                        );
+                        drop(slot);
+                        thread::sleep(backoff);
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                        continue;
                     }
                     Err(e) => Err(e),
                 };
@@ -353,6 +405,7 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            slots,
         })
     }
 
@@ -372,8 +425,7 @@ impl Server {
 
     /// Returns the number of clients currently connected to the server.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        self.slots.held()
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -409,6 +461,34 @@ impl Server {
     pub fn unblock(&self) {
         self.messages.unblock();
     }
+}
+
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// Whether an error of `accept` passes: the process or the system is out of descriptors or
+/// memory, or the client left before we took it. Anything else (a closed listener) ends the
+/// accept loop, and the error reaches `recv`.
+fn accept_error_is_transient(e: &IoError) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM, EPROTO, EPERM (a firewall), ENETDOWN..EHOSTUNREACH
+        const TRANSIENT: [i32; 13] = [24, 23, 105, 12, 71, 1, 100, 101, 102, 103, 104, 112, 113];
+        if e.raw_os_error()
+            .map_or(false, |code| TRANSIENT.contains(&code))
+        {
+            return true;
+        }
+    }
+    matches!(
+        e.kind(),
+        IoErrorKind::ConnectionAborted
+            | IoErrorKind::ConnectionReset
+            | IoErrorKind::Interrupted
+            | IoErrorKind::WouldBlock
+            | IoErrorKind::TimedOut
+            | IoErrorKind::OutOfMemory
+    )
 }
 
 impl Iterator for IncomingRequests<'_> {

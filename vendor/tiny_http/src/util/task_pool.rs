@@ -67,9 +67,13 @@ impl TaskPool {
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
-        let mut queue = self.sharing.todo.lock().unwrap();
+        let mut queue = self.sharing.todo.lock().unwrap_or_else(|e| e.into_inner());
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // A task is queued only for an idle thread that no queued task has claimed yet: upstream
+        // queued it whenever one thread was idle, so a burst of connections could wait behind one
+        // thread held by a client that never speaks.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
+            drop(queue);
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
@@ -80,7 +84,9 @@ impl TaskPool {
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        // If no thread can be made, the task (a connection) is dropped, which closes it: the
+        // server carries on, where upstream's `thread::spawn` panicked the accept thread.
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -90,7 +96,7 @@ impl TaskPool {
 
             loop {
                 let mut task: Box<dyn FnMut() + Send> = {
-                    let mut todo = sharing.todo.lock().unwrap();
+                    let mut todo = sharing.todo.lock().unwrap_or_else(|e| e.into_inner());
 
                     let task;
                     loop {
@@ -124,6 +130,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            log::error!("Cannot start a thread for a client: {}", e);
+        }
     }
 }
 
