@@ -331,16 +331,13 @@ impl Iterator for ClientConnection {
 
 /// Parses a "HTTP/1.1" string.
 impl ClientConnection {
-    /// Answers `status` with `Connection: close`, then closes in an orderly way: FIN first, then
+    /// Answers `status`, then closes in an orderly way: FIN first, then
     /// a short drain of what the client is still sending (bounded in time and bytes), so that
     /// closing with unread input does not reset the connection before the client reads the answer.
     fn refuse(&mut self, status: u16, ver: HTTPVersion) {
         use crate::{Response, StatusCode};
         let mut writer = self.sink.next().unwrap();
-        let mut response = Response::new_empty(StatusCode(status));
-        if let Ok(h) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
-            response.add_header(h);
-        }
+        let response = Response::new_empty(StatusCode(status));
         let ok = response
             .raw_print(&mut writer, ver, &[], false, None)
             .is_ok();

@@ -1,6 +1,5 @@
 // Upstream 0.12.0 test, kept as shipped: lints newer than it stay quiet (clippy -D warnings).
 #![allow(clippy::all)]
-
 #![cfg(unix)]
 
 extern crate tiny_http;
