@@ -9,7 +9,7 @@ use crate::http::{ApiError, MAX_BODY, Reply, Req, split_target};
 use crate::routes::{App, Resource, dispatch};
 use af_spool::time::Timestamp;
 use af_spool::{Error, ExitCode, Spool};
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -41,7 +41,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let server = tiny_http::Server::from_listener_with_limits(listener, None, limits())
         .map_err(|e| Error::System(format!("cannot serve on {bound}: {e}")))?;
     let server = Arc::new(server);
-    let url = format!("http://{}/#token={}", shown(bound), token.text());
+    // The token goes to a person at a terminal only: a pipe or the journal keeps logs, so they
+    // get the address and, on stderr, the token file's path.
+    let url = if std::io::stdout().is_terminal() {
+        format!("http://{}/#token={}", shown(bound), token.text())
+    } else {
+        format!("http://{}/", shown(bound))
+    };
     let app = Arc::new(App {
         spool,
         hosts: Hosts::new(bound, &cli.allow_host),

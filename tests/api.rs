@@ -16,6 +16,8 @@ struct Api {
     child: Child,
     addr: String,
     token: String,
+    /// What it printed on stdout.
+    stdout: String,
 }
 
 /// One HTTP answer.
@@ -69,7 +71,7 @@ impl Api {
             None => env.home.join("api/token"),
         };
         let token = util::read(&file).lines().next().unwrap_or("").trim().to_owned();
-        Api { child, addr: addr.to_owned(), token }
+        Api { child, addr: addr.to_owned(), token, stdout: url.to_owned() }
     }
 
     /// Sends raw request bytes, returns the answer.
@@ -533,6 +535,10 @@ fn token_is_made_once_with_mode_0600_loopback_is_the_default_and_changes_are_aud
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let first = Api::start(&env, &[]);
+    // stdout is a pipe here, as under systemd: the address, never the token (it is in its file).
+    assert_eq!(first.stdout, format!("http://{}/", first.addr));
+    let unit = util::read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/systemd/af-api.service"));
+    assert!(unit.contains("\nStandardOutput=null\n"), "the unit keeps af-api's stdout out of the journal");
     let token_path = env.home.join("api/token");
     let mode = std::fs::metadata(&token_path).expect("token file").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
