@@ -207,7 +207,7 @@ fn main() {
             w.run("af-bus", &["send", "--to", &quiet, &i.to_string()]);
         }
     });
-    // A fresh connection: the reaper closed the last one while af-bus ran (silent > 600 ms).
+    // A fresh connection: the last one may have gone idle (5 s) while af-bus ran.
     let mut cl = Client::new(addr, token);
     let via_api = common::time(|| {
         for i in 0..sends {
