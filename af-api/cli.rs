@@ -14,8 +14,9 @@ Serves the seed's endpoints under /api (reads through the spool, changes by runn
 af-health and af-checkpoint exactly as a shell user would), an OpenAPI 3 document at /api/openapi.json, \
 Server-Sent Events of the event log at /api/events, /healthz, and the dashboard at /. Every /api call \
 needs `Authorization: Bearer TOKEN'; the token is created on first start in $AF_HOME/api/token (0600) \
-unless --token-file names one. On start it prints the dashboard URL (with the token in its fragment) on \
-stdout and where the token lives on stderr. Mutating calls are written to the event log (audit).",
+unless --token-file names one. On start it prints where the token lives on stderr, and the dashboard URL \
+on stdout: with the token in its fragment when stdout is a terminal, without it otherwise (a pipe or the \
+journal keeps what it is given). Mutating calls are written to the event log (audit).",
     after_help = af_spool::ExitCode::TABLE
 )]
 pub struct Cli {
@@ -40,7 +41,7 @@ pub struct Cli {
     /// Worker threads answering requests (slow requests hold one each).
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
-    /// Print the startup line as JSON ({"url", "listen", "tokenFile"}).
+    /// Print the startup line as JSON ({"url", "listen", "tokenFile"}; the url holds the token only on a terminal).
     #[arg(long)]
     pub json: bool,
 }

@@ -48,7 +48,6 @@ pub fn serve(app: Arc<App>, rq: tiny_http::Request, req: &Req) {
     }
     let start = since.unwrap_or(if recent == 0 { Start::End } else { Start::Last(recent) });
     std::thread::spawn(move || {
-        let _busy = app.busy.hold(rq.remote_addr().copied());
         let _ = stream(&app, rq, start, audit);
         app.streams.fetch_sub(1, Ordering::SeqCst);
     });

@@ -10,7 +10,6 @@ mod host;
 mod http;
 mod messages;
 mod orchestrator;
-mod reaper;
 mod routes;
 mod server;
 

@@ -28,8 +28,6 @@ pub struct App {
     pub limited: AtomicU64,
     /// Open event streams.
     pub streams: AtomicUsize,
-    /// The clients being answered now (the reaper leaves them alone).
-    pub busy: crate::reaper::Busy,
     /// The host's figures (CPU, memory, load, disks), sampled at most once a second.
     pub host: crate::host::Host,
 }

@@ -1,6 +1,7 @@
-//! Starting af-api: the token, the listening socket, a bounded pool of workers, the reaper that
-//! guards tiny_http's connections, and the gate (Host, rate, token, method, size, media type) every
-//! request passes before its handler.
+//! Starting af-api: the token, the listening socket, the limits its clients are held to (in our
+//! patched tiny_http: a connection cap below the descriptor limit, read deadlines, a cap on the
+//! request head), a bounded pool of workers, and the gate (Host, rate, token, method, size, media
+//! type) every request passes before its handler.
 
 use crate::cli::Cli;
 use crate::guard::{self, Hosts, RateLimit, Token};
@@ -8,11 +9,22 @@ use crate::http::{ApiError, MAX_BODY, Reply, Req, split_target};
 use crate::routes::{App, Resource, dispatch};
 use af_spool::time::Timestamp;
 use af_spool::{Error, ExitCode, Spool};
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// The largest request head (request line and headers) read; past it, 431.
+pub const MAX_HEAD: usize = 16 << 10;
+/// How long a keep-alive connection may wait for its next request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request, head and body, may take to arrive from its first byte (slow clients).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one write to a client may block (a client that stops reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many client connections, whatever the descriptor limit (each is a thread).
+const MAX_CONNECTIONS: u64 = 1024;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let addr = resolve(&cli.listen)?;
@@ -26,14 +38,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (token, token_path) = Token::load(&spool, cli.token_file.as_deref())?;
     let listener = TcpListener::bind(addr).map_err(|e| Error::System(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_addr().map_err(|e| Error::System(format!("cannot read the bound address: {e}")))?;
-    let listen_fd = listener.as_raw_fd();
-    // Accepted sockets inherit TCP_NODELAY from the listener: without it, an answer written in two
-    // parts waits for the client's delayed ACK (40 ms).
-    crate::reaper::set_nodelay(listen_fd);
-    let server = tiny_http::Server::from_listener(listener, None)
+    let server = tiny_http::Server::from_listener_with_limits(listener, None, limits())
         .map_err(|e| Error::System(format!("cannot serve on {bound}: {e}")))?;
     let server = Arc::new(server);
-    let url = format!("http://{}/#token={}", shown(bound), token.text());
+    // The token goes to a person at a terminal only: a pipe or the journal keeps logs, so they
+    // get the address and, on stderr, the token file's path.
+    let url = if std::io::stdout().is_terminal() {
+        format!("http://{}/#token={}", shown(bound), token.text())
+    } else {
+        format!("http://{}/", shown(bound))
+    };
     let app = Arc::new(App {
         spool,
         hosts: Hosts::new(bound, &cli.allow_host),
@@ -44,12 +58,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         requests: Default::default(),
         limited: Default::default(),
         streams: Default::default(),
-        busy: Default::default(),
         host: crate::host::Host::new(),
     });
-    let reaper_app = app.clone();
-    let workers = usize::from(cli.workers);
-    std::thread::spawn(move || crate::reaper::run(listen_fd, &reaper_app.busy, workers));
     let (fatal_tx, fatal_rx) = std::sync::mpsc::channel::<String>();
     for _ in 0..cli.workers {
         let (server, app, fatal) = (server.clone(), app.clone(), fatal_tx.clone());
@@ -79,6 +89,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Err(Error::System(format!("the accept loop ended: {why}")).into())
 }
 
+/// What a client may do: tiny_http as shipped has no limits at all (see vendor/tiny_http).
+fn limits() -> tiny_http::Limits {
+    tiny_http::Limits {
+        max_connections: Some(max_connections()),
+        idle_timeout: Some(IDLE_TIMEOUT),
+        request_timeout: Some(REQUEST_TIMEOUT),
+        write_timeout: Some(WRITE_TIMEOUT),
+        max_head_bytes: Some(MAX_HEAD),
+    }
+}
+
+/// The connection cap: each connection holds one descriptor, and a quarter of the limit (at
+/// least 48) stays for the spool, event streams and the tools' pipes. Connections beyond the cap
+/// wait in the listen backlog instead of running the process out of descriptors.
+fn max_connections() -> usize {
+    let soft =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    let reserve = (soft / 4).max(48);
+    soft.saturating_sub(reserve).clamp(8, MAX_CONNECTIONS) as usize
+}
+
 fn resolve(listen: &str) -> anyhow::Result<SocketAddr> {
     let mut addrs =
         listen.to_socket_addrs().map_err(|e| Error::Invalid(format!("--listen {listen:?} is not ADDR:PORT: {e}")))?;
@@ -101,9 +132,6 @@ fn header<'a>(rq: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
 /// Passes a request through the gate, answers it, and audits it when it changes something.
 fn handle(app: &Arc<App>, mut rq: tiny_http::Request) {
     app.requests.fetch_add(1, Ordering::Relaxed);
-    let peer = rq.remote_addr().copied();
-    let _busy = app.busy.hold(peer);
-    let _worker = app.busy.worker();
     let (path, query) = split_target(rq.url());
     let client_ip = rq.remote_addr().map(|a| a.ip()).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
     let mut req = Req {

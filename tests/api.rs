@@ -16,6 +16,8 @@ struct Api {
     child: Child,
     addr: String,
     token: String,
+    /// What it printed on stdout.
+    stdout: String,
 }
 
 /// One HTTP answer.
@@ -51,15 +53,25 @@ impl Api {
     }
 
     fn listen(env: &Env, listen: &str, args: &[&str]) -> Api {
-        let mut c = env.cmd("af-api");
+        Api::spawn(env, env.cmd("af-api"), listen, args)
+    }
+
+    /// Starts `c` (af-api) and reads the address from its stdout. Its stdout is a pipe, so it
+    /// holds no token: that is read from the token file.
+    fn spawn(env: &Env, mut c: std::process::Command, listen: &str, args: &[&str]) -> Api {
         c.args(["--listen", listen]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = c.spawn().expect("af-api");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the URL line");
         let url = line.trim();
         let rest = url.strip_prefix("http://").unwrap_or_else(|| panic!("af-api printed {url:?}"));
-        let (addr, token) = rest.split_once("/#token=").unwrap_or_else(|| panic!("af-api printed {url:?}"));
-        Api { child, addr: addr.to_owned(), token: token.to_owned() }
+        let addr = rest.split_once('/').map(|(addr, _)| addr).unwrap_or_else(|| panic!("af-api printed {url:?}"));
+        let file = match args.iter().position(|a| *a == "--token-file") {
+            Some(i) => std::path::PathBuf::from(args[i + 1]),
+            None => env.home.join("api/token"),
+        };
+        let token = util::read(&file).lines().next().unwrap_or("").trim().to_owned();
+        Api { child, addr: addr.to_owned(), token, stdout: url.to_owned() }
     }
 
     /// Sends raw request bytes, returns the answer.
@@ -523,6 +535,10 @@ fn token_is_made_once_with_mode_0600_loopback_is_the_default_and_changes_are_aud
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     let first = Api::start(&env, &[]);
+    // stdout is a pipe here, as under systemd: the address, never the token (it is in its file).
+    assert_eq!(first.stdout, format!("http://{}/", first.addr));
+    let unit = util::read(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/systemd/af-api.service"));
+    assert!(unit.contains("\nStandardOutput=null\n"), "the unit keeps af-api's stdout out of the journal");
     let token_path = env.home.join("api/token");
     let mode = std::fs::metadata(&token_path).expect("token file").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -789,11 +805,20 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     // Every operation is fuzzed: af-bus, af-health and af-checkpoint are real tools now. The
     // document's PATCH examples name deploy-1: it exists, so its checkpoint is a real one.
     env.create(&worker("deploy-1", "p").to_string());
+    // The event stream never ends: schemathesis reads it for 2 s or 3 events, then checks each
+    // event against the document's schema of one event.
+    let config = env.work.join("schemathesis.toml");
+    std::fs::write(
+        &config,
+        "[[operations]]\ninclude-path = \"/api/events\"\nrequest-timeout = 2\nmax-stream-events = 3\n",
+    )
+    .expect("schemathesis.toml");
     let mut st = std::process::Command::new("schemathesis");
+    st.args(["--config-file", config.to_str().expect("path")]);
     st.args(["run", &format!("http://{}/api/openapi.json", api.addr)]);
     let out = st
         .args(["-H", &format!("Authorization: Bearer {}", api.token)])
-        .args(["--exclude-path", "/api/events", "-n", "4", "--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["-n", "4", "--phases", "examples,coverage,fuzzing,stateful"])
         .args([
             "--checks",
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
@@ -809,8 +834,8 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let count = |label: &str| {
         report.lines().find_map(|l| l.trim().strip_prefix(label)).map(|n| n.trim().to_owned()).unwrap_or_default()
     };
-    assert_eq!(count("Selected:"), "25/26", "every operation but the event stream:\n{report}");
-    assert_eq!(count("Tested:"), "25", "every operation was tested:\n{report}");
+    assert_eq!(count("Selected:"), "26/26", "every operation, the event stream too:\n{report}");
+    assert_eq!(count("Tested:"), "26", "every operation was tested:\n{report}");
     let events = util::read(&env.home.join("events.log"));
     assert!(
         events.lines().any(|l| l.contains("\"checkpoint.created\"") && l.contains("deploy-1")),
@@ -1157,4 +1182,242 @@ fn killing_af_api_mid_change_loses_nothing_and_a_new_one_carries_on() {
     assert_eq!(again.token, api.token);
     let list = again.call("GET", "/api/agents", None).expect(200).json();
     assert_eq!(list["agents"][0]["status"], "running");
+}
+
+// Faults found by attacking af-api (issue 13): descriptors, giant and slow requests, ambiguous
+// framing, keep-alive under load. Real af-api, real sockets, loopback only.
+
+/// A figure from /proc/PID/status, in kB.
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = util::read(std::path::Path::new(&format!("/proc/{pid}/status")));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// How many sockets a process holds.
+fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:")))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn running_out_of_descriptors_neither_ends_af_api_nor_locks_a_client_out() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let mut c = env.cmd("af-api");
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            use nix::sys::resource::{Resource, setrlimit};
+            setrlimit(Resource::RLIMIT_NOFILE, 64, 64).map_err(std::io::Error::from)
+        });
+    }
+    let mut api = Api::spawn(&env, c, "127.0.0.1:0", &["--rate-limit", "0"]);
+    let pid = api.child.id();
+    let addr: std::net::SocketAddr = api.addr.parse().expect("address");
+    // 200 connections against 64 descriptors: those past the cap wait in the listen backlog, and
+    // those past the backlog are not accepted (connect times out); none may end af-api.
+    let held: Vec<TcpStream> =
+        (0..200).filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()).collect();
+    util::wait_for("af-api to take the connections it may hold", Duration::from_secs(10), || sockets_of(pid) > 8);
+    let holding = sockets_of(pid) - 1;
+    eprintln!("{} connections open, af-api holds {holding} of them at RLIMIT_NOFILE 64", held.len());
+    assert!(holding < 64, "af-api holds {holding} sockets at a limit of 64");
+    assert!(api.child.try_wait().expect("wait").is_none(), "af-api ended: {:?}", api.child.try_wait());
+    drop(held);
+    let r = api.call("GET", "/api/agents", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(api.child.try_wait().expect("wait").is_none(), "af-api ended");
+}
+
+#[test]
+fn a_giant_header_gets_431_at_once_and_af_api_stays_small() {
+    let env = Env::new();
+    let api = Api::start(&env, &[]);
+    let pid = api.child.id();
+    let before = proc_status_kb(pid, "VmHWM");
+    let mut s = TcpStream::connect(&api.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let host = api.addr.clone();
+    // 300 MiB of one header, sent until af-api closes.
+    let sender = std::thread::spawn(move || {
+        let _ = write!(w, "GET /api/agents HTTP/1.1\r\nHost: {host}\r\nX-Big: ");
+        let chunk = vec![b'a'; 1 << 20];
+        (0..300).take_while(|_| w.write_all(&chunk).is_ok()).count()
+    });
+    let start = Instant::now();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).expect("an answer");
+    let took = start.elapsed();
+    assert_eq!(String::from_utf8_lossy(&head), "HTTP/1.1 431");
+    assert!(took < Duration::from_secs(2), "431 took {took:?}");
+    let sent = sender.join().expect("sender");
+    let peak = proc_status_kb(pid, "VmHWM");
+    eprintln!("431 after {took:?}; {sent} MiB sent; af-api's peak RSS {before} kB before, {peak} kB after");
+    assert!(peak < before + 16 * 1024, "af-api's peak RSS grew from {before} kB to {peak} kB");
+    api.call("GET", "/api/agents", None).expect(200);
+}
+
+#[test]
+fn a_slow_client_is_cut_off_by_the_request_deadline_while_others_are_served() {
+    let env = Env::new();
+    let api = Api::start(&env, &["--rate-limit", "0"]);
+    let mut s = TcpStream::connect(&api.addr).expect("connect");
+    let mut reader = s.try_clone().expect("clone");
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let closed_too = closed.clone();
+    let start = Instant::now();
+    // What af-api says before it closes; read_to_end returns once it closes.
+    let watcher = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = reader.read_to_end(&mut out);
+        closed_too.store(true, std::sync::atomic::Ordering::SeqCst);
+        (start.elapsed(), String::from_utf8_lossy(&out).into_owned())
+    });
+    // A byte every half second: never silent for long, never done.
+    let host = api.addr.clone();
+    let trickle = std::thread::spawn(move || {
+        let head = format!("GET /api/agents HTTP/1.1\r\nHost: {host}\r\nX-Slow: ");
+        for b in head.bytes().chain(std::iter::repeat(b'z')).take(120) {
+            if closed.load(std::sync::atomic::Ordering::SeqCst) || s.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    let mut slowest = Duration::ZERO;
+    let mut served = 0;
+    while !watcher.is_finished() && start.elapsed() < Duration::from_secs(40) {
+        let t = Instant::now();
+        api.call("GET", "/api/agents", None).expect(200);
+        slowest = slowest.max(t.elapsed());
+        served += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(watcher.is_finished(), "the slow client was never cut off");
+    let (after, said) = watcher.join().expect("watcher");
+    trickle.join().expect("trickle");
+    eprintln!(
+        "the slow client was cut off after {after:?} ({said:?}); {served} others served, the slowest in {slowest:?}"
+    );
+    assert!(after < Duration::from_secs(15), "cut off after {after:?}");
+    assert!(said.is_empty() || said.starts_with("HTTP/1.1 408"), "{said:?}");
+    assert!(served > 10 && slowest < Duration::from_secs(3), "{served} served, the slowest in {slowest:?}");
+}
+
+#[test]
+fn ambiguous_framing_gets_400() {
+    let env = Env::new();
+    let api = Api::start(&env, &[]);
+    for framing in [
+        "Content-Length: 2\r\nContent-Length: 5\r\n",
+        "Content-Length: 2\r\nContent-Length: 2\r\n",
+        "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+    ] {
+        let r = api.raw(
+            format!(
+                "PUT /api/orchestrator HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n{framing}\r\n{{}}",
+                api.addr, api.token
+            )
+            .as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{framing:?}: {r:?}");
+    }
+    api.call("PUT", "/api/orchestrator", Some(json!({}))).expect(200);
+}
+
+#[test]
+fn keep_alive_clients_under_load_get_every_answer() {
+    let env = Env::new();
+    let api = Api::start(&env, &["--rate-limit", "0"]);
+    let (addr, token) = (api.addr.clone(), api.token.clone());
+    let until = Instant::now() + Duration::from_secs(4);
+    // 200 keep-alive clients, each pausing now and then as a person or a poller does (up to
+    // 900 ms, well inside the idle timeout): every request must get its answer.
+    let clients: Vec<_> = (0..200u64)
+        .map(|i| {
+            let (addr, token) = (addr.clone(), token.clone());
+            std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || keep_alive_client(&addr, &token, until, Duration::from_millis(300 * (i % 4))))
+                .expect("thread")
+        })
+        .collect();
+    let (mut ok, mut errors) = (0u64, Vec::new());
+    for c in clients {
+        let (n, errs) = c.join().expect("client");
+        ok += n;
+        errors.extend(errs);
+    }
+    eprintln!("200 keep-alive clients: {ok} answers, {} errors", errors.len());
+    assert!(ok > 200, "only {ok} answers");
+    assert!(errors.is_empty(), "{} errors, first: {:?}", errors.len(), &errors[..errors.len().min(5)]);
+}
+
+/// Requests on one keep-alive connection until `until`; returns the answers and the errors.
+fn keep_alive_client(addr: &str, token: &str, until: Instant, pause: Duration) -> (u64, Vec<String>) {
+    let (mut ok, mut errors) = (0u64, Vec::new());
+    let mut conn: Option<BufReader<TcpStream>> = None;
+    while Instant::now() < until {
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match TcpStream::connect(addr) {
+                Ok(s) => {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                    conn.insert(BufReader::new(s))
+                }
+                Err(e) => {
+                    errors.push(format!("connect: {e}"));
+                    continue;
+                }
+            },
+        };
+        let req = format!("GET /api/agents HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n");
+        match c.get_mut().write_all(req.as_bytes()).map_err(|e| e.to_string()).and_then(|()| read_answer(c)) {
+            Ok(200) => ok += 1,
+            Ok(status) => errors.push(format!("status {status}")),
+            Err(e) => {
+                errors.push(e);
+                conn = None;
+            }
+        }
+        std::thread::sleep(pause);
+    }
+    (ok, errors)
+}
+
+/// Reads one answer with a Content-Length; returns its status.
+fn read_answer(c: &mut BufReader<TcpStream>) -> Result<u16, String> {
+    let mut line = String::new();
+    c.read_line(&mut line).map_err(|e| format!("status line: {e}"))?;
+    if line.is_empty() {
+        return Err("closed without an answer".into());
+    }
+    let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or(format!("status line {line:?}"))?;
+    let mut length = None;
+    loop {
+        let mut h = String::new();
+        c.read_line(&mut h).map_err(|e| format!("header: {e}"))?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; length.ok_or("no Content-Length")?];
+    c.read_exact(&mut body).map_err(|e| format!("body: {e}"))?;
+    Ok(status)
 }

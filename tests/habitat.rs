@@ -286,7 +286,9 @@ fn the_demo_runs_the_main_job_end_to_end() {
     assert!(text.contains("\"ok\":true"), "the request's answer: {text}");
     assert!(text.contains("app.py is back: print(\"hello from the service\")"), "{text}");
     let url = text.lines().find_map(|l| l.strip_prefix("dashboard: ")).expect("the dashboard URL");
-    assert!(url.starts_with("http://127.0.0.1:") && url.contains("#token="), "{url}");
+    // stdout is a pipe here: the URL without the token, and where the token is.
+    assert!(url.starts_with("http://127.0.0.1:") && !url.contains("#token="), "{url}");
+    assert!(url.ends_with(&format!("(bearer token in {}/api/token)", env.home.display())), "{url}");
     // The dashboard answers at that URL.
     let addr = url.trim_start_matches("http://").split('/').next().unwrap();
     let mut s = std::net::TcpStream::connect(addr).unwrap();

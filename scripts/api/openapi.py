@@ -69,12 +69,20 @@ paths["/healthz"] = {"get": dict(pub, summary="liveness", operationId="healthz",
 paths["/"] = {"get": dict(pub, summary="the dashboard (HTML; the token comes in the URL fragment)", operationId="dashboard",
   responses=responses("200", {"type": "string"}, ["403", "429"], media="text/html"))}
 paths["/api/openapi.json"] = {"get": dict(pub, summary="this document", operationId="openapi", responses=responses("200", {"type": "object"}, ["403", "429"]))}
+SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
+  "data": {"type": "string", "description": "one event-log record, a JSON object (contentMediaType application/json)"},
+  "id": {"type": "string", "pattern": "^[0-9]+:[0-9]+$", "description": "its place in the log, INODE:OFFSET: resume after it with ?since= or Last-Event-ID"},
+  "event": {"type": "string", "description": "always the default, message"},
+  "retry": {"type": "integer", "minimum": 0, "description": "milliseconds before EventSource reconnects"}}}
 paths["/api/events"] = {"get": {"summary": "Server-Sent Events of the event log (token as a query parameter, since EventSource cannot send headers)",
   "operationId": "events", "security": [{"queryToken": []}, {"bearer": []}],
   "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+(:[0-9]+)?$"}, "description": "the id of the last event seen, to resume after it (or Last-Event-ID): INODE:OFFSET, which survives the log's rotation; a bare number is a byte offset in the live events.log"},
                  {"name": "recent", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000}, "description": "start with the last N events"},
                  {"name": "audit", "in": "query", "schema": B, "description": "include the API's audit records"}],
-  "responses": responses("200", {"type": "string"}, ["400", "401", "403", "429"], media="text/event-stream")}}
+  # The schema of a text/event-stream response is that of one event, as EventSource hands it over
+  # (OpenAPI 3.2's itemSchema; 3.0 tools such as schemathesis read `schema` so): `data` is one
+  # event-log record as JSON, `id` its place in the log. Comments (keep-alives) are no events.
+  "responses": responses("200", SSE_EVENT, ["400", "401", "403", "429"], media="text/event-stream")}}
 paths["/api/agents/create"] = {"post": {"summary": "create agents (af-spawn create)", "operationId": "createAgent",
   "parameters": [{"name": "start", "in": "query", "schema": B, "description": "start them once created"}],
   "requestBody": body({"oneOf": [ref("AgentConfig"), {"type": "array", "items": ref("AgentConfig"), "minItems": 1}]}),

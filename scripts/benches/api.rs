@@ -125,14 +125,18 @@ fn main() {
     w.run("af-spawn", &args);
 
     let mut api = w.cmd("af-api");
-    api.args(["--listen", "127.0.0.1:0", "--rate-limit", "0"])
+    api.args(["--listen", "127.0.0.1:0", "--rate-limit", "0", "--json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     let mut server = api.spawn().expect("af-api");
     let mut url = String::new();
     BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut url).expect("url");
-    let rest = url.trim().trim_start_matches("http://");
-    let (addr, token) = rest.split_once("/#token=").expect("url");
+    // stdout is a pipe: the startup line names the token file, not the token.
+    let start: serde_json::Value = serde_json::from_str(&url).expect("the startup line as JSON");
+    let addr = start["listen"].as_str().expect("listen").to_owned();
+    let token_file = start["tokenFile"].as_str().expect("tokenFile");
+    let token = std::fs::read_to_string(token_file).expect("the token file");
+    let (addr, token) = (addr.as_str(), token.trim());
 
     let secs = 5.0;
     let (floor_rate, floor_p99) = load(addr, token, "/healthz", clients, secs);
@@ -207,7 +211,7 @@ fn main() {
             w.run("af-bus", &["send", "--to", &quiet, &i.to_string()]);
         }
     });
-    // A fresh connection: the reaper closed the last one while af-bus ran (silent > 600 ms).
+    // A fresh connection: the last one may have gone idle (5 s) while af-bus ran.
     let mut cl = Client::new(addr, token);
     let via_api = common::time(|| {
         for i in 0..sends {
