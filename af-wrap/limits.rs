@@ -152,8 +152,9 @@ impl Limits {
         let procs = self.procs_files.clone();
         let rlimit = self.rlimit_as;
         let affinity = self.affinity;
+        let nofile = af_ops::process::user_nofile();
         // SAFETY: the closure runs between fork and exec; it only makes system calls (open, write,
-        // close, setrlimit, sched_setaffinity, prctl) on data prepared before the fork, and
+        // close, getrlimit, setrlimit, sched_setaffinity, prctl) on data prepared before the fork, and
         // allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
@@ -167,6 +168,11 @@ impl Limits {
                 }
                 if let Some(bytes) = rlimit {
                     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)?;
+                }
+                // The agent gets the user's own soft descriptor limit back (AgentFlow raised its own).
+                if let Some(soft) = nofile {
+                    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, soft.min(hard), hard)?;
                 }
                 if let Some(n) = affinity {
                     let mut set = nix::sched::CpuSet::new();

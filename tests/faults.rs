@@ -186,3 +186,34 @@ fn gc_removes_what_dead_writers_left_and_dry_run_removes_nothing() {
     env.ok("af-bus", &["recv", "g1"]);
     assert_eq!(env.json("af-spawn", &["gc"])["removedFifos"], 0);
 }
+
+/// A shell with a low soft descriptor limit (`ulimit -n 32`, the hard one higher) can still
+/// start a batch that needs more: every program raises its soft limit to the hard one. The
+/// agents themselves get the user's 32 back.
+#[test]
+fn a_low_soft_descriptor_limit_is_no_ceiling() {
+    let env = Env::new();
+    let configs: String =
+        (0..40).map(|i| format!("{{\"id\":\"n{i}\",\"type\":\"worker\",\"command\":[\"sleep\",\"600\"]}}\n")).collect();
+    let mut c = env.cmd("af-spawn");
+    c.args(["create", "--start"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    c.stderr(std::process::Stdio::piped());
+    // SAFETY: only setrlimit between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        c.pre_exec(|| {
+            let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 32, hard.max(4096))?;
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), configs.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", util::describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 40);
+    let pid = env.show("n7")["state"]["pid"].as_u64().unwrap();
+    let limits = util::read(std::path::Path::new(&format!("/proc/{pid}/limits")));
+    let soft = limits.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3));
+    assert_eq!(soft, Some("32"), "the agent has the user's own soft limit: {limits}");
+}

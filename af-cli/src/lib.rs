@@ -35,10 +35,11 @@ pub enum Logs {
     Own,
 }
 
-/// Runs a program: sets the umask to 077 (records 0600, directories 0700), answers
+/// Runs a program: raises the soft descriptor limit to the hard one, sets the umask to 077 (records 0600, directories 0700), answers
 /// `--generate man|bash|zsh|fish|elvish|powershell`, parses the command line, sets up logging,
 /// runs `run`, and maps its error to one line on stderr and the shared exit code.
 pub fn main<C: clap::Parser>(logs: Logs, run: impl FnOnce(C) -> anyhow::Result<ExitCode>) -> std::process::ExitCode {
+    af_ops::process::raise_nofile();
     let user = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     af_ops::process::remember_user_umask(user.bits() as u32);
     let args: Vec<OsString> = std::env::args_os().collect();

@@ -23,6 +23,32 @@ pub fn sibling_program(name: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The variable that carries the user's own soft descriptor limit past the raise, so that the
+/// agents af-wrap starts get it back (a program written for 1,024 descriptors, `select` say,
+/// must not meet higher ones).
+pub const NOFILE_VAR: &str = "AF_NOFILE_SOFT";
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit: a batch of agents, a tmux server of
+/// hundreds of sessions or af-api's clients must not hit a ceiling the machine does not have.
+/// The soft limit found is kept in [`NOFILE_VAR`] (unless an AgentFlow program up the chain kept
+/// it already). Call it first thing, while the program has one thread.
+pub fn raise_nofile() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    if std::env::var_os(NOFILE_VAR).is_none() {
+        // SAFETY: called at the start of main, before any thread exists.
+        unsafe { std::env::set_var(NOFILE_VAR, soft.to_string()) };
+    }
+    if soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// The user's own soft descriptor limit, when a raise kept it: what an agent gets back.
+pub fn user_nofile() -> Option<u64> {
+    std::env::var(NOFILE_VAR).ok().and_then(|v| v.parse().ok())
+}
+
 static USER_UMASK: AtomicU32 = AtomicU32::new(0o022);
 
 /// Remembers the umask the program was started with, before it set 077 for the spool.
