@@ -203,14 +203,25 @@ pub fn count(var: &str, default: usize) -> usize {
     std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// One fork/exec of `/bin/true`, waited for: the physical floor of any one-shot program.
+pub fn fork_exec() {
+    let _ = Command::new("/bin/true").stdin(Stdio::null()).stdout(Stdio::null()).status();
+}
+
 /// The physical baseline for one-shot programs: fork/exec of `/bin/true`, median in ms.
 pub fn fork_exec_ms(n: usize) -> f64 {
-    let mut s: Vec<Duration> = (0..n)
-        .map(|_| {
-            time(|| {
-                let _ = Command::new("/bin/true").status();
-            })
-        })
-        .collect();
+    let mut s: Vec<Duration> = (0..n).map(|_| time(fork_exec)).collect();
     percentile_ms(&mut s, 50.0)
+}
+
+/// Times `run(i)` for i in 0..n, each right after one fork/exec of `/bin/true`, so that the
+/// figure and its baseline see the same machine even while other work comes and goes. Returns
+/// (the baseline's samples, the samples of `run`).
+pub fn beside_fork_exec(n: usize, mut run: impl FnMut(usize)) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut base, mut samples) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        base.push(time(fork_exec));
+        samples.push(time(|| run(i)));
+    }
+    (base, samples)
 }

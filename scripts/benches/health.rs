@@ -1,4 +1,6 @@
-//! af-health: one `check` pass over 200 and over 1,000 running agents (each a real af-wrap
+//! af-health: `af-health check ID` of one agent started by `af-spawn start` (in tmux, so every
+//! check runs: process, tmux session, heartbeat, ping), beside fork/exec of /bin/true,
+//! interleaved; then one `check` pass over 200 and over 1,000 running agents (each a real af-wrap
 //! supervising `sleep`, answering the ping), beside reading /proc/<pid>/stat of the same
 //! processes in this process.
 //!
@@ -19,9 +21,32 @@ fn main() {
         Err(_) => vec![200, 1000],
     };
     header("af-health (one check pass)");
+    one_agent();
     for n in sizes {
         bench(n);
     }
+}
+
+/// `af-health check ID` of one healthy agent in tmux, each run right after a fork/exec.
+fn one_agent() {
+    let w = World::new("health1");
+    let config = r#"{"id":"one","type":"worker","projectId":"bench","command":["sleep","600"]}"#;
+    w.run_with_input("af-spawn", &["create", "--start"], config);
+    let check = || {
+        let mut c = w.cmd("af-health");
+        c.args(["check", "one"]);
+        let _ = c.status();
+    };
+    check(); // the first pass writes the agent's health once
+    let (mut fork, mut samples) = common::beside_fork_exec(common::count("AF_BENCH_LATENCY", 200), |_| check());
+    row(Row {
+        what: "check of one agent in tmux (p50)",
+        value: percentile_ms(&mut samples, 50.0),
+        unit: "ms",
+        baseline: Some(("fork/exec of /bin/true (p50)", percentile_ms(&mut fork, 50.0))),
+        higher_is_better: false,
+        target: "<= 3x fork/exec",
+    });
 }
 
 fn bench(n: usize) {

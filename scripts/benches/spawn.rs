@@ -1,5 +1,6 @@
-//! af-spawn: N agents created and started (to their first heartbeat), beside bare
-//! `tmux new-session -d` of N sessions; af-wrap's RSS; `af-spawn ls --json` over 1,000 agents.
+//! af-spawn: `af-spawn show` of one running agent beside fork/exec of /bin/true, interleaved; N
+//! agents created and started (to their first heartbeat), beside bare `tmux new-session -d` of N
+//! sessions; af-wrap's RSS; `af-spawn ls --json` over 1,000 agents.
 
 #[path = "common.rs"]
 mod common;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 fn main() {
     let n = common::count("AF_BENCH_AGENTS", 100);
     header(&format!("af-spawn ({n} agents)"));
+    show_one();
 
     // Baseline: bare tmux sessions, one call each, measured before and after the batch (the mean).
     let bare_before = bare_sessions(n);
@@ -138,6 +140,23 @@ fn main() {
         baseline: Some(("fork/exec of /bin/true", common::fork_exec_ms(20))),
         higher_is_better: false,
         target: "< 50 ms",
+    });
+}
+
+/// `af-spawn show ID` of the one agent of a spool (running), each right after a fork/exec.
+fn show_one() {
+    let w = World::new("show");
+    let config = r#"{"id":"one","type":"worker","projectId":"bench","command":["sleep","600"]}"#;
+    w.run_with_input("af-spawn", &["create", "--start"], config);
+    let (mut fork, mut samples) =
+        common::beside_fork_exec(common::count("AF_BENCH_LATENCY", 200), |_| w.run("af-spawn", &["show", "one"]));
+    row(Row {
+        what: "show of one running agent (p50)",
+        value: common::percentile_ms(&mut samples, 50.0),
+        unit: "ms",
+        baseline: Some(("fork/exec of /bin/true (p50)", common::percentile_ms(&mut fork, 50.0))),
+        higher_is_better: false,
+        target: "<= 3x fork/exec",
     });
 }
 
