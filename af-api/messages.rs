@@ -33,7 +33,7 @@ pub fn history(app: &App, id: &str) -> Answer {
 }
 
 /// Who af-api's messages are from.
-const SENDER: &str = "cli";
+pub const SENDER: &str = "cli";
 
 /// `POST`: `{"payload": any, "priority"?, "kind"?}`, sent as `af-bus send --to ID` would.
 pub fn send(app: &App, id: &str, req: &Req) -> Answer {

@@ -60,7 +60,7 @@ pub fn operate(app: &App, req: &Req) -> Answer {
         }
         "broadcast" => {
             let payload = body.get("payload").ok_or_else(|| ApiError::bad("\"payload\" is required"))?;
-            let mut m = Message::new("cli", Kind::Broadcast, Priority::Normal, payload.clone());
+            let mut m = Message::new(crate::messages::SENDER, Kind::Broadcast, Priority::Normal, payload.clone());
             m.to = Some("*".into());
             let (m, n) = af_ops::bus::post(&app.spool, m, &Target::Broadcast(None), true)?;
             json!({"id": m.id, "delivered": n})

@@ -80,15 +80,31 @@ pub fn error_json(kind: &str, message: &str) -> String {
 /// The kind of an error chain: its first typed error's, else `invalid` for bad JSON input, else
 /// `system`.
 pub fn error_kind(err: &anyhow::Error) -> &'static str {
+    match decisive_cause(err) {
+        Cause::Typed(e) => e.kind(),
+        Cause::Json => "invalid",
+        Cause::Other => "system",
+    }
+}
+
+/// What decides an error chain's exit code and kind: its first typed error, else a bare JSON
+/// error (invalid input), else nothing we know.
+enum Cause<'a> {
+    Typed(&'a Error),
+    Json,
+    Other,
+}
+
+fn decisive_cause(err: &anyhow::Error) -> Cause<'_> {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
-            return e.kind();
+            return Cause::Typed(e);
         }
         if cause.downcast_ref::<serde_json::Error>().is_some() {
-            return "invalid";
+            return Cause::Json;
         }
     }
-    "system"
+    Cause::Other
 }
 
 /// Prints `af-<tool>: <error>` (with `--json`, the error document of [`error_json`]) and returns
@@ -254,13 +270,9 @@ fn generate(mut cmd: clap::Command, kind: &str) -> std::process::ExitCode {
 /// error is invalid input (records read from the spool never get here bare: a corrupt one is
 /// [`Error::Corrupt`]); anything else is a system failure.
 pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<Error>() {
-            return e.exit_code();
-        }
-        if cause.downcast_ref::<serde_json::Error>().is_some() {
-            return ExitCode::Usage;
-        }
+    match decisive_cause(err) {
+        Cause::Typed(e) => e.exit_code(),
+        Cause::Json => ExitCode::Usage,
+        Cause::Other => ExitCode::System,
     }
-    ExitCode::System
 }
