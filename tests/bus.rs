@@ -263,6 +263,21 @@ fn redelivery_nack_dead_letters_retry_and_ttl() {
     assert_eq!(dead[0]["reason"], "expired");
 }
 
+#[test]
+fn a_log_file_is_opened_only_when_something_is_logged() {
+    let mut env = Env::new();
+    env.set_env("AF_LOG", "info");
+    env.set_env("AF_BUS_MAX_ATTEMPTS", "1");
+    agent(&env, "w1", "p");
+    let id = send(&env, &["--to", "w1", "1"]);
+    env.ok("af-spawn", &["show", "w1"]);
+    recv(&env, "w1", &[]).unwrap();
+    assert!(!env.home.join("log").exists(), "runs that logged nothing opened no log file");
+    env.ok("af-bus", &["nack", "w1", &id]);
+    let log = util::read(&env.home.join("log/af-bus.log"));
+    assert!(log.contains("message to the dead letters") && log.contains(&id), "af-bus.log: {log}");
+}
+
 fn now_rfc3339() -> String {
     let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     af_spool::time::Timestamp(ms).rfc3339()

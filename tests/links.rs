@@ -56,22 +56,37 @@ fn the_event_log_and_its_fifodir_are_written_only_when_they_are_what_they_should
     assert_untouched(&out, &["made-by-notify"]);
 }
 
+/// Runs `af-bus` verbs that log a record at info (a message nacked to the dead letters), so its
+/// log file is opened; returns the last run's output.
+fn af_bus_logging(env: &Env) -> std::process::Output {
+    let id = env.ok("af-bus", &["send", "--to", "w1", "1"]).trim().to_owned();
+    env.ok("af-bus", &["recv", "w1"]);
+    env.run("af-bus", &["nack", "w1", &id], None)
+}
+
 #[test]
 fn program_logs_are_opened_after_the_spool_is_checked_and_never_through_a_link() {
-    let env = Env::new();
-    env.ok("af-spawn", &["ls"]);
+    let mut env = Env::new();
+    env.set_env("AF_BUS_MAX_ATTEMPTS", "1");
+    env.create(r#"{"id":"w1","type":"worker","projectId":"p"}"#);
     let out = outside(&env);
     // A link at the log file: not followed (it would create the file outside).
     plant(&env.home.join("log/af-bus.log"), &out.join("af-bus.log"));
-    env.ok("af-bus", &["stats"]);
+    let run = af_bus_logging(&env);
+    assert!(run.status.success(), "{}", util::describe(&run));
     assert_untouched(&out, &["af-bus.log"]);
     // A link at the log folder.
     std::fs::remove_dir_all(env.home.join("log")).unwrap();
     plant(&env.home.join("log"), &out);
-    env.ok("af-bus", &["stats"]);
+    assert!(af_bus_logging(&env).status.success());
     assert_untouched(&out, &["af-bus.log"]);
-    // A spool that fails the checks: nothing in it is opened before the refusal.
+    // The control: with nothing planted, the same runs do write the log.
     std::fs::remove_file(env.home.join("log")).unwrap();
+    assert!(af_bus_logging(&env).status.success());
+    let log = util::read(&env.home.join("log/af-bus.log"));
+    assert!(log.contains("dead letters"), "af-bus.log: {log}");
+    // A spool that fails the checks: nothing in it is opened before the refusal.
+    std::fs::remove_dir_all(env.home.join("log")).unwrap();
     plant(&env.home.join("log/af-bus.log"), &out.join("af-bus.log"));
     std::fs::set_permissions(&env.home, std::fs::Permissions::from_mode(0o777)).unwrap();
     let err = env.fails("af-bus", &["stats"], None, 4);
@@ -81,7 +96,9 @@ fn program_logs_are_opened_after_the_spool_is_checked_and_never_through_a_link()
     // A named pipe at the log file: not opened (an open for writing would wait for a reader).
     std::fs::remove_file(env.home.join("log/af-bus.log")).unwrap();
     assert!(Command::new("mkfifo").arg(env.home.join("log/af-bus.log")).status().unwrap().success());
-    let mut child = env.cmd("af-bus").arg("stats").stdout(std::process::Stdio::null()).spawn().unwrap();
+    let id = env.ok("af-bus", &["send", "--to", "w1", "1"]).trim().to_owned();
+    env.ok("af-bus", &["recv", "w1"]);
+    let mut child = env.cmd("af-bus").args(["nack", "w1", &id]).stdout(std::process::Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

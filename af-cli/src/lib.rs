@@ -2,12 +2,14 @@
 //! man pages and completions from the clap definition, and turning errors into one line on stderr
 //! and an exit code.
 
+mod logging;
 pub mod progress;
+
+pub use logging::init_logging;
 
 use af_spool::error::{Error, ExitCode};
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::Path;
 
 pub use af_ops::process::{sibling_program, user_umask};
 pub use af_spool::record::program_name;
@@ -123,77 +125,6 @@ pub fn report(err: &anyhow::Error) -> std::process::ExitCode {
         let _ = writeln!(std::io::stderr(), "{}: {err:#}", program_name());
     }
     std::process::ExitCode::from(code as u8)
-}
-
-/// The most a program's log file grows before it is rotated (`AF_LOG_MAX_BYTES`, default 1 MiB).
-fn log_max_bytes() -> u64 {
-    std::env::var("AF_LOG_MAX_BYTES").ok().and_then(|v| af_spool::human::parse_size(&v).ok()).unwrap_or(1 << 20)
-}
-
-/// Opens a log file for appending, rotating it first when it is over the size cap; never through
-/// a symlink (a refusal is said on stderr, and the program logs there only; a read-only or full
-/// disk is not).
-fn open_log(path: &Path) -> Option<std::fs::File> {
-    af_spool::logfile::rotate_if_larger(path, log_max_bytes(), af_spool::logfile::KEEP);
-    match af_spool::beneath::open_append(path) {
-        Ok(f) => Some(f),
-        // A read-only or full disk is the program's own error to report, in its one line; a
-        // refused link or a FIFO at the log is worth a word of its own.
-        Err(af_spool::Error::Io { source, .. })
-            if matches!(source.raw_os_error(), Some(nix::libc::EROFS | nix::libc::ENOSPC | nix::libc::EDQUOT)) =>
-        {
-            None
-        }
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "{}: not logging to a file: {e}", program_name());
-            None
-        }
-    }
-}
-
-type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
-
-fn layer<W>(writer: W, json: bool, ansi: bool, level: tracing_subscriber::filter::LevelFilter) -> BoxedLayer
-where
-    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
-{
-    use tracing_subscriber::Layer;
-    let base = tracing_subscriber::fmt::layer().with_writer(writer).with_target(false).with_ansi(ansi);
-    if json { base.json().with_filter(level).boxed() } else { base.with_filter(level).boxed() }
-}
-
-/// Sets up tracing. `AF_LOG` sets the level (error, warn, info, debug, trace); `AF_LOG_FORMAT=json`
-/// writes JSON lines. With `file`, logs go there (default level info); without, to stderr
-/// (default warn) and, when the spool exists, to `$AF_HOME/log/<program>.log` at info. Log files
-/// are rotated by size (`AF_LOG_MAX_BYTES`, three generations kept).
-pub fn init_logging(file: Option<&Path>) {
-    use tracing_subscriber::filter::LevelFilter;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let chosen = std::env::var("AF_LOG").ok().and_then(|l| l.parse::<LevelFilter>().ok());
-    let json = std::env::var("AF_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let mut layers: Vec<BoxedLayer> = Vec::new();
-    match file {
-        Some(path) => {
-            if let Some(f) = open_log(path) {
-                layers.push(layer(std::sync::Mutex::new(f), json, false, chosen.unwrap_or(LevelFilter::INFO)));
-            }
-        }
-        None => {
-            layers.push(layer(std::io::stderr, json, true, chosen.unwrap_or(LevelFilter::WARN)));
-            // Only in a spool that exists and passes Spool::open's checks of its ownership and mode,
-            // made before anything in it is opened; a spool that fails them is refused by the
-            // program itself, with its own error.
-            let root = af_spool::Spool::default_root().ok().filter(|r| r.is_dir());
-            let dir = root.and_then(|r| af_spool::Spool::check_root(&r, false).ok()).map(|r| r.join("log"));
-            if let Some(dir) = dir.filter(|d| af_spool::atomic::create_dir(d).is_ok()) {
-                if let Some(f) = open_log(&dir.join(format!("{}.log", program_name()))) {
-                    layers.push(layer(std::sync::Mutex::new(f), json, false, chosen.unwrap_or(LevelFilter::INFO)));
-                }
-            }
-        }
-    }
-    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// Renders the program's man page, with the shared EXIT STATUS and ENVIRONMENT sections.
