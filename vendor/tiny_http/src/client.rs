@@ -421,3 +421,78 @@ mod test {
         assert!(super::parse_request_line("qsd qsd qsd").is_err());
     }
 }
+
+/// AgentFlow's patch: properties of the head's parsers, over generated input.
+#[cfg(test)]
+mod head_props {
+    use super::{ambiguous_framing, parse_http_version, parse_request_line};
+    use crate::{HTTPVersion, Header, Method};
+    use proptest::prelude::*;
+
+    fn header(name: &str, value: &str) -> Header {
+        format!("{name}: {value}").parse().unwrap()
+    }
+
+    /// A framing header, or another one, with a value that is a number or not.
+    fn framing_header() -> impl Strategy<Value = Header> {
+        let name = prop_oneof![
+            Just("Content-Length"),
+            Just("content-length"),
+            Just("CONTENT-LENGTH"),
+            Just("Transfer-Encoding"),
+            Just("X-Other"),
+        ];
+        let value = prop_oneof!["[0-9]{1,6}", "[0-9]{25}", "[ -~]{0,12}"];
+        (name, value).prop_map(|(n, v)| header(n, &v))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_request_line_is_parsed_exactly_or_refused(line in "\\PC{0,60}") {
+            if let Ok((method, path, version)) = parse_request_line(&line) {
+                let mut parts = line.split(' ');
+                prop_assert_eq!(parts.next().unwrap(), method.as_str());
+                prop_assert_eq!(parts.next().unwrap(), path.as_str());
+                prop_assert_eq!(parse_http_version(parts.next().unwrap()).ok(), Some(version));
+            }
+        }
+
+        #[test]
+        fn a_well_formed_request_line_is_read_back(
+            method in prop_oneof![Just("GET".to_owned()), Just("PATCH".to_owned()), "[A-Z]{1,10}"],
+            path in "/[!-~]{0,40}",
+            version in prop_oneof![Just((1u8, 0u8)), Just((1, 1))],
+        ) {
+            let line = format!("{method} {path} HTTP/{}.{}", version.0, version.1);
+            let (m, p, v) = parse_request_line(&line).unwrap();
+            prop_assert_eq!(m, method.parse::<Method>().unwrap());
+            prop_assert_eq!(p, path);
+            prop_assert_eq!(v, HTTPVersion(version.0, version.1));
+        }
+
+        #[test]
+        fn a_header_line_is_read_back(name in "[!-9;-~]{1,30}", value in "[!-~]([ -~]{0,60}[!-~])?") {
+            let h: Header = format!("{name}:  {value} ").parse().unwrap();
+            prop_assert_eq!(h.field.as_str().as_str(), name.as_str());
+            prop_assert_eq!(h.value.as_str(), value.as_str());
+        }
+
+        #[test]
+        fn framing_is_ambiguous_exactly_as_rfc_9112_says(headers in proptest::collection::vec(framing_header(), 0..5)) {
+            let lengths: Vec<&Header> = headers.iter().filter(|h| h.field.equiv("content-length")).collect();
+            let chunked = headers.iter().any(|h| h.field.equiv("transfer-encoding"));
+            let number = |h: &&Header| {
+                let v = h.value.as_str();
+                !v.is_empty() && v.len() < 20 && v.bytes().all(|b| b.is_ascii_digit())
+            };
+            let expected = lengths.len() > 1 || (chunked && !lengths.is_empty()) || !lengths.iter().all(number);
+            prop_assert_eq!(ambiguous_framing(&headers), expected, "{:?}", headers);
+            // The order of the headers never matters.
+            let mut reversed = headers.clone();
+            reversed.reverse();
+            prop_assert_eq!(ambiguous_framing(&reversed), expected);
+        }
+    }
+}
