@@ -5,7 +5,7 @@ use crate::limits::Limits;
 use crate::tasks::{Ended, Tasks};
 use crate::tree::Usage;
 use af_ops::procfs;
-use af_spool::atomic::{self, Durability};
+use af_spool::atomic;
 use af_spool::control::{Envelope, Reply, Request};
 use af_spool::lock::Lock;
 use af_spool::record::{AgentConfig, AgentType, Event, Health, Heartbeat, Status};
@@ -64,6 +64,8 @@ struct Supervisor<'a> {
     paused: bool,
     started: Instant,
     usage: Usage,
+    /// The heartbeat file, kept open and rewritten in place; opened at the first beat.
+    beats: Option<af_spool::heartbeat::Writer>,
     control: File,
     _control_writer: File,
     control_buf: Vec<u8>,
@@ -163,6 +165,7 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration, generation: u64) 
         paused: false,
         started: Instant::now(),
         usage: Usage::new(),
+        beats: None,
         control,
         _control_writer: control_writer,
         control_buf: Vec::new(),
@@ -629,7 +632,8 @@ impl Supervisor<'_> {
     fn write_heartbeat(&mut self) {
         let me = std::process::id();
         let reading = self.usage.read(me);
-        let beat = Heartbeat {
+        let mut beat = Heartbeat {
+            seq: 0,
             agent: self.id.clone(),
             time: Timestamp::now(),
             wrap_pid: me,
@@ -642,8 +646,18 @@ impl Supervisor<'_> {
                 + self.claude.as_ref().map_or(0, |d| d.counts().0),
             tasks_done: self.tasks.as_ref().map_or(0, |t| t.counts().1)
                 + self.claude.as_ref().map_or(0, |d| d.counts().1),
+            seq_end: 0,
         };
-        if let Err(e) = atomic::write_json(&self.spool.heartbeat_path(self.id), &beat, Durability::Volatile) {
+        let path = self.spool.heartbeat_path(self.id);
+        let written = match &mut self.beats {
+            Some(w) => w.write(&mut beat),
+            None => af_spool::heartbeat::Writer::open(&path).and_then(|mut w| {
+                let r = w.write(&mut beat);
+                self.beats = Some(w);
+                r
+            }),
+        };
+        if let Err(e) = written {
             tracing::warn!("cannot write heartbeat: {e}");
         }
         af_spool::logfile::copy_truncate_if_larger(&self.spool.output_log_path(self.id), output_max_bytes());

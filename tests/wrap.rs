@@ -91,6 +91,14 @@ fn heartbeats_describe_the_process_tree() {
     assert!(beat["rssBytes"].as_u64().unwrap() > 0);
     assert!(beat["uptimeMs"].as_u64().unwrap() > 0);
     assert_eq!(beat["wrapPid"], env.show("hb")["state"]["wrapPid"]);
+    // Beats are rewritten in place: the same file (no new inode per beat), its count rising.
+    let path = env.home.join("agents/hb/heartbeat.json");
+    let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+    let (ino, seq) = (inode(), beat["seq"].as_u64().unwrap());
+    wait_for("two more beats", Duration::from_secs(10), || {
+        env.show("hb")["heartbeat"]["seq"].as_u64() >= Some(seq + 2)
+    });
+    assert_eq!(inode(), ino, "a beat replaced the heartbeat file");
 }
 
 #[test]

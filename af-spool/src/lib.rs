@@ -13,6 +13,7 @@ pub mod error;
 pub mod eventlog;
 pub mod fifodir;
 pub mod health;
+pub mod heartbeat;
 pub mod human;
 pub mod id;
 pub mod leftovers;

@@ -401,6 +401,10 @@ impl AgentState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Heartbeat {
+    /// The writer's count of its beats, first in the record; with [`Heartbeat::seq_end`], last,
+    /// it tells a reader a torn read (see [`crate::heartbeat`]).
+    #[serde(default)]
+    pub seq: u64,
     /// The agent.
     pub agent: AgentId,
     /// When this heartbeat was written.
@@ -424,6 +428,9 @@ pub struct Heartbeat {
     /// Tasks finished since the supervisor started.
     #[serde(default)]
     pub tasks_done: u64,
+    /// The same count as [`Heartbeat::seq`], last in the record.
+    #[serde(default)]
+    pub seq_end: u64,
 }
 
 /// The running program's name (`af-spawn`, …), from argv[0]: who wrote an event.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 ///   events.d/                         fifodir: woken after every event
 ///   agents/<id>/config.json           AgentConfig
 ///   agents/<id>/state.json            AgentState
-///   agents/<id>/heartbeat.json        Heartbeat (af-wrap, every few seconds)
+///   agents/<id>/heartbeat.json        Heartbeat (af-wrap, every few seconds, rewritten in place)
 ///   agents/<id>/lock                  flock: held while changing the agent's records
 ///   agents/<id>/wrap.lock             flock: held by the agent's af-wrap for its whole life
 ///   agents/<id>/control               named pipe af-wrap reads requests from
@@ -273,7 +273,7 @@ impl Spool {
 
     /// Reads an agent's last heartbeat, if it ever had one.
     pub fn read_heartbeat(&self, id: &AgentId) -> Result<Option<Heartbeat>> {
-        atomic::read_json(&self.heartbeat_path(id))
+        crate::heartbeat::read(&self.heartbeat_path(id))
     }
 
     /// Writes an agent's state and wakes whoever waits on it. Terminal and initial statuses are
