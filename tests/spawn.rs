@@ -235,6 +235,26 @@ fn kill_9_of_af_wrap_then_ls_tells_the_truth_and_gc_cleans_up() {
 }
 
 #[test]
+fn a_batch_start_that_stops_half_way_leaves_nothing_starting() {
+    let env = Env::new();
+    for id in ["b1", "b2"] {
+        env.create(&format!(r#"{{"id":"{id}","type":"worker","projectId":"p","command":["sleep","300"]}}"#));
+    }
+    // b2 cannot be prepared (a link where its output.log goes), after b1 was.
+    let outside = env.home.parent().unwrap().join("outside.log");
+    std::os::unix::fs::symlink(&outside, env.home.join("agents/b2/output.log")).unwrap();
+    let err = env.fails("af-spawn", &["start", "b1", "b2"], None, 111);
+    assert!(err.contains("output.log"), "{err}");
+    assert_eq!((env.status("b1"), env.status("b2")), ("created".into(), "created".into()));
+    assert!(!env.has_session("agent-b1") && !outside.exists());
+    // Once the link is gone the batch starts whole.
+    std::fs::remove_file(env.home.join("agents/b2/output.log")).unwrap();
+    env.ok("af-spawn", &["start", "b1", "b2"]);
+    assert_eq!((env.status("b1"), env.status("b2")), ("running".into(), "running".into()));
+    env.ok("af-spawn", &["stop", "--force", "b1", "b2"]);
+}
+
+#[test]
 fn a_missing_program_fails_with_the_reason() {
     let env = Env::new();
     env.create(r#"{"id":"m1","type":"worker","command":["/no/such/program","--flag"]}"#);

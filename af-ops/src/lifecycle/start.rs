@@ -13,8 +13,15 @@ use std::time::Duration;
 /// 16 KiB).
 const MAX_CALL_BYTES: usize = 12 * 1024;
 
-/// Starts many agents at once: every one is checked before any is touched, their sessions are
-/// built with as few tmux calls as fit, and then all are waited for together.
+/// How many agents one batch start prepares, builds and waits for at a time: each holds a
+/// descriptor (its fifodir's pipe) until it reports in, so a batch of any size holds at most this
+/// many, whatever the descriptor limit.
+const CHUNK: usize = 128;
+
+/// Starts many agents at once: every one is checked before any is touched, then they are
+/// started a chunk at a time ([`CHUNK`]): their sessions built with as few tmux calls as fit, then
+/// all waited for together. The first error stops the batch after its chunk; agents of later
+/// chunks stay as they were, and none is left `starting` without a session.
 pub fn start_many(
     ctx: &Lifecycle,
     ids: &[AgentId],
@@ -25,9 +32,35 @@ pub fn start_many(
     for id in ids {
         check_startable(&ctx.spool.observe(id)?)?;
     }
+    let mut out = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        start_chunk(ctx, chunk, wait, timeout, step, &mut out)?;
+    }
+    tracing::debug!(count = out.len(), wait, "agents started");
+    Ok(out)
+}
+
+/// Starts one chunk of a batch, adding what started to `out`.
+fn start_chunk(
+    ctx: &Lifecycle,
+    ids: &[AgentId],
+    wait: bool,
+    timeout: Duration,
+    step: &mut dyn FnMut(),
+    out: &mut Vec<(AgentId, Observed)>,
+) -> Result<()> {
     let mut launches = Vec::new();
     for id in ids {
-        launches.push(prepare(ctx, id, false)?);
+        match prepare(ctx, id, false) {
+            Ok(l) => launches.push(l),
+            Err(e) => {
+                // Those marked `starting` get no session: they go back to what they were.
+                for l in &launches {
+                    unprepare(ctx, l);
+                }
+                return Err(e);
+            }
+        }
     }
     let mut group: Vec<usize> = Vec::new();
     let mut bytes = 0;
@@ -68,7 +101,6 @@ pub fn start_many(
         }
     }
     tracing::debug!(count = launches.len(), "tmux sessions built");
-    let mut out = Vec::new();
     for l in launches.iter_mut() {
         match finish(ctx, l, wait, timeout) {
             Ok(obs) => out.push((l.id.clone(), obs)),
@@ -78,10 +110,20 @@ pub fn start_many(
         }
         step();
     }
-    tracing::debug!(count = out.len(), wait, "agents started");
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(out),
+    failed.map_or(Ok(()), Err)
+}
+
+/// Puts an agent marked `starting` that got no session back to the status it had (its
+/// generation stays raised, so nothing launched for it can come back).
+fn unprepare(ctx: &Lifecycle, l: &Launch) {
+    let before = l.before;
+    let undone = ctx.spool.update_state(&l.id, |s| {
+        if s.status == Status::Starting {
+            s.status = before;
+        }
+    });
+    if let Err(e) = undone {
+        tracing::warn!("agent {} stays starting: {e}", l.id);
     }
 }
 
@@ -100,6 +142,8 @@ pub fn restart(ctx: &Lifecycle, id: &AgentId, grace: Duration) -> Result<Observe
 /// An agent made ready to start: its state says `starting`, its fifodir is listened to.
 struct Launch {
     id: AgentId,
+    /// The status it had before it was marked `starting`.
+    before: Status,
     listener: af_spool::fifodir::Listener,
     commands: Vec<Vec<String>>,
 }
@@ -149,7 +193,7 @@ fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool) -> Result<Launch> {
     spool.write_state(id, &state)?;
     let mut commands = layout::commands(spool, &ctx.tmux, &obs.config, &workdir);
     layout::set_generation(&mut commands, state.generation);
-    Ok(Launch { id: id.clone(), listener, commands })
+    Ok(Launch { id: id.clone(), before: obs.status(), listener, commands })
 }
 
 /// Builds one agent's session, clearing a stale one of ours and waiting out a server that is
