@@ -285,6 +285,9 @@ fn the_demo_runs_the_main_job_end_to_end() {
     assert_eq!(text.matches("processed by demo-worker-").count(), 6, "six task results: {text}");
     assert!(text.contains("\"ok\":true"), "the request's answer: {text}");
     assert!(text.contains("app.py is back: print(\"hello from the service\")"), "{text}");
+    // The hint to look around names the private tmux server the demo's agents run on.
+    let attach = format!("tmux -L {} attach -t agent-demo-service", env.socket);
+    assert!(text.contains(&attach), "{attach}: {text}");
     let url = text.lines().find_map(|l| l.strip_prefix("dashboard: ")).expect("the dashboard URL");
     // stdout is a pipe here: the URL without the token, and where the token is.
     assert!(url.starts_with("http://127.0.0.1:") && !url.contains("#token="), "{url}");
