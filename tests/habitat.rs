@@ -385,10 +385,24 @@ fn fish_completion_offers_agents_and_checkpoints_from_the_spool() {
     assert!(complete("af-checkpoint diff w1 ", "af-checkpoint").contains(&ckpt));
 }
 
-/// The zsh scripts, with their `complete` calls, are valid zsh (driving zsh's completion system
-/// needs a pseudo-terminal; the calls are the ones bash and fish run above).
+/// What an interactive zsh (on a pseudo-terminal, through zsh/zpty) shows after `LINE<TAB><TAB>`
+/// with the generated completion functions on its fpath: the typed line and the listing, as the
+/// terminal got them (escape sequences and all), read until `until` shows or 10 s passed.
+fn zsh_screen(env: &Env, line: &str, until: &str) -> String {
+    let dir = repo().join("scripts/completions");
+    let script = format!(
+        "zmodload zsh/zpty\nzpty z zsh -f -i\n\
+         zpty -w z 'PS1=\"> \"; fpath=({} $fpath); autoload -Uz compinit; compinit -u -D; setopt nolistbeep'\n\
+         zpty -w -n z '{line}'$'\\t\\t'\nout=\n\
+         for i in {{1..100}}; do while zpty -r -t z chunk; do out+=$chunk; done; [[ $out == *'{until}'* ]] && break; sleep 0.1; done\n\
+         zpty -d z\nprint -r -- \"$out\"",
+        dir.display()
+    );
+    shell(env, "zsh", &script)
+}
+
 #[test]
-fn zsh_completion_scripts_parse() {
+fn zsh_completion_offers_agents_and_checkpoints_from_the_spool() {
     if !util::have_tool("zsh", "apt-get install zsh") {
         return;
     }
@@ -397,4 +411,11 @@ fn zsh_completion_scripts_parse() {
         let out = Command::new("zsh").arg("-n").arg(&file).output().unwrap();
         assert!(out.status.success(), "{}: {}", file.display(), describe(&out));
     }
+    let (env, ckpt) = completion_world();
+    let screen = zsh_screen(&env, "af-spawn stop ", "w2");
+    let after = screen.split_once("af-spawn stop").map_or("", |(_, rest)| rest);
+    assert!(after.contains("w1") && after.contains("w2"), "{screen:?}");
+    // One candidate: zsh writes it into the line.
+    let screen = zsh_screen(&env, "af-checkpoint diff w1 ", &ckpt);
+    assert!(screen.contains(&ckpt), "{screen:?}");
 }

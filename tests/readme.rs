@@ -245,7 +245,7 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs one document's examples and checks them; returns what was not run.
+/// Runs one document's examples and checks them; names what it did not run (at exit).
 fn run_document(rel: &str) {
     let text = std::fs::read_to_string(repo().join(rel)).unwrap();
     let found = examples(rel, &text);
