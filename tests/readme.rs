@@ -248,12 +248,20 @@ fn repo() -> PathBuf {
 /// Runs one document's examples and checks them; names what it did not run (at exit).
 fn run_document(rel: &str) {
     let text = std::fs::read_to_string(repo().join(rel)).unwrap();
-    let found = examples(rel, &text);
+    if let Err(lie) = run_text(rel, &text) {
+        panic!("{lie}");
+    }
+}
+
+/// Runs the examples of a document's text; the first one that fails or does not print what it
+/// shows is the error.
+fn run_text(rel: &str, text: &str) -> Result<(), String> {
+    let found = examples(rel, text);
     for line in &found.not_run {
         util::note_at_exit(format!("NOT RUN: {line}"));
     }
     if found.steps.is_empty() {
-        return;
+        return Ok(());
     }
     let mut env = Env::new();
     // The examples run at the pace a user sees, with heartbeats every 2 s.
@@ -294,20 +302,28 @@ fn run_document(rel: &str) {
         let what = format!("{rel}:{}: `{}`", step.line, step.command);
         let (out, err) = (read(k, "out"), read(k, "err"));
         let rc = read(k, "rc");
+        let output = format!("\n--- stdout\n{out}\n--- stderr\n{err}");
         if rc.is_empty() {
-            assert!(finished, "{what} did not finish within {DEADLINE:?}\n--- stdout\n{out}\n--- stderr\n{err}");
-            panic!("{what} never ran");
+            return Err(match finished {
+                false => format!("{what} did not finish within {DEADLINE:?}{output}"),
+                true => format!("{what} never ran"),
+            });
         }
-        assert_eq!(rc.trim(), "0", "{what} failed\n--- stdout\n{out}\n--- stderr\n{err}");
+        if rc.trim() != "0" {
+            return Err(format!("{what} failed with exit status {}{output}", rc.trim()));
+        }
         let mut printed = out.lines();
         for shown in &step.shown {
             let found = printed.any(|l| matches(shown, l)) || err.lines().any(|l| matches(shown, l));
-            assert!(found, "{what} does not print (in this order) {shown:?}\n--- stdout\n{out}\n--- stderr\n{err}");
+            if !found {
+                return Err(format!("{what} does not print (in this order) {shown:?}{output}"));
+            }
             if !out.lines().any(|l| matches(shown, l)) {
                 printed = out.lines();
             }
         }
     }
+    Ok(())
 }
 
 #[test]
@@ -327,6 +343,20 @@ fn every_page_of_docs_runs_as_written() {
     for page in pages {
         run_document(&format!("docs/{page}"));
     }
+}
+
+/// A document that lies fails: a command that fails, output that differs, output out of order.
+#[test]
+fn a_document_that_lies_fails() {
+    let run = |body: &str| run_text("lies.md", &format!("```console\n{body}\n```\n"));
+    assert_eq!(run("$ cd /tmp\n$ printf 'w1 31 ok\\nsvc ab12 done\\n'\nw1 7 ok\nsvc 9f0e done"), Ok(()));
+    let err = run("$ printf 'w1 unknown\\n'\nw1 healthy").unwrap_err();
+    assert!(err.contains("does not print (in this order) \"w1 healthy\""), "{err}");
+    let err = run("$ printf 'two\\none\\n'\none\ntwo").unwrap_err();
+    assert!(err.contains("\"two\""), "{err}");
+    let err = run("$ echo fine\n$ af-spawn show nobody\n$ echo never").unwrap_err();
+    assert!(err.contains("`af-spawn show nobody` failed with exit status 3"), "{err}");
+    assert!(err.contains("no agent 'nobody'"), "its stderr is shown: {err}");
 }
 
 #[test]
