@@ -156,7 +156,7 @@ pub fn status_get(app: &App, id: &str) -> Answer {
     Ok(Reply::json(
         200,
         &json!({
-            "id": id, "status": obs.status(), "health": obs.state.health, "reason": obs.reason(),
+            "id": id, "status": obs.status(), "health": af_ops::health::live::health(&app.spool, &obs), "reason": obs.reason(),
             "supervisorAlive": obs.supervisor_alive, "pid": obs.state.pid, "heartbeat": beat,
         }),
     ))

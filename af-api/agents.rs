@@ -74,7 +74,7 @@ fn read_rows(spool: &Spool) -> Result<Vec<Value>, ApiError> {
 /// capabilities and its last heartbeat.
 pub fn summary(spool: &Spool, o: &Observed) -> Value {
     let beat = spool.read_heartbeat(&o.config.id).unwrap_or(None);
-    let mut v = o.summary();
+    let mut v = af_ops::health::live::summary(spool, o);
     v["capabilities"] = json!(o.config.capabilities);
     v["heartbeat"] = json!(beat.map(|b| json!({
         "time": b.time, "cpuPercent": b.cpu_percent, "rssBytes": b.rss_bytes,

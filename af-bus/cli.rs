@@ -49,7 +49,7 @@ pub enum Command {
     /// Send a message to a queue (an agent id, pool:PROJECT, or a subscription); prints its id.
     Send {
         /// The queue: an agent id, pool:PROJECT, a subscription name.
-        #[arg(long)]
+        #[arg(long, value_name = "QUEUE")]
         to: Option<String>,
         #[command(flatten)]
         make: Make,
@@ -80,7 +80,7 @@ pub enum Command {
     /// Publish an event on a topic, to every subscription whose pattern matches (none is fine).
     Publish {
         /// The topic, e.g. tasks.results.
-        #[arg(long, short)]
+        #[arg(value_name = "TOPIC", long, short)]
         topic: String,
         #[command(flatten)]
         make: Make,
@@ -92,7 +92,7 @@ pub enum Command {
         /// The subscription's (and its queue's) name.
         name: String,
         /// The topic pattern: `*` matches any run of characters (health, tasks.*, *).
-        #[arg(long, short)]
+        #[arg(value_name = "TOPIC", long, short)]
         topic: String,
     },
     /// Remove a subscription and its queue.
@@ -103,6 +103,7 @@ pub enum Command {
     /// Take the next message(s) of a queue, by priority then age; exit 1 when there is none.
     Recv {
         /// The queue: an agent id, pool:PROJECT, or a subscription name.
+        #[arg(value_name = "QUEUE")]
         queue: String,
         /// Wait for a message (woken by the queue's named pipe); SIGINT or SIGTERM ends it (exit 130).
         #[arg(long, short)]
@@ -123,6 +124,7 @@ pub enum Command {
     /// Acknowledge received messages: they move to the history.
     Ack {
         /// The queue they were received from.
+        #[arg(value_name = "QUEUE")]
         queue: String,
         /// Message ids (or - to read them from stdin, one a line).
         #[arg(required = true)]
@@ -131,6 +133,7 @@ pub enum Command {
     /// Give a received message back (its attempts raised), at once or after a delay.
     Nack {
         /// The queue it was received from.
+        #[arg(value_name = "QUEUE")]
         queue: String,
         /// The message id.
         id: String,
@@ -141,7 +144,7 @@ pub enum Command {
     /// Send a request and wait for its correlated response; prints the response's payload.
     Request {
         /// The queue: an agent id, pool:PROJECT, a subscription.
-        #[arg(long)]
+        #[arg(long, value_name = "QUEUE")]
         to: String,
         /// Give up after SECS (exit 5).
         #[arg(long, default_value_t = 30.0, value_name = "SECS")]
@@ -161,6 +164,7 @@ pub enum Command {
     /// What a queue received and acked, oldest first.
     History {
         /// The queue.
+        #[arg(value_name = "QUEUE")]
         queue: String,
         /// At most this many (the latest).
         #[arg(long, default_value_t = 100)]
@@ -169,6 +173,7 @@ pub enum Command {
     /// Remove every waiting, claimed, dead and acked message of a queue.
     Clear {
         /// The queue.
+        #[arg(value_name = "QUEUE")]
         queue: String,
     },
     /// Depths per queue and priority, in flight, dead letters, acked and ack rates.
@@ -177,12 +182,13 @@ pub enum Command {
     /// SIGTERM (exit 130).
     Tail {
         /// The topic pattern.
-        #[arg(long, short, default_value = "*")]
+        #[arg(value_name = "TOPIC", long, short, default_value = "*")]
         topic: String,
     },
     /// List a queue's dead letters, with the reason each died.
     Dead {
         /// The queue.
+        #[arg(value_name = "QUEUE")]
         queue: String,
     },
     /// Interrupt the running turn of a claude-code agent (its task is answered `interrupted`);
@@ -197,6 +203,7 @@ pub enum Command {
     /// Put a dead letter back into its queue, attempts reset.
     Retry {
         /// The queue.
+        #[arg(value_name = "QUEUE")]
         queue: String,
         /// The message id.
         id: String,

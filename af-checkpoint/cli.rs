@@ -34,6 +34,7 @@ pub enum Command {
     /// Take a checkpoint of an agent; prints its id.
     Create {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// What this checkpoint is.
         #[arg(long, short = 'm', value_name = "DESCRIPTION", default_value = "")]
@@ -42,20 +43,25 @@ pub enum Command {
     /// List an agent's checkpoints, oldest first.
     Ls {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Show one checkpoint.
     Show {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// The checkpoint.
+        #[arg(value_name = "CHECKPOINT")]
         ckpt: String,
     },
     /// What changed in the agent's working tree since a checkpoint (A added, D deleted, M modified).
     Diff {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// The checkpoint.
+        #[arg(value_name = "CHECKPOINT")]
         ckpt: String,
         /// Print the full patch (git repositories only).
         #[arg(long, short)]
@@ -64,13 +70,16 @@ pub enum Command {
     /// Remove a checkpoint.
     Rm {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// The checkpoint.
+        #[arg(value_name = "CHECKPOINT")]
         ckpt: String,
     },
     /// Remove all but the newest N checkpoints.
     Prune {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// How many to keep.
         #[arg(long, value_name = "N")]
@@ -79,8 +88,10 @@ pub enum Command {
     /// Roll an agent back to a checkpoint: stop it if it runs, restore, start it again.
     Rollback {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// The checkpoint.
+        #[arg(value_name = "CHECKPOINT")]
         ckpt: String,
         /// Leave the agent stopped afterwards.
         #[arg(long)]

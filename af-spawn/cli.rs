@@ -50,7 +50,7 @@ pub enum Command {
     /// Start agents in their tmux sessions; waits until each runs.
     Start {
         /// The agents.
-        #[arg(required = true)]
+        #[arg(value_name = "AGENT", required = true)]
         ids: Vec<String>,
         /// Return once tmux has the session, without waiting for af-wrap.
         #[arg(long)]
@@ -62,7 +62,7 @@ pub enum Command {
     /// Stop agents: SIGTERM to the process group, SIGKILL after the timeout.
     Stop {
         /// The agents.
-        #[arg(required = true)]
+        #[arg(value_name = "AGENT", required = true)]
         ids: Vec<String>,
         /// SIGKILL at once.
         #[arg(long)]
@@ -74,16 +74,19 @@ pub enum Command {
     /// Pause an agent (SIGSTOP to its process group).
     Pause {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Resume a paused agent (SIGCONT).
     Resume {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Stop an agent if it runs, then start it again.
     Restart {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// Grace period of the stop, in seconds.
         #[arg(long, default_value_t = 10.0, value_name = "SECS")]
@@ -93,13 +96,14 @@ pub enum Command {
     /// ladder gave up), so that the ladder starts it again.
     Reset {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Remove an agent and its records (and its worktree, refusing when that holds uncommitted or
     /// unpushed work).
     Rm {
         /// The agents.
-        #[arg(required = true)]
+        #[arg(value_name = "AGENT", required = true)]
         ids: Vec<String>,
         /// Stop it first if it runs (SIGKILL); remove a worktree holding work, after taking a
         /// checkpoint that keeps it (refs/agentflow/checkpoints/<id>/...).
@@ -118,16 +122,19 @@ pub enum Command {
     /// Show an agent's config, state and last heartbeat.
     Show {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Attach to an agent's tmux session.
     Attach {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Show what an agent printed (its tmux pane, captured), or its supervisor's log.
     Logs {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// Keep printing as it grows, until SIGINT or SIGTERM (exit 130).
         #[arg(long, short)]
@@ -150,11 +157,13 @@ pub enum Command {
     /// Print a shell script that recreates an agent's tmux layout.
     Script {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Show an agent's processes, CPU and memory, refreshed (the `monitor' window).
     Top {
         /// The agent.
+        #[arg(value_name = "AGENT")]
         id: String,
         /// Print once and exit.
         #[arg(long)]

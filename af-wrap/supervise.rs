@@ -257,11 +257,12 @@ impl Supervisor<'_> {
                 ));
                 return Ok(());
             }
-            // A monitor runs the health loop for its project (projectId "*": every agent).
+            // A monitor runs the health loop over every agent, unless its config names a
+            // project of its own (a projectId other than the default, or "*").
             (None, AgentType::Monitor) => {
                 let health = af_cli::sibling_program("af-health").display().to_string();
                 let mut argv = vec![health, "watch".into()];
-                if self.config.project_id != "*" {
+                if !matches!(self.config.project_id.as_str(), "*" | af_spool::record::DEFAULT_PROJECT) {
                     argv.extend(["--project".into(), self.config.project_id.clone()]);
                 }
                 argv

@@ -285,6 +285,9 @@ fn the_demo_runs_the_main_job_end_to_end() {
     assert_eq!(text.matches("processed by demo-worker-").count(), 6, "six task results: {text}");
     assert!(text.contains("\"ok\":true"), "the request's answer: {text}");
     assert!(text.contains("app.py is back: print(\"hello from the service\")"), "{text}");
+    // The hint to look around names the private tmux server the demo's agents run on.
+    let attach = format!("tmux -L {} attach -t agent-demo-service", env.socket);
+    assert!(text.contains(&attach), "{attach}: {text}");
     let url = text.lines().find_map(|l| l.strip_prefix("dashboard: ")).expect("the dashboard URL");
     // stdout is a pipe here: the URL without the token, and where the token is.
     assert!(url.starts_with("http://127.0.0.1:") && !url.contains("#token="), "{url}");
@@ -303,4 +306,116 @@ fn the_demo_runs_the_main_job_end_to_end() {
     assert!(clean.status.success(), "{}", describe(&clean));
     assert!(env.json("af-spawn", &["ls"]).as_array().unwrap().is_empty());
     assert!(std::net::TcpStream::connect(addr).is_err(), "the dashboard is stopped");
+}
+
+/// A spool with what completion offers: two agents (project test), a subscription, a checkpoint.
+fn completion_world() -> (Env, String) {
+    let env = Env::new();
+    env.create(
+        r#"[{"id": "w1", "type": "worker", "projectId": "test"}, {"id": "w2", "type": "worker", "projectId": "test"}]"#,
+    );
+    env.ok("af-bus", &["subscribe", "results", "--topic", "tasks.*"]);
+    let ckpt = env.ok("af-checkpoint", &["create", "w1"]).trim().to_owned();
+    (env, ckpt)
+}
+
+/// Runs a shell script with the test's spool and the built programs on PATH; returns stdout.
+fn shell(env: &Env, shell: &str, script: &str) -> String {
+    let mut c = Command::new(shell);
+    env.apply(&mut c);
+    c.args(["-c", script])
+        .env("PATH", format!("{}:{}", bins_dir().display(), std::env::var("PATH").unwrap_or_default()));
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{shell} -c {script}: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What bash offers for `LINE<TAB>` with the generated completion file of `program` sourced: its
+/// completion function (as `complete -p` names it) driven through COMP_WORDS and COMP_CWORD.
+fn bash_completes(env: &Env, program: &str, line: &str) -> Vec<String> {
+    let file = repo().join(format!("scripts/completions/{program}.bash"));
+    let script = format!(
+        "source '{}'\nCOMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}\nread -ra COMP_WORDS <<< \"$COMP_LINE\"\n\
+         [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=('')\nCOMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))\n\
+         fn=$(complete -p {program} | sed 's/.*-F \\([^ ]*\\).*/\\1/')\n\
+         \"$fn\" {program} \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    shell(env, "bash", &script).lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn bash_completion_offers_agents_queues_topics_and_checkpoints_from_the_spool() {
+    let (env, ckpt) = completion_world();
+    let stop = bash_completes(&env, "af-spawn", "af-spawn stop ");
+    assert!(stop.contains(&"w1".to_owned()) && stop.contains(&"w2".to_owned()), "{stop:?}");
+    assert_eq!(bash_completes(&env, "af-spawn", "af-spawn show w2"), ["w2"]);
+    let queues = bash_completes(&env, "af-bus", "af-bus recv ");
+    for q in ["w1", "pool:test", "results"] {
+        assert!(queues.contains(&q.to_owned()), "{q} in {queues:?}");
+    }
+    assert!(bash_completes(&env, "af-bus", "af-bus send --to p").contains(&"pool:test".to_owned()));
+    assert!(bash_completes(&env, "af-bus", "af-bus tail --topic ").contains(&"tasks.*".to_owned()));
+    assert_eq!(bash_completes(&env, "af-checkpoint", "af-checkpoint diff w1 ck"), [ckpt]);
+    // The hidden verb itself: nothing, and success, without a spool.
+    let out = Command::new(util::bin("af-spawn"))
+        .args(["complete", "agents"])
+        .env("AF_HOME", env.path("no-spool-here"))
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "{}", describe(&out));
+    assert!(!env.path("no-spool-here").exists(), "completion made a spool");
+}
+
+#[test]
+fn fish_completion_offers_agents_and_checkpoints_from_the_spool() {
+    if !util::have_tool("fish", "apt-get install fish") {
+        return;
+    }
+    let (env, ckpt) = completion_world();
+    let dir = repo().join("scripts/completions");
+    let complete = |line: &str, program: &str| {
+        let script = format!("source '{}/{program}.fish'; complete -C '{line}'", dir.display());
+        // fish prints each candidate with its description after a tab.
+        shell(&env, "fish", &script).lines().map(|l| l.split('\t').next().unwrap_or("").to_owned()).collect::<Vec<_>>()
+    };
+    let stop = complete("af-spawn stop ", "af-spawn");
+    assert!(stop.contains(&"w1".to_owned()) && stop.contains(&"w2".to_owned()), "{stop:?}");
+    assert!(complete("af-bus recv ", "af-bus").contains(&"pool:test".to_owned()));
+    assert!(complete("af-checkpoint diff w1 ", "af-checkpoint").contains(&ckpt));
+}
+
+/// What an interactive zsh (on a pseudo-terminal, through zsh/zpty) shows after `LINE<TAB><TAB>`
+/// with the generated completion functions on its fpath: the typed line and the listing, as the
+/// terminal got them (escape sequences and all), read until `until` shows or 10 s passed.
+fn zsh_screen(env: &Env, line: &str, until: &str) -> String {
+    let dir = repo().join("scripts/completions");
+    let script = format!(
+        "zmodload zsh/zpty\nzpty z zsh -f -i\n\
+         zpty -w z 'PS1=\"> \"; fpath=({} $fpath); autoload -Uz compinit; compinit -u -D; setopt nolistbeep'\n\
+         zpty -w -n z '{line}'$'\\t\\t'\nout=\n\
+         for i in {{1..100}}; do while zpty -r -t z chunk; do out+=$chunk; done; [[ $out == *'{until}'* ]] && break; sleep 0.1; done\n\
+         zpty -d z\nprint -r -- \"$out\"",
+        dir.display()
+    );
+    shell(env, "zsh", &script)
+}
+
+#[test]
+fn zsh_completion_offers_agents_and_checkpoints_from_the_spool() {
+    if !util::have_tool("zsh", "apt-get install zsh") {
+        return;
+    }
+    for p in util::PROGRAMS {
+        let file = repo().join(format!("scripts/completions/_{p}"));
+        let out = Command::new("zsh").arg("-n").arg(&file).output().unwrap();
+        assert!(out.status.success(), "{}: {}", file.display(), describe(&out));
+    }
+    let (env, ckpt) = completion_world();
+    let screen = zsh_screen(&env, "af-spawn stop ", "w2");
+    let after = screen.split_once("af-spawn stop").map_or("", |(_, rest)| rest);
+    assert!(after.contains("w1") && after.contains("w2"), "{screen:?}");
+    // One candidate: zsh writes it into the line.
+    let screen = zsh_screen(&env, "af-checkpoint diff w1 ", &ckpt);
+    assert!(screen.contains(&ckpt), "{screen:?}");
 }

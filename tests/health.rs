@@ -426,4 +426,10 @@ fn exit_0_is_done_a_permanent_exit_code_is_not_restarted_and_a_monitor_agent_rec
         s["state"]["status"] == "running" && s["state"]["pid"].as_u64().is_some_and(|p| p as u32 != old)
     });
     assert!(!env.home.join("agents/mon/health.log").exists(), "the monitor does not check itself");
+
+    // A monitor whose config names no project watches every project.
+    env.create(r#"{"id": "mon-all", "type": "monitor"}"#);
+    env.ok("af-spawn", &["start", "mon-all"]);
+    let argv = util::read(std::path::Path::new(&format!("/proc/{}/cmdline", pid_of(&env, "mon-all"))));
+    assert!(argv.contains("watch") && !argv.contains("--project"), "{argv:?}");
 }

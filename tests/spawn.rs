@@ -101,6 +101,25 @@ fn lifecycle_start_pause_resume_stop_restart_rm() {
     assert!(env.processes().is_empty(), "nothing left running: {:?}", env.processes());
 }
 
+/// From its first heartbeat an agent is `healthy` in `ls`, before any af-health pass; once stopped
+/// it is `unknown` again.
+#[test]
+fn health_is_known_from_the_first_heartbeats_without_an_af_health_pass() {
+    let env = Env::new();
+    env.worker("w1", "exec sleep 300");
+    let health = || env.json("af-spawn", &["ls"])[0]["health"].as_str().unwrap_or_default().to_owned();
+    wait_for("ls --json says healthy", Duration::from_secs(30), || health() == "healthy");
+    let table = env.ok("af-spawn", &["ls"]);
+    assert!(
+        table.lines().any(|l| l.starts_with("w1 ") && l.contains(" running ") && l.contains(" healthy ")),
+        "{table}"
+    );
+    assert_eq!(env.show("w1")["state"]["health"], "healthy");
+    assert!(!env.home.join("agents/w1/health.log").exists(), "no af-health pass ran");
+    env.ok("af-spawn", &["stop", "w1"]);
+    assert_eq!(health(), "unknown");
+}
+
 #[test]
 fn bad_input_changes_nothing() {
     let env = Env::new();

@@ -2,6 +2,7 @@
 //! man pages and completions from the clap definition, and turning errors into one line on stderr
 //! and an exit code.
 
+pub mod complete;
 mod logging;
 pub mod progress;
 
@@ -47,6 +48,11 @@ pub fn main<C: clap::Parser>(logs: Logs, run: impl FnOnce(C) -> anyhow::Result<E
     let args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "--generate") {
         return generate(C::command(), args.get(2).and_then(|s| s.to_str()).unwrap_or(""));
+    }
+    // The completion scripts' hidden verb (see `complete`): before parsing, so no help shows it.
+    if args.get(1).is_some_and(|a| a == "complete") {
+        let word = |i: usize| args.get(i).and_then(|s| s.to_str());
+        return complete::answer(word(2).unwrap_or(""), word(3));
     }
     let json = args.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--json");
     JSON_ERRORS.store(json, std::sync::atomic::Ordering::Relaxed);
@@ -193,7 +199,17 @@ fn generate(mut cmd: clap::Command, kind: &str) -> std::process::ExitCode {
             return std::process::ExitCode::from(ExitCode::Usage as u8);
         }
     };
-    clap_complete::generate(shell, &mut cmd, name, &mut stdout);
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    // Agent ids, queues, topics and checkpoints come from the spool when the user presses TAB.
+    let script = match shell {
+        Shell::Bash => complete::bash(&cmd, script),
+        Shell::Zsh => complete::zsh(&cmd, script),
+        Shell::Fish => complete::fish(&cmd, script),
+        _ => script,
+    };
+    let _ = stdout.write_all(script.as_bytes());
     std::process::ExitCode::SUCCESS
 }
 

@@ -1,6 +1,7 @@
 //! `af-spawn ls`: every agent with its true status (a dead supervisor shows as failed).
 
 use super::{Ctx, print_json};
+use af_ops::health::live;
 use af_spool::{Error, ExitCode, Observed};
 use std::io::Write;
 
@@ -17,9 +18,9 @@ pub fn run(ctx: &Ctx, project: Option<&str>, summary: bool) -> anyhow::Result<Ex
         return counts(ctx, &rows);
     }
     if ctx.json {
-        print_json(&serde_json::Value::Array(rows.iter().map(Observed::summary).collect()))?;
+        print_json(&serde_json::Value::Array(rows.iter().map(|o| live::summary(&ctx.spool, o)).collect()))?;
     } else {
-        table(&rows)?;
+        table(ctx, &rows)?;
     }
     Ok(ExitCode::Ok)
 }
@@ -41,7 +42,7 @@ fn counts(ctx: &Ctx, rows: &[Observed]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
-fn table(rows: &[Observed]) -> anyhow::Result<()> {
+fn table(ctx: &Ctx, rows: &[Observed]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -49,8 +50,10 @@ fn table(rows: &[Observed]) -> anyhow::Result<()> {
         "ID", "TYPE", "PROJECT", "STATUS", "HEALTH", "PID", "RST"
     )?;
     for o in rows {
-        let health =
-            serde_json::to_value(o.state.health).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let health = serde_json::to_value(live::health(&ctx.spool, o))
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         writeln!(
             out,
             "{:<24} {:<12} {:<16} {:<9} {:<9} {:>8} {:>3}  {}",

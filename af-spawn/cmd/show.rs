@@ -11,6 +11,8 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
     let mut state = serde_json::to_value(&obs.state)?;
     state["status"] = serde_json::to_value(obs.status())?;
     state["reason"] = serde_json::to_value(obs.reason())?;
+    let health = af_ops::health::live::judge(&obs, beat.as_ref(), &af_ops::health::Policy::default());
+    state["health"] = serde_json::to_value(health)?;
     if ctx.json {
         let mut doc = serde_json::json!({
             "id": id,

@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, id: &AgentId, once: bool, interval: Duration) -> anyhow::R
             obs.config.kind.as_str(),
             obs.config.project_id,
             obs.status().as_str(),
-            obs.state.health
+            af_ops::health::live::health(&ctx.spool, &obs)
         ));
         if let Ok(Some(b)) = ctx.spool.read_heartbeat(id) {
             text.push_str(&format!(

@@ -92,8 +92,11 @@ impl ResourceLimits {
     }
 }
 
+/// The project of an agent whose config names none.
+pub const DEFAULT_PROJECT: &str = "default";
+
 fn default_project() -> String {
-    "default".into()
+    DEFAULT_PROJECT.into()
 }
 
 fn default_concurrency() -> u32 {

@@ -144,8 +144,8 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__ack)
-            opts="-h --json --no-fsync --help"
+        af__bus__subcmd__ack)
+            opts="-h --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -158,7 +158,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__broadcast)
+        af__bus__subcmd__broadcast)
             opts="-p -h --project --priority --ttl --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -188,8 +188,8 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__clear)
-            opts="-h --json --no-fsync --help"
+        af__bus__subcmd__clear)
+            opts="-h --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -202,8 +202,8 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__dead)
-            opts="-h --json --no-fsync --help"
+        af__bus__subcmd__dead)
+            opts="-h --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,7 +216,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help)
+        af__bus__subcmd__help)
             opts="send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -230,7 +230,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__ack)
+        af__bus__subcmd__help__subcmd__ack)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -244,7 +244,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__broadcast)
+        af__bus__subcmd__help__subcmd__broadcast)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -258,7 +258,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__clear)
+        af__bus__subcmd__help__subcmd__clear)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -272,7 +272,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__dead)
+        af__bus__subcmd__help__subcmd__dead)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -286,7 +286,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__help)
+        af__bus__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -300,7 +300,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__history)
+        af__bus__subcmd__help__subcmd__history)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -314,7 +314,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__interrupt)
+        af__bus__subcmd__help__subcmd__interrupt)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -328,7 +328,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__nack)
+        af__bus__subcmd__help__subcmd__nack)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -342,7 +342,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__publish)
+        af__bus__subcmd__help__subcmd__publish)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -356,7 +356,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__recv)
+        af__bus__subcmd__help__subcmd__recv)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -370,7 +370,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__reply)
+        af__bus__subcmd__help__subcmd__reply)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -384,7 +384,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__request)
+        af__bus__subcmd__help__subcmd__request)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -398,7 +398,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__retry)
+        af__bus__subcmd__help__subcmd__retry)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -412,7 +412,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__send)
+        af__bus__subcmd__help__subcmd__send)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -426,7 +426,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__stats)
+        af__bus__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -440,7 +440,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__subscribe)
+        af__bus__subcmd__help__subcmd__subscribe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -454,7 +454,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__tail)
+        af__bus__subcmd__help__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -468,7 +468,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__help__subcmd__unsubscribe)
+        af__bus__subcmd__help__subcmd__unsubscribe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -482,8 +482,8 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__history)
-            opts="-h --limit --json --no-fsync --help"
+        af__bus__subcmd__history)
+            opts="-h --limit --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -500,7 +500,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__interrupt)
+        af__bus__subcmd__interrupt)
             opts="-h --timeout --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -518,8 +518,8 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__nack)
-            opts="-h --delay --json --no-fsync --help"
+        af__bus__subcmd__nack)
+            opts="-h --delay --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -536,7 +536,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__publish)
+        af__bus__subcmd__publish)
             opts="-t -p -h --topic --priority --ttl --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -544,11 +544,11 @@ _af__bus() {
             fi
             case "${prev}" in
                 --topic)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(af-bus complete topics 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -t)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(af-bus complete topics 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --priority)
@@ -570,8 +570,8 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__recv)
-            opts="-w -n -h --wait --timeout --max --visibility --ack --json --no-fsync --help"
+        af__bus__subcmd__recv)
+            opts="-w -n -h --wait --timeout --max --visibility --ack --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -600,7 +600,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__reply)
+        af__bus__subcmd__reply)
             opts="-h --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -614,7 +614,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__request)
+        af__bus__subcmd__request)
             opts="-p -h --to --timeout --priority --ttl --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -622,7 +622,7 @@ _af__bus() {
             fi
             case "${prev}" in
                 --to)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(af-bus complete queues 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -648,8 +648,8 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__retry)
-            opts="-h --json --no-fsync --help"
+        af__bus__subcmd__retry)
+            opts="-h --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -662,7 +662,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__send)
+        af__bus__subcmd__send)
             opts="-p -k -h --to --priority --ttl --kind --reply-to --batch --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -670,7 +670,7 @@ _af__bus() {
             fi
             case "${prev}" in
                 --to)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(af-bus complete queues 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --priority)
@@ -694,7 +694,7 @@ _af__bus() {
                     return 0
                     ;;
                 --reply-to)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(af-bus complete queues 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -704,7 +704,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__stats)
+        af__bus__subcmd__stats)
             opts="-h --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -718,7 +718,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__subscribe)
+        af__bus__subcmd__subscribe)
             opts="-t -h --topic --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -726,11 +726,11 @@ _af__bus() {
             fi
             case "${prev}" in
                 --topic)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(af-bus complete topics 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -t)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(af-bus complete topics 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -740,7 +740,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__tail)
+        af__bus__subcmd__tail)
             opts="-t -h --topic --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -748,11 +748,11 @@ _af__bus() {
             fi
             case "${prev}" in
                 --topic)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(af-bus complete topics 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -t)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(af-bus complete topics 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -762,7 +762,7 @@ _af__bus() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__bus__subcmd__unsubscribe)
+        af__bus__subcmd__unsubscribe)
             opts="-h --json --no-fsync --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -141,3 +141,16 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "interrupt" -d 'Interrupt the running turn of a claude-code agent (its task is answered `interrupted`); exit 1 when no turn runs'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "retry" -d 'Put a dead letter back into its queue, attempts reset'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c af-bus -n "__fish_af_bus_using_subcommand send" -f -l to -r -a "(af-bus complete queues 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand send" -f -l reply-to -r -a "(af-bus complete queues 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand publish" -f -l topic -s t -r -a "(af-bus complete topics 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand subscribe" -f -l topic -s t -r -a "(af-bus complete topics 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -f -a "(af-bus complete queues 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand ack" -f -a "(af-bus complete queues 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -f -a "(af-bus complete queues 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand request" -f -l to -r -a "(af-bus complete queues 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand history" -f -a "(af-bus complete queues 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand clear" -f -a "(af-bus complete queues 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand tail" -f -l topic -s t -r -a "(af-bus complete topics 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand dead" -f -a "(af-bus complete queues 2>/dev/null)"
+complete -c af-bus -n "__fish_af_bus_using_subcommand retry" -f -a "(af-bus complete queues 2>/dev/null)"

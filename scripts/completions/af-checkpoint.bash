@@ -84,8 +84,8 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__create)
-            opts="-m -h --message --json --help"
+        af__checkpoint__subcmd__create)
+            opts="-m -h --message --json --help $(af-checkpoint complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -106,8 +106,8 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__diff)
-            opts="-p -h --patch --json --help"
+        af__checkpoint__subcmd__diff)
+            opts="-p -h --patch --json --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -120,7 +120,7 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__help)
+        af__checkpoint__subcmd__help)
             opts="create ls show diff rm prune rollback help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -134,7 +134,7 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__help__subcmd__create)
+        af__checkpoint__subcmd__help__subcmd__create)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -148,7 +148,7 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__help__subcmd__diff)
+        af__checkpoint__subcmd__help__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -162,7 +162,7 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__help__subcmd__help)
+        af__checkpoint__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -176,7 +176,7 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__help__subcmd__ls)
+        af__checkpoint__subcmd__help__subcmd__ls)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -190,7 +190,7 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__help__subcmd__prune)
+        af__checkpoint__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -204,7 +204,7 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__help__subcmd__rm)
+        af__checkpoint__subcmd__help__subcmd__rm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -218,7 +218,7 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__help__subcmd__rollback)
+        af__checkpoint__subcmd__help__subcmd__rollback)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -232,7 +232,7 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__help__subcmd__show)
+        af__checkpoint__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -246,8 +246,8 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__ls)
-            opts="-h --json --help"
+        af__checkpoint__subcmd__ls)
+            opts="-h --json --help $(af-checkpoint complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -260,8 +260,8 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__prune)
-            opts="-h --keep --json --help"
+        af__checkpoint__subcmd__prune)
+            opts="-h --keep --json --help $(af-checkpoint complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,8 +278,8 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__rm)
-            opts="-h --json --help"
+        af__checkpoint__subcmd__rm)
+            opts="-h --json --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -292,8 +292,8 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__rollback)
-            opts="-h --no-restart --reset-index --json --help"
+        af__checkpoint__subcmd__rollback)
+            opts="-h --no-restart --reset-index --json --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -306,8 +306,8 @@ _af__checkpoint() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        af__subcmd__checkpoint__subcmd__show)
-            opts="-h --json --help"
+        af__checkpoint__subcmd__show)
+            opts="-h --json --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -62,3 +62,14 @@ complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand help; and no
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand help; and not __fish_seen_subcommand_from create ls show diff rm prune rollback help" -f -a "prune" -d 'Remove all but the newest N checkpoints'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand help; and not __fish_seen_subcommand_from create ls show diff rm prune rollback help" -f -a "rollback" -d 'Roll an agent back to a checkpoint: stop it if it runs, restore, start it again'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand help; and not __fish_seen_subcommand_from create ls show diff rm prune rollback help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand create" -f -a "(af-checkpoint complete agents 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand ls" -f -a "(af-checkpoint complete agents 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand show" -f -a "(af-checkpoint complete agents 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand show" -f -a "(af-checkpoint complete checkpoints (commandline -opc)[3] 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -f -a "(af-checkpoint complete agents 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -f -a "(af-checkpoint complete checkpoints (commandline -opc)[3] 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rm" -f -a "(af-checkpoint complete agents 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rm" -f -a "(af-checkpoint complete checkpoints (commandline -opc)[3] 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand prune" -f -a "(af-checkpoint complete agents 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rollback" -f -a "(af-checkpoint complete agents 2>/dev/null)"
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rollback" -f -a "(af-checkpoint complete checkpoints (commandline -opc)[3] 2>/dev/null)"

@@ -106,3 +106,15 @@ complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_s
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart reset rm ls show attach logs gc script top help" -f -a "script" -d 'Print a shell script that recreates an agent\'s tmux layout'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart reset rm ls show attach logs gc script top help" -f -a "top" -d 'Show an agent\'s processes, CPU and memory, refreshed (the `monitor\' window)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart reset rm ls show attach logs gc script top help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand pause" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand resume" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand reset" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand script" -f -a "(af-spawn complete agents 2>/dev/null)"
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -f -a "(af-spawn complete agents 2>/dev/null)"

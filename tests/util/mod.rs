@@ -12,7 +12,7 @@ pub mod tmpfs;
 
 // Each test binary compiles this harness anew and uses only part of it.
 #[allow(unused_imports)]
-pub use skip::{Need, have_tool, skip};
+pub use skip::{Need, have_tool, note_at_exit, skip};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -59,7 +59,23 @@ impl Need {
 
 /// This binary's skips so far: what each needed, and its `SKIPPED:` line.
 static SKIPPED: Mutex<Vec<(Need, String)>> = Mutex::new(Vec::new());
+/// Lines a test wants seen whatever its outcome (the README test's examples it does not run).
+static NOTES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static REPORT_AT_EXIT: Once = Once::new();
+
+/// Prints `line` on stdout when the test binary exits, past libtest's capture, as [`skip`]'s
+/// lines are: for what a passing test must still say (what it left out, and why).
+pub fn note_at_exit(line: String) {
+    NOTES.lock().unwrap_or_else(PoisonError::into_inner).push(line + "\n");
+    report_at_exit();
+}
+
+fn report_at_exit() {
+    REPORT_AT_EXIT.call_once(|| {
+        // SAFETY: `report` is an `extern "C" fn()` that never unwinds.
+        unsafe { nix::libc::atexit(report) };
+    });
+}
 
 /// The test cannot run for want of `need`: `why` says what is missing and how to get it. Fails
 /// the test when the need is required (see [`Need::required`]); otherwise records the skip, and
@@ -71,10 +87,7 @@ pub fn skip(need: Need, why: &str) {
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
     println!("SKIPPED: {why}");
     SKIPPED.lock().unwrap_or_else(PoisonError::into_inner).push((need, format!("SKIPPED: {test}: {why}\n")));
-    REPORT_AT_EXIT.call_once(|| {
-        // SAFETY: `report` is an `extern "C" fn()` that never unwinds.
-        unsafe { nix::libc::atexit(report) };
-    });
+    report_at_exit();
 }
 
 /// Whether `program` is on PATH; when it is not, the test skips (see [`skip`]) with `install`,
@@ -94,11 +107,15 @@ fn is_executable(path: &std::path::Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Writes the skips and their count to file descriptor 1, past libtest's capture, as the test
-/// binary exits.
+/// Writes the notes, the skips and their count to file descriptor 1, past libtest's capture, as
+/// the test binary exits.
 extern "C" fn report() {
+    let mut text: String = NOTES.lock().unwrap_or_else(PoisonError::into_inner).concat();
+    if !text.is_empty() {
+        text.insert(0, '\n');
+    }
     let skipped = SKIPPED.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut text: String = skipped.iter().map(|(_, line)| line.as_str()).collect();
+    text.extend(skipped.iter().map(|(_, line)| line.as_str()));
     let mut variables: Vec<&str> = skipped.iter().map(|(need, _)| need.variable()).collect();
     variables.sort_unstable();
     variables.dedup();
@@ -111,7 +128,10 @@ extern "C" fn report() {
         1 => format!("1 test of {binary} (libtest counted it as passed"),
         n => format!("{n} tests of {binary} (libtest counted them as passed"),
     };
-    text.push_str(&format!("SKIPPED: {count}; {strict} makes that fail)\n\n"));
+    if !skipped.is_empty() {
+        text.push_str(&format!("SKIPPED: {count}; {strict} makes that fail)\n"));
+    }
+    text.push('\n');
     let mut rest = text.as_bytes();
     while let Ok(n @ 1..) = nix::unistd::write(std::io::stdout(), rest) {
         rest = &rest[n..];

@@ -5,6 +5,7 @@
 
 pub mod alert;
 pub mod ladder;
+pub mod live;
 pub mod pass;
 pub mod policy;
 pub mod probe;
