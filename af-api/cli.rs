@@ -41,6 +41,10 @@ pub struct Cli {
     /// Worker threads answering requests (slow requests hold one each).
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// Serve /metrics without the token to every client (by default only loopback clients, a
+    /// Prometheus on this host, get it without one).
+    #[arg(long)]
+    pub metrics_public: bool,
     /// Print the startup line as JSON ({"url", "listen", "tokenFile"}; the url holds the token only on a terminal).
     #[arg(long)]
     pub json: bool,

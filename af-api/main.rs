@@ -9,6 +9,7 @@ mod guard;
 mod host;
 mod http;
 mod messages;
+mod metrics;
 mod orchestrator;
 mod routes;
 mod server;

@@ -30,6 +30,10 @@ pub struct App {
     pub streams: AtomicUsize,
     /// The host's figures (CPU, memory, load, disks), sampled at most once a second.
     pub host: crate::host::Host,
+    /// Whether `/metrics` is served without the token to every client, not only loopback ones.
+    pub metrics_public: bool,
+    /// af-api's request figures, for `/metrics`.
+    pub http: crate::metrics::HttpFigures,
 }
 
 /// The resources af-api serves.
@@ -61,6 +65,8 @@ pub enum Resource {
     Alerts,
     /// `/api/alerts/{id}/ack`.
     AlertAck(String),
+    /// `/metrics`: the Prometheus text format.
+    Metrics,
 }
 
 impl Resource {
@@ -70,6 +76,7 @@ impl Resource {
         let id = |s: &str| percent_decode(s);
         Some(match segs.as_slice() {
             ["healthz"] => Resource::Healthz,
+            ["metrics"] => Resource::Metrics,
             [""] | ["index.html"] => Resource::Dashboard,
             ["api", "openapi.json"] => Resource::OpenApi,
             ["api", "events"] => Resource::Events,
@@ -94,6 +101,7 @@ impl Resource {
             | Resource::OpenApi
             | Resource::Events
             | Resource::Alerts
+            | Resource::Metrics
             | Resource::Health(_) => &["GET"],
             Resource::Create | Resource::AlertAck(_) => &["POST"],
             Resource::Agents => &["GET", "POST", "DELETE"],
@@ -101,6 +109,26 @@ impl Resource {
             Resource::Status(_) => &["GET", "POST", "PUT"],
             Resource::Messages(_) => &["GET", "POST", "PUT", "DELETE", "PATCH"],
             Resource::Orchestrator => &["GET", "POST", "PUT", "DELETE"],
+        }
+    }
+
+    /// The route's name in af-api's request figures: one word per resource, never an id.
+    pub fn route(&self) -> &'static str {
+        match self {
+            Resource::Healthz => "healthz",
+            Resource::Dashboard => "dashboard",
+            Resource::OpenApi => "openapi",
+            Resource::Events => "events",
+            Resource::Create => "agents_create",
+            Resource::Agents => "agents",
+            Resource::Agent(_) => "agent",
+            Resource::Status(_) => "agent_status",
+            Resource::Messages(_) => "agent_messages",
+            Resource::Health(_) => "agent_health",
+            Resource::Orchestrator => "orchestrator",
+            Resource::Alerts => "alerts",
+            Resource::AlertAck(_) => "alert_ack",
+            Resource::Metrics => "metrics",
         }
     }
 
@@ -115,6 +143,7 @@ pub fn dispatch(app: &App, res: &Resource, req: &Req) -> Answer {
     let m = req.method.as_str();
     match (res, m) {
         (Resource::Healthz, _) => Ok(Reply::json(200, &serde_json::json!({"ok": true}))),
+        (Resource::Metrics, _) => crate::metrics::serve(app),
         (Resource::Dashboard, _) => Ok(assets::dashboard()),
         (Resource::OpenApi, _) => Ok(assets::openapi()),
         (Resource::Create, _) => agents::create(app, req),

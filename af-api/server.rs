@@ -59,6 +59,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         limited: Default::default(),
         streams: Default::default(),
         host: crate::host::Host::new(),
+        metrics_public: cli.metrics_public,
+        http: Default::default(),
     });
     let (fatal_tx, fatal_rx) = std::sync::mpsc::channel::<String>();
     for _ in 0..cli.workers {
@@ -131,6 +133,7 @@ fn header<'a>(rq: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
 
 /// Passes a request through the gate, answers it, and audits it when it changes something.
 fn handle(app: &Arc<App>, mut rq: tiny_http::Request) {
+    let began = std::time::Instant::now();
     app.requests.fetch_add(1, Ordering::Relaxed);
     let (path, query) = split_target(rq.url());
     let client_ip = rq.remote_addr().map(|a| a.ip()).unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
@@ -151,6 +154,8 @@ fn handle(app: &Arc<App>, mut rq: tiny_http::Request) {
                 let authorized = !matches!(e.status, 401 | 403 | 404 | 405);
                 guard::audit(&app.spool, &req, if authorized { &app.token.id } else { "-" }, e.status);
             }
+            let route = Resource::of(&req.path).map_or("unknown", |r| r.route());
+            app.http.record(route, e.status, began.elapsed());
             return respond(rq, e.reply());
         }
     };
@@ -161,6 +166,7 @@ fn handle(app: &Arc<App>, mut rq: tiny_http::Request) {
     if mutating {
         guard::audit(&app.spool, &req, &app.token.id, reply.status);
     }
+    app.http.record(res.route(), reply.status, began.elapsed());
     respond(rq, reply);
 }
 
@@ -177,7 +183,8 @@ fn gate(app: &App, rq: &mut tiny_http::Request, req: &mut Req, client: std::net:
         )
         .with("Allow", methods.join(", ")));
     }
-    if !res.public() {
+    let open_metrics = res == Resource::Metrics && (app.metrics_public || client.is_loopback());
+    if !res.public() && !open_metrics {
         let query_token = if res == Resource::Events { req.param("token") } else { None };
         guard::authorize(&app.token, header(rq, "authorization"), query_token)?;
     }

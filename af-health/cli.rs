@@ -88,6 +88,14 @@ pub enum Command {
         /// The alert's id (see af-health alerts).
         alert_id: String,
     },
+    /// The spool's figures in the Prometheus text format: agents by status, health and type, each
+    /// agent's memory, CPU, heartbeat age, restarts and spending, queue depths, open alerts. With
+    /// --output, written to a file atomically (for node_exporter's textfile collector).
+    Metrics {
+        /// Write them to this file (replaced atomically), not to stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
     /// Min, median and max of RSS, CPU and response time, and failure counts, over a window.
     Trends {
         /// Only this agent (default: every agent).

@@ -784,7 +784,7 @@ fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
             }
         }
     }
-    assert_eq!(operations, 26);
+    assert_eq!(operations, 27);
     let page = api.request("GET", "/", &[], None).expect(200);
     assert!(page.header("Content-Type").unwrap().starts_with("text/html"));
     assert!(page.header("Content-Security-Policy").unwrap().contains("default-src 'self'"));
@@ -1420,4 +1420,99 @@ fn read_answer(c: &mut BufReader<TcpStream>) -> Result<u16, String> {
     let mut body = vec![0; length.ok_or("no Content-Length")?];
     c.read_exact(&mut body).map_err(|e| format!("body: {e}"))?;
     Ok(status)
+}
+
+/// Runs `promtool check metrics` on `text` (when promtool is there) and fails on any problem.
+fn promtool_passes(text: &str) {
+    if !util::have_tool("promtool", "Debian: apt-get install prometheus") {
+        return;
+    }
+    let mut c = std::process::Command::new("promtool");
+    c.args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("promtool");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && out.stdout.is_empty(), "promtool check metrics: {}\n{text}", util::describe(&out));
+}
+
+/// The value of the sample written exactly as `series` (name and labels), if there is one.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn metrics_are_prometheus_text_from_af_api_and_af_health() {
+    let env = Env::new();
+    env.worker("m1", "exec sleep 300");
+    env.create(&worker("m2", "p").to_string());
+    for i in 0..20 {
+        env.ok("af-bus", &["send", "--to", "m2", &i.to_string()]);
+    }
+    let api = Api::start(&env, &[]);
+    api.call("GET", "/api/agents", None).expect(200);
+    api.request("GET", "/api/agents", &[], None).expect(401);
+    // A loopback client needs no token.
+    let r = api.request("GET", "/metrics", &[], None).expect(200);
+    assert_eq!(r.header("Content-Type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    let text = r.body;
+    promtool_passes(&text);
+    assert_eq!(sample(&text, r#"agentflow_agent_up{agent="m1",project="test"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"agentflow_agent_up{agent="m2",project="p"}"#), Some(0.0), "{text}");
+    assert_eq!(sample(&text, r#"agentflow_agents{status="created",health="unknown",type="worker"}"#), Some(1.0));
+    assert_eq!(sample(&text, r#"agentflow_queue_depth{queue="m2"}"#), Some(20.0), "{text}");
+    assert!(sample(&text, r#"agentflow_agent_resident_memory_bytes{agent="m1"}"#).is_some_and(|v| v > 0.0), "{text}");
+    assert_eq!(sample(&text, r#"agentflow_api_requests_total{route="agents",status="200"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"agentflow_api_requests_total{route="agents",status="401"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"agentflow_api_request_duration_seconds_count{route="agents"}"#), Some(2.0), "{text}");
+    // af-health prints the spool's part, for node_exporter's textfile collector.
+    let printed = env.ok("af-health", &["metrics"]);
+    promtool_passes(&printed);
+    assert_eq!(sample(&printed, r#"agentflow_queue_depth{queue="m2"}"#), Some(20.0), "{printed}");
+    assert!(!printed.contains("agentflow_api_"), "af-health has no requests to count");
+    // --output: replaced by rename, folders made, with the mode the user's umask gives (the
+    // textfile collector reads it as another user).
+    let file = env.work.join("collector/agentflow.prom");
+    let mut c = std::process::Command::new("sh");
+    env.apply(&mut c);
+    c.args([
+        "-c",
+        &format!("umask 022 && exec {} metrics --output {}", util::bin("af-health").display(), file.display()),
+    ]);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", util::describe(&out));
+    assert!(util::read(&file).contains("# TYPE agentflow_agents gauge"));
+    use std::os::unix::fs::PermissionsExt;
+    let modes = [&file, file.parent().unwrap()].map(|p| std::fs::metadata(p).unwrap().permissions().mode() & 0o777);
+    assert_eq!(modes, [0o644, 0o755]);
+}
+
+#[test]
+fn the_grafana_dashboard_asks_only_for_metrics_that_exist() {
+    let env = Env::new();
+    env.worker("g1", "exec sleep 300");
+    let api = Api::start(&env, &[]);
+    api.call("GET", "/api/agents", None).expect(200);
+    let text = api.request("GET", "/metrics", &[], None).expect(200).body;
+    let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    let dashboard: Value = serde_json::from_str(&util::read(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/grafana/agentflow.json"),
+    ))
+    .unwrap();
+    let mut asked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("agentflow_"))
+                .collect();
+            assert!(!names.is_empty(), "{expr} asks for no AgentFlow metric");
+            for name in names {
+                let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+                assert!(families.contains(&family), "the dashboard asks for {name}, which /metrics does not have");
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked >= 15, "{asked}");
 }

@@ -3,6 +3,7 @@
 mod alerts;
 mod check;
 mod history;
+mod metrics;
 mod trends;
 mod watch;
 
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Alerts { all } => alerts::list(&spool, all, json),
         Command::Ack { alert_id } => alerts::ack(&spool, &alert_id, json),
+        Command::Metrics { output } => metrics::run(&spool, output.as_deref()),
         Command::Trends { id, window } => {
             let id = id.map(|s| AgentId::new(&s)).transpose()?;
             trends::run(&spool, id.as_ref(), &window, json)

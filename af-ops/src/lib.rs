@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod claude;
 pub mod health;
 pub mod lifecycle;
+pub mod metrics;
 pub mod process;
 pub mod procfs;
 pub mod rollback;

@@ -69,6 +69,9 @@ paths["/healthz"] = {"get": dict(pub, summary="liveness", operationId="healthz",
 paths["/"] = {"get": dict(pub, summary="the dashboard (HTML; the token comes in the URL fragment)", operationId="dashboard",
   responses=responses("200", {"type": "string"}, ["403", "429"], media="text/html"))}
 paths["/api/openapi.json"] = {"get": dict(pub, summary="this document", operationId="openapi", responses=responses("200", {"type": "object"}, ["403", "429"]))}
+paths["/metrics"] = {"get": {"summary": "the spool's and af-api's figures in the Prometheus text format 0.0.4 (no token needed from loopback, or from anyone with --metrics-public)",
+  "operationId": "metrics", "security": [{"bearer": []}, {}],
+  "responses": dict(responses("200", {"type": "string"}, ["401", "403", "429"], media="text/plain"), **{"500": err("the spool could not be read")})}}
 SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
   "data": {"type": "string", "description": "one event-log record, a JSON object (contentMediaType application/json)"},
   "id": {"type": "string", "pattern": "^[0-9]+:[0-9]+$", "description": "its place in the log, INODE:OFFSET: resume after it with ?since= or Last-Event-ID"},

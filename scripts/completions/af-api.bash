@@ -23,7 +23,7 @@ _af__api() {
 
     case "${cmd}" in
         af__api)
-            opts="-h -V --listen --token-file --allow-host --rate-limit --burst --workers --json --help --version"
+            opts="-h -V --listen --token-file --allow-host --rate-limit --burst --workers --metrics-public --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -4,6 +4,7 @@ complete -c af-api -l allow-host -d 'Another Host header name to accept (repeata
 complete -c af-api -l rate-limit -d 'Requests per second allowed per client address (token bucket); 0 turns rate limiting off' -r
 complete -c af-api -l burst -d 'How many requests a client may make at once before the rate applies (bucket size)' -r
 complete -c af-api -l workers -d 'Worker threads answering requests (slow requests hold one each)' -r
+complete -c af-api -l metrics-public -d 'Serve /metrics without the token to every client (by default only loopback clients, a Prometheus on this host, get it without one)'
 complete -c af-api -l json -d 'Print the startup line as JSON ({"url", "listen", "tokenFile"}; the url holds the token only on a terminal)'
 complete -c af-api -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c af-api -s V -l version -d 'Print version'

@@ -31,6 +31,9 @@ _af__health() {
             af__health,history)
                 cmd="af__health__subcmd__history"
                 ;;
+            af__health,metrics)
+                cmd="af__health__subcmd__metrics"
+                ;;
             af__health,trends)
                 cmd="af__health__subcmd__trends"
                 ;;
@@ -52,6 +55,9 @@ _af__health() {
             af__health__subcmd__help,history)
                 cmd="af__health__subcmd__help__subcmd__history"
                 ;;
+            af__health__subcmd__help,metrics)
+                cmd="af__health__subcmd__help__subcmd__metrics"
+                ;;
             af__health__subcmd__help,trends)
                 cmd="af__health__subcmd__help__subcmd__trends"
                 ;;
@@ -65,7 +71,7 @@ _af__health() {
 
     case "${cmd}" in
         af__health)
-            opts="-h -V --json --help --version check watch history alerts ack trends help"
+            opts="-h -V --json --help --version check watch history alerts ack metrics trends help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,7 +175,7 @@ _af__health() {
             return 0
             ;;
         af__health__subcmd__help)
-            opts="check watch history alerts ack trends help"
+            opts="check watch history alerts ack metrics trends help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -252,6 +258,20 @@ _af__health() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        af__health__subcmd__help__subcmd__metrics)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         af__health__subcmd__help__subcmd__trends)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -292,6 +312,28 @@ _af__health() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__health__subcmd__metrics)
+            opts="-o -h --output --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
