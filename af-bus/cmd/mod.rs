@@ -123,5 +123,5 @@ fn kind_name(k: Kind) -> String {
 
 /// One message as a JSON line.
 pub fn line(m: &Message) -> String {
-    serde_json::to_string(m).unwrap_or_default()
+    af_cli::json_text(m).unwrap_or_default()
 }

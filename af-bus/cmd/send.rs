@@ -122,7 +122,7 @@ pub fn publish(ctx: &Ctx, topic: &str, opts: &Make, data: &str) -> anyhow::Resul
 
 fn print_fanout(ctx: &Ctx, m: &Message, n: usize) -> anyhow::Result<ExitCode> {
     if ctx.json {
-        say(&serde_json::json!({"id": m.id, "delivered": n}).to_string())?;
+        say(&af_cli::json_text(&serde_json::json!({"id": m.id, "delivered": n}))?)?;
     } else {
         say(&format!("{} (to {n} queue{})", m.id, if n == 1 { "" } else { "s" }))?;
     }
