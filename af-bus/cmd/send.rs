@@ -1,6 +1,6 @@
 //! `send` (one message, or a batch of JSON lines), `broadcast`, `publish`.
 
-use super::{Ctx, address, line, make, payload, say};
+use super::{Ctx, address, line, make, payload, say, warn_if_idle};
 use crate::cli::Make;
 use af_ops::bus::Target;
 use af_spool::bus::{validate_project, validate_topic};
@@ -8,21 +8,31 @@ use af_spool::message::{Kind, Message, max_bytes};
 use af_spool::{Error, ExitCode};
 use std::io::BufRead;
 
+/// How `send` sends.
+pub struct How<'a> {
+    /// Where responses go.
+    pub reply_to: Option<&'a str>,
+    /// JSON lines on stdin, one message each.
+    pub batch: bool,
+    /// No warning about an agent that is not running.
+    pub queue_only: bool,
+}
+
 /// `send`.
 pub fn send(
     ctx: &Ctx,
     to: Option<&str>,
     opts: &Make,
     kind: &str,
-    reply_to: Option<&str>,
-    batch: bool,
+    how: &How,
     data: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let kind = Kind::parse(kind)?;
+    let reply_to = how.reply_to;
     if let Some(r) = reply_to {
         address(ctx, r)?;
     }
-    if batch {
+    if how.batch {
         return send_batch(ctx, to, opts, kind, reply_to);
     }
     let to = to.ok_or_else(|| Error::Invalid("send needs --to QUEUE (or --batch)".into()))?;
@@ -30,6 +40,9 @@ pub fn send(
     let mut m = make(opts, kind, payload(data.unwrap_or("-"))?)?;
     m.to = Some(target.to_string());
     m.reply_to = reply_to.map(str::to_owned);
+    if !how.queue_only {
+        warn_if_idle(ctx, &target, kind);
+    }
     let (m, _) = af_ops::bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
     say(&if ctx.json { line(&m) } else { m.id })?;
     Ok(ExitCode::Ok)

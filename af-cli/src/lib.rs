@@ -259,7 +259,7 @@ pub fn man_page(cmd: clap::Command) -> Vec<u8> {
     }
     let _ = man.render_version_section(&mut out);
     out.extend_from_slice(
-        b".SH \"EXIT STATUS\"\n.TP\n0\nok\n.TP\n1\na negative answer (unhealthy, nothing to receive)\n\
+        b".SH \"EXIT STATUS\"\n.TP\n0\nok\n.TP\n1\na negative answer (unhealthy, nothing to receive, \"ok\": false from af-bus request)\n\
 .TP\n2\nusage error or invalid input (bad JSON, bad id, unknown type)\n.TP\n3\nnot found (no such agent)\n\
 .TP\n4\nconflict (exists already, wrong state)\n.TP\n5\ntimeout\n.TP\n111\na system call, tmux or another program failed\n\
 .TP\n130\ninterrupted\n\

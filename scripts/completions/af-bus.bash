@@ -615,7 +615,7 @@ _af__bus() {
             return 0
             ;;
         af__subcmd__bus__subcmd__request)
-            opts="-p -h --to --timeout --priority --ttl --json --no-fsync --pretty --help"
+            opts="-p -h --to --timeout --no-fail --queue-only --priority --ttl --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -663,7 +663,7 @@ _af__bus() {
             return 0
             ;;
         af__subcmd__bus__subcmd__send)
-            opts="-p -k -h --to --priority --ttl --kind --reply-to --batch --json --no-fsync --pretty --help"
+            opts="-p -k -h --to --priority --ttl --kind --reply-to --batch --queue-only --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

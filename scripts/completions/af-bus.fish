@@ -37,7 +37,7 @@ complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "unsubscribe" -d 'Remo
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "recv" -d 'Take the next message(s) of a queue, by priority then age; exit 1 when there is none'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "ack" -d 'Acknowledge received messages: they move to the history'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "nack" -d 'Give a received message back (its attempts raised), at once or after a delay'
-complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "request" -d 'Send a request and wait for its correlated response; prints the response\'s payload'
+complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "request" -d 'Send a request and wait for its correlated response; prints the response\'s payload, and exits 1 when the answer says `"ok": false`'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "reply" -d 'Answer a request: a response with its correlation id, sent to its reply-to queue'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "history" -d 'What a queue received and acked, oldest first'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "clear" -d 'Remove every waiting, claimed, dead and acked message of a queue'
@@ -53,6 +53,7 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l ttl -d 'Drop the 
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -s k -l kind -d 'task, request or event' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l reply-to -d 'Where responses go (a queue, as for --to)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l batch -d 'Read JSON lines on stdin, one message each: with --to, each line is a payload; without, each is {"to", "payload", "priority"?, "kind"?, "replyTo"?, "ttl"?}. Nothing is sent if a line is invalid. Prints one id per line'
+complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l queue-only -d 'Say nothing when a task or request goes to an agent that is not running (it waits in the agent\'s inbox either way)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
@@ -102,6 +103,8 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l to -d 'The que
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l timeout -d 'Give up after SECS (exit 5)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -s p -l priority -d 'critical, high, normal or low' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l ttl -d 'Drop the message to the dead letters if nobody took it within SECS' -r
+complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l no-fail -d 'Exit 0 on any answer, `"ok": false` too'
+complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l queue-only -d 'Say nothing when the agent asked is not running (the request waits in its inbox)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
@@ -149,7 +152,7 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "recv" -d 'Take the next message(s) of a queue, by priority then age; exit 1 when there is none'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "ack" -d 'Acknowledge received messages: they move to the history'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "nack" -d 'Give a received message back (its attempts raised), at once or after a delay'
-complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "request" -d 'Send a request and wait for its correlated response; prints the response\'s payload'
+complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "request" -d 'Send a request and wait for its correlated response; prints the response\'s payload, and exits 1 when the answer says `"ok": false`'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "reply" -d 'Answer a request: a response with its correlation id, sent to its reply-to queue'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "history" -d 'What a queue received and acked, oldest first'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "clear" -d 'Remove every waiting, claimed, dead and acked message of a queue'

@@ -147,7 +147,7 @@ _af__spawn() {
             return 0
             ;;
         af__subcmd__spawn__subcmd__create)
-            opts="-c -h --config --start --worktree --json --pretty --help"
+            opts="-c -h --config --start --keep-failed --worktree --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

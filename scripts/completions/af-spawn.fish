@@ -45,7 +45,8 @@ complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "script" -d 'Print
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "top" -d 'Show an agent\'s processes, CPU and memory, refreshed (the `monitor\' window)'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -s c -l config -d 'The config file, or - for standard input (the default)' -r -F
-complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l start -d 'Start each agent once created'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l start -d 'Start each agent once created, all or nothing: if any fails to start, every agent this create made is removed again (its id free, its files gone)'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l keep-failed -d 'With --start, keep agents that fail to start (as `failed\', to look at) instead of removing them'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l worktree -d 'Give each agent its own git worktree on branch af/<id> (as the config field `worktree: true` does), seeded with the untracked files `.worktreeinclude` lists'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
