@@ -42,6 +42,18 @@ impl Drop for Watch {
     }
 }
 
+/// A freezer cgroup, or a skip (see [`util::skip`]) where none can be made.
+fn freezer(name: &str) -> Option<Freezer> {
+    let made = Freezer::make(name);
+    if made.is_none() {
+        util::skip(
+            util::Need::Cgroups,
+            "no writable cgroup freezer (v2 cgroup.freeze or the v1 freezer): run as root, with cgroups mounted read-write",
+        );
+    }
+    made
+}
+
 fn base_env() -> Env {
     let mut env = Env::new();
     env.set_env("AF_HEALTH_STALE", "2s");
@@ -125,13 +137,7 @@ fn kill9_of_the_agent_is_caught_and_restarted_within_two_intervals() {
 #[test]
 fn a_signal_is_no_alert_and_a_healthy_agent_closes_every_open_alert() {
     let env = base_env();
-    let Some(mut freezer) = Freezer::make("closing-alerts") else {
-        util::skip(
-            util::Need::Cgroups,
-            "no writable cgroup freezer (v2 cgroup.freeze or the v1 freezer): run as root, with cgroups mounted read-write",
-        );
-        return;
-    };
+    let Some(mut freezer) = freezer("closing-alerts") else { return };
     std::fs::create_dir_all(env.home.join("alert.d/recovery")).unwrap();
     let hook = env.home.join("alert.d/recovery/10-save");
     std::fs::write(&hook, format!("#!/bin/sh\ncat >> {}\n", env.path("recovered.json").display())).unwrap();
@@ -248,13 +254,7 @@ fn an_agent_stopped_from_outside_is_caught_and_restarted() {
 #[test]
 fn a_frozen_supervisor_is_caught_by_its_stale_heartbeat() {
     let env = base_env();
-    let Some(mut freezer) = Freezer::make("frozen-supervisor") else {
-        util::skip(
-            util::Need::Cgroups,
-            "no writable cgroup freezer (v2 cgroup.freeze or the v1 freezer): run as root, with cgroups mounted read-write",
-        );
-        return;
-    };
+    let Some(mut freezer) = freezer("frozen-supervisor") else { return };
     env.worker("f1", "exec sleep 300");
     let wrap = env.show("f1")["state"]["wrapPid"].as_u64().unwrap();
     freezer.freeze(wrap as u32);
