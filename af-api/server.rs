@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if cli.json {
         let line = serde_json::json!({"url": url, "listen": bound.to_string(), "tokenFile": token_path});
-        writeln!(out, "{line}")?;
+        writeln!(out, "{}", af_cli::json_text(&line)?)?;
     } else {
         writeln!(out, "{url}")?;
     }

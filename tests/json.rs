@@ -30,12 +30,15 @@ fn every_json_verb_prints_one_document_per_line() {
     let config = r#"{"id":"j1","type":"worker","projectId":"jp","command":["sh","-c","exec sleep 300"]}"#;
     lines(&env, "af-spawn", &["create"], Some(config));
     lines(&env, "af-spawn", &["start", "j1"], None);
-    for args in [&["ls"][..], &["ls", "--summary"], &["show", "j1"], &["gc"]] {
+    for args in [&["ls"][..], &["ls", "--summary"], &["show", "j1"], &["gc"], &["pause", "j1"], &["resume", "j1"]] {
         lines(&env, "af-spawn", args, None);
     }
+    lines(&env, "af-spawn", &["restart", "j1"], None);
+    lines(&env, "af-spawn", &["reset", "j1"], None);
     lines(&env, "af-bus", &["subscribe", "js", "--topic", "t.*"], None);
     lines(&env, "af-bus", &["publish", "--topic", "t.x", r#"{"n":1}"#], None);
     lines(&env, "af-bus", &["send", "--to", "js", r#"{"n":2}"#], None);
+    lines(&env, "af-bus", &["broadcast", r#""news""#], None);
     // Two messages received at once: two lines.
     assert_eq!(lines(&env, "af-bus", &["recv", "js", "--max", "5", "--ack"], None).len(), 2);
     for args in [&["stats"][..], &["history", "js"], &["dead", "js"], &["clear", "js"]] {
@@ -51,9 +54,13 @@ fn every_json_verb_prints_one_document_per_line() {
     }
     let ckpt =
         lines(&env, "af-checkpoint", &["create", "j1", "-m", "json"], None)[0]["id"].as_str().unwrap().to_owned();
-    for args in [&["ls", "j1"][..], &["show", "j1", &ckpt], &["diff", "j1", &ckpt], &["rm", "j1", &ckpt]] {
+    for args in [&["ls", "j1"][..], &["show", "j1", &ckpt], &["diff", "j1", &ckpt], &["rollback", "j1", &ckpt]] {
         lines(&env, "af-checkpoint", args, None);
     }
+    lines(&env, "af-checkpoint", &["create", "j1", "-m", "second"], None);
+    lines(&env, "af-checkpoint", &["prune", "j1", "--keep", "1"], None);
+    let last = lines(&env, "af-checkpoint", &["ls", "j1"], None)[0][0]["id"].as_str().unwrap().to_owned();
+    lines(&env, "af-checkpoint", &["rm", "j1", &last], None);
     lines(&env, "af-api", &["token"], None);
     lines(&env, "af-api", &["token", "--show"], None);
     lines(&env, "af-spawn", &["stop", "j1"], None);
