@@ -268,6 +268,10 @@ fn tasks_and_requests_for_an_agent_that_is_not_running_warn_and_wait_in_its_inbo
     // Every one of them is queued.
     let queued: Vec<Value> = (0..5).map(|_| recv(&env, "idle", &["--ack"]).unwrap()["payload"].clone()).collect();
     assert_eq!(queued, vec![json!(1), json!(2), json!(3), json!(4), json!(5)]);
+    // A batch: one word per idle agent.
+    let out = env.run("af-bus", &["send", "--batch", "--to", "idle", "--kind", "task"], Some("10\n11\n"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.lines().count() == 1 && err.contains("'idle' is created"), "{err}");
     worker(&env, "busy", "p", json!({}));
     env.ok("af-spawn", &["stop", "busy"]);
     assert!(warns(&["send", "--to", "busy", "--kind", "task", "6"]).1.unwrap().contains("'busy' is stopped"));

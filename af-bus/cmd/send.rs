@@ -33,7 +33,7 @@ pub fn send(
         address(ctx, r)?;
     }
     if how.batch {
-        return send_batch(ctx, to, opts, kind, reply_to);
+        return send_batch(ctx, to, opts, kind, how);
     }
     let to = to.ok_or_else(|| Error::Invalid("send needs --to QUEUE (or --batch)".into()))?;
     let target = address(ctx, to)?;
@@ -62,13 +62,8 @@ struct BatchLine {
 }
 
 /// `send --batch`: every line is checked before anything is sent.
-fn send_batch(
-    ctx: &Ctx,
-    to: Option<&str>,
-    opts: &Make,
-    kind: Kind,
-    reply_to: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+fn send_batch(ctx: &Ctx, to: Option<&str>, opts: &Make, kind: Kind, how: &How) -> anyhow::Result<ExitCode> {
+    let reply_to = how.reply_to;
     let fixed = to.map(|t| address(ctx, t)).transpose()?;
     let mut planned = Vec::new();
     for (n, text) in std::io::stdin().lock().lines().enumerate() {
@@ -100,6 +95,17 @@ fn send_batch(
         }
         m.encode().map_err(at)?;
         planned.push((m, Target::Queue(target)));
+    }
+    if !how.queue_only {
+        // One word per idle agent, however many of its tasks the batch holds.
+        let mut told = std::collections::BTreeSet::new();
+        for (m, target) in &planned {
+            if let Target::Queue(queue) = target {
+                if matches!(m.kind, Kind::Task | Kind::Request) && told.insert(queue.to_string()) {
+                    warn_if_idle(ctx, queue, m.kind);
+                }
+            }
+        }
     }
     // Ids are printed once every message is delivered (and, durable, its directory synced).
     let mut out = String::new();
