@@ -118,10 +118,12 @@ pub fn create(app: &App, req: &Req) -> Answer {
     let start = crate::agent::flag(req.param("start"), "start")?;
     let configs = ops::parse_configs(&req.body)?;
     let ctx = Lifecycle::of(app.spool.clone());
-    let created = ops::create(&ctx, configs, &mut || {})?;
-    if start {
-        ops::start_many(&ctx, &created, true, ops::DEFAULT_START_TIMEOUT, &mut || {})?;
-    }
+    let created = if start {
+        // All or nothing, as `af-spawn create --start`.
+        ops::create_started(&ctx, configs, false, ops::DEFAULT_START_TIMEOUT, &mut || {}, &mut || {})?
+    } else {
+        ops::create(&ctx, configs, &mut || {})?
+    };
     Ok(Reply::json(201, &json!({"created": created})))
 }
 

@@ -1,6 +1,6 @@
 //! af-api's command line.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// The REST gateway of AgentFlow (the seed's endpoints) and its live dashboard.
@@ -46,6 +46,21 @@ pub struct Cli {
     #[arg(long)]
     pub metrics_public: bool,
     /// Print the startup line as JSON ({"url", "listen", "tokenFile"}; the url holds the token only on a terminal).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
+    /// Without a verb, af-api serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The verbs besides serving.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print the bearer token file's path (made as on first start if missing): `Bearer $(cat PATH)`;
+    /// with --show, the token itself. --json: {"tokenFile"} or {"tokenFile", "token"}.
+    Token {
+        /// Print the token itself instead of its file's path.
+        #[arg(long)]
+        show: bool,
+    },
 }

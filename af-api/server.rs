@@ -3,7 +3,7 @@
 //! request head), a bounded pool of workers, and the gate (Host, rate, token, method, size, media
 //! type) every request passes before its handler.
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::guard::{self, Hosts, RateLimit, Token};
 use crate::http::{ApiError, MAX_BODY, Reply, Req, split_target};
 use crate::routes::{App, Resource, dispatch};
@@ -27,6 +27,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: u64 = 1024;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Token { show }) = cli.command {
+        return token(cli.token_file.as_deref(), show, cli.json);
+    }
     let addr = resolve(&cli.listen)?;
     if !addr.ip().is_loopback() && cli.token_file.is_none() {
         return Err(Error::Invalid(format!(
@@ -81,7 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if cli.json {
         let line = serde_json::json!({"url": url, "listen": bound.to_string(), "tokenFile": token_path});
-        writeln!(out, "{line}")?;
+        writeln!(out, "{}", af_cli::json_text(&line)?)?;
     } else {
         writeln!(out, "{url}")?;
     }
@@ -89,6 +92,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     drop(out);
     let why = fatal_rx.recv().unwrap_or_else(|_| "every worker ended".into());
     Err(Error::System(format!("the accept loop ended: {why}")).into())
+}
+
+/// `af-api token`: where the token is (made as the server makes it on first start), or the token.
+fn token(file: Option<&std::path::Path>, show: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let spool = Spool::open_default()?;
+    let (token, path) = Token::load(&spool, file)?;
+    let line = match (json, show) {
+        (true, false) => af_cli::json_text(&serde_json::json!({"tokenFile": path}))?,
+        (true, true) => af_cli::json_text(&serde_json::json!({"tokenFile": path, "token": token.text()}))?,
+        (false, false) => path.display().to_string(),
+        (false, true) => token.text(),
+    };
+    af_cli::print_line(&line)?;
+    Ok(ExitCode::Ok)
 }
 
 /// What a client may do: tiny_http as shipped has no limits at all (see vendor/tiny_http).

@@ -64,7 +64,12 @@ pub enum Command {
         /// a line is invalid. Prints one id per line.
         #[arg(long, conflicts_with = "data")]
         batch: bool,
-        /// The payload (JSON), or - for standard input.
+        /// Say nothing when a task or request goes to an agent that is not running (it waits in
+        /// the agent's inbox either way).
+        #[arg(long)]
+        queue_only: bool,
+        /// The payload (JSON), or - for standard input (the default; on a terminal, af-bus says
+        /// it is reading).
         data: Option<String>,
     },
     /// Send a message to every agent's inbox (or every agent of a project).
@@ -141,7 +146,8 @@ pub enum Command {
         #[arg(long, default_value_t = 0.0, value_name = "SECS")]
         delay: f64,
     },
-    /// Send a request and wait for its correlated response; prints the response's payload.
+    /// Send a request and wait for its correlated response; prints the response's payload, and
+    /// exits 1 when the answer says `"ok": false`.
     Request {
         /// The queue: an agent id, pool:PROJECT, a subscription.
         #[arg(long, value_name = "QUEUE")]
@@ -149,6 +155,12 @@ pub enum Command {
         /// Give up after SECS (exit 5).
         #[arg(long, default_value_t = 30.0, value_name = "SECS")]
         timeout: f64,
+        /// Exit 0 on any answer, `"ok": false` too.
+        #[arg(long)]
+        no_fail: bool,
+        /// Say nothing when the agent asked is not running (the request waits in its inbox).
+        #[arg(long)]
+        queue_only: bool,
         #[command(flatten)]
         make: Make,
         /// The payload (JSON), or - for standard input.

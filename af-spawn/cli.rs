@@ -39,9 +39,14 @@ pub enum Command {
         /// The config file, or - for standard input (the default).
         #[arg(long, short, value_name = "FILE|-", default_value = "-")]
         config: PathBuf,
-        /// Start each agent once created.
+        /// Start each agent once created, all or nothing: if any fails to start, every agent
+        /// this create made is removed again (its id free, its files gone).
         #[arg(long)]
         start: bool,
+        /// With --start, keep agents that fail to start (as `failed', to look at) instead of
+        /// removing them.
+        #[arg(long, requires = "start")]
+        keep_failed: bool,
         /// Give each agent its own git worktree on branch af/<id> (as the config field
         /// `worktree: true` does), seeded with the untracked files `.worktreeinclude` lists.
         #[arg(long)]

@@ -33,6 +33,10 @@ for i in $(seq $(( half + 1 )) "$n"); do task "$i"; done | af-bus send --batch -
 sum=0
 for _ in $(seq 1 "$n"); do
   line=$(af-bus recv batch-results --wait --timeout 60 --ack --json)
+  case "$line" in
+    *'"ok":true'*) ;;
+    *) echo "batch-processing.sh: a task failed: $line" >&2; exit 1 ;;
+  esac
   value=$(printf '%s' "$line" | sed -n 's/.*"stdout": *\([0-9][0-9]*\).*/\1/p')
   by=$(printf '%s' "$line" | sed -n 's/.*"agent": *"\([^"]*\)".*/\1/p')
   echo "result $value from $by"

@@ -23,10 +23,17 @@ printf '{"id":"dev-session-001","type":"claude-code","projectId":"my-app","workd
   "$project" "$cli" | af-spawn create --start >/dev/null
 
 # sendMessage('dev-session-001', {type: 'task', action: 'implement_feature', ...}), and wait for
-# the turn's answer.
+# the turn's answer. af-bus request exits 1 when the answer says "ok": false (5: no answer in time):
+# then there is nothing complete to checkpoint.
+status=0
 answer=$(af-bus request --to dev-session-001 --timeout 1800 \
-  '{"type":"task","action":"implement_feature","requirements":"Add user authentication system","files":["src/auth/","src/components/Login.tsx"]}')
+  '{"type":"task","action":"implement_feature","requirements":"Add user authentication system","files":["src/auth/","src/components/Login.tsx"]}') || status=$?
 echo "answer: $answer"
+if [ "$status" -ne 0 ]; then
+  echo "development.sh: the task did not succeed (af-bus request exited $status); no checkpoint taken" >&2
+  af-spawn stop dev-session-001 >/dev/null
+  exit 1
+fi
 
 # The agent's running cost, from its state.
 af-spawn show dev-session-001 | grep -E '^(status|cost|tokens|conversation)' || true

@@ -21,8 +21,10 @@ echo "checkpoint $ckpt of api-server"
 printf '{"id":"system-monitor","type":"monitor","projectId":"infrastructure","capabilities":["health-monitoring","alerting"],"command":["af-health","watch","--project","infrastructure","--interval","%s"]}\n' "$interval" | af-spawn create >/dev/null
 af-spawn start system-monitor >/dev/null
 
-# orchestrator.on('agent:unhealthy', ...) is a subscription to the topic agent.unhealthy.
+# orchestrator.on('agent:unhealthy', ...) is a subscription to the topic agent.unhealthy; once
+# the agent is healthy again, its alerts close with a notice on agent.recovered.
 af-bus subscribe on-unhealthy --topic agent.unhealthy >/dev/null
+af-bus subscribe on-recovered --topic agent.recovered >/dev/null
 
 before=$(af-spawn show api-server --json | sed -n 's/.*"pid": *\([0-9][0-9]*\).*/\1/p' | head -1)
 echo "killing api-server (pid $before) with SIGKILL"
@@ -38,6 +40,10 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 echo "api-server is $status again (pid $now), restarts: $(af-spawn show api-server --json | sed -n 's/.*"restarts": *\([0-9]*\).*/\1/p' | head -1)"
+recovered=$(af-bus recv on-recovered --wait --timeout 30 --ack --json)
+echo "agent:recovered -> $(printf '%s' "$recovered" | sed -n 's/.*"message": *"\([^"]*\)".*/\1/p')"
 af-health alerts --all
+echo "open alerts: $(af-health alerts --json)"
 af-bus unsubscribe on-unhealthy >/dev/null
+af-bus unsubscribe on-recovered >/dev/null
 af-spawn stop system-monitor api-server >/dev/null

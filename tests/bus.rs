@@ -179,7 +179,7 @@ fn a_signal_during_a_wait_exits_130() {
     let waits: [(&[&str], _); 4] = [
         (&["recv", "w1", "--wait"], SIGINT),
         (&["recv", "w1", "--wait", "--timeout", "60"], SIGTERM),
-        (&["request", "--to", "w1", "--timeout", "60", "1"], SIGINT),
+        (&["request", "--to", "w1", "--timeout", "60", "--queue-only", "1"], SIGINT),
         (&["tail", "--topic", "health.*"], SIGTERM),
     ];
     for (args, signal) in waits {
@@ -208,7 +208,7 @@ fn request_reply_and_timeout() {
     let env = Env::new();
     agent(&env, "svc", "p");
     let mut req = env.cmd("af-bus");
-    req.args(["request", "--to", "svc", "--timeout", "20", r#"{"q": "ping"}"#]).stdout(Stdio::piped());
+    req.args(["request", "--to", "svc", "--timeout", "20", "--queue-only", r#"{"q": "ping"}"#]).stdout(Stdio::piped());
     let child = req.spawn().unwrap();
     let m = recv(&env, "svc", &["--wait", "--timeout", "10"]).unwrap();
     assert_eq!(m["kind"], "request");
@@ -219,10 +219,82 @@ fn request_reply_and_timeout() {
     assert!(out.status.success());
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!({"a": "pong"}));
     // Nobody answers: exit 5, and a late reply finds the requester gone.
-    env.fails("af-bus", &["request", "--to", "svc", "--timeout", "0.3", "1"], None, 5);
+    env.fails("af-bus", &["request", "--to", "svc", "--timeout", "0.3", "--queue-only", "1"], None, 5);
     let late = recv(&env, "svc", &[]).unwrap();
     env.fails("af-bus", &["reply", late["id"].as_str().unwrap(), "2"], None, 3);
     env.fails("af-bus", &["reply", "123-4-5", "2"], None, 3);
+}
+
+#[test]
+fn a_request_answered_ok_false_exits_1_with_the_answer_on_stdout() {
+    let env = Env::new();
+    worker(&env, "w1", "p", json!({}));
+    let fail = r#"{"command": ["sh", "-c", "echo broken; exit 3"]}"#;
+    let out = env.run("af-bus", &["request", "--to", "w1", "--timeout", "20", fail], None);
+    assert_eq!(out.status.code(), Some(1), "{}", util::describe(&out));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((answer["ok"].as_bool(), answer["exitCode"].as_i64()), (Some(false), Some(3)), "{answer}");
+    assert!(out.stderr.is_empty(), "the answer is the whole story: {}", util::describe(&out));
+    // --no-fail: any answer is exit 0; an ok answer always is.
+    let out = env.ok("af-bus", &["request", "--to", "w1", "--timeout", "20", "--no-fail", "--json", fail]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["payload"]["ok"], false);
+    let out = env.ok("af-bus", &["request", "--to", "w1", "--timeout", "20", r#"{"command": ["true"]}"#]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["ok"], true);
+}
+
+#[test]
+fn tasks_and_requests_for_an_agent_that_is_not_running_warn_and_wait_in_its_inbox() {
+    let env = Env::new();
+    agent(&env, "idle", "p");
+    let warns = |args: &[&str]| {
+        let out = env.run("af-bus", args, None);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let warning = err.lines().find(|l| l.contains("waits in its inbox")).map(str::to_owned);
+        (out.status.code(), warning)
+    };
+    let (code, warning) = warns(&["send", "--to", "idle", "--kind", "task", "1"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        warning.as_deref(),
+        Some("af-bus: agent 'idle' is created: the task waits in its inbox until it runs (af-spawn start idle)")
+    );
+    let (code, warning) = warns(&["request", "--to", "idle", "--timeout", "0.2", "2"]);
+    assert_eq!(code, Some(5), "still a timeout");
+    assert!(warning.unwrap().contains("is created: the request waits"));
+    // Events, --queue-only, and a running agent: no word.
+    assert_eq!(warns(&["send", "--to", "idle", "3"]), (Some(0), None));
+    assert_eq!(warns(&["send", "--to", "idle", "--kind", "task", "--queue-only", "4"]), (Some(0), None));
+    assert_eq!(warns(&["request", "--to", "idle", "--timeout", "0.2", "--queue-only", "5"]).1, None);
+    // Every one of them is queued.
+    let queued: Vec<Value> = (0..5).map(|_| recv(&env, "idle", &["--ack"]).unwrap()["payload"].clone()).collect();
+    assert_eq!(queued, vec![json!(1), json!(2), json!(3), json!(4), json!(5)]);
+    // A batch: one word per idle agent.
+    let out = env.run("af-bus", &["send", "--batch", "--to", "idle", "--kind", "task"], Some("10\n11\n"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.lines().count() == 1 && err.contains("'idle' is created"), "{err}");
+    worker(&env, "busy", "p", json!({}));
+    env.ok("af-spawn", &["stop", "busy"]);
+    assert!(warns(&["send", "--to", "busy", "--kind", "task", "6"]).1.unwrap().contains("'busy' is stopped"));
+    env.ok("af-spawn", &["start", "busy"]);
+    assert_eq!(warns(&["send", "--to", "busy", "--kind", "task", r#"{"command": ["true"]}"#]), (Some(0), None));
+}
+
+#[test]
+fn send_without_data_on_a_terminal_says_it_reads_standard_input() {
+    let env = Env::new();
+    agent(&env, "w1", "p");
+    // In a pipeline: no word, the payload is read.
+    let out = env.run("af-bus", &["send", "--to", "w1"], Some("7"));
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", util::describe(&out));
+    // On a terminal (a tmux pane): the word, then the payload typed.
+    let script = format!("AF_HOME={} {} send --to w1; sleep 30", env.home.display(), util::bin("af-bus").display());
+    assert!(env.tmux(&["new-session", "-d", "-s", "term", "-x", "200", "sh", "-c", &script]).status.success());
+    let pane = || String::from_utf8_lossy(&env.tmux(&["capture-pane", "-p", "-t", "=term:"]).stdout).into_owned();
+    wait_for("the word on the terminal", Duration::from_secs(10), || pane().contains("reading the payload"));
+    env.tmux(&["send-keys", "-t", "=term:", "8", "Enter", "C-d"]);
+    wait_for("the message", Duration::from_secs(10), || stats(&env, "w1")["depth"] == 2);
+    assert_eq!(recv(&env, "w1", &[]).unwrap()["payload"], 7);
+    assert_eq!(recv(&env, "w1", &[]).unwrap()["payload"], 8);
 }
 
 #[test]

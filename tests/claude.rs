@@ -93,13 +93,17 @@ impl<'a> Agent<'a> {
         out.trim().to_owned()
     }
 
-    /// `af-bus request --to ID`: the response, checked to be one.
+    /// `af-bus request --to ID`: the response, checked to be one (exit 1 when it says ok: false).
     #[track_caller]
     fn ask(&self, payload: Value) -> TaskResponse {
-        let out = self
-            .env
-            .ok("af-bus", &["request", "--to", self.id.as_str(), "--timeout", "30", "--json", &payload.to_string()]);
-        let m: Value = serde_json::from_str(&out).unwrap();
+        let out = self.env.run(
+            "af-bus",
+            &["request", "--to", self.id.as_str(), "--timeout", "30", "--json", &payload.to_string()],
+            None,
+        );
+        let m: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", util::describe(&out)));
+        let code = if m["payload"]["ok"] == false { 1 } else { 0 };
+        assert_eq!(out.status.code(), Some(code), "{}", util::describe(&out));
         assert_eq!(m["kind"], "response", "{m}");
         assert_eq!(m["from"], self.id.as_str(), "{m}");
         let r: TaskResponse = serde_json::from_value(m["payload"].clone()).unwrap();
@@ -119,8 +123,9 @@ impl<'a> Agent<'a> {
     #[track_caller]
     fn answer(&self, child: Child) -> TaskResponse {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "af-bus request: {}", util::describe(&out));
-        let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let m: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", util::describe(&out)));
+        let code = if m["payload"]["ok"] == false { 1 } else { 0 };
+        assert_eq!(out.status.code(), Some(code), "af-bus request: {}", util::describe(&out));
         serde_json::from_value(m["payload"].clone()).unwrap()
     }
 

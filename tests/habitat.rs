@@ -75,6 +75,53 @@ fn install_is_idempotent_and_uninstall_removes_what_it_put() {
     assert_eq!(bad.status.code(), Some(2));
 }
 
+/// scripts/install builds where cargo is told to (CARGO_TARGET_DIR here, a directory of the test's
+/// own, never ./target) and installs what cargo reports it built. The build is the debug profile
+/// through a link to this test run's own target directory, so that cargo finds it up to date
+/// instead of building everything again; the path cargo reports is the link's.
+#[test]
+fn install_builds_with_cargo_wherever_its_target_dir_is() {
+    let env = Env::new();
+    let prefix = env.path("prefix");
+    let target = env.path("elsewhere/target");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    // bins_dir() is <target dir>/debug.
+    std::os::unix::fs::symlink(bins_dir().parent().unwrap(), &target).unwrap();
+    let run = |extra: &[(&str, &str)], args: &[&str]| {
+        let mut c = Command::new("bash");
+        env.apply(&mut c);
+        c.arg(repo().join("scripts/install")).args(args).env("CARGO_TARGET_DIR", &target);
+        c.env_remove("AF_INSTALL_FROM");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = run(&[], &["--prefix", prefix.to_str().unwrap(), "--debug"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    for p in util::PROGRAMS {
+        let installed = std::fs::read(prefix.join("bin").join(p)).unwrap();
+        assert!(installed == std::fs::read(util::bin(p)).unwrap(), "{p} is the one cargo built in CARGO_TARGET_DIR");
+    }
+    let built = Command::new("bash")
+        .arg(repo().join("scripts/build"))
+        .arg("--debug")
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", describe(&built));
+    assert_eq!(String::from_utf8_lossy(&built.stdout).trim(), target.join("debug").to_str().unwrap());
+    // A failing step says what failed, and nothing is installed.
+    let empty = env.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let other = env.path("other-prefix");
+    let out = run(&[("AF_INSTALL_FROM", empty.to_str().unwrap())], &["--prefix", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}/af-spawn is missing", empty.display())), "{err}");
+    assert!(!other.exists(), "nothing installed");
+}
+
 #[test]
 fn setup_tmux_keeps_the_users_config_and_loads_cleanly() {
     let env = Env::new();
@@ -292,6 +339,11 @@ fn the_demo_runs_the_main_job_end_to_end() {
     // stdout is a pipe here: the URL without the token, and where the token is.
     assert!(url.starts_with("http://127.0.0.1:") && !url.contains("#token="), "{url}");
     assert!(url.ends_with(&format!("(bearer token in {}/api/token)", env.home.display())), "{url}");
+    let token = format!("API token: in {}/api/token (af-api token --show prints it)", env.home.display());
+    assert!(text.lines().any(|l| l == token), "the token path of the spool in use: {text}");
+    // The demo's tmux server is the private one: the attach hint says so.
+    let attach = format!("tmux -L {} attach -t agent-demo-service", env.socket);
+    assert!(text.contains(&attach), "{text}");
     // The dashboard answers at that URL.
     let addr = url.trim_start_matches("http://").split('/').next().unwrap();
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -302,8 +354,13 @@ fn the_demo_runs_the_main_job_end_to_end() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let ls = env.json("af-spawn", &["ls"]);
     assert_eq!(ls.as_array().unwrap().iter().filter(|a| a["status"] == "running").count(), 5, "{ls}");
-    let clean = run(&["--clean"]);
+    // --clean builds nothing, and needs no program on PATH: it uses those the demo ran with.
+    let mut c = Command::new("bash");
+    env.apply(&mut c);
+    c.arg(repo().join("scripts/demo")).arg("--clean").env("PATH", "/usr/bin:/bin").env("CARGO", "/nonexistent");
+    let clean = c.output().unwrap();
     assert!(clean.status.success(), "{}", describe(&clean));
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("demo removed"), "{}", describe(&clean));
     assert!(env.json("af-spawn", &["ls"]).as_array().unwrap().is_empty());
     assert!(std::net::TcpStream::connect(addr).is_err(), "the dashboard is stopped");
 }

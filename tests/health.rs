@@ -42,6 +42,18 @@ impl Drop for Watch {
     }
 }
 
+/// A freezer cgroup, or a skip (see [`util::skip`]) where none can be made.
+fn freezer(name: &str) -> Option<Freezer> {
+    let made = Freezer::make(name);
+    if made.is_none() {
+        util::skip(
+            util::Need::Cgroups,
+            "no writable cgroup freezer (v2 cgroup.freeze or the v1 freezer): run as root, with cgroups mounted read-write",
+        );
+    }
+    made
+}
+
 fn base_env() -> Env {
     let mut env = Env::new();
     env.set_env("AF_HEALTH_STALE", "2s");
@@ -117,6 +129,53 @@ fn kill9_of_the_agent_is_caught_and_restarted_within_two_intervals() {
     assert_eq!(open, serde_json::json!([]), "recovery closed it");
     let (code, doc) = health_json(&env, &["check", "w1"]);
     assert_eq!((code, doc["health"].as_str()), (0, Some("healthy")), "{doc}");
+}
+
+/// A SIGTERM to af-health while it waits for a ping ends the pass (exit 130) with no alert about
+/// the agent; an alert of a check that a healthy pass no longer runs (the ping turned off) closes
+/// with a recovery notice through every route: alert log, event log, bus topics, alert.d hooks.
+#[test]
+fn a_signal_is_no_alert_and_a_healthy_agent_closes_every_open_alert() {
+    let env = base_env();
+    let Some(mut freezer) = freezer("closing-alerts") else { return };
+    std::fs::create_dir_all(env.home.join("alert.d/recovery")).unwrap();
+    let hook = env.home.join("alert.d/recovery/10-save");
+    std::fs::write(&hook, format!("#!/bin/sh\ncat >> {}\n", env.path("recovered.json").display())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.ok("af-bus", &["subscribe", "rec", "--topic", "agent.recovered"]);
+    env.worker("f1", "exec sleep 300");
+    let wrap = env.show("f1")["state"]["wrapPid"].as_u64().unwrap();
+    freezer.freeze(wrap as u32);
+    // SIGTERM while the pass waits for f1's ping: the pass ends, and f1 is not blamed.
+    let mut c = env.cmd("af-health");
+    c.args(["check", "f1"]).env("AF_HEALTH_PING_TIMEOUT", "60s").stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    let pid = child.id();
+    wait_for("af-health to wait for the ping", Duration::from_secs(10), || env.waits(pid));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", describe(&out));
+    assert_eq!(env.json("af-health", &["alerts", "--all"]), serde_json::json!([]), "no alert for af-health's own end");
+    // A ping unanswered: the response alert opens.
+    let (code, doc) = health_json(&env, &["check", "f1"]);
+    assert_eq!((code, check_of(&doc["agents"][0], "response").unwrap()["level"].as_str()), (1, Some("critical")));
+    freezer.thaw();
+    // Healthy again, with the ping turned off: the response alert closes all the same.
+    wait_for("the response alert to close", Duration::from_secs(15), || {
+        let mut c = env.cmd("af-health");
+        c.args(["check", "f1"]).env("AF_HEALTH_NO_PING", "true").output().unwrap();
+        env.json("af-health", &["alerts"]) == serde_json::json!([])
+    });
+    assert_eq!(alert_levels(&env, "f1", "response"), ["critical", "recovery"]);
+    let recovered = events(&env, "agent.recovered", "f1");
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert_eq!(recovered[0]["detail"]["message"], "response recovered: the agent is healthy", "{recovered:?}");
+    let m = env.json("af-bus", &["recv", "rec"]);
+    assert_eq!((m["payload"]["check"].as_str(), m["payload"]["level"].as_str()), (Some("response"), Some("recovery")));
+    wait_for("the recovery hook", Duration::from_secs(10), || env.path("recovered.json").exists());
+    let told: Value = serde_json::from_str(&util::read(&env.path("recovered.json"))).unwrap();
+    assert_eq!((told["agent"].as_str(), told["level"].as_str()), (Some("f1"), Some("recovery")));
 }
 
 #[test]
@@ -195,13 +254,7 @@ fn an_agent_stopped_from_outside_is_caught_and_restarted() {
 #[test]
 fn a_frozen_supervisor_is_caught_by_its_stale_heartbeat() {
     let env = base_env();
-    let Some(mut freezer) = Freezer::make("frozen-supervisor") else {
-        util::skip(
-            util::Need::Cgroups,
-            "no writable cgroup freezer (v2 cgroup.freeze or the v1 freezer): run as root, with cgroups mounted read-write",
-        );
-        return;
-    };
+    let Some(mut freezer) = freezer("frozen-supervisor") else { return };
     env.worker("f1", "exec sleep 300");
     let wrap = env.show("f1")["state"]["wrapPid"].as_u64().unwrap();
     freezer.freeze(wrap as u32);

@@ -159,6 +159,35 @@ fn bad_input_changes_nothing() {
 }
 
 #[test]
+fn create_start_is_all_or_nothing_unless_keep_failed() {
+    let env = Env::new();
+    let batch = concat!(
+        r#"{"id":"good","type":"worker","command":["sleep","300"]}"#,
+        "\n",
+        r#"{"id":"svc","type":"worker","command":["./serve.sh"]}"#,
+        "\n"
+    );
+    let err = env.fails("af-spawn", &["create", "--start"], Some(batch), 111);
+    assert!(err.contains("agent 'svc' failed to start") && err.contains("removed again: good, svc"), "{err}");
+    // Both ids are free, their files gone, their sessions too.
+    assert_eq!(env.json("af-spawn", &["ls"]), serde_json::json!([]));
+    let left: Vec<_> = std::fs::read_dir(env.home.join("agents")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!env.has_session("agent-good") && !env.has_session("agent-svc"));
+    // --json: the error's kind is agent-failed.
+    let msg = env.fails("af-spawn", &["create", "--start", "--json"], Some(batch), 111);
+    assert!(msg.contains("removed again"), "{msg}");
+    let out = env.run("af-spawn", &["create", "--start", "--json"], Some(batch));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stderr).unwrap()["error"], "agent-failed");
+    // --keep-failed keeps them to look at, as create then start would.
+    let err = env.fails("af-spawn", &["create", "--start", "--keep-failed"], Some(batch), 111);
+    assert!(!err.contains("removed"), "{err}");
+    assert_eq!(env.status("svc"), "failed");
+    assert_eq!(env.status("good"), "running");
+    assert_eq!(env.run("af-spawn", &["create", "--keep-failed"], Some(batch)).status.code(), Some(2), "needs --start");
+}
+
+#[test]
 fn conflicts_on_running_agents() {
     let env = Env::new();
     env.worker("w1", "exec sleep 300");

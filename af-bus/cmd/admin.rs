@@ -10,7 +10,7 @@ pub fn history(ctx: &Ctx, queue: &str, limit: usize) -> anyhow::Result<ExitCode>
     let q = address(ctx, queue)?.queue(&ctx.spool);
     let msgs = q.history(limit)?;
     if ctx.json {
-        say(&serde_json::to_string(&msgs)?)?;
+        say(&af_cli::json_text(&msgs)?)?;
     } else {
         for m in &msgs {
             say(&human(m))?;
@@ -24,7 +24,7 @@ pub fn clear(ctx: &Ctx, queue: &str) -> anyhow::Result<ExitCode> {
     let q = address(ctx, queue)?.queue(&ctx.spool);
     let n = q.clear()?;
     if ctx.json {
-        say(&serde_json::json!({"queue": queue, "removed": n}).to_string())?;
+        say(&af_cli::json_text(&serde_json::json!({"queue": queue, "removed": n}))?)?;
     } else {
         say(&format!("{queue}: removed {n} message{}", if n == 1 { "" } else { "s" }))?;
     }
@@ -38,7 +38,7 @@ pub fn stats(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         rows.push((a.to_string(), q.stats()?));
     }
     if ctx.json {
-        say(&af_ops::bus::stats(&ctx.spool)?.to_string())?;
+        say(&af_cli::json_text(&af_ops::bus::stats(&ctx.spool)?)?)?;
         return Ok(ExitCode::Ok);
     }
     say(&format!(
@@ -71,7 +71,7 @@ pub fn dead(ctx: &Ctx, queue: &str) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(e, m)| serde_json::json!({"id": e.id, "reason": e.extra, "attempts": e.attempts, "message": m}))
             .collect();
-        say(&serde_json::to_string(&rows)?)?;
+        say(&af_cli::json_text(&rows)?)?;
     } else {
         for (e, m) in &letters {
             let what = m.as_ref().map_or_else(|| "(unreadable)".to_owned(), line);

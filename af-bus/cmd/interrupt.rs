@@ -13,7 +13,7 @@ pub fn interrupt(ctx: &Ctx, id: &str, timeout: Duration) -> anyhow::Result<ExitC
     ctx.spool.require(&agent)?;
     let reply = control::ask(&ctx.spool, &agent, Request::Interrupt, timeout)?;
     if ctx.json {
-        say(&serde_json::to_string(&reply)?)?;
+        say(&af_cli::json_text(&reply)?)?;
     }
     if reply.ok {
         if !ctx.json {

@@ -10,9 +10,10 @@ mod subscribe;
 use crate::cli::{Cli, Command, Make};
 use af_spool::bus::Address;
 use af_spool::message::{Kind, Message, Priority, max_bytes};
+use af_spool::record::Status;
 use af_spool::time::Timestamp;
 use af_spool::{Error, ExitCode, Spool};
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
 /// What every verb works with.
@@ -31,8 +32,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     af_spool::fifodir::interrupt_waits()?;
     let ctx = Ctx { spool: Spool::open_default()?, json: cli.json, durable: !cli.no_fsync };
     match cli.command {
-        Command::Send { to, make, kind, reply_to, batch, data } => {
-            send::send(&ctx, to.as_deref(), &make, &kind, reply_to.as_deref(), batch, data.as_deref())
+        Command::Send { to, make, kind, reply_to, batch, queue_only, data } => {
+            let how = send::How { reply_to: reply_to.as_deref(), batch, queue_only };
+            send::send(&ctx, to.as_deref(), &make, &kind, &how, data.as_deref())
         }
         Command::Broadcast { project, make, data } => send::broadcast(&ctx, project, &make, &data),
         Command::Publish { topic, make, data } => send::publish(&ctx, &topic, &make, &data),
@@ -45,7 +47,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Ack { queue, ids } => recv::ack(&ctx, &queue, &ids),
         Command::Nack { queue, id, delay } => recv::nack(&ctx, &queue, &id, seconds(delay)?),
-        Command::Request { to, timeout, make, data } => request::request(&ctx, &to, seconds(timeout)?, &make, &data),
+        Command::Request { to, timeout, no_fail, queue_only, make, data } => {
+            let how = request::How { timeout: seconds(timeout)?, no_fail, queue_only };
+            request::request(&ctx, &to, &how, &make, &data)
+        }
         Command::Reply { id, data } => request::reply(&ctx, &id, &data),
         Command::History { queue, limit } => admin::history(&ctx, &queue, limit),
         Command::Clear { queue } => admin::clear(&ctx, &queue),
@@ -64,9 +69,16 @@ pub fn seconds(s: f64) -> af_spool::Result<Duration> {
     Ok(Duration::from_secs_f64(s))
 }
 
-/// The payload: DATA as JSON, or standard input for `-`.
+/// The payload: DATA as JSON, or standard input for `-` (saying so on a terminal, where a
+/// person might otherwise wait for af-bus while it waits for them).
 pub fn payload(data: &str) -> af_spool::Result<serde_json::Value> {
     let text = if data == "-" {
+        if std::io::stdin().is_terminal() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "af-bus: reading the payload (JSON) from standard input; end it with Ctrl-D"
+            );
+        }
         let mut buf = Vec::new();
         std::io::stdin()
             .take(max_bytes() as u64 + 1)
@@ -96,6 +108,25 @@ pub fn make(make: &Make, kind: Kind, payload: serde_json::Value) -> af_spool::Re
     Ok(m)
 }
 
+/// Warns in one line on stderr when a task or request goes to the inbox of an agent that is not
+/// running (created, stopped, failed): it waits there until the agent runs.
+pub fn warn_if_idle(ctx: &Ctx, target: &Address, kind: Kind) {
+    let Address::Inbox(id) = target else { return };
+    if !matches!(kind, Kind::Task | Kind::Request) {
+        return;
+    }
+    let Ok(obs) = ctx.spool.observe(id) else { return };
+    let status = obs.status();
+    if matches!(status, Status::Created | Status::Stopping | Status::Stopped | Status::Failed) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "af-bus: agent '{id}' is {}: the {} waits in its inbox until it runs (af-spawn start {id})",
+            status.as_str(),
+            kind_name(kind)
+        );
+    }
+}
+
 /// Resolves a queue name.
 pub fn address(ctx: &Ctx, queue: &str) -> af_spool::Result<Address> {
     Address::resolve(&ctx.spool, queue)
@@ -123,5 +154,5 @@ fn kind_name(k: Kind) -> String {
 
 /// One message as a JSON line.
 pub fn line(m: &Message) -> String {
-    serde_json::to_string(m).unwrap_or_default()
+    af_cli::json_text(m).unwrap_or_default()
 }

@@ -1,6 +1,6 @@
 //! `request` (send, wait for the correlated response) and `reply`.
 
-use super::{Ctx, address, line, make, payload, say};
+use super::{Ctx, address, line, make, payload, say, warn_if_idle};
 use crate::cli::Make;
 use af_ops::bus::Target;
 use af_spool::bus::{self, Address, ReplyQueue};
@@ -8,8 +8,20 @@ use af_spool::message::Kind;
 use af_spool::{Error, ExitCode};
 use std::time::{Duration, Instant};
 
-/// `request`: prints the response's payload (the whole response with --json); exit 5 on timeout.
-pub fn request(ctx: &Ctx, to: &str, timeout: Duration, opts: &Make, data: &str) -> anyhow::Result<ExitCode> {
+/// How `request` waits and what it makes of the answer.
+pub struct How {
+    /// How long to wait for the response.
+    pub timeout: Duration,
+    /// Exit 0 whatever the answer says.
+    pub no_fail: bool,
+    /// No warning about an agent that is not running.
+    pub queue_only: bool,
+}
+
+/// `request`: prints the response's payload (the whole response with --json); exit 1 when the
+/// payload says `"ok": false` (unless `no_fail`), 5 on timeout.
+pub fn request(ctx: &Ctx, to: &str, how: &How, opts: &Make, data: &str) -> anyhow::Result<ExitCode> {
+    let timeout = how.timeout;
     let target = address(ctx, to)?;
     let mut m = make(opts, Kind::Request, payload(data)?)?;
     let replies = ReplyQueue::create(&ctx.spool, &m.id)?;
@@ -17,13 +29,17 @@ pub fn request(ctx: &Ctx, to: &str, timeout: Duration, opts: &Make, data: &str) 
     m.to = Some(target.to_string());
     m.correlation_id = Some(m.id.clone());
     m.reply_to = Some(replies.address.to_string());
+    if !how.queue_only {
+        warn_if_idle(ctx, &target, Kind::Request);
+    }
     let (sent, _) = af_ops::bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
     let deadline = Instant::now() + timeout;
     loop {
         for c in replies.queue.claim(16, Duration::from_secs(3600))? {
             if c.message.correlation_id.as_deref() == Some(sent.id.as_str()) {
                 say(&if ctx.json { line(&c.message) } else { c.message.payload.to_string() })?;
-                return Ok(ExitCode::Ok);
+                let failed = c.message.payload.get("ok") == Some(&serde_json::Value::Bool(false));
+                return Ok(if failed && !how.no_fail { ExitCode::Negative } else { ExitCode::Ok });
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());

@@ -1,6 +1,6 @@
 //! `send` (one message, or a batch of JSON lines), `broadcast`, `publish`.
 
-use super::{Ctx, address, line, make, payload, say};
+use super::{Ctx, address, line, make, payload, say, warn_if_idle};
 use crate::cli::Make;
 use af_ops::bus::Target;
 use af_spool::bus::{validate_project, validate_topic};
@@ -8,28 +8,41 @@ use af_spool::message::{Kind, Message, max_bytes};
 use af_spool::{Error, ExitCode};
 use std::io::BufRead;
 
+/// How `send` sends.
+pub struct How<'a> {
+    /// Where responses go.
+    pub reply_to: Option<&'a str>,
+    /// JSON lines on stdin, one message each.
+    pub batch: bool,
+    /// No warning about an agent that is not running.
+    pub queue_only: bool,
+}
+
 /// `send`.
 pub fn send(
     ctx: &Ctx,
     to: Option<&str>,
     opts: &Make,
     kind: &str,
-    reply_to: Option<&str>,
-    batch: bool,
+    how: &How,
     data: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let kind = Kind::parse(kind)?;
+    let reply_to = how.reply_to;
     if let Some(r) = reply_to {
         address(ctx, r)?;
     }
-    if batch {
-        return send_batch(ctx, to, opts, kind, reply_to);
+    if how.batch {
+        return send_batch(ctx, to, opts, kind, how);
     }
     let to = to.ok_or_else(|| Error::Invalid("send needs --to QUEUE (or --batch)".into()))?;
     let target = address(ctx, to)?;
     let mut m = make(opts, kind, payload(data.unwrap_or("-"))?)?;
     m.to = Some(target.to_string());
     m.reply_to = reply_to.map(str::to_owned);
+    if !how.queue_only {
+        warn_if_idle(ctx, &target, kind);
+    }
     let (m, _) = af_ops::bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
     say(&if ctx.json { line(&m) } else { m.id })?;
     Ok(ExitCode::Ok)
@@ -49,13 +62,8 @@ struct BatchLine {
 }
 
 /// `send --batch`: every line is checked before anything is sent.
-fn send_batch(
-    ctx: &Ctx,
-    to: Option<&str>,
-    opts: &Make,
-    kind: Kind,
-    reply_to: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+fn send_batch(ctx: &Ctx, to: Option<&str>, opts: &Make, kind: Kind, how: &How) -> anyhow::Result<ExitCode> {
+    let reply_to = how.reply_to;
     let fixed = to.map(|t| address(ctx, t)).transpose()?;
     let mut planned = Vec::new();
     for (n, text) in std::io::stdin().lock().lines().enumerate() {
@@ -87,6 +95,17 @@ fn send_batch(
         }
         m.encode().map_err(at)?;
         planned.push((m, Target::Queue(target)));
+    }
+    if !how.queue_only {
+        // One word per idle agent, however many of its tasks the batch holds.
+        let mut told = std::collections::BTreeSet::new();
+        for (m, target) in &planned {
+            if let Target::Queue(queue) = target {
+                if matches!(m.kind, Kind::Task | Kind::Request) && told.insert(queue.to_string()) {
+                    warn_if_idle(ctx, queue, m.kind);
+                }
+            }
+        }
     }
     // Ids are printed once every message is delivered (and, durable, its directory synced).
     let mut out = String::new();
@@ -122,7 +141,7 @@ pub fn publish(ctx: &Ctx, topic: &str, opts: &Make, data: &str) -> anyhow::Resul
 
 fn print_fanout(ctx: &Ctx, m: &Message, n: usize) -> anyhow::Result<ExitCode> {
     if ctx.json {
-        say(&serde_json::json!({"id": m.id, "delivered": n}).to_string())?;
+        say(&af_cli::json_text(&serde_json::json!({"id": m.id, "delivered": n}))?)?;
     } else {
         say(&format!("{} (to {n} queue{})", m.id, if n == 1 { "" } else { "s" }))?;
     }

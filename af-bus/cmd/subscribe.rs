@@ -9,7 +9,7 @@ use std::time::Duration;
 pub fn subscribe(ctx: &Ctx, name: &str, topic: &str) -> anyhow::Result<ExitCode> {
     bus::subscribe(&ctx.spool, name, topic, false)?;
     if ctx.json {
-        say(&serde_json::json!({"name": name, "topic": topic}).to_string())?;
+        say(&af_cli::json_text(&serde_json::json!({"name": name, "topic": topic}))?)?;
     }
     Ok(ExitCode::Ok)
 }

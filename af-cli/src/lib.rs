@@ -15,12 +15,38 @@ use std::io::Write;
 pub use af_ops::process::{sibling_program, user_umask};
 pub use af_spool::record::program_name;
 
-/// Prints a JSON document (pretty, one document) on stdout.
+/// Prints a JSON document on stdout: one line, or indented for people with `--pretty`.
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    let text = json_text(value)?;
+    writeln!(std::io::stdout().lock(), "{text}")?;
     Ok(())
+}
+
+/// A JSON document as the program prints it: one line, or indented with `--pretty`.
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    if PRETTY.load(std::sync::atomic::Ordering::Relaxed) {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    }
+}
+
+static PRETTY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The program's command line: its own clap definition plus, where it has `--json`, the global
+/// `--pretty` every such program shares.
+pub fn command<C: clap::CommandFactory>() -> clap::Command {
+    let cmd = C::command();
+    if !cmd.get_arguments().any(|a| a.get_id() == "json") {
+        return cmd;
+    }
+    cmd.arg(
+        clap::Arg::new("pretty")
+            .long("pretty")
+            .global(true)
+            .action(clap::ArgAction::SetTrue)
+            .help("Print JSON indented over several lines, for people (implies --json)"),
+    )
 }
 
 /// Prints a line on stdout.
@@ -45,18 +71,26 @@ pub fn main<C: clap::Parser>(logs: Logs, run: impl FnOnce(C) -> anyhow::Result<E
     af_ops::process::raise_nofile();
     let user = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     af_ops::process::remember_user_umask(user.bits() as u32);
-    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut args: Vec<OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "--generate") {
-        return generate(C::command(), args.get(2).and_then(|s| s.to_str()).unwrap_or(""));
+        return generate(command::<C>(), args.get(2).and_then(|s| s.to_str()).unwrap_or(""));
     }
     // The completion scripts' hidden verb (see `complete`): before parsing, so no help shows it.
     if args.get(1).is_some_and(|a| a == "complete") {
         let word = |i: usize| args.get(i).and_then(|s| s.to_str());
         return complete::answer(word(2).unwrap_or(""), word(3));
     }
-    let json = args.iter().skip(1).take_while(|a| *a != "--").any(|a| a == "--json");
+    let given = |flag: &str| args.iter().skip(1).take_while(|a| *a != "--").any(|a| a == flag);
+    let pretty = given("--pretty");
+    let json = pretty || given("--json");
+    if pretty && !given("--json") {
+        // --pretty implies --json: every program with --pretty has --json at the top.
+        args.insert(1, "--json".into());
+    }
+    PRETTY.store(pretty, std::sync::atomic::Ordering::Relaxed);
     JSON_ERRORS.store(json, std::sync::atomic::Ordering::Relaxed);
-    let cli = match C::try_parse_from(&args) {
+    let parsed = command::<C>().try_get_matches_from(&args).and_then(|m| C::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         // Help and version are answers, not errors; a usage error is one JSON line with --json.
         Err(e) if json && e.use_stderr() => {
@@ -162,7 +196,7 @@ pub fn man_page(cmd: clap::Command) -> Vec<u8> {
     }
     let _ = man.render_version_section(&mut out);
     out.extend_from_slice(
-        b".SH \"EXIT STATUS\"\n.TP\n0\nok\n.TP\n1\na negative answer (unhealthy, nothing to receive)\n\
+        b".SH \"EXIT STATUS\"\n.TP\n0\nok\n.TP\n1\na negative answer (unhealthy, nothing to receive, \"ok\": false from af-bus request)\n\
 .TP\n2\nusage error or invalid input (bad JSON, bad id, unknown type)\n.TP\n3\nnot found (no such agent)\n\
 .TP\n4\nconflict (exists already, wrong state)\n.TP\n5\ntimeout\n.TP\n111\na system call, tmux or another program failed\n\
 .TP\n130\ninterrupted\n\

@@ -2,6 +2,7 @@
 //! nothing; with `--start`, started together once created.
 
 use super::{Ctx, print_json, print_line};
+use af_cli::progress::Progress;
 use af_ops::lifecycle;
 use af_spool::{Error, ExitCode};
 use anyhow::Context;
@@ -11,20 +12,33 @@ use std::path::Path;
 /// The most a create reads at once (a batch of configs).
 const MAX_INPUT_BYTES: u64 = 64 << 20;
 
-pub fn run(ctx: &Ctx, source: &Path, start: bool, worktree: bool) -> anyhow::Result<ExitCode> {
+/// `--start`, and what to do with agents that fail to.
+pub struct Start {
+    /// Keep them (failed) instead of removing them again.
+    pub keep_failed: bool,
+}
+
+pub fn run(ctx: &Ctx, source: &Path, start: Option<Start>, worktree: bool) -> anyhow::Result<ExitCode> {
     let input = read_input(source)?;
     let mut configs = lifecycle::parse_configs(&input)?;
     tracing::debug!(count = configs.len(), "configs parsed");
     for c in &mut configs {
         c.worktree |= worktree;
     }
-    let mut progress = af_cli::progress::Progress::new("creating", configs.len());
-    let created = lifecycle::create(ctx, configs, &mut || progress.step())?;
-    drop(progress);
-    if start {
-        let mut progress = af_cli::progress::Progress::new("starting", created.len());
-        lifecycle::start_many(ctx, &created, true, std::time::Duration::from_secs(10), &mut || progress.step())?;
-    }
+    // The creating line ends (its newline) where the starting line begins.
+    let creating = std::cell::RefCell::new(Some(Progress::new("creating", configs.len())));
+    let mut created = || creating.borrow_mut().as_mut().map_or((), Progress::step);
+    let created = match start {
+        None => lifecycle::create(ctx, configs, &mut created)?,
+        Some(Start { keep_failed }) => {
+            let mut starting = Progress::new("starting", configs.len());
+            let timeout = lifecycle::DEFAULT_START_TIMEOUT;
+            lifecycle::create_started(ctx, configs, keep_failed, timeout, &mut created, &mut || {
+                creating.borrow_mut().take();
+                starting.step()
+            })?
+        }
+    };
     if ctx.json {
         print_json(&serde_json::json!(created))?;
     } else {

@@ -39,7 +39,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     af_spool::fifodir::interrupt_waits()?;
     let ctx = Ctx { ops: Lifecycle::from_env()?, json: cli.json };
     match cli.command {
-        Command::Create { config, start, worktree } => create::run(&ctx, &config, start, worktree),
+        Command::Create { config, start, keep_failed, worktree } => {
+            create::run(&ctx, &config, start.then_some(create::Start { keep_failed }), worktree)
+        }
         Command::Start { ids, no_wait, timeout } => start::run(&ctx, &ids, !no_wait, seconds(timeout)?),
         Command::Stop { ids, force, timeout } => stop::run(&ctx, &ids, force, seconds(timeout)?),
         Command::Pause { id } => stop::pause(&ctx, &agent_id(&id)?, true),

@@ -26,7 +26,7 @@ pub enum ExitCode {
 
 impl ExitCode {
     /// The table as shown in man pages and `--help`.
-    pub const TABLE: &'static str = "EXIT STATUS: 0 ok, 1 a negative answer (unhealthy, nothing to receive), \
+    pub const TABLE: &'static str = "EXIT STATUS: 0 ok, 1 a negative answer (unhealthy, nothing to receive, \"ok\": false from af-bus request), \
 2 usage or invalid input, 3 not found, 4 conflict (exists, wrong state), 5 timeout, \
 111 a system call or tmux failed, 130 interrupted.";
 }

@@ -131,7 +131,7 @@ _af__bus() {
 
     case "${cmd}" in
         af__bus)
-            opts="-h -V --json --no-fsync --help --version send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help"
+            opts="-h -V --json --no-fsync --pretty --help --version send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -145,7 +145,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__ack)
-            opts="-h --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
+            opts="-h --json --no-fsync --pretty --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,7 +159,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__broadcast)
-            opts="-p -h --project --priority --ttl --json --no-fsync --help"
+            opts="-p -h --project --priority --ttl --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,7 +189,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__clear)
-            opts="-h --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
+            opts="-h --json --no-fsync --pretty --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -203,7 +203,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__dead)
-            opts="-h --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
+            opts="-h --json --no-fsync --pretty --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -483,7 +483,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__history)
-            opts="-h --limit --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
+            opts="-h --limit --json --no-fsync --pretty --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,7 +501,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__interrupt)
-            opts="-h --timeout --json --no-fsync --help"
+            opts="-h --timeout --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -519,7 +519,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__nack)
-            opts="-h --delay --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
+            opts="-h --delay --json --no-fsync --pretty --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -537,7 +537,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__publish)
-            opts="-t -p -h --topic --priority --ttl --json --no-fsync --help"
+            opts="-t -p -h --topic --priority --ttl --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -571,7 +571,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__recv)
-            opts="-w -n -h --wait --timeout --max --visibility --ack --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
+            opts="-w -n -h --wait --timeout --max --visibility --ack --json --no-fsync --pretty --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -601,7 +601,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__reply)
-            opts="-h --json --no-fsync --help"
+            opts="-h --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -615,7 +615,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__request)
-            opts="-p -h --to --timeout --priority --ttl --json --no-fsync --help"
+            opts="-p -h --to --timeout --no-fail --queue-only --priority --ttl --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -649,7 +649,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__retry)
-            opts="-h --json --no-fsync --help $(af-bus complete queues 2>/dev/null)"
+            opts="-h --json --no-fsync --pretty --help $(af-bus complete queues 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -663,7 +663,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__send)
-            opts="-p -k -h --to --priority --ttl --kind --reply-to --batch --json --no-fsync --help"
+            opts="-p -k -h --to --priority --ttl --kind --reply-to --batch --queue-only --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -705,7 +705,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__stats)
-            opts="-h --json --no-fsync --help"
+            opts="-h --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -719,7 +719,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__subscribe)
-            opts="-t -h --topic --json --no-fsync --help"
+            opts="-t -h --topic --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -741,7 +741,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__tail)
-            opts="-t -h --topic --json --no-fsync --help"
+            opts="-t -h --topic --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -763,7 +763,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__unsubscribe)
-            opts="-h --json --no-fsync --help"
+            opts="-h --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_af_bus_global_optspecs
-    string join \n json no-fsync h/help V/version
+    string join \n json no-fsync pretty h/help V/version
 end
 
 function __fish_af_bus_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c af-bus -n "__fish_af_bus_needs_command" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_needs_command" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_needs_command" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c af-bus -n "__fish_af_bus_needs_command" -s V -l version -d 'Print version'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "send" -d 'Send a message to a queue (an agent id, pool:PROJECT, or a subscription); prints its id'
@@ -36,7 +37,7 @@ complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "unsubscribe" -d 'Remo
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "recv" -d 'Take the next message(s) of a queue, by priority then age; exit 1 when there is none'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "ack" -d 'Acknowledge received messages: they move to the history'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "nack" -d 'Give a received message back (its attempts raised), at once or after a delay'
-complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "request" -d 'Send a request and wait for its correlated response; prints the response\'s payload'
+complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "request" -d 'Send a request and wait for its correlated response; prints the response\'s payload, and exits 1 when the answer says `"ok": false`'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "reply" -d 'Answer a request: a response with its correlation id, sent to its reply-to queue'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "history" -d 'What a queue received and acked, oldest first'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "clear" -d 'Remove every waiting, claimed, dead and acked message of a queue'
@@ -52,27 +53,33 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l ttl -d 'Drop the 
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -s k -l kind -d 'task, request or event' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l reply-to -d 'Where responses go (a queue, as for --to)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l batch -d 'Read JSON lines on stdin, one message each: with --to, each line is a payload; without, each is {"to", "payload", "priority"?, "kind"?, "replyTo"?, "ttl"?}. Nothing is sent if a line is invalid. Prints one id per line'
+complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l queue-only -d 'Say nothing when a task or request goes to an agent that is not running (it waits in the agent\'s inbox either way)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand broadcast" -l project -d 'Only the agents of this project' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand broadcast" -s p -l priority -d 'critical, high, normal or low' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand broadcast" -l ttl -d 'Drop the message to the dead letters if nobody took it within SECS' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand broadcast" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand broadcast" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand broadcast" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand broadcast" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand publish" -s t -l topic -d 'The topic, e.g. tasks.results' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand publish" -s p -l priority -d 'critical, high, normal or low' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand publish" -l ttl -d 'Drop the message to the dead letters if nobody took it within SECS' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand publish" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand publish" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand publish" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand publish" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand subscribe" -s t -l topic -d 'The topic pattern: `*` matches any run of characters (health, tasks.*, *)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand subscribe" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand subscribe" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand subscribe" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand subscribe" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand unsubscribe" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand unsubscribe" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand unsubscribe" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand unsubscribe" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l timeout -d 'With --wait, give up after SECS (exit 5)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -s n -l max -d 'Take up to N messages (JSON lines with --json)' -r
@@ -81,47 +88,61 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -s w -l wait -d 'Wai
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l ack -d 'Ack at once (at most once delivery)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand recv" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand ack" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand ack" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand ack" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand ack" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -l delay -d 'Make it visible again only after SECS' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l to -d 'The queue: an agent id, pool:PROJECT, a subscription' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l timeout -d 'Give up after SECS (exit 5)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -s p -l priority -d 'critical, high, normal or low' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l ttl -d 'Drop the message to the dead letters if nobody took it within SECS' -r
+complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l no-fail -d 'Exit 0 on any answer, `"ok": false` too'
+complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l queue-only -d 'Say nothing when the agent asked is not running (the request waits in its inbox)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand reply" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand reply" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand reply" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand reply" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand history" -l limit -d 'At most this many (the latest)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand history" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand history" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand history" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand history" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand clear" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand clear" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand clear" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand clear" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand stats" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand stats" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand stats" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand tail" -s t -l topic -d 'The topic pattern' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand tail" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand tail" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand tail" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand tail" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand dead" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand dead" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand dead" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand dead" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand interrupt" -l timeout -d 'Give up when its af-wrap has not answered after SECS (exit 5)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand interrupt" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand interrupt" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand interrupt" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand interrupt" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand retry" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand retry" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
+complete -c af-bus -n "__fish_af_bus_using_subcommand retry" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand retry" -s h -l help -d 'Print help'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "send" -d 'Send a message to a queue (an agent id, pool:PROJECT, or a subscription); prints its id'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "broadcast" -d 'Send a message to every agent\'s inbox (or every agent of a project)'
@@ -131,7 +152,7 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "recv" -d 'Take the next message(s) of a queue, by priority then age; exit 1 when there is none'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "ack" -d 'Acknowledge received messages: they move to the history'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "nack" -d 'Give a received message back (its attempts raised), at once or after a delay'
-complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "request" -d 'Send a request and wait for its correlated response; prints the response\'s payload'
+complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "request" -d 'Send a request and wait for its correlated response; prints the response\'s payload, and exits 1 when the answer says `"ok": false`'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "reply" -d 'Answer a request: a response with its correlation id, sent to its reply-to queue'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "history" -d 'What a queue received and acked, oldest first'
 complete -c af-bus -n "__fish_af_bus_using_subcommand help; and not __fish_seen_subcommand_from send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help" -f -a "clear" -d 'Remove every waiting, claimed, dead and acked message of a queue'

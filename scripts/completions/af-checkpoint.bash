@@ -71,7 +71,7 @@ _af__checkpoint() {
 
     case "${cmd}" in
         af__checkpoint)
-            opts="-h -V --json --help --version create ls show diff rm prune rollback help"
+            opts="-h -V --json --pretty --help --version create ls show diff rm prune rollback help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,7 +85,7 @@ _af__checkpoint() {
             return 0
             ;;
         af__checkpoint__subcmd__create)
-            opts="-m -h --message --json --help $(af-checkpoint complete agents 2>/dev/null)"
+            opts="-m -h --message --json --pretty --help $(af-checkpoint complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,7 +107,7 @@ _af__checkpoint() {
             return 0
             ;;
         af__checkpoint__subcmd__diff)
-            opts="-p -h --patch --json --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
+            opts="-p -h --patch --json --pretty --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -247,7 +247,7 @@ _af__checkpoint() {
             return 0
             ;;
         af__checkpoint__subcmd__ls)
-            opts="-h --json --help $(af-checkpoint complete agents 2>/dev/null)"
+            opts="-h --json --pretty --help $(af-checkpoint complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -261,7 +261,7 @@ _af__checkpoint() {
             return 0
             ;;
         af__checkpoint__subcmd__prune)
-            opts="-h --keep --json --help $(af-checkpoint complete agents 2>/dev/null)"
+            opts="-h --keep --json --pretty --help $(af-checkpoint complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -279,7 +279,7 @@ _af__checkpoint() {
             return 0
             ;;
         af__checkpoint__subcmd__rm)
-            opts="-h --json --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
+            opts="-h --json --pretty --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -293,7 +293,7 @@ _af__checkpoint() {
             return 0
             ;;
         af__checkpoint__subcmd__rollback)
-            opts="-h --no-restart --reset-index --json --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
+            opts="-h --no-restart --reset-index --json --pretty --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -307,7 +307,7 @@ _af__checkpoint() {
             return 0
             ;;
         af__checkpoint__subcmd__show)
-            opts="-h --json --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
+            opts="-h --json --pretty --help $(af-checkpoint complete agents 2>/dev/null) $(af-checkpoint complete checkpoints "${COMP_WORDS[2]}" 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

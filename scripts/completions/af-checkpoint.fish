@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_af_checkpoint_global_optspecs
-    string join \n json h/help V/version
+    string join \n json pretty h/help V/version
 end
 
 function __fish_af_checkpoint_needs_command
@@ -25,6 +25,7 @@ function __fish_af_checkpoint_using_subcommand
 end
 
 complete -c af-checkpoint -n "__fish_af_checkpoint_needs_command" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-checkpoint -n "__fish_af_checkpoint_needs_command" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c af-checkpoint -n "__fish_af_checkpoint_needs_command" -s V -l version -d 'Print version'
 complete -c af-checkpoint -n "__fish_af_checkpoint_needs_command" -f -a "create" -d 'Take a checkpoint of an agent; prints its id'
@@ -37,22 +38,29 @@ complete -c af-checkpoint -n "__fish_af_checkpoint_needs_command" -f -a "rollbac
 complete -c af-checkpoint -n "__fish_af_checkpoint_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand create" -s m -l message -d 'What this checkpoint is' -r
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand create" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand create" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand create" -s h -l help -d 'Print help'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand ls" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand ls" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand show" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand show" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand show" -s h -l help -d 'Print help'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -s p -l patch -d 'Print the full patch (git repositories only)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -s h -l help -d 'Print help'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rm" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rm" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand prune" -l keep -d 'How many to keep' -r
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand prune" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand prune" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand prune" -s h -l help -d 'Print help'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rollback" -l no-restart -d 'Leave the agent stopped afterwards'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rollback" -l reset-index -d 'Also set the git index to the checkpoint\'s tree (by default the index is left alone)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rollback" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rollback" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand rollback" -s h -l help -d 'Print help'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand help; and not __fish_seen_subcommand_from create ls show diff rm prune rollback help" -f -a "create" -d 'Take a checkpoint of an agent; prints its id'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand help; and not __fish_seen_subcommand_from create ls show diff rm prune rollback help" -f -a "ls" -d 'List an agent\'s checkpoints, oldest first'

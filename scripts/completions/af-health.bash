@@ -71,7 +71,7 @@ _af__health() {
 
     case "${cmd}" in
         af__health)
-            opts="-h -V --json --help --version check watch history alerts ack metrics trends help"
+            opts="-h -V --json --pretty --help --version check watch history alerts ack metrics trends help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,7 +85,7 @@ _af__health() {
             return 0
             ;;
         af__health__subcmd__ack)
-            opts="-h --json --help"
+            opts="-h --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -99,7 +99,7 @@ _af__health() {
             return 0
             ;;
         af__health__subcmd__alerts)
-            opts="-h --all --json --help"
+            opts="-h --all --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -113,7 +113,7 @@ _af__health() {
             return 0
             ;;
         af__health__subcmd__check)
-            opts="-p -h --project --recover --stale --ping-timeout --escalate-after --settle --backoff --backoff-max --reset-after --max-failures --max-restarts --no-ping --rate-window --json --help"
+            opts="-p -h --project --recover --stale --ping-timeout --escalate-after --settle --backoff --backoff-max --reset-after --max-failures --max-restarts --no-ping --rate-window --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -301,7 +301,7 @@ _af__health() {
             return 0
             ;;
         af__health__subcmd__history)
-            opts="-h --since --limit --json --help"
+            opts="-h --since --limit --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -323,7 +323,7 @@ _af__health() {
             return 0
             ;;
         af__health__subcmd__metrics)
-            opts="-o -h --output --json --help"
+            opts="-o -h --output --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,7 +345,7 @@ _af__health() {
             return 0
             ;;
         af__health__subcmd__trends)
-            opts="-h --window --json --help"
+            opts="-h --window --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -363,7 +363,7 @@ _af__health() {
             return 0
             ;;
         af__health__subcmd__watch)
-            opts="-p -h --interval --project --passes --stale --ping-timeout --escalate-after --settle --backoff --backoff-max --reset-after --max-failures --max-restarts --no-ping --rate-window --json --help"
+            opts="-p -h --interval --project --passes --stale --ping-timeout --escalate-after --settle --backoff --backoff-max --reset-after --max-failures --max-restarts --no-ping --rate-window --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

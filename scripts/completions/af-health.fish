@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_af_health_global_optspecs
-    string join \n json h/help V/version
+    string join \n json pretty h/help V/version
 end
 
 function __fish_af_health_needs_command
@@ -25,6 +25,7 @@ function __fish_af_health_using_subcommand
 end
 
 complete -c af-health -n "__fish_af_health_needs_command" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-health -n "__fish_af_health_needs_command" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-health -n "__fish_af_health_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c af-health -n "__fish_af_health_needs_command" -s V -l version -d 'Print version'
 complete -c af-health -n "__fish_af_health_needs_command" -f -a "check" -d 'One check pass (for cron and systemd timers); exit 1 when any agent is degraded or unhealthy, 111 when there were agents and none could be checked (a read-only spool)'
@@ -49,6 +50,7 @@ complete -c af-health -n "__fish_af_health_using_subcommand check" -l rate-windo
 complete -c af-health -n "__fish_af_health_using_subcommand check" -l recover -d 'Climb the recovery ladder for failed agents (restart, rollback, mark failed)'
 complete -c af-health -n "__fish_af_health_using_subcommand check" -l no-ping -d 'Skip the response check (no ping through the control pipe)'
 complete -c af-health -n "__fish_af_health_using_subcommand check" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-health -n "__fish_af_health_using_subcommand check" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-health -n "__fish_af_health_using_subcommand check" -s h -l help -d 'Print help'
 complete -c af-health -n "__fish_af_health_using_subcommand watch" -l interval -d 'Seconds between passes' -r
 complete -c af-health -n "__fish_af_health_using_subcommand watch" -s p -l project -d 'Only this project\'s agents' -r
@@ -65,21 +67,27 @@ complete -c af-health -n "__fish_af_health_using_subcommand watch" -l max-restar
 complete -c af-health -n "__fish_af_health_using_subcommand watch" -l rate-window -d 'The window of --max-restarts' -r
 complete -c af-health -n "__fish_af_health_using_subcommand watch" -l no-ping -d 'Skip the response check (no ping through the control pipe)'
 complete -c af-health -n "__fish_af_health_using_subcommand watch" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-health -n "__fish_af_health_using_subcommand watch" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-health -n "__fish_af_health_using_subcommand watch" -s h -l help -d 'Print help'
 complete -c af-health -n "__fish_af_health_using_subcommand history" -l since -d 'Only entries newer than this: a duration ago ("10m") or an RFC 3339 time' -r
 complete -c af-health -n "__fish_af_health_using_subcommand history" -l limit -d 'At most this many entries (the newest)' -r
 complete -c af-health -n "__fish_af_health_using_subcommand history" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-health -n "__fish_af_health_using_subcommand history" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-health -n "__fish_af_health_using_subcommand history" -s h -l help -d 'Print help'
 complete -c af-health -n "__fish_af_health_using_subcommand alerts" -l all -d 'Every alert raised, escalated, recovered or acknowledged, oldest first'
 complete -c af-health -n "__fish_af_health_using_subcommand alerts" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-health -n "__fish_af_health_using_subcommand alerts" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-health -n "__fish_af_health_using_subcommand alerts" -s h -l help -d 'Print help'
 complete -c af-health -n "__fish_af_health_using_subcommand ack" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-health -n "__fish_af_health_using_subcommand ack" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-health -n "__fish_af_health_using_subcommand ack" -s h -l help -d 'Print help'
 complete -c af-health -n "__fish_af_health_using_subcommand metrics" -s o -l output -d 'Write them to this file (replaced atomically), not to stdout' -r -F
 complete -c af-health -n "__fish_af_health_using_subcommand metrics" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-health -n "__fish_af_health_using_subcommand metrics" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-health -n "__fish_af_health_using_subcommand metrics" -s h -l help -d 'Print help'
 complete -c af-health -n "__fish_af_health_using_subcommand trends" -l window -d 'The window: a duration back from now' -r
 complete -c af-health -n "__fish_af_health_using_subcommand trends" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-health -n "__fish_af_health_using_subcommand trends" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-health -n "__fish_af_health_using_subcommand trends" -s h -l help -d 'Print help'
 complete -c af-health -n "__fish_af_health_using_subcommand help; and not __fish_seen_subcommand_from check watch history alerts ack metrics trends help" -f -a "check" -d 'One check pass (for cron and systemd timers); exit 1 when any agent is degraded or unhealthy, 111 when there were agents and none could be checked (a read-only spool)'
 complete -c af-health -n "__fish_af_health_using_subcommand help; and not __fish_seen_subcommand_from check watch history alerts ack metrics trends help" -f -a "watch" -d 'Check and recover in a loop, also woken at once by every event in the spool (agent exits)'

@@ -119,7 +119,7 @@ _af__spawn() {
 
     case "${cmd}" in
         af__spawn)
-            opts="-h -V --json --help --version create start stop pause resume restart reset rm ls show attach logs gc script top help"
+            opts="-h -V --json --pretty --help --version create start stop pause resume restart reset rm ls show attach logs gc script top help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -133,7 +133,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__attach)
-            opts="-h --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -147,7 +147,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__create)
-            opts="-c -h --config --start --worktree --json --help"
+            opts="-c -h --config --start --keep-failed --worktree --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,7 +169,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__gc)
-            opts="-h --dry-run --json --help"
+            opts="-h --dry-run --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -421,7 +421,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__logs)
-            opts="-f -n -h --follow --lines --supervisor --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-f -n -h --follow --lines --supervisor --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -443,7 +443,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__ls)
-            opts="-p -h --project --summary --json --help"
+            opts="-p -h --project --summary --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -465,7 +465,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__pause)
-            opts="-h --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -479,7 +479,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__reset)
-            opts="-h --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -493,7 +493,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__restart)
-            opts="-h --timeout --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --timeout --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -511,7 +511,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__resume)
-            opts="-h --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -525,7 +525,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__rm)
-            opts="-h --force --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --force --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -539,7 +539,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__script)
-            opts="-h --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -553,7 +553,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__show)
-            opts="-h --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -567,7 +567,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__start)
-            opts="-h --no-wait --timeout --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --no-wait --timeout --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -585,7 +585,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__stop)
-            opts="-h --force --timeout --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --force --timeout --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -603,7 +603,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__top)
-            opts="-h --once --interval --json --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --once --interval --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_af_spawn_global_optspecs
-    string join \n json h/help V/version
+    string join \n json pretty h/help V/version
 end
 
 function __fish_af_spawn_needs_command
@@ -25,6 +25,7 @@ function __fish_af_spawn_using_subcommand
 end
 
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_needs_command" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -s V -l version -d 'Print version'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "create" -d 'Create agents from AgentConfig JSON: one object, an array, or JSON lines'
@@ -44,51 +45,67 @@ complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "script" -d 'Print
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "top" -d 'Show an agent\'s processes, CPU and memory, refreshed (the `monitor\' window)'
 complete -c af-spawn -n "__fish_af_spawn_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -s c -l config -d 'The config file, or - for standard input (the default)' -r -F
-complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l start -d 'Start each agent once created'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l start -d 'Start each agent once created, all or nothing: if any fails to start, every agent this create made is removed again (its id free, its files gone)'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l keep-failed -d 'With --start, keep agents that fail to start (as `failed\', to look at) instead of removing them'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l worktree -d 'Give each agent its own git worktree on branch af/<id> (as the config field `worktree: true` does), seeded with the untracked files `.worktreeinclude` lists'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l timeout -d 'How long to wait for each agent to run, in seconds' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l no-wait -d 'Return once tmux has the session, without waiting for af-wrap'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -l timeout -d 'Grace period between SIGTERM and SIGKILL, in seconds' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -l force -d 'SIGKILL at once'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand pause" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand pause" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand pause" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand resume" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand resume" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand resume" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -l timeout -d 'Grace period of the stop, in seconds' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand restart" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand reset" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand reset" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand reset" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l force -d 'Stop it first if it runs (SIGKILL); remove a worktree holding work, after taking a checkpoint that keeps it (refs/agentflow/checkpoints/<id>/...)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s p -l project -d 'Only this project\'s agents' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l summary -d 'One line of counts by status (for tmux status lines and cron mail)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s n -l lines -d 'How many lines from the end to start with' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s f -l follow -d 'Keep printing as it grows, until SIGINT or SIGTERM (exit 130)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -l supervisor -d 'af-wrap\'s log instead of the agent\'s output'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand gc" -l dry-run -d 'Report what would be done, and change nothing'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand gc" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand gc" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand script" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand script" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand script" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -l interval -d 'Refresh interval, in seconds' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -l once -d 'Print once and exit'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -l json -d 'Print JSON (one document) instead of text'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand top" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart reset rm ls show attach logs gc script top help" -f -a "create" -d 'Create agents from AgentConfig JSON: one object, an array, or JSON lines'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand help; and not __fish_seen_subcommand_from create start stop pause resume restart reset rm ls show attach logs gc script top help" -f -a "start" -d 'Start agents in their tmux sessions; waits until each runs'

@@ -131,8 +131,8 @@ impl Env {
         assert_eq!(out.status.code(), Some(code), "{program} {args:?}: wrong exit status: {}", describe(&out));
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(err.trim_end().lines().count(), 1, "{program} {args:?}: want one line on stderr: {err:?}");
-        if args.contains(&"--json") {
-            // With --json the one line is {"error": KIND, "message": …}; the message is returned.
+        if args.contains(&"--json") || args.contains(&"--pretty") {
+            // With --json (or --pretty) the one line is {"error": KIND, "message": …}; the message is returned.
             let doc: serde_json::Value = serde_json::from_str(&err)
                 .unwrap_or_else(|e| panic!("{program} {args:?}: stderr is no JSON error ({e}): {err:?}"));
             assert!(doc["error"].is_string(), "{program} {args:?}: {doc}");

@@ -3,7 +3,7 @@
 //! the event log, published on the bus and piped to the alert.d hooks (`crate::alert`).
 
 use super::policy::Policy;
-use super::probe::Finding;
+use super::probe::{self, Finding};
 use af_spool::health::{self, Alert, AlertLevel, Level};
 use af_spool::time::Timestamp;
 use af_spool::{AgentId, Spool};
@@ -67,11 +67,28 @@ pub fn update(
             }),
             _ => None,
         };
-        if let Some(alert) = alert {
-            if let Err(e) = emit(spool, &alert) {
-                tracing::warn!("cannot record alert {}: {e}", alert.id);
+        emitted.extend(alert);
+    }
+    // Healthy now: the open alerts of af-health's checks that this pass did not run (a ping
+    // turned off, a limit taken away) close too. af-wrap's own (claude.*) are af-wrap's to close.
+    if settled && !open.is_empty() && uptime_ms(spool, id) >= p.settle_ms {
+        for (check, a) in open {
+            let ran = finding.checks.iter().any(|c| &c.name == check);
+            if ran || !probe::CHECKS.contains(&check.as_str()) {
+                continue;
             }
-            emitted.push(alert);
+            emitted.push(Alert {
+                level: AlertLevel::Recovery,
+                message: format!("{check} recovered: the agent is healthy"),
+                time: now,
+                detail: detail.clone(),
+                ..a.clone()
+            });
+        }
+    }
+    for alert in &emitted {
+        if let Err(e) = emit(spool, alert) {
+            tracing::warn!("cannot record alert {}: {e}", alert.id);
         }
     }
     emitted

@@ -148,6 +148,8 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> Result<Ou
             Ok(None) => {}
             // An agent removed during the pass is simply gone.
             Err(Error::NotFound(_)) => {}
+            // SIGINT or SIGTERM: the pass ends, recording nothing more.
+            Err(e @ Error::Interrupted(_)) => return Err(e),
             Err(e) => {
                 if scope.ids.is_some() {
                     return Err(e);
@@ -240,20 +242,22 @@ fn close_idle_alerts(spool: &Spool, scope: &Scope, ids: &[AgentId], reports: &[R
 }
 
 /// Pings the agent's af-wrap through its control pipe, the answer coming back on this thread's
-/// own pipe (made once per pass: a named pipe per ping would cost more than the ping).
-fn ping(spool: &Spool, id: &AgentId, p: &Policy, replies: &mut Option<Listener>) -> Ping {
+/// own pipe (made once per pass: a named pipe per ping would cost more than the ping). A signal
+/// that interrupts the wait is af-health's own end, not the agent's failure: it ends the pass.
+fn ping(spool: &Spool, id: &AgentId, p: &Policy, replies: &mut Option<Listener>) -> Result<Ping> {
     let t = Instant::now();
     let timeout = Duration::from_millis(p.ping_timeout_ms);
     let answered = match replies {
         Some(l) => control::ask_on(spool, id, Request::Ping, l, timeout).map(|_| ()),
         None => control::ask(spool, id, Request::Ping, timeout).map(|_| ()),
     };
-    match answered {
+    Ok(match answered {
         Ok(()) => Ok((t.elapsed().as_secs_f64() * 1e4).round() / 10.0),
+        Err(e @ Error::Interrupted(_)) => return Err(e),
         Err(Error::Timeout(_)) => Err(format!("no answer to a ping within {} ms", p.ping_timeout_ms)),
         Err(Error::Conflict(_)) => Err("no supervisor reads the control pipe".into()),
         Err(e) => Err(format!("cannot ping: {e}")),
-    }
+    })
 }
 
 type Checked = Option<(Report, Option<Timestamp>)>;
@@ -287,7 +291,7 @@ fn check_one(sh: &Shared, id: &AgentId, replies: &mut Option<Listener>) -> Resul
     let status = obs.status();
     let hb = spool.read_heartbeat(id).ok().flatten();
     let pingable = p.ping && matches!(status, Status::Running | Status::Paused) && obs.supervisor_alive;
-    let ping = pingable.then(|| ping(spool, id, p, replies));
+    let ping = if pingable { Some(ping(spool, id, p, replies)?) } else { None };
     let Some(finding) = probe::evaluate(&obs, hb.as_ref(), ping.as_ref(), world, p) else {
         return Ok(Some((report(id, status, None), None)));
     };

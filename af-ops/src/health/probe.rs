@@ -123,6 +123,9 @@ impl Finding {
     }
 }
 
+/// The names of af-health's checks (alerts of other checks, af-wrap's `claude.*`, are not its own).
+pub const CHECKS: [&str; 7] = ["process", "tmux", "heartbeat", "response", "memory", "cpu", "timeout"];
+
 /// A ping's outcome: the round trip in ms, or why it failed.
 pub type Ping = Result<f64, String>;
 

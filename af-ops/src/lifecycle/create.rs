@@ -74,6 +74,42 @@ pub fn create(ctx: &Lifecycle, configs: Vec<AgentConfig>, step: &mut dyn FnMut()
     Ok(created)
 }
 
+/// Creates agents and starts them, all or nothing: when any fails to start (its program is
+/// missing, its session cannot be built), every agent this call created is stopped and removed
+/// again, so their ids are free and their files gone, and the start's error is returned (`Failed`
+/// for an agent that failed, saying what was removed). `keep_failed` keeps them instead, as
+/// `create` then `start` would. `created` and `started` are called per agent (progress).
+pub fn create_started(
+    ctx: &Lifecycle,
+    configs: Vec<AgentConfig>,
+    keep_failed: bool,
+    timeout: std::time::Duration,
+    created: &mut dyn FnMut(),
+    started: &mut dyn FnMut(),
+) -> Result<Vec<AgentId>> {
+    let ids = create(ctx, configs, created)?;
+    let Err(e) = super::start_many(ctx, &ids, true, timeout, started) else { return Ok(ids) };
+    if keep_failed {
+        return Err(e);
+    }
+    let names: Vec<&str> = ids.iter().map(AgentId::as_str).collect();
+    let undone = match super::rm(ctx, &ids, true) {
+        Ok(()) => format!("removed again: {} (--keep-failed keeps what fails)", names.join(", ")),
+        Err(r) => format!("removing {} again failed too: {r}", names.join(", ")),
+    };
+    Err(match e {
+        Error::Failed(m) => Error::Failed(format!("{m}; {undone}")),
+        Error::Invalid(m) => Error::Invalid(format!("{m}; {undone}")),
+        Error::Conflict(m) => Error::Conflict(format!("{m}; {undone}")),
+        Error::Timeout(m) => Error::Timeout(format!("{m}; {undone}")),
+        Error::System(m) => Error::System(format!("{m}; {undone}")),
+        other => {
+            tracing::warn!("{undone}");
+            other
+        }
+    })
+}
+
 /// Parses one object, an array of objects, or JSON lines, and validates each config; a relative
 /// (or missing) workdir is taken from the current directory.
 pub fn parse_configs(input: &[u8]) -> Result<Vec<AgentConfig>> {

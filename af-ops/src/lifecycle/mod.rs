@@ -10,7 +10,7 @@ mod start;
 mod stop;
 pub mod worktree;
 
-pub use create::{create, parse_configs};
+pub use create::{create, create_started, parse_configs};
 pub use gc::{GcReport, gc};
 pub use reset::reset;
 pub use rm::rm;
