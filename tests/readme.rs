@@ -272,6 +272,10 @@ fn run_text(rel: &str, text: &str) -> Result<(), String> {
     std::fs::create_dir_all(&user).unwrap();
     std::fs::create_dir_all(&results).unwrap();
     let bins = util::bin("af-spawn").parent().unwrap().to_path_buf();
+    // A claude-code agent without a command runs `claude` from PATH: here, the double.
+    let double = env.path("double-bin");
+    std::fs::create_dir_all(&double).unwrap();
+    std::os::unix::fs::symlink(repo().join("tests/fixtures/claude-double"), double.join("claude")).unwrap();
     let mut c = Command::new("bash");
     env.apply(&mut c);
     c.arg("-c")
@@ -280,7 +284,7 @@ fn run_text(rel: &str, text: &str) -> Result<(), String> {
         .env_remove("XDG_STATE_HOME")
         .env_remove("XDG_CONFIG_HOME")
         .env_remove("CLAUDE_CONFIG_DIR")
-        .env("PATH", format!("{}:{}", bins.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("PATH", format!("{}:{}:{}", bins.display(), double.display(), std::env::var("PATH").unwrap_or_default()))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
