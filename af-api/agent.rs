@@ -30,7 +30,7 @@ pub fn get(app: &App, id: &str) -> Answer {
     state["reason"] = json!(obs.reason());
     Ok(Reply::json(
         200,
-        &json!({"id": id, "config": obs.config, "state": state, "heartbeat": beat, "supervisorAlive": obs.supervisor_alive}),
+        &json!({"id": id, "config": obs.config.masked(), "state": state, "heartbeat": beat, "supervisorAlive": obs.supervisor_alive}),
     ))
 }
 

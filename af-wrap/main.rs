@@ -6,6 +6,7 @@ mod claude;
 mod hold;
 mod hook;
 mod limits;
+mod secrets;
 mod setup;
 mod supervise;
 mod tasks;

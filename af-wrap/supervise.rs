@@ -268,7 +268,7 @@ impl Supervisor<'_> {
                 argv
             }
         };
-        let mut cmd = crate::tasks::agent_command(self.spool, self.id, &self.config, &argv, &self.limits);
+        let mut cmd = crate::tasks::agent_command(self.spool, self.id, &self.config, &argv, &self.limits)?;
         if let Some(d) = &self.claude {
             cmd.envs(d.env());
             if !d.is_interactive() {

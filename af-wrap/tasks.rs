@@ -237,7 +237,7 @@ impl Tasks {
         } else {
             Stdio::null()
         };
-        let mut cmd = agent_command(&self.spool, &self.id, &self.config, &argv, limits);
+        let mut cmd = agent_command(&self.spool, &self.id, &self.config, &argv, limits)?;
         cmd.env("AF_TASK_ID", &r.message.id).stdin(stdin).stdout(create(&r.files[1])?).stderr(create(&r.files[2])?);
         match cmd.spawn() {
             // af-wrap reaps every child itself with waitpid(-1).
@@ -327,18 +327,21 @@ pub(crate) fn send_result(spool: &Spool, id: &AgentId, task: &Message, result: s
     }
 }
 
-/// The agent's process (or a task's): the config's environment and working directory, the
-/// agent's identity in `AF_*` variables, its own process group, the resource limits.
+/// The agent's process (or a task's): the config's environment and secrets (read now; Err
+/// names one that cannot be) and working directory, the agent's identity in `AF_*` variables,
+/// its own process group, the resource limits.
 pub(crate) fn agent_command(
     spool: &Spool,
     id: &AgentId,
     config: &AgentConfig,
     argv: &[String],
     limits: &Limits,
-) -> Command {
+) -> Result<Command, String> {
+    let secrets = crate::secrets::load(config)?;
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .envs(&config.environment)
+        .envs(secrets)
         .env("AF_AGENT_ID", id.as_str())
         .env("AF_HOME", spool.root())
         .env("AF_PROJECT_ID", &config.project_id)
@@ -348,7 +351,7 @@ pub(crate) fn agent_command(
         cmd.current_dir(dir);
     }
     limits.apply_to(&mut cmd);
-    cmd
+    Ok(cmd)
 }
 
 /// Gives back the claims of tasks a previous af-wrap of this agent was running when it died (a

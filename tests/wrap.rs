@@ -152,3 +152,79 @@ fn idle_agents_run_without_a_command() {
     env.ok("af-spawn", &["stop", "idle"]);
     assert_eq!(env.status("idle"), "stopped");
 }
+
+/// Every file under `dir` (not following links) that holds `needle`.
+fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(read) = std::fs::read_dir(dir) else { return found };
+    for entry in read.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if kind.is_file() && std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn secrets_reach_the_agents_process_and_nothing_else() {
+    let env = Env::new();
+    let marker = format!("s3cr3t-{}-{}", std::process::id(), af_spool::time::Timestamp::now().0);
+    let file = env.work.join("token.txt");
+    std::fs::write(&file, format!("{marker}\n")).unwrap();
+    // The process compares what it got with the file (its command holds no value).
+    let config = serde_json::json!({
+        "id": "sec", "type": "worker", "projectId": "p",
+        "command": ["sh", "-c", "[ \"$MY_TOKEN\" = \"$(cat token.txt)\" ] && echo same > got; exec sleep 300"],
+        "secrets": {"MY_TOKEN": {"file": file}},
+        "environment": {"SERVICE_API_KEY": "plain-value-1"},
+    });
+    let out = env.run("af-spawn", &["create", "--start"], Some(&config.to_string()));
+    assert!(out.status.success(), "{}", util::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SERVICE_API_KEY (sec) looks like a secret") && err.lines().count() == 1, "{err}");
+    wait_for("the process saw its secret", Duration::from_secs(20), || env.work.join("got").exists());
+    // A task gets it too (from a worker that takes tasks).
+    let tasker = serde_json::json!({"id": "tasker", "type": "worker", "projectId": "p", "secrets": {"MY_TOKEN": {"file": file}}});
+    env.ok_in("af-spawn", &["create", "--start"], Some(&tasker.to_string()));
+    let answer = env.ok(
+        "af-bus",
+        &[
+            "request",
+            "--to",
+            "tasker",
+            "--timeout",
+            "20",
+            r#"{"command": ["sh", "-c", "[ \"$MY_TOKEN\" = \"$(cat token.txt)\" ] && echo 42"]}"#,
+        ],
+    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&answer).unwrap()["stdout"], 42, "{answer}");
+    // Shown by name only; a plain value that looks like a secret is masked.
+    let shown = env.ok("af-spawn", &["show", "sec", "--json"]);
+    assert!(!shown.contains(&marker) && shown.contains("MY_TOKEN") && !shown.contains("plain-value-1"), "{shown}");
+    assert_eq!(env.show("sec")["config"]["environment"]["SERVICE_API_KEY"], "********");
+    // Nowhere in the spool (records, logs, events, the bus), nor in any af-* process or tmux.
+    env.ok("af-health", &["check", "sec"]);
+    assert_eq!(files_holding(&env.home, marker.as_bytes()), Vec::<std::path::PathBuf>::new());
+    for pid in env.processes() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.starts_with("af-") || comm.starts_with("tmux") {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            assert!(!environ.windows(marker.len()).any(|w| w == marker.as_bytes()), "{comm} {pid} holds the secret");
+        }
+    }
+    env.ok("af-spawn", &["stop", "sec", "tasker"]);
+    // A secret that cannot be read fails the start, naming the secret and its file.
+    std::fs::remove_file(&file).unwrap();
+    env.ok("af-spawn", &["reset", "sec"]);
+    let err = env.fails("af-spawn", &["start", "sec"], None, 111);
+    assert!(err.contains("secret MY_TOKEN: cannot read") && err.contains("token.txt"), "{err}");
+    // And a relative file or a bad name is refused at create.
+    let bad = r#"{"id":"b","type":"worker","secrets":{"MY-TOKEN":{"file":"/x"}}}"#;
+    assert!(env.fails("af-spawn", &["create"], Some(bad), 2).contains("not a variable name"));
+    let bad = r#"{"id":"b","type":"worker","secrets":{"T":{"file":"rel/x"}}}"#;
+    assert!(env.fails("af-spawn", &["create"], Some(bad), 2).contains("absolute path"));
+}

@@ -7,6 +7,7 @@ use af_ops::lifecycle;
 use af_spool::{Error, ExitCode};
 use anyhow::Context;
 use std::io::Read;
+use std::io::Write;
 use std::path::Path;
 
 /// The most a create reads at once (a batch of configs).
@@ -25,6 +26,7 @@ pub fn run(ctx: &Ctx, source: &Path, start: Option<Start>, worktree: bool) -> an
     for c in &mut configs {
         c.worktree |= worktree;
     }
+    warn_plain_secrets(&configs);
     // The creating line ends (its newline) where the starting line begins.
     let creating = std::cell::RefCell::new(Some(Progress::new("creating", configs.len())));
     let mut created = || creating.borrow_mut().as_mut().map_or((), Progress::step);
@@ -67,4 +69,20 @@ fn read_input(source: &Path) -> anyhow::Result<Vec<u8>> {
         return Err(Error::Invalid(format!("the input is larger than {MAX_INPUT_BYTES} bytes")).into());
     }
     Ok(bytes)
+}
+
+/// Says once, on stderr, which environment values look like secrets: they are kept in
+/// `config.json` in plain text (and masked in every output), where `secrets` would keep them out
+/// of the spool.
+fn warn_plain_secrets(configs: &[af_spool::record::AgentConfig]) {
+    let found: Vec<String> =
+        configs.iter().flat_map(|c| c.plain_secrets().into_iter().map(move |k| format!("{k} ({})", c.id))).collect();
+    if let Some(first) = found.first() {
+        let name = first.split(' ').next().unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "af-spawn: environment {} looks like a secret, kept in config.json in plain text (masked in output); \"secrets\": {{\"{name}\": {{\"file\": \"/path/to/it\"}}}} keeps it out of the spool",
+            found.join(", ")
+        );
+    }
 }

@@ -16,7 +16,7 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
     if ctx.json {
         let mut doc = serde_json::json!({
             "id": id,
-            "config": obs.config,
+            "config": obs.config.masked(),
             "state": state,
             "heartbeat": beat,
             "supervisorAlive": obs.supervisor_alive,

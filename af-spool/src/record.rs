@@ -132,6 +132,10 @@ pub struct AgentConfig {
     /// Environment variables for the agent's process and tmux session.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Secrets for the agent's process alone, by variable name: `{"file": "/run/secrets/x"}` is
+    /// read by af-wrap each time it starts the process. Only the names are ever stored or shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretSource>,
     /// The directory the agent runs in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<PathBuf>,
@@ -164,7 +168,51 @@ pub struct AgentConfig {
     pub permanent_exit_codes: Vec<i32>,
 }
 
+/// Where a secret's value comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretSource {
+    /// A file holding the value (one trailing newline is dropped): read by af-wrap when it
+    /// starts the agent's process, never copied.
+    pub file: PathBuf,
+}
+
+/// What `*_KEY`, `*_TOKEN`, `*_SECRET` and `*PASSWORD*` variables show instead of their value.
+pub const MASK: &str = "********";
+
+/// Whether an environment variable's name says it holds a secret: `*_KEY`, `*_TOKEN`,
+/// `*_SECRET`, `*PASSWORD*` (any case).
+pub fn looks_secret(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    ["_KEY", "_TOKEN", "_SECRET"].iter().any(|s| n.ends_with(s)) || n == "KEY" || n == "TOKEN" || n.contains("PASSWORD")
+}
+
+/// Whether `name` may name an environment variable: letters, digits and `_`, not starting with a
+/// digit.
+fn variable_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 impl AgentConfig {
+    /// The config as every output shows it: environment values whose names look like secrets
+    /// (see [`looks_secret`]) masked. `secrets` hold no values to mask.
+    pub fn masked(&self) -> AgentConfig {
+        let mut c = self.clone();
+        for (k, v) in c.environment.iter_mut() {
+            if looks_secret(k) {
+                *v = MASK.to_owned();
+            }
+        }
+        c
+    }
+
+    /// The environment variables whose names look like secrets.
+    pub fn plain_secrets(&self) -> Vec<&str> {
+        self.environment.keys().filter(|k| looks_secret(k)).map(String::as_str).collect()
+    }
+
     /// Parses and validates a config from JSON text.
     pub fn from_json(text: &[u8]) -> Result<Self> {
         if text.len() > MAX_CONFIG_BYTES {
@@ -190,6 +238,17 @@ impl AgentConfig {
         for (k, v) in &self.environment {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                 return bad(format!("environment variable {k:?} is not a valid name=value"));
+            }
+        }
+        for (name, source) in &self.secrets {
+            if !variable_name(name) {
+                return bad(format!("secret {name:?} is not a variable name (letters, digits and _)"));
+            }
+            if self.environment.contains_key(name) {
+                return bad(format!("{name} is both in environment and in secrets"));
+            }
+            if !source.file.is_absolute() {
+                return bad(format!("secret {name}: file {} must be an absolute path", source.file.display()));
             }
         }
         if let Some(cmd) = &self.task_command {
