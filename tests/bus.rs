@@ -585,19 +585,25 @@ fn kill_dash_nine_loses_nothing() {
         deliveries.extend(got.iter().map(|id| (id.clone(), started)));
         if !got.is_empty() {
             let mut acker = env.cmd("af-bus");
-            acker.args(["ack", "q", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+            acker.args(["ack", "q", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
             let mut acker = acker.spawn().unwrap();
             acker.stdin.take().unwrap().write_all(got.join("\n").as_bytes()).unwrap();
             if victim == 2 {
                 std::thread::sleep(Duration::from_micros(rand(3000)));
                 kill(&mut acker);
             }
-            let status = acker.wait().unwrap();
+            let acked = acker.wait_with_output().unwrap();
+            let status = acked.status;
             // An acker left alone acks what its receiver claimed, unless those claims (1 s of
             // visibility) ran out first on a loaded machine: then, and only then, 3.
             if victim != 2 {
                 let late = started.elapsed() >= Duration::from_secs(1);
-                assert!(status.success() || (late && status.code() == Some(3)), "ack exited with {status:?}");
+                assert!(
+                    status.success() || (late && status.code() == Some(3)),
+                    "ack of {got:?} exited with {status:?} after {:?}: {}",
+                    started.elapsed(),
+                    String::from_utf8_lossy(&acked.stderr)
+                );
             }
             if status.success() {
                 for id in got {

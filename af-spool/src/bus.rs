@@ -58,7 +58,7 @@ impl Address {
             return Ok(Address::Reply(id.to_owned()));
         }
         let id = AgentId::new(s)?;
-        if spool.exists(&id) {
+        if spool.try_exists(&id)? {
             return Ok(Address::Inbox(id));
         }
         if spool.subscription_dir(s).join(SUB_RECORD).is_file() {

@@ -235,14 +235,24 @@ impl Spool {
         self.root.join("projects").join(format!("{h:016x}.turns.json"))
     }
 
-    /// Whether an agent exists.
+    /// Whether an agent exists (false also when its config cannot be looked at).
     pub fn exists(&self, id: &AgentId) -> bool {
-        self.config_path(id).is_file()
+        self.try_exists(id).unwrap_or(false)
+    }
+
+    /// Whether an agent exists; an error looking (other than its absence) is an error, not a no.
+    pub fn try_exists(&self, id: &AgentId) -> Result<bool> {
+        let path = self.config_path(id);
+        match std::fs::metadata(&path) {
+            Ok(m) => Ok(m.is_file()),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Ok(false),
+            Err(e) => Err(Error::io("stat", &path, e)),
+        }
     }
 
     /// Fails with NotFound unless the agent exists.
     pub fn require(&self, id: &AgentId) -> Result<()> {
-        if self.exists(id) { Ok(()) } else { Err(Error::NotFound(format!("no agent '{id}' (see: af-spawn ls)"))) }
+        if self.try_exists(id)? { Ok(()) } else { Err(Error::NotFound(format!("no agent '{id}' (see: af-spawn ls)"))) }
     }
 
     /// Every agent id in the spool, sorted. Half-created agents (hidden names) are skipped.
