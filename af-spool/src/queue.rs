@@ -148,7 +148,10 @@ impl Queue {
 
     /// Creates the queue's folders (mode 0700).
     pub fn create(&self) -> Result<()> {
-        for p in ["tmp", "new", "cur", "dead", "archive"] {
+        // `tmp/` last: a sender finds the queue whole by finding `tmp/`, so one killed half way
+        // through making it (queues are made at their first message) leaves no `tmp/`, and the
+        // next sender makes the rest.
+        for p in ["new", "cur", "dead", "archive", "tmp"] {
             crate::atomic::create_dir(&self.part(p))?;
         }
         Ok(())
@@ -258,7 +261,7 @@ impl Queue {
                 continue;
             }
             let receipt = format!("{},{},{deadline}", e.stem(), e.attempts);
-            match fs::rename(self.part("new").join(&e.name), self.part("cur").join(&receipt)) {
+            match rename_into(&self.part("new").join(&e.name), &self.part("cur").join(&receipt)) {
                 Ok(()) => {}
                 // Another receiver took it first.
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
@@ -575,7 +578,7 @@ pub struct Staged {
 impl Staged {
     /// Delivers it: the rename into `new/` (no directory fsync, nobody woken).
     pub fn publish(&self) -> Result<()> {
-        fs::rename(&self.tmp, &self.target).map_err(|e| Error::io("deliver", &self.target, e))
+        rename_into(&self.tmp, &self.target).map_err(|e| Error::io("deliver", &self.target, e))
     }
 
     /// Removes it before it was delivered.
@@ -595,9 +598,22 @@ fn open_new(path: &Path) -> std::io::Result<fs::File> {
     crate::beneath::open(path, flags, 0o600, "create").map_err(crate::beneath::into_io)
 }
 
+/// Renames `from` to `to`, making `to`'s directory when it is missing while `from` is there: a
+/// queue half made by a sender killed while making it, before `tmp/` came last.
+fn rename_into(from: &Path, to: &Path) -> std::io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && from.exists() => {
+            let dir = to.parent().unwrap_or(Path::new("."));
+            crate::atomic::create_dir(dir).map_err(crate::beneath::into_io)?;
+            fs::rename(from, to)
+        }
+        other => other,
+    }
+}
+
 /// Renames `from` to `to`; false when `from` is gone (someone else moved it first).
 fn rename_if_there(from: &Path, to: &Path) -> Result<bool> {
-    match fs::rename(from, to) {
+    match rename_into(from, to) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io("rename", from, e)),
@@ -613,6 +629,22 @@ mod tests {
         let q = Queue::new(std::env::temp_dir().join(crate::atomic::unique_name("queue-test"))).durable(false);
         q.create().unwrap();
         q
+    }
+
+    #[test]
+    fn a_queue_half_made_by_a_killed_sender_is_made_whole_by_the_next() {
+        for made in [&["tmp"][..], &["new"], &["new", "cur"], &["tmp", "new"]] {
+            let dir = std::env::temp_dir().join(crate::atomic::unique_name("queue-half"));
+            for p in made {
+                crate::atomic::create_dir(&dir.join(p)).unwrap();
+            }
+            let q = Queue::new(dir.clone()).durable(false);
+            let id = send(&q, Priority::Normal, 1);
+            let claimed = q.claim(1, Duration::from_secs(60)).unwrap();
+            assert_eq!(claimed.len(), 1, "half made as {made:?}: the message is claimed");
+            assert!(q.ack(&[id.as_str()]).unwrap().is_empty(), "half made as {made:?}: and acked");
+            fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     fn send(q: &Queue, p: Priority, n: i64) -> String {
