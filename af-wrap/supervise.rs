@@ -279,7 +279,7 @@ impl Supervisor<'_> {
                 if let (Some(d), Some(stdin), Some(stdout)) =
                     (self.claude.as_mut(), child.stdin.take(), child.stdout.take())
                 {
-                    d.attached(stdin, stdout, child.stderr.take());
+                    d.attached(pid, stdin, stdout, child.stderr.take());
                 } else if let Some(d) = self.claude.as_mut().filter(|d| d.is_interactive()) {
                     d.attached_tty(pid);
                 }

@@ -206,7 +206,7 @@ fn arg_after<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
 }
 
 #[test]
-fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
+fn tasks_become_turns_and_cost_is_every_process_s_spending_summed_across_restarts() {
     let env = Env::new();
     let a = agent(
         &env,
@@ -282,7 +282,8 @@ fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
         ["SessionStart", "UserPromptSubmit", "Stop"].iter().all(|w| published.iter().any(|p| p == w))
     });
 
-    // A restart resumes the same session, and the cost goes on from where it was.
+    // A restart resumes the same session in a new process, which counts its cost from zero (as
+    // the real CLI does): the agent's cost is the earlier processes' plus the new one's.
     env.ok("af-spawn", &["restart", "c1"]);
     let r3 = a.ask(json!("again"));
     assert!(!r3.is_error, "{r3:?}");
@@ -321,6 +322,44 @@ fn the_budget_is_enforced_between_turns() {
     assert_eq!(arg_after(&a.invocations()[0], "--max-budget-usd"), Some("0.015"));
     assert_eq!(a.invocations().len(), 1);
     assert_eq!(env.status("b1"), "running");
+}
+
+#[test]
+fn the_budget_holds_across_cli_restarts_crashes_and_a_killed_af_wrap() {
+    let env = Env::new();
+    let a = agent(&env, "b2", json!({"budgetUsd": 0.035}), json!({}));
+    let cost = |r: &TaskResponse| (r.cost_usd * 1e6).round() / 1e6;
+    assert_eq!(cost(&a.ask(json!("one"))), 0.01);
+    // A restart: the new process counts from zero and gets only what is left of the budget.
+    env.ok("af-spawn", &["restart", "b2"]);
+    assert_eq!(cost(&a.ask(json!("two"))), 0.02);
+    assert_eq!(arg_after(a.invocations().last().unwrap(), "--max-budget-usd"), Some("0.025"));
+    // The CLI killed between turns: its spending stays counted.
+    let pid = a.state()["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("the CLI to be gone", LONG, || a.state()["pid"].is_null());
+    assert_eq!(a.state()["process"], Value::Null, "folded into the base when it ended: {}", a.state());
+    assert_eq!(cost(&a.ask(json!("three"))), 0.03);
+    assert_eq!(arg_after(a.invocations().last().unwrap(), "--max-budget-usd"), Some("0.015"));
+    // af-wrap killed outright, its CLI with it: nothing recorded the end, yet the next af-wrap
+    // finds the running figure in the state and keeps it.
+    let state = a.state();
+    assert_eq!(state["process"]["pid"], state["pid"], "{state}");
+    for pid in [state["wrapPid"].as_i64().unwrap(), state["pid"].as_i64().unwrap()] {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    wait_for("af-wrap to be gone", LONG, || !util::alive(state["wrapPid"].as_u64().unwrap() as u32));
+    wait_for("a fresh start", LONG, || env.run("af-spawn", &["start", "b2"], None).status.success());
+    assert_eq!(cost(&a.ask(json!("four"))), 0.04, "over the budget only by the last turn");
+    assert_eq!(arg_after(a.invocations().last().unwrap(), "--max-budget-usd"), Some("0.005"));
+    let refused = a.ask(json!("five"));
+    assert_eq!(refused.error.as_deref(), Some("budget"), "{refused:?}");
+    let state = a.state();
+    assert!((state["costUsd"].as_f64().unwrap() - 0.04).abs() < 1e-9, "{state}");
+    assert_eq!(state["tokens"]["input"], 40, "{state}");
+    let (project, tokens) = af_ops::claude::project_cost(&a.spool, "proj").unwrap();
+    assert!((project - 0.04).abs() < 1e-9 && tokens.output == 20, "{project} {tokens:?}");
+    assert!(env.ok("af-spawn", &["show", "b2"]).contains("$0.0400 of $0.04 budget"));
 }
 
 #[test]
@@ -439,17 +478,25 @@ fn a_usage_limit_makes_the_agent_wait_and_send_the_task_again() {
 }
 
 #[test]
-fn hooks_tell_when_the_cli_waits_for_input_and_when_its_session_ends() {
+fn print_mode_hooks_follow_the_2_1_cli() {
     let env = Env::new();
-    let a = agent(&env, "h1", json!({}), json!({"CLAUDE_DOUBLE_IDLE_SECS": "0.3"}));
+    let a = agent(&env, "h1", json!({"claude": {"permissionMode": "acceptEdits"}}), json!({}));
+    // The CLI runs from the start, but in print mode its session starts with the first message.
+    wait_for("the CLI to run", LONG, || a.invocations().len() == 1 && a.state()["pid"].is_u64());
+    assert!(a.hook_events().is_empty(), "no hook before the first message: {:?}", a.hook_events());
     a.ask(json!("hi"));
-    wait_for("the idle notification", LONG, || a.hook_events().iter().any(|h| h == "Notification"));
-    wait_for("activity input", LONG, || a.state()["activity"] == "input");
+    let events = a.events("agent.claude");
+    let names: Vec<&str> = events.iter().map(|d| d["event"].as_str().unwrap()).collect();
+    assert_eq!(names[..3], ["SessionStart", "UserPromptSubmit", "Stop"], "{names:?}");
     let session = a.state()["conversation"]["sessionId"].clone();
-    let start = a.events("agent.claude").into_iter().find(|d| d["event"] == "SessionStart").unwrap();
-    assert_eq!(start["sessionId"], session);
+    assert_eq!(events[0]["sessionId"], session);
+    let (submit, stop) = (&events[1]["input"], &events[2]["input"]);
+    assert_eq!(submit["permission_mode"], "acceptEdits", "{submit}");
+    assert!(submit["prompt_id"].is_string() && submit["prompt_id"] == stop["prompt_id"], "{submit} {stop}");
+    assert!(stop["effort"]["level"].is_string(), "{stop}");
+    assert_eq!(a.state()["activity"], "idle");
     env.ok("af-spawn", &["stop", "h1"]);
-    assert!(a.hook_events().iter().any(|h| h == "SessionEnd") || env.status("h1") == "stopped");
+    assert!(!a.hook_events().iter().any(|h| h == "Notification"), "no idle_prompt in print mode");
 }
 
 /// The contract test: the real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH), without credentials.
@@ -526,6 +573,8 @@ fn after_a_rollback_the_agent_resumes_the_checkpointed_conversation() {
     let transcript = util::read(&saved.transcript);
     assert!(transcript.contains("apple") && transcript.contains("what was the word"), "{transcript}");
     assert!(!transcript.contains("pear"), "the rolled-back turn is gone: {transcript}");
+    // The money spent on the forgotten turn stays spent.
+    assert!((a.state()["costUsd"].as_f64().unwrap() - 0.03).abs() < 1e-9, "{}", a.state());
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub mod source;
 pub mod stream;
 mod stream_mode;
 
-use af_spool::claude::{self, Conversation, Tokens};
+use af_spool::claude::{self, Conversation, Usage};
 use af_spool::health::AlertLevel;
 use af_spool::record::{AgentConfig, Event};
 use af_spool::time::Timestamp;
@@ -57,8 +57,10 @@ pub struct Driver {
     last_errors: std::collections::VecDeque<String>,
     buf: Vec<u8>,
     turn: Option<Turn>,
-    cost: f64,
-    tokens: Tokens,
+    /// What the agent spent: every earlier CLI process's figures plus the running one's.
+    usage: Usage,
+    /// The CLI process that runs now (whose running totals the stream reports).
+    pid: u32,
     budget_alerted: bool,
     not_before: Option<Instant>,
     waiting: bool,
@@ -85,7 +87,7 @@ impl Driver {
         let visibility = Duration::from_millis(config.resource_limits.timeout_ms()) + CLAIM_MARGIN;
         let queue = source::Inbox::open(spool, id, visibility)?;
         let state = spool.read_state(id)?;
-        let conv = match state.conversation.filter(|c| claude::is_uuid(&c.session_id)) {
+        let conv = match state.conversation.clone().filter(|c| claude::is_uuid(&c.session_id)) {
             Some(c) => c,
             None => {
                 let session_id = af_ops::claude::new_session_id()?;
@@ -114,8 +116,8 @@ impl Driver {
             last_errors: Default::default(),
             buf: Vec::new(),
             turn: None,
-            cost: state.cost_usd,
-            tokens: state.tokens,
+            usage: state.usage(),
+            pid: 0,
             budget_alerted: false,
             not_before: None,
             waiting: false,
@@ -137,9 +139,12 @@ impl Driver {
             driver.waiting = true;
             driver.not_before = Some(Instant::now() + Duration::from_millis(t.0 - now.0));
         }
-        let conv = driver.conv.clone();
+        // Whatever CLI process ran before this af-wrap is gone: its running total is spent money.
+        driver.usage.fold();
+        let (conv, usage) = (driver.conv.clone(), driver.usage);
         spool.update_state(id, |s| {
             s.conversation = Some(conv);
+            s.set_usage(usage);
             s.activity = Some(if until.is_some() { "waiting" } else { "idle" }.into());
             s.waiting_until = until;
         })?;
@@ -151,7 +156,8 @@ impl Driver {
         if self.pane.is_some() {
             return launch::interactive_argv(&self.id, &self.config, &self.conv, &self.settings);
         }
-        launch::argv(&self.id, &self.config, &self.conv, &self.settings)
+        let remaining = self.config.budget_usd.map(|b| (b - self.usage.cost_usd).max(0.0));
+        launch::argv(&self.id, &self.config, &self.conv, &self.settings, remaining)
     }
 
     /// Whether the CLI runs as its full-screen self in the pane (no pipes).
@@ -179,7 +185,7 @@ impl Driver {
     }
 
     /// The CLI runs: its pipes.
-    pub fn attached(&mut self, stdin: ChildStdin, stdout: ChildStdout, stderr: Option<ChildStderr>) {
+    pub fn attached(&mut self, pid: u32, stdin: ChildStdin, stdout: ChildStdout, stderr: Option<ChildStderr>) {
         use std::os::fd::AsRawFd;
         let _ = nix::fcntl::fcntl(stdout.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
         self.stdin = Some(stdin);
@@ -192,6 +198,7 @@ impl Driver {
         self.last_errors.clear();
         self.buf.clear();
         self.cli_up = true;
+        self.pid = pid;
     }
 
     /// The CLI could not be started: the waiting tasks are answered with the reason.
@@ -323,9 +330,10 @@ impl Driver {
     /// Whether a turn may start now: the budget is not spent (else the waiting tasks are refused)
     /// and the turn-rate limits allow one.
     fn gate_open(&mut self) -> bool {
-        if let Some(budget) = self.config.budget_usd.filter(|b| self.cost >= *b) {
+        let spent = self.usage.cost_usd;
+        if let Some(budget) = self.config.budget_usd.filter(|b| spent >= *b) {
             if self.queue.pending() > 0 {
-                let reason = format!("budget spent: ${:.4} of ${budget:.2} (raise budgetUsd to continue)", self.cost);
+                let reason = format!("budget spent: ${:.4} of ${budget:.2} (raise budgetUsd to continue)", spent);
                 if !self.budget_alerted {
                     self.budget_alerted = true;
                     self.alert(AlertLevel::Warning, "claude.budget", &reason);
@@ -347,7 +355,7 @@ impl Driver {
             num_turns: 0,
             duration_ms: 0,
             timed_out: is_error && code == "timeout",
-            cost_usd: self.cost,
+            cost_usd: self.usage.cost_usd,
             session_id: Some(self.conv.session_id.clone()),
             error: is_error.then(|| code.to_owned()),
             time: Timestamp::now(),
@@ -405,10 +413,9 @@ impl Driver {
     }
 
     fn save_cost(&self) {
-        let (cost, tokens) = (self.cost, self.tokens);
+        let usage = self.usage;
         self.save(|s| {
-            s.cost_usd = cost;
-            s.tokens = tokens;
+            s.set_usage(usage);
             s.activity = Some("idle".into());
         });
     }

@@ -65,7 +65,7 @@ pub struct TaskResponse {
     pub duration_ms: u64,
     /// Whether the turn ran over the agent's timeout (and was interrupted).
     pub timed_out: bool,
-    /// The session's total cost after the task (US dollars).
+    /// What the agent has spent after the task, over all its CLI processes (US dollars).
     pub cost_usd: f64,
     /// The CLI session that ran it.
     #[serde(skip_serializing_if = "Option::is_none")]

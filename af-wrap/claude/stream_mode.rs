@@ -82,6 +82,10 @@ impl Driver {
         self.stdout = None;
         self.buf.clear();
         self.cli_up = false;
+        // The process's running total is spent money: it joins the base.
+        self.usage.fold();
+        let usage = self.usage;
+        self.save(|s| s.set_usage(usage));
         if let Some(pane) = self.pane.as_mut() {
             interactive::Pane::restore_terminal();
             if let Some(claimed) = pane.forget() {
@@ -215,12 +219,10 @@ impl Driver {
     }
 
     fn finish_turn(&mut self, r: TurnResult) {
-        if let Some(c) = r.total_cost_usd {
-            self.cost = c;
-        }
-        if let Some(t) = r.tokens.filter(|t| !t.is_zero()) {
-            self.tokens = t;
-        }
+        // The CLI's figures are this process's running totals: the base stays.
+        self.usage.count(self.pid, r.total_cost_usd, r.tokens);
+        let usage = self.usage;
+        self.save(|s| s.set_usage(usage));
         let Some(turn) = self.turn.take() else {
             self.save_cost();
             return;
