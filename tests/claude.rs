@@ -499,16 +499,15 @@ fn print_mode_hooks_follow_the_2_1_cli() {
     assert!(!a.hook_events().iter().any(|h| h == "Notification"), "no idle_prompt in print mode");
 }
 
-/// The contract test: the real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH), without credentials.
-#[test]
-fn the_real_cli_without_credentials_answers_authentication_failed() {
+/// The real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH); `None` (the test skipped) without it.
+fn real_cli() -> Option<PathBuf> {
     let found = match std::env::var_os("AF_CLAUDE_BIN").filter(|v| !v.is_empty()) {
         Some(bin) => Some(PathBuf::from(bin)).filter(|p| p.is_file()),
         None => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .map(|d| d.join("claude"))
             .find(|p| p.is_file()),
     };
-    let Some(cli) = found else {
+    if found.is_none() {
         let why = match std::env::var("AF_CLAUDE_BIN") {
             Ok(bin) if !bin.is_empty() => format!("the claude CLI is not there: AF_CLAUDE_BIN={bin} is not a file"),
             _ => {
@@ -516,8 +515,151 @@ fn the_real_cli_without_credentials_answers_authentication_failed() {
             }
         };
         util::skip(util::Need::Tool, &why);
-        return;
+    }
+    found
+}
+
+/// One run of a CLI in streaming print mode, without credentials: its stdout lines as they come.
+struct PrintRun {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl PrintRun {
+    fn start(env: &Env, cli: &Path, args: &[&str]) -> PrintRun {
+        let mut c = std::process::Command::new(cli);
+        c.args(["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]).args(args);
+        c.current_dir(&env.work).env("CLAUDE_CONFIG_DIR", env.path("claude-config")).env("HOME", env.path("cli-home"));
+        c.env("DISABLE_AUTOUPDATER", "1").env("CLAUDE_DOUBLE_MODE", "unauth");
+        for key in ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"] {
+            c.env_remove(key);
+        }
+        std::fs::create_dir_all(env.path("cli-home")).unwrap();
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(out).map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        PrintRun { child, lines }
+    }
+
+    fn send(&mut self, v: Value) {
+        use std::io::Write;
+        writeln!(self.child.stdin.as_mut().unwrap(), "{v}").unwrap();
+    }
+
+    /// The lines up to and including the first of `kind`.
+    #[track_caller]
+    fn until(&self, kind: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let v = self.lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}: {seen:?}"));
+            let done = v["type"] == kind;
+            seen.push(v);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Ends the input; the exit code.
+    fn finish(mut self) -> Option<i32> {
+        drop(self.child.stdin.take());
+        self.child.wait().unwrap().code()
+    }
+}
+
+/// What af-wrap relies on in the CLI's print mode, checked alike against the double and the real
+/// CLI (without credentials, so no model answers: successful turns, costs, rate-limit events,
+/// permission denials and Notification hooks cannot be observed this way).
+fn print_mode_contract(cli: &Path) {
+    let env = Env::new();
+    let hooks_log = env.path("hooks.jsonl");
+    let command = format!("cat >> '{}'; echo >> '{}'", hooks_log.display(), hooks_log.display());
+    let hooks: serde_json::Map<String, Value> =
+        ["SessionStart", "UserPromptSubmit", "Stop", "StopFailure", "SessionEnd"]
+            .iter()
+            .map(|e| (e.to_string(), json!([{"hooks": [{"type": "command", "command": command}]}])))
+            .collect();
+    let settings = env.path("settings.json");
+    std::fs::write(&settings, json!({"hooks": hooks}).to_string()).unwrap();
+    let settings = settings.display().to_string();
+    let hook_inputs = || -> Vec<Value> {
+        util::read(&hooks_log)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
+    let session = af_ops::claude::new_session_id().unwrap();
+    let mut run = PrintRun::start(&env, cli, &["--session-id", &session, "--settings", &settings]);
+    // An interrupt with no turn running: answered success.
+    run.send(json!({"type": "control_request", "request_id": "r1", "request": {"subtype": "interrupt"}}));
+    let first = run.until("control_response");
+    assert_eq!(first.len(), 1, "the answer is the first line: nothing at process start: {first:?}");
+    assert_eq!(first[0]["response"]["subtype"], "success", "{first:?}");
+    assert_eq!(first[0]["response"]["request_id"], "r1", "{first:?}");
+    // The first message: the session starts (its hook), init, then a turn that fails for want of
+    // a login.
+    run.send(json!({"type": "user", "message": {"role": "user", "content": "Say hello."}}));
+    let turn = run.until("result");
+    let started = turn.iter().position(|v| v["subtype"] == "hook_started" && v["hook_event"] == "SessionStart");
+    let init = turn.iter().position(|v| v["subtype"] == "init");
+    assert!(started.is_some() && started < init, "SessionStart, after the first input, before init: {turn:?}");
+    let init = turn.iter().find(|v| v["type"] == "system" && v["subtype"] == "init").expect("an init line");
+    assert_eq!(init["session_id"], session.as_str(), "{init}");
+    let assistant = turn.iter().find(|v| v["type"] == "assistant").expect("an assistant line");
+    assert_eq!(assistant["error"], "authentication_failed", "{assistant}");
+    let result = turn.last().unwrap();
+    assert_eq!((&result["is_error"], &result["session_id"]), (&json!(true), &json!(session)), "{result}");
+    assert_eq!(result["permission_denials"], json!([]), "{result}");
+    assert!(result["total_cost_usd"].is_number(), "{result}");
+    assert_eq!(run.finish(), Some(1), "exits 1 after a failed turn");
+    let inputs = hook_inputs();
+    let names: Vec<&str> = inputs.iter().map(|h| h["hook_event_name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["SessionStart", "UserPromptSubmit", "StopFailure", "SessionEnd"], "{inputs:?}");
+    assert_eq!(inputs[0]["source"], "startup");
+    let (submit, failure) = (&inputs[1], &inputs[2]);
+    assert_eq!((&submit["prompt"], &submit["permission_mode"]), (&json!("Say hello."), &json!("default")), "{submit}");
+    assert!(submit["prompt_id"].is_string() && submit["prompt_id"] == failure["prompt_id"], "{submit} {failure}");
+    assert_eq!(failure["error"], "authentication_failed", "{failure}");
+    assert!(failure["effort"]["level"].is_string(), "{failure}");
+    for h in &inputs {
+        assert_eq!(h["session_id"], session.as_str(), "{h}");
+    }
+    // An unknown --resume: a result naming the error, then exit 1.
+    let unknown = af_ops::claude::new_session_id().unwrap();
+    let run = PrintRun::start(&env, cli, &["--resume", &unknown, "--settings", &settings]);
+    let result = run.until("result").pop().unwrap();
+    assert_eq!((&result["subtype"], &result["is_error"]), (&json!("error_during_execution"), &json!(true)), "{result}");
+    let errors = result["errors"].as_array().expect("errors");
+    assert!(errors[0].as_str().unwrap().contains(&format!("No conversation found with session ID: {unknown}")));
+    assert_eq!(run.finish(), Some(1));
+    let last = hook_inputs().pop().unwrap();
+    assert_eq!((&last["hook_event_name"], &last["session_id"]), (&json!("SessionEnd"), &json!(unknown)), "{last}");
+}
+
+#[test]
+fn the_double_keeps_the_print_mode_contract() {
+    print_mode_contract(&double());
+}
+
+#[test]
+fn the_real_cli_keeps_the_print_mode_contract() {
+    if let Some(cli) = real_cli() {
+        print_mode_contract(&cli);
+    }
+}
+
+/// The contract test: the real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH), without credentials.
+#[test]
+fn the_real_cli_without_credentials_answers_authentication_failed() {
+    let Some(cli) = real_cli() else { return };
     let mut env = Env::new();
     // No credentials may reach it: an empty config directory, and no key in its environment.
     for key in ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"] {
