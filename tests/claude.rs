@@ -452,29 +452,64 @@ fn without_login_or_without_the_cli_tasks_fail_with_the_reason_and_nothing_loops
     assert_eq!(env.status("m1"), "running");
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
 #[test]
-fn a_usage_limit_makes_the_agent_wait_and_send_the_task_again() {
+fn a_usage_limit_makes_the_agents_of_the_account_wait_for_its_reset_and_send_the_task_again() {
     let env = Env::new();
     let flag = env.path("limit");
-    std::fs::write(&flag, "").unwrap();
-    let a = agent(
-        &env,
-        "r1",
-        json!({}),
-        json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string(), "CLAUDE_DOUBLE_RESET_SECS": "2"}),
-    );
+    let vars = json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string()});
+    let a = agent(&env, "r1", json!({}), vars.clone());
+    let b = agent(&env, "r2", json!({}), vars);
+    // Informational rate_limit_events (status allowed) change nothing.
+    assert!(!b.ask(json!("warm up")).is_error);
+    assert_eq!(b.state()["activity"], "idle");
+    let reset = now_secs() + 6;
+    std::fs::write(&flag, reset.to_string()).unwrap();
     let task = a.send(json!("limited"));
     wait_for("the agent to wait", LONG, || a.state()["activity"] == "waiting");
-    assert!(a.state()["waitingUntil"].is_string(), "{}", a.state());
+    assert_eq!(a.state()["waitingUntil"], Value::from(af_spool::time::Timestamp(reset * 1000).rfc3339()));
     assert_eq!(a.alerts("claude.ratelimit").len(), 1);
+    assert!(a.alerts("claude.ratelimit")[0]["message"].as_str().unwrap().contains("five_hour"));
     assert_eq!(a.waiting(), std::slice::from_ref(&task), "the task is back in the inbox while the agent waits");
+    // The other agent of the account (the same config dir) waits for the same reset, without
+    // a turn that would fail, and without an alert of its own.
+    let other = b.send(json!("not now"));
+    wait_for("the other agent to wait", LONG, || b.state()["activity"] == "waiting");
+    assert_eq!(b.state()["waitingUntil"], a.state()["waitingUntil"]);
+    assert_eq!(b.waiting(), std::slice::from_ref(&other));
+    assert!(b.alerts("claude.ratelimit").is_empty());
     let r = a.result(&task);
     assert!(!r.is_error, "{r:?}");
+    assert!(now_secs() >= reset, "sent again only after the reset");
+    assert!(!b.result(&other).is_error);
     assert_eq!(a.state()["activity"], "idle");
     assert!(a.open_alert("claude.ratelimit").is_none(), "the success closed the alert");
     let levels: Vec<Value> = a.alerts("claude.ratelimit").iter().map(|x| x["level"].clone()).collect();
     assert_eq!(levels, ["warning", "recovery"]);
     assert_eq!(a.invocations().len(), 1, "no restart");
+    let submitted = b.hook_events().iter().filter(|h| *h == "UserPromptSubmit").count();
+    assert_eq!(submitted, 2, "the other agent spent no turn on the limit");
+}
+
+#[test]
+fn without_a_rate_limit_event_the_reset_is_read_from_the_text() {
+    let env = Env::new();
+    let flag = env.path("limit");
+    // A reset on a minute, in a zone half an hour off UTC: the text names it exactly.
+    let reset = (now_secs() / 60 + 90) * 60;
+    std::fs::write(&flag, reset.to_string()).unwrap();
+    let vars = json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string(),
+        "CLAUDE_DOUBLE_RATE_LIMIT": "text", "CLAUDE_DOUBLE_TZ": "Asia/Kolkata"});
+    let a = agent(&env, "r3", json!({}), vars);
+    let task = a.send(json!("limited"));
+    wait_for("the agent to wait", LONG, || a.state()["activity"] == "waiting");
+    assert_eq!(a.state()["waitingUntil"], Value::from(af_spool::time::Timestamp(reset * 1000).rfc3339()));
+    assert_eq!(a.waiting(), [task]);
+    let alert = a.open_alert("claude.ratelimit").expect("an alert");
+    assert!(alert["message"].as_str().unwrap().contains("(Asia/Kolkata)"), "{alert}");
 }
 
 #[test]

@@ -124,6 +124,22 @@ impl Usage {
     }
 }
 
+/// A usage limit a Claude account (the CLI's config directory) is under: every claude-code agent
+/// of the account waits for its reset (`accounts/<hash>.limit.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountLimit {
+    /// The CLI's config directory.
+    pub config_dir: PathBuf,
+    /// When the limit resets.
+    pub resets_at: crate::time::Timestamp,
+    /// The CLI's `rateLimitType` (`five_hour`, `seven_day`, …), when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The agent that hit it.
+    pub agent: String,
+}
+
 /// The `claude` section of a claude-code agent's config: how af-wrap runs the CLI.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -276,8 +276,7 @@ impl Driver {
             say(&format!("task {} was not taken by the CLI: delivering again", d.claimed.message.id));
             return self.deliver(d);
         }
-        let turn =
-            Turn { claimed: d.claimed, started: Instant::now(), interrupted: None, error: None, text: String::new() };
+        let turn = Turn::new(d.claimed);
         let reason = format!("the CLI did not take the prompt after {MAX_DELIVERIES} deliveries");
         self.answer(turn, None, true, "delivery_failed", &reason);
     }
@@ -295,13 +294,7 @@ impl Driver {
                 });
                 if ours {
                     if let Some(d) = pane.delivery.take() {
-                        self.turn = Some(Turn {
-                            claimed: d.claimed,
-                            started: Instant::now(),
-                            interrupted: None,
-                            error: None,
-                            text: String::new(),
-                        });
+                        self.turn = Some(Turn::new(d.claimed));
                         self.save(|s| s.activity = Some("busy".into()));
                     }
                 }

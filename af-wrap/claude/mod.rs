@@ -39,6 +39,15 @@ struct Turn {
     interrupted: Option<&'static str>,
     error: Option<String>,
     text: String,
+    /// A `rate_limit_event` with status `rejected` during the turn: its reset (Unix seconds)
+    /// and its kind.
+    limit: Option<(Option<u64>, Option<String>)>,
+}
+
+impl Turn {
+    fn new(claimed: Claimed) -> Turn {
+        Turn { claimed, started: Instant::now(), interrupted: None, error: None, text: String::new(), limit: None }
+    }
 }
 
 /// The driver of one agent's CLI.
@@ -327,9 +336,31 @@ impl Driver {
         }
     }
 
-    /// Whether a turn may start now: the budget is not spent (else the waiting tasks are refused)
-    /// and the turn-rate limits allow one.
+    /// The agent waits (`activity: waiting`) until `until`; its tasks stay in the inbox.
+    fn wait_until(&mut self, until: Timestamp) {
+        let now = Timestamp::now();
+        self.waiting = true;
+        self.not_before = Some(Instant::now() + Duration::from_millis(until.0.saturating_sub(now.0)));
+        self.save(|s| {
+            s.activity = Some("waiting".into());
+            s.waiting_until = Some(until);
+        });
+    }
+
+    /// Whether a turn may start now: the budget is not spent (else the waiting tasks are refused),
+    /// the account is under no usage limit (else the agent waits for its reset, without a turn
+    /// to fail), and the turn-rate limits allow one.
     fn gate_open(&mut self) -> bool {
+        let dir = af_ops::claude::config_dir(&self.config.environment);
+        if let Ok(Some(limit)) = af_ops::claude::account_limit(&self.spool, &dir) {
+            say(&format!(
+                "the account is under a usage limit (hit by {}): waiting until {}",
+                limit.agent,
+                limit.resets_at.rfc3339()
+            ));
+            self.wait_until(limit.resets_at);
+            return false;
+        }
         let spent = self.usage.cost_usd;
         if let Some(budget) = self.config.budget_usd.filter(|b| spent >= *b) {
             if self.queue.pending() > 0 {

@@ -37,6 +37,9 @@ pub enum Line {
     User { results: usize },
     /// The end of a turn.
     Result(TurnResult),
+    /// `rate_limit_event`: the account's usage limit, `status` `allowed` (informational, sometimes
+    /// without a reset) or `rejected` (the turn fails; `resets_at` in Unix seconds).
+    RateLimit { status: String, resets_at: Option<u64>, kind: Option<String> },
     /// The answer to a control request (an interrupt).
     ControlResponse { request_id: String, ok: bool },
     /// Anything else (other system messages, stream events).
@@ -95,6 +98,11 @@ pub fn parse(line: &str) -> Option<Line> {
                 })
             }),
         }),
+        "rate_limit_event" => Line::RateLimit {
+            status: v.pointer("/rate_limit_info/status").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            resets_at: v.pointer("/rate_limit_info/resetsAt").and_then(Value::as_u64),
+            kind: v.pointer("/rate_limit_info/rateLimitType").and_then(Value::as_str).map(str::to_owned),
+        },
         "control_response" => Line::ControlResponse {
             request_id: v.pointer("/response/request_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
             ok: v.pointer("/response/subtype").and_then(Value::as_str) == Some("success"),
@@ -143,6 +151,11 @@ pub fn render(line: &Line) -> Option<String> {
             r.duration_ms as f64 / 1000.0,
             r.total_cost_usd.unwrap_or(0.0)
         )),
+        Line::RateLimit { status, resets_at, kind } if status != "allowed" => Some(format!(
+            "── usage limit {status} ({}), resets at {}",
+            kind.as_deref().unwrap_or("?"),
+            resets_at.map_or("?".into(), |s| af_spool::time::Timestamp(s * 1000).rfc3339())
+        )),
         Line::ControlResponse { request_id, ok } => {
             Some(format!("── control {request_id}: {}", if *ok { "ok" } else { "refused" }))
         }
@@ -190,5 +203,21 @@ mod tests {
             })
         );
         assert_eq!(parse("not json"), None);
+    }
+
+    #[test]
+    fn reads_rate_limit_events() {
+        let l = parse(
+            r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1767225600,"rateLimitType":"five_hour","overageStatus":"rejected","isUsingOverage":false},"uuid":"u","session_id":"s"}"#,
+        );
+        let want = Line::RateLimit {
+            status: "rejected".into(),
+            resets_at: Some(1_767_225_600),
+            kind: Some("five_hour".into()),
+        };
+        assert_eq!(l, Some(want));
+        let allowed = parse(r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed"}}"#).unwrap();
+        assert_eq!(allowed, Line::RateLimit { status: "allowed".into(), resets_at: None, kind: None });
+        assert_eq!(render(&allowed), None, "allowed is not worth showing");
     }
 }
