@@ -58,6 +58,8 @@ struct TaskResponse {
     cost_usd: f64,
     session_id: Option<String>,
     error: Option<String>,
+    #[serde(default)]
+    permission_denials: Vec<Value>,
 }
 
 struct Agent<'a> {
@@ -779,6 +781,34 @@ fn pane(env: &Env, id: &str) -> String {
 }
 
 #[test]
+fn an_interactive_permission_prompt_shows_as_input_and_alerts_after_the_configured_wait() {
+    let env = Env::new();
+    let a = agent(&env, "ip", json!({"claude": {"interactive": true, "inputAlertAfter": "1s"}}), json!({}));
+    let asked = a.send(json!("ask: rm -rf build"));
+    wait_for("the permission prompt", LONG, || a.state()["activity"] == "input");
+    let asks = "Claude needs your permission to use Bash";
+    assert_eq!(a.state()["inputPrompt"], asks, "{}", a.state());
+    let rows: Value = serde_json::from_str(&env.ok("af-spawn", &["ls", "--json"])).unwrap();
+    assert_eq!(rows[0]["inputPrompt"], asks, "{rows}");
+    assert_eq!(rows[0]["activity"], "input", "{rows}");
+    assert!(env.ok("af-spawn", &["show", "ip"]).contains(&format!("activity:      input: {asks}")));
+    // No task is pasted into the dialog; after the configured wait, one warning alert.
+    let next = a.send(json!("the next task"));
+    wait_for("the alert", LONG, || a.open_alert("claude.input").is_some());
+    let alert = a.open_alert("claude.input").unwrap();
+    assert_eq!(alert["level"], "warning");
+    assert!(alert["message"].as_str().unwrap().contains(asks), "{alert}");
+    assert_eq!(prompts(&a), ["ask: rm -rf build"], "nothing pasted into the permission dialog");
+    // A person allows it: the turn ends, the next task runs, the alert closes.
+    env.tmux(&["send-keys", "-t", "=agent-ip:main", "1"]);
+    assert!(!a.result(&asked).is_error);
+    assert!(!a.result(&next).is_error);
+    assert!(a.open_alert("claude.input").is_none());
+    assert_eq!(a.alerts("claude.input").len(), 2, "one warning, one recovery");
+    assert!(a.state()["inputPrompt"].is_null(), "{}", a.state());
+}
+
+#[test]
 fn interactive_tasks_arrive_by_bracketed_paste_and_are_confirmed() {
     let mut env = Env::new();
     env.set_env("AF_CLAUDE_CONFIRM", "1s");
@@ -886,10 +916,41 @@ fn a_stop_gives_the_task_back_and_a_killed_af_wrap_s_claim_returns_at_the_next_s
 }
 
 #[test]
+fn refused_tool_calls_are_in_the_answer_and_fail_the_task_unless_accepted() {
+    let env = Env::new();
+    let a = agent(&env, "d1", json!({"claude": {"allowedTools": ["Read", "Bash(echo:*)"]}}), json!({}));
+    let marker = env.path("touched");
+    let r = a.ask(json!(format!("$ touch {}", marker.display())));
+    assert!(!r.ok && r.is_error, "{r:?}");
+    assert_eq!(r.error.as_deref(), Some("permission_denied"));
+    assert_eq!(r.permission_denials, [json!({"tool": "Bash", "input": format!("touch {}", marker.display())})]);
+    assert!(!marker.exists(), "the CLI refused it");
+    assert_eq!(a.open_alert("claude.task").expect("an alert")["level"], "warning");
+    let allowed = a.ask(json!("$ echo allowed"));
+    assert!(allowed.ok && allowed.permission_denials.is_empty(), "{allowed:?}");
+    assert_eq!(allowed.result, "allowed");
+    // An agent whose config accepts denials answers ok, with the denials.
+    let b = agent(&env, "d2", json!({"claude": {"acceptDenials": true}}), json!({}));
+    let r = b.ask(json!("$ rm -rf /nothing"));
+    assert!(r.ok && r.error.is_none(), "{r:?}");
+    assert_eq!(r.permission_denials, [json!({"tool": "Bash", "input": "rm -rf /nothing"})]);
+    // The key is validated.
+    let bad = json!({"id": "d3", "type": "claude-code", "claude": {"acceptDenials": "yes"}});
+    let out = env.run("af-spawn", &["create", "--json"], Some(&bad.to_string()));
+    assert_eq!(out.status.code(), Some(2), "{}", util::describe(&out));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"], "invalid", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("expected a boolean"), "{err}");
+    let bad = json!({"id": "d3", "type": "claude-code", "claude": {"inputAlertAfter": "soon"}});
+    let err = env.fails("af-spawn", &["create", "--json"], Some(&bad.to_string()), 2);
+    assert!(err.contains("claude.inputAlertAfter"), "{err}");
+}
+
+#[test]
 fn one_agent_asks_another_over_the_bus_from_inside_its_turn() {
     let env = Env::new();
     let _reviewer = agent(&env, "reviewer", json!({}), json!({}));
-    let author = agent(&env, "author", json!({}), json!({}));
+    let author = agent(&env, "author", json!({"claude": {"allowedTools": ["Bash(af-bus request:*)"]}}), json!({}));
     // What the author's model runs with its Bash tool, as its system prompt tells it.
     let r = author.ask(json!("$ af-bus request --to reviewer --timeout 20 '\"Review src/form.ts\"'"));
     assert!(!r.is_error, "{r:?}");

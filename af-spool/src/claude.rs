@@ -166,6 +166,14 @@ pub struct ClaudeSettings {
     /// instead of in streaming print mode.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interactive: bool,
+    /// A turn whose tool calls the CLI refused (`permission_denials`) still answers `ok: true`
+    /// (with its `permissionDenials`); by default it answers `ok: false`, `permission_denied`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_denials: bool,
+    /// Interactive mode: how long the CLI may wait for a person (a permission prompt, a question)
+    /// before a warning alert, e.g. `5m` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_alert_after: Option<String>,
 }
 
 impl ClaudeSettings {
@@ -188,6 +196,9 @@ impl ClaudeSettings {
         }
         if self.append_system_prompt.as_deref().is_some_and(|p| p.contains('\0')) {
             return bad("appendSystemPrompt has a NUL byte");
+        }
+        if self.input_alert_after.as_deref().is_some_and(|d| crate::human::parse_duration(d).is_err()) {
+            return bad("inputAlertAfter must be a duration such as 90s or 5m");
         }
         Ok(())
     }

@@ -362,6 +362,12 @@ pub struct AgentState {
     /// While `waiting`: when it resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_until: Option<Timestamp>,
+    /// While `input` because the CLI asks a person (a permission prompt, a question): what it asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_prompt: Option<String>,
+    /// Since when it asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_since: Option<Timestamp>,
 }
 
 /// A reference to an agent CLI's conversation (see [`crate::claude::Conversation`]): checkpoints keep
@@ -398,6 +404,8 @@ impl AgentState {
             process: None,
             activity: None,
             waiting_until: None,
+            input_prompt: None,
+            input_since: None,
         }
     }
 

@@ -386,6 +386,8 @@ impl Observed {
             "restarts": self.state.restarts,
             "failures": self.state.failures,
             "costUsd": self.state.cost_usd,
+            "activity": self.state.activity,
+            "inputPrompt": self.state.input_prompt,
             "reason": self.reason(),
             "createdAt": self.state.created_at,
             "startedAt": self.state.started_at,

@@ -6,6 +6,7 @@
 //! alert, never a restart loop.
 
 mod interactive;
+pub use interactive::ASKING;
 mod launch;
 pub mod prompt;
 mod ratelimit;
@@ -87,6 +88,8 @@ pub struct Driver {
     stopping: bool,
     /// When the running turn's claim must be extended.
     renew_at: Option<Instant>,
+    /// Interactive mode: the CLI waits for a person (a permission prompt, a question).
+    asking: Option<interactive::Asking>,
 }
 
 impl Driver {
@@ -140,6 +143,7 @@ impl Driver {
             pane: if interactive { Some(interactive::Pane::open(spool, id)?) } else { None },
             stopping: false,
             renew_at: None,
+            asking: None,
         };
         // A rate limit outlives a restart: the wait goes on until its reset.
         let now = Timestamp::now();
@@ -233,7 +237,7 @@ impl Driver {
         let deadline = self.turn.as_ref().filter(|t| t.interrupted.is_none()).map(|t| t.started + self.timeout());
         let confirm = self.pane.as_ref().and_then(|p| p.deadline());
         let timers = self.not_before.into_iter().chain(self.limiter.ready_at()).chain(deadline).chain(confirm);
-        timers.chain(self.renew_at).min()
+        timers.chain(self.renew_at).chain(self.asking_deadline()).min()
     }
 
     /// How long one task's turn may run (`resourceLimits.timeout`).
@@ -389,6 +393,7 @@ impl Driver {
             cost_usd: self.usage.cost_usd,
             session_id: Some(self.conv.session_id.clone()),
             error: is_error.then(|| code.to_owned()),
+            permission_denials: Vec::new(),
             time: Timestamp::now(),
         }
     }
@@ -397,6 +402,7 @@ impl Driver {
         let task = turn.claimed.message.id.clone();
         let mut response = self.response(&task, is_error, code, text);
         response.num_turns = r.map_or(0, |r| r.num_turns);
+        response.permission_denials = r.map_or(Vec::new(), |r| r.permission_denials.clone());
         response.duration_ms = r.map_or(turn.started.elapsed().as_millis() as u64, |r| r.duration_ms);
         // The cost and the alert are on record before the answer is: whoever waits for the answer
         // finds them.
@@ -420,7 +426,9 @@ impl Driver {
 
     /// A task succeeded: whatever the driver's open alerts were about is over (a recovery each).
     fn all_clear(&self, task: &str) {
-        for check in ["claude.task", "claude.cli", "claude.timeout", "claude.ratelimit", "claude.budget"] {
+        for check in
+            ["claude.task", "claude.cli", "claude.timeout", "claude.ratelimit", "claude.budget", "claude.input"]
+        {
             if self.spool.open_alert_path(&self.id, check).exists() {
                 self.alert(AlertLevel::Recovery, check, &format!("{check} recovered: task {task} succeeded"));
             }

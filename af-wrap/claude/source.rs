@@ -74,6 +74,9 @@ pub struct TaskResponse {
     /// `cli_missing`, `cli_exited`, `interrupted`, `timeout`, `rate_limit`, …
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The tool calls the CLI refused during the turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permission_denials: Vec<super::stream::PermissionDenial>,
     /// When it was answered.
     pub time: Timestamp,
 }

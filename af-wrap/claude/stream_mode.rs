@@ -253,7 +253,11 @@ impl Driver {
                 .unwrap_or_else(|| if r.subtype == "success" { "error".into() } else { r.subtype.clone() })
         };
         let text = if r.text.is_empty() { turn.text.clone() } else { r.text.clone() };
-        let failed = r.is_error || turn.interrupted.is_some();
+        // Refused tool calls fail the task, unless the config accepts them.
+        let accept = self.config.claude.as_ref().is_some_and(|c| c.accept_denials);
+        let denied = !r.is_error && turn.interrupted.is_none() && !r.permission_denials.is_empty() && !accept;
+        let code = if denied { "permission_denied".to_owned() } else { code };
+        let failed = r.is_error || turn.interrupted.is_some() || denied;
         self.answer(turn, Some(&r), failed, &code, &text);
     }
 
