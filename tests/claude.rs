@@ -459,6 +459,101 @@ fn now_secs() -> u64 {
 }
 
 #[test]
+fn a_root_bypass_permissions_agent_needs_is_sandbox() {
+    let env = Env::new();
+    let config = |id: &str, environment: Value| {
+        json!({"id": id, "type": "claude-code", "command": [double().display().to_string()],
+            "claude": {"permissionMode": "bypassPermissions"}, "environment": environment})
+        .to_string()
+    };
+    let root = nix::unistd::geteuid().is_root();
+    // Whatever this test's own environment holds.
+    let create = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut c = env.cmd("af-spawn");
+        c.args(args).env_remove("IS_SANDBOX").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = create(&["create", "--json"], &config("bp", json!({})));
+    if root {
+        assert_eq!(out.status.code(), Some(2), "refused: {}", util::describe(&out));
+        let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+        assert_eq!(err["error"], "invalid", "{err}");
+        assert!(err["message"].as_str().unwrap().contains(r#"needs "IS_SANDBOX": "1" in environment"#), "{err}");
+        let out = create(&["create"], &config("bp", json!({})));
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.starts_with("af-spawn: agent 'bp': claude.permissionMode bypassPermissions as root"), "{text}");
+        assert!(!env.run("af-spawn", &["show", "bp"], None).status.success(), "nothing created");
+    } else {
+        assert!(out.status.success(), "not root: allowed: {}", util::describe(&out));
+        env.ok("af-spawn", &["rm", "bp"]);
+    }
+    env.create(&config("bp", json!({"IS_SANDBOX": "1"})));
+    let a = Agent::new(&env, "bp");
+    env.ok("af-spawn", &["start", "bp"]);
+    assert!(!a.ask(json!("hello")).is_error, "the CLI runs in the sandbox");
+}
+
+/// `af-health check --recover ID --json`: its exit code and the agent's report.
+fn health_check(env: &Env, id: &str) -> (i32, Value) {
+    let out = env.run("af-health", &["check", "--recover", id, "--json"], None);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", util::describe(&out)));
+    (out.status.code().unwrap(), doc["agents"][0].clone())
+}
+
+fn check_named<'v>(report: &'v Value, name: &str) -> &'v Value {
+    report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{report}"))
+}
+
+#[test]
+fn health_tells_the_driver_s_truth_and_the_ladder_leaves_alone_what_a_restart_cannot_fix() {
+    let env = Env::new();
+    // Not logged in: unhealthy, and no restart.
+    let u = agent(&env, "hu", json!({}), json!({"CLAUDE_DOUBLE_MODE": "unauth"}));
+    let (code, report) = health_check(&env, "hu");
+    assert_eq!((code, &report["health"]), (0, &json!("healthy")), "before any task: {report}");
+    assert_eq!(u.ask(json!("hello")).error.as_deref(), Some("authentication_failed"));
+    let (code, report) = health_check(&env, "hu");
+    assert_eq!((code, &report["health"]), (1, &json!("unhealthy")), "{report}");
+    let claude = check_named(&report, "claude");
+    assert_eq!(claude["level"], "critical");
+    assert!(claude["message"].as_str().unwrap().contains("authentication_failed: Not logged in"), "{claude}");
+    assert!(report["action"].is_null(), "the ladder leaves it alone: {report}");
+    assert_eq!(u.state()["restarts"], 0);
+    assert_eq!(u.invocations().len(), 1);
+    assert!(u.alerts("claude").is_empty(), "af-wrap's claude.task alert is the one");
+    // The CLI missing: unhealthy from the start, no restart loop.
+    let config = json!({"id": "hm", "type": "claude-code", "command": ["/nonexistent/claude"]});
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", "hm"]);
+    let m = Agent::new(&env, "hm");
+    wait_for("the driver fault", LONG, || !m.state()["driverFault"].is_null());
+    for _ in 0..3 {
+        let (code, report) = health_check(&env, "hm");
+        assert_eq!((code, &report["health"]), (1, &json!("unhealthy")), "{report}");
+        assert!(check_named(&report, "claude")["message"].as_str().unwrap().starts_with("cli_missing"), "{report}");
+    }
+    assert_eq!(m.state()["restarts"], 0);
+    assert_eq!(env.status("hm"), "running");
+    // Waiting for a usage limit: degraded.
+    let flag = env.path("limit");
+    std::fs::write(&flag, (now_secs() + 3600).to_string()).unwrap();
+    let w = agent(
+        &env,
+        "hw",
+        json!({}),
+        json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string(), "CLAUDE_CONFIG_DIR": env.path("other-account").display().to_string()}),
+    );
+    w.send(json!("limited"));
+    wait_for("the agent to wait", LONG, || w.state()["activity"] == "waiting");
+    let (code, report) = health_check(&env, "hw");
+    assert_eq!((code, &report["health"]), (1, &json!("degraded")), "{report}");
+    assert!(check_named(&report, "claude")["message"].as_str().unwrap().contains("usage limit"), "{report}");
+}
+
+#[test]
 fn a_usage_limit_makes_the_agents_of_the_account_wait_for_its_reset_and_send_the_task_again() {
     let env = Env::new();
     let flag = env.path("limit");

@@ -4,6 +4,7 @@
 use af_spool::atomic::{self, Durability};
 use af_spool::claude::{AccountLimit, Conversation, Tokens, is_uuid};
 use af_spool::lock::Lock;
+use af_spool::record::{AgentConfig, AgentType};
 use af_spool::time::Timestamp;
 use af_spool::{Error, Result, Spool};
 use std::io::Read;
@@ -70,6 +71,26 @@ pub fn restore_transcript(conv: &Conversation, saved: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
     atomic::write(&conv.transcript, &bytes, Durability::Durable)
+}
+
+/// Refuses a claude-code agent that would run `bypassPermissions` as root (`as_root`) without
+/// `IS_SANDBOX=1` (in its environment, or ours, which its af-wrap inherits): the CLI itself
+/// refuses to start so, and the agent could never take a task.
+pub fn check_root_bypass(config: &AgentConfig, as_root: bool) -> Result<()> {
+    let bypass = config.claude.as_ref().and_then(|c| c.permission_mode.as_deref()) == Some("bypassPermissions");
+    if config.kind != AgentType::ClaudeCode || !bypass || !as_root {
+        return Ok(());
+    }
+    let sandbox = config.environment.get("IS_SANDBOX").cloned().or_else(|| std::env::var("IS_SANDBOX").ok());
+    if sandbox.as_deref() == Some("1") {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "agent '{}': claude.permissionMode bypassPermissions as root needs \"IS_SANDBOX\": \"1\" in environment \
+         (the claude CLI refuses to skip permissions as root outside a sandbox); run as another user, \
+         or choose another permissionMode",
+        config.id
+    )))
 }
 
 /// Money spent by every agent of a project (each agent's latest session total, summed).

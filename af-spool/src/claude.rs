@@ -140,6 +140,18 @@ pub struct AccountLimit {
     pub agent: String,
 }
 
+/// Why a claude-code agent's driver cannot work, whatever its processes look like: a restart would
+/// not help (af-health calls the agent unhealthy and leaves the ladder alone). Kept in the agent's
+/// state (`driverFault`) from the failure to the next task that succeeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverFault {
+    /// `cli_missing` (the CLI cannot be started) or `authentication_failed` (not logged in).
+    pub kind: String,
+    /// The reason, in the CLI's or the system's words.
+    pub message: String,
+}
+
 /// The `claude` section of a claude-code agent's config: how af-wrap runs the CLI.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

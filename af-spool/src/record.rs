@@ -368,6 +368,9 @@ pub struct AgentState {
     /// Since when it asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_since: Option<Timestamp>,
+    /// Why its driver cannot work (the CLI missing, not logged in), until a task succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_fault: Option<crate::claude::DriverFault>,
 }
 
 /// A reference to an agent CLI's conversation (see [`crate::claude::Conversation`]): checkpoints keep
@@ -406,6 +409,7 @@ impl AgentState {
             waiting_until: None,
             input_prompt: None,
             input_since: None,
+            driver_fault: None,
         }
     }
 

@@ -216,7 +216,14 @@ impl Driver {
 
     /// The CLI could not be started: the waiting tasks are answered with the reason.
     pub fn spawn_failed(&mut self, reason: String) {
+        self.fault("cli_missing", &reason);
         self.spawn_error = Some(reason);
+    }
+
+    /// Records why the driver cannot work (for af-health: a restart would not help).
+    fn fault(&self, kind: &str, message: &str) {
+        let fault = claude::DriverFault { kind: kind.to_owned(), message: message.to_owned() };
+        self.save(|s| s.driver_fault = Some(fault));
     }
 
     /// The descriptors to poll: the queue's wake-up pipe and the CLI's output.
@@ -409,6 +416,9 @@ impl Driver {
         self.save_cost();
         if is_error {
             let critical = code == "authentication_failed" || code == "cli_missing";
+            if critical {
+                self.fault(code, text);
+            }
             let level = if critical { AlertLevel::Critical } else { AlertLevel::Warning };
             self.alert(level, "claude.task", &format!("task {task} failed ({code}): {}", stream::clip(text, 200)));
         } else {
@@ -426,6 +436,7 @@ impl Driver {
 
     /// A task succeeded: whatever the driver's open alerts were about is over (a recovery each).
     fn all_clear(&self, task: &str) {
+        self.save(|s| s.driver_fault = None);
         for check in
             ["claude.task", "claude.cli", "claude.timeout", "claude.ratelimit", "claude.budget", "claude.input"]
         {
