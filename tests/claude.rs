@@ -728,8 +728,33 @@ fn print_mode_contract(cli: &Path) {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
+    // An unknown flag: one line on stderr, exit 1.
+    let mut bogus = std::process::Command::new(cli);
+    bogus.args(["-p", "--bogus"]).env("HOME", env.path("cli-home")).env("CLAUDE_CONFIG_DIR", env.path("claude-config"));
+    let bogus = bogus.stdin(Stdio::null()).output().unwrap();
+    assert_eq!(bogus.status.code(), Some(1), "{}", util::describe(&bogus));
+    assert!(String::from_utf8_lossy(&bogus.stderr).contains("unknown option '--bogus'"), "{}", util::describe(&bogus));
+    // Every flag af-wrap passes.
     let session = af_ops::claude::new_session_id().unwrap();
-    let mut run = PrintRun::start(&env, cli, &["--session-id", &session, "--settings", &settings]);
+    let flags = [
+        "--session-id",
+        &session,
+        "--model",
+        "opus",
+        "--max-budget-usd",
+        "0.25",
+        "--permission-mode",
+        "acceptEdits",
+        "--allowedTools",
+        "Read,Bash(git diff:*)",
+        "--max-turns",
+        "3",
+        "--append-system-prompt",
+        "Be brief.",
+        "--settings",
+        &settings,
+    ];
+    let mut run = PrintRun::start(&env, cli, &flags);
     // An interrupt with no turn running: answered success.
     run.send(json!({"type": "control_request", "request_id": "r1", "request": {"subtype": "interrupt"}}));
     let first = run.until("control_response");
@@ -745,6 +770,7 @@ fn print_mode_contract(cli: &Path) {
     assert!(started.is_some() && started < init, "SessionStart, after the first input, before init: {turn:?}");
     let init = turn.iter().find(|v| v["type"] == "system" && v["subtype"] == "init").expect("an init line");
     assert_eq!(init["session_id"], session.as_str(), "{init}");
+    assert_eq!(init["permissionMode"], "acceptEdits", "{init}");
     let assistant = turn.iter().find(|v| v["type"] == "assistant").expect("an assistant line");
     assert_eq!(assistant["error"], "authentication_failed", "{assistant}");
     let result = turn.last().unwrap();
@@ -757,10 +783,14 @@ fn print_mode_contract(cli: &Path) {
     assert_eq!(names, ["SessionStart", "UserPromptSubmit", "StopFailure", "SessionEnd"], "{inputs:?}");
     assert_eq!(inputs[0]["source"], "startup");
     let (submit, failure) = (&inputs[1], &inputs[2]);
-    assert_eq!((&submit["prompt"], &submit["permission_mode"]), (&json!("Say hello."), &json!("default")), "{submit}");
+    assert_eq!(
+        (&submit["prompt"], &submit["permission_mode"]),
+        (&json!("Say hello."), &json!("acceptEdits")),
+        "{submit}"
+    );
     assert!(submit["prompt_id"].is_string() && submit["prompt_id"] == failure["prompt_id"], "{submit} {failure}");
     assert_eq!(failure["error"], "authentication_failed", "{failure}");
-    assert!(failure["effort"]["level"].is_string(), "{failure}");
+    assert!(failure["effort"]["level"].is_string(), "a model with effort levels: {failure}");
     for h in &inputs {
         assert_eq!(h["session_id"], session.as_str(), "{h}");
     }
