@@ -469,13 +469,15 @@ impl Supervisor<'_> {
                 Exit::Code(c) => format!("exited with code {c}"),
                 Exit::Signal(s) => format!("was killed by signal {s}"),
             };
-            d.cli_exited(&how);
             kill_tree(self.leader, Signal::SIGKILL);
             self.leader = None;
+            // The pid goes from the state before the task it failed is answered: whoever waits
+            // for the answer finds no process.
             let _ = self.spool.update_state_fenced(self.id, self.generation, |s| {
                 s.pid = None;
                 s.pid_start = None;
             });
+            d.cli_exited(&how);
             return;
         }
         self.exit = Some(exit);
