@@ -706,6 +706,16 @@ impl PrintRun {
     }
 }
 
+impl Drop for PrintRun {
+    /// A run a failed assertion left behind is killed, not left to write into a removed directory.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// What af-wrap relies on in the CLI's print mode, checked alike against the double and the real
 /// CLI (without credentials, so no model answers: successful turns, costs, rate-limit events,
 /// permission denials and Notification hooks cannot be observed this way).
