@@ -27,20 +27,25 @@ fn record(id: &str) -> anyhow::Result<()> {
     let input: serde_json::Value = serde_json::from_str(&text)?;
     let event = input.get("hook_event_name").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     let kind = input.get("notification_type").and_then(|v| v.as_str()).unwrap_or_default();
+    let asks = event == "Notification" && crate::claude::ASKING.contains(&kind);
     let activity = match event.as_str() {
         "SessionStart" | "Stop" => Some("idle"),
         "UserPromptSubmit" => Some("busy"),
         "StopFailure" => Some("idle"),
-        "Notification" if kind == "idle_prompt" || kind.is_empty() => Some("input"),
+        "Notification" if asks || kind == "idle_prompt" || kind.is_empty() => Some("input"),
         "SessionEnd" => Some("ended"),
         _ => None,
     };
     if let Some(a) = activity {
+        // A prompt to a person (a permission, a question) is shown with the activity.
+        let prompt = asks.then(|| input.get("message").and_then(|m| m.as_str()).unwrap_or(kind).to_owned());
         // While af-wrap waits out a rate limit, that is what the agent is doing, whatever the CLI
         // says about the failed turn.
         spool.update_state(&id, |s| {
             if s.activity.as_deref() != Some("waiting") || a == "ended" {
                 s.activity = Some(a.into());
+                s.input_since = prompt.is_some().then(af_spool::time::Timestamp::now);
+                s.input_prompt = prompt;
             }
         })?;
     }

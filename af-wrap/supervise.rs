@@ -283,7 +283,7 @@ impl Supervisor<'_> {
                 if let (Some(d), Some(stdin), Some(stdout)) =
                     (self.claude.as_mut(), child.stdin.take(), child.stdout.take())
                 {
-                    d.attached(stdin, stdout, child.stderr.take());
+                    d.attached(pid, stdin, stdout, child.stderr.take());
                 } else if let Some(d) = self.claude.as_mut().filter(|d| d.is_interactive()) {
                     d.attached_tty(pid);
                 }
@@ -473,13 +473,15 @@ impl Supervisor<'_> {
                 Exit::Code(c) => format!("exited with code {c}"),
                 Exit::Signal(s) => format!("was killed by signal {s}"),
             };
-            d.cli_exited(&how);
             kill_tree(self.leader, Signal::SIGKILL);
             self.leader = None;
+            // The pid goes from the state before the task it failed is answered: whoever waits
+            // for the answer finds no process.
             let _ = self.spool.update_state_fenced(self.id, self.generation, |s| {
                 s.pid = None;
                 s.pid_start = None;
             });
+            d.cli_exited(&how);
             return;
         }
         self.exit = Some(exit);

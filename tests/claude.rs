@@ -58,6 +58,8 @@ struct TaskResponse {
     cost_usd: f64,
     session_id: Option<String>,
     error: Option<String>,
+    #[serde(default)]
+    permission_denials: Vec<Value>,
 }
 
 struct Agent<'a> {
@@ -211,7 +213,7 @@ fn arg_after<'a>(argv: &'a [String], flag: &str) -> Option<&'a str> {
 }
 
 #[test]
-fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
+fn tasks_become_turns_and_cost_is_every_process_s_spending_summed_across_restarts() {
     let env = Env::new();
     let a = agent(
         &env,
@@ -287,7 +289,8 @@ fn tasks_become_turns_and_cost_is_the_sessions_running_total_across_restarts() {
         ["SessionStart", "UserPromptSubmit", "Stop"].iter().all(|w| published.iter().any(|p| p == w))
     });
 
-    // A restart resumes the same session, and the cost goes on from where it was.
+    // A restart resumes the same session in a new process, which counts its cost from zero (as
+    // the real CLI does): the agent's cost is the earlier processes' plus the new one's.
     env.ok("af-spawn", &["restart", "c1"]);
     let r3 = a.ask(json!("again"));
     assert!(!r3.is_error, "{r3:?}");
@@ -326,6 +329,44 @@ fn the_budget_is_enforced_between_turns() {
     assert_eq!(arg_after(&a.invocations()[0], "--max-budget-usd"), Some("0.015"));
     assert_eq!(a.invocations().len(), 1);
     assert_eq!(env.status("b1"), "running");
+}
+
+#[test]
+fn the_budget_holds_across_cli_restarts_crashes_and_a_killed_af_wrap() {
+    let env = Env::new();
+    let a = agent(&env, "b2", json!({"budgetUsd": 0.035}), json!({}));
+    let cost = |r: &TaskResponse| (r.cost_usd * 1e6).round() / 1e6;
+    assert_eq!(cost(&a.ask(json!("one"))), 0.01);
+    // A restart: the new process counts from zero and gets only what is left of the budget.
+    env.ok("af-spawn", &["restart", "b2"]);
+    assert_eq!(cost(&a.ask(json!("two"))), 0.02);
+    assert_eq!(arg_after(a.invocations().last().unwrap(), "--max-budget-usd"), Some("0.025"));
+    // The CLI killed between turns: its spending stays counted.
+    let pid = a.state()["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    wait_for("the CLI to be gone", LONG, || a.state()["pid"].is_null());
+    assert_eq!(a.state()["process"], Value::Null, "folded into the base when it ended: {}", a.state());
+    assert_eq!(cost(&a.ask(json!("three"))), 0.03);
+    assert_eq!(arg_after(a.invocations().last().unwrap(), "--max-budget-usd"), Some("0.015"));
+    // af-wrap killed outright, its CLI with it: nothing recorded the end, yet the next af-wrap
+    // finds the running figure in the state and keeps it.
+    let state = a.state();
+    assert_eq!(state["process"]["pid"], state["pid"], "{state}");
+    for pid in [state["wrapPid"].as_i64().unwrap(), state["pid"].as_i64().unwrap()] {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    wait_for("af-wrap to be gone", LONG, || !util::alive(state["wrapPid"].as_u64().unwrap() as u32));
+    wait_for("a fresh start", LONG, || env.run("af-spawn", &["start", "b2"], None).status.success());
+    assert_eq!(cost(&a.ask(json!("four"))), 0.04, "over the budget only by the last turn");
+    assert_eq!(arg_after(a.invocations().last().unwrap(), "--max-budget-usd"), Some("0.005"));
+    let refused = a.ask(json!("five"));
+    assert_eq!(refused.error.as_deref(), Some("budget"), "{refused:?}");
+    let state = a.state();
+    assert!((state["costUsd"].as_f64().unwrap() - 0.04).abs() < 1e-9, "{state}");
+    assert_eq!(state["tokens"]["input"], 40, "{state}");
+    let (project, tokens) = af_ops::claude::project_cost(&a.spool, "proj").unwrap();
+    assert!((project - 0.04).abs() < 1e-9 && tokens.output == 20, "{project} {tokens:?}");
+    assert!(env.ok("af-spawn", &["show", "b2"]).contains("$0.0400 of $0.04 budget"));
 }
 
 #[test]
@@ -418,55 +459,192 @@ fn without_login_or_without_the_cli_tasks_fail_with_the_reason_and_nothing_loops
     assert_eq!(env.status("m1"), "running");
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
 #[test]
-fn a_usage_limit_makes_the_agent_wait_and_send_the_task_again() {
+fn a_root_bypass_permissions_agent_needs_is_sandbox() {
+    let env = Env::new();
+    let config = |id: &str, environment: Value| {
+        json!({"id": id, "type": "claude-code", "command": [double().display().to_string()],
+            "claude": {"permissionMode": "bypassPermissions"}, "environment": environment})
+        .to_string()
+    };
+    let root = nix::unistd::geteuid().is_root();
+    // Whatever this test's own environment holds.
+    let create = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut c = env.cmd("af-spawn");
+        c.args(args).env_remove("IS_SANDBOX").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = create(&["create", "--json"], &config("bp", json!({})));
+    if root {
+        assert_eq!(out.status.code(), Some(2), "refused: {}", util::describe(&out));
+        let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+        assert_eq!(err["error"], "invalid", "{err}");
+        assert!(err["message"].as_str().unwrap().contains(r#"needs "IS_SANDBOX": "1" in environment"#), "{err}");
+        let out = create(&["create"], &config("bp", json!({})));
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.starts_with("af-spawn: agent 'bp': claude.permissionMode bypassPermissions as root"), "{text}");
+        assert!(!env.run("af-spawn", &["show", "bp"], None).status.success(), "nothing created");
+    } else {
+        assert!(out.status.success(), "not root: allowed: {}", util::describe(&out));
+        env.ok("af-spawn", &["rm", "bp"]);
+    }
+    env.create(&config("bp", json!({"IS_SANDBOX": "1"})));
+    let a = Agent::new(&env, "bp");
+    env.ok("af-spawn", &["start", "bp"]);
+    assert!(!a.ask(json!("hello")).is_error, "the CLI runs in the sandbox");
+}
+
+/// `af-health check --recover ID --json`: its exit code and the agent's report.
+fn health_check(env: &Env, id: &str) -> (i32, Value) {
+    let out = env.run("af-health", &["check", "--recover", id, "--json"], None);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", util::describe(&out)));
+    (out.status.code().unwrap(), doc["agents"][0].clone())
+}
+
+fn check_named<'v>(report: &'v Value, name: &str) -> &'v Value {
+    report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{report}"))
+}
+
+#[test]
+fn health_tells_the_driver_s_truth_and_the_ladder_leaves_alone_what_a_restart_cannot_fix() {
+    let env = Env::new();
+    // Not logged in: unhealthy, and no restart.
+    let u = agent(&env, "hu", json!({}), json!({"CLAUDE_DOUBLE_MODE": "unauth"}));
+    let (code, report) = health_check(&env, "hu");
+    assert_eq!((code, &report["health"]), (0, &json!("healthy")), "before any task: {report}");
+    assert_eq!(u.ask(json!("hello")).error.as_deref(), Some("authentication_failed"));
+    let (code, report) = health_check(&env, "hu");
+    assert_eq!((code, &report["health"]), (1, &json!("unhealthy")), "{report}");
+    let claude = check_named(&report, "claude");
+    assert_eq!(claude["level"], "critical");
+    assert!(claude["message"].as_str().unwrap().contains("authentication_failed: Not logged in"), "{claude}");
+    assert!(report["action"].is_null(), "the ladder leaves it alone: {report}");
+    assert_eq!(u.state()["restarts"], 0);
+    assert_eq!(u.invocations().len(), 1);
+    assert!(u.alerts("claude").is_empty(), "af-wrap's claude.task alert is the one");
+    // The CLI missing: unhealthy from the start, no restart loop.
+    let config = json!({"id": "hm", "type": "claude-code", "command": ["/nonexistent/claude"]});
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", "hm"]);
+    let m = Agent::new(&env, "hm");
+    wait_for("the driver fault", LONG, || !m.state()["driverFault"].is_null());
+    for _ in 0..3 {
+        let (code, report) = health_check(&env, "hm");
+        assert_eq!((code, &report["health"]), (1, &json!("unhealthy")), "{report}");
+        assert!(check_named(&report, "claude")["message"].as_str().unwrap().starts_with("cli_missing"), "{report}");
+    }
+    assert_eq!(m.state()["restarts"], 0);
+    assert_eq!(env.status("hm"), "running");
+    // Waiting for a usage limit: degraded.
+    let flag = env.path("limit");
+    std::fs::write(&flag, (now_secs() + 3600).to_string()).unwrap();
+    let w = agent(
+        &env,
+        "hw",
+        json!({}),
+        json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string(), "CLAUDE_CONFIG_DIR": env.path("other-account").display().to_string()}),
+    );
+    w.send(json!("limited"));
+    wait_for("the agent to wait", LONG, || w.state()["activity"] == "waiting");
+    let (code, report) = health_check(&env, "hw");
+    assert_eq!((code, &report["health"]), (1, &json!("degraded")), "{report}");
+    assert!(check_named(&report, "claude")["message"].as_str().unwrap().contains("usage limit"), "{report}");
+}
+
+#[test]
+fn a_usage_limit_makes_the_agents_of_the_account_wait_for_its_reset_and_send_the_task_again() {
     let env = Env::new();
     let flag = env.path("limit");
-    std::fs::write(&flag, "").unwrap();
-    let a = agent(
-        &env,
-        "r1",
-        json!({}),
-        json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string(), "CLAUDE_DOUBLE_RESET_SECS": "2"}),
-    );
+    let vars = json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string()});
+    let a = agent(&env, "r1", json!({}), vars.clone());
+    let b = agent(&env, "r2", json!({}), vars);
+    // Informational rate_limit_events (status allowed) change nothing.
+    assert!(!b.ask(json!("warm up")).is_error);
+    assert_eq!(b.state()["activity"], "idle");
+    let reset = now_secs() + 6;
+    std::fs::write(&flag, reset.to_string()).unwrap();
     let task = a.send(json!("limited"));
     wait_for("the agent to wait", LONG, || a.state()["activity"] == "waiting");
-    assert!(a.state()["waitingUntil"].is_string(), "{}", a.state());
+    assert_eq!(a.state()["waitingUntil"], Value::from(af_spool::time::Timestamp(reset * 1000).rfc3339()));
     assert_eq!(a.alerts("claude.ratelimit").len(), 1);
+    assert!(a.alerts("claude.ratelimit")[0]["message"].as_str().unwrap().contains("five_hour"));
     assert_eq!(a.waiting(), std::slice::from_ref(&task), "the task is back in the inbox while the agent waits");
+    // The other agent of the account (the same config dir) waits for the same reset, without
+    // a turn that would fail, and without an alert of its own.
+    let other = b.send(json!("not now"));
+    wait_for("the other agent to wait", LONG, || b.state()["activity"] == "waiting");
+    assert_eq!(b.state()["waitingUntil"], a.state()["waitingUntil"]);
+    assert_eq!(b.waiting(), std::slice::from_ref(&other));
+    assert!(b.alerts("claude.ratelimit").is_empty());
     let r = a.result(&task);
     assert!(!r.is_error, "{r:?}");
+    assert!(now_secs() >= reset, "sent again only after the reset");
+    assert!(!b.result(&other).is_error);
     assert_eq!(a.state()["activity"], "idle");
     assert!(a.open_alert("claude.ratelimit").is_none(), "the success closed the alert");
     let levels: Vec<Value> = a.alerts("claude.ratelimit").iter().map(|x| x["level"].clone()).collect();
     assert_eq!(levels, ["warning", "recovery"]);
     assert_eq!(a.invocations().len(), 1, "no restart");
+    let submitted = b.hook_events().iter().filter(|h| *h == "UserPromptSubmit").count();
+    assert_eq!(submitted, 2, "the other agent spent no turn on the limit");
 }
 
 #[test]
-fn hooks_tell_when_the_cli_waits_for_input_and_when_its_session_ends() {
+fn without_a_rate_limit_event_the_reset_is_read_from_the_text() {
     let env = Env::new();
-    let a = agent(&env, "h1", json!({}), json!({"CLAUDE_DOUBLE_IDLE_SECS": "0.3"}));
-    a.ask(json!("hi"));
-    wait_for("the idle notification", LONG, || a.hook_events().iter().any(|h| h == "Notification"));
-    wait_for("activity input", LONG, || a.state()["activity"] == "input");
-    let session = a.state()["conversation"]["sessionId"].clone();
-    let start = a.events("agent.claude").into_iter().find(|d| d["event"] == "SessionStart").unwrap();
-    assert_eq!(start["sessionId"], session);
-    env.ok("af-spawn", &["stop", "h1"]);
-    assert!(a.hook_events().iter().any(|h| h == "SessionEnd") || env.status("h1") == "stopped");
+    let flag = env.path("limit");
+    // A reset on a minute, in a zone half an hour off UTC: the text names it exactly.
+    let reset = (now_secs() / 60 + 90) * 60;
+    std::fs::write(&flag, reset.to_string()).unwrap();
+    let vars = json!({"CLAUDE_DOUBLE_RATE_LIMIT_FILE": flag.display().to_string(),
+        "CLAUDE_DOUBLE_RATE_LIMIT": "text", "CLAUDE_DOUBLE_TZ": "Asia/Kolkata"});
+    let a = agent(&env, "r3", json!({}), vars);
+    let task = a.send(json!("limited"));
+    wait_for("the agent to wait", LONG, || a.state()["activity"] == "waiting");
+    assert_eq!(a.state()["waitingUntil"], Value::from(af_spool::time::Timestamp(reset * 1000).rfc3339()));
+    assert_eq!(a.waiting(), [task]);
+    let alert = a.open_alert("claude.ratelimit").expect("an alert");
+    assert!(alert["message"].as_str().unwrap().contains("(Asia/Kolkata)"), "{alert}");
 }
 
-/// The contract test: the real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH), without credentials.
 #[test]
-fn the_real_cli_without_credentials_answers_authentication_failed() {
+fn print_mode_hooks_follow_the_2_1_cli() {
+    let env = Env::new();
+    let a = agent(&env, "h1", json!({"claude": {"permissionMode": "acceptEdits"}}), json!({}));
+    // The CLI runs from the start, but in print mode its session starts with the first message.
+    wait_for("the CLI to run", LONG, || a.invocations().len() == 1 && a.state()["pid"].is_u64());
+    assert!(a.hook_events().is_empty(), "no hook before the first message: {:?}", a.hook_events());
+    a.ask(json!("hi"));
+    let events = a.events("agent.claude");
+    let names: Vec<&str> = events.iter().map(|d| d["event"].as_str().unwrap()).collect();
+    assert_eq!(names[..3], ["SessionStart", "UserPromptSubmit", "Stop"], "{names:?}");
+    let session = a.state()["conversation"]["sessionId"].clone();
+    assert_eq!(events[0]["sessionId"], session);
+    let (submit, stop) = (&events[1]["input"], &events[2]["input"]);
+    assert_eq!(submit["permission_mode"], "acceptEdits", "{submit}");
+    assert!(submit["prompt_id"].is_string() && submit["prompt_id"] == stop["prompt_id"], "{submit} {stop}");
+    assert!(stop["effort"]["level"].is_string(), "{stop}");
+    assert_eq!(a.state()["activity"], "idle");
+    env.ok("af-spawn", &["stop", "h1"]);
+    assert!(!a.hook_events().iter().any(|h| h == "Notification"), "no idle_prompt in print mode");
+}
+
+/// The real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH); `None` (the test skipped) without it.
+fn real_cli() -> Option<PathBuf> {
     let found = match std::env::var_os("AF_CLAUDE_BIN").filter(|v| !v.is_empty()) {
         Some(bin) => Some(PathBuf::from(bin)).filter(|p| p.is_file()),
         None => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .map(|d| d.join("claude"))
             .find(|p| p.is_file()),
     };
-    let Some(cli) = found else {
+    if found.is_none() {
         let why = match std::env::var("AF_CLAUDE_BIN") {
             Ok(bin) if !bin.is_empty() => format!("the claude CLI is not there: AF_CLAUDE_BIN={bin} is not a file"),
             _ => {
@@ -474,8 +652,191 @@ fn the_real_cli_without_credentials_answers_authentication_failed() {
             }
         };
         util::skip(util::Need::Tool, &why);
-        return;
+    }
+    found
+}
+
+/// One run of a CLI in streaming print mode, without credentials: its stdout lines as they come.
+struct PrintRun {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl PrintRun {
+    fn start(env: &Env, cli: &Path, args: &[&str]) -> PrintRun {
+        let mut c = std::process::Command::new(cli);
+        c.args(["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]).args(args);
+        c.current_dir(&env.work).env("CLAUDE_CONFIG_DIR", env.path("claude-config")).env("HOME", env.path("cli-home"));
+        c.env("DISABLE_AUTOUPDATER", "1").env("CLAUDE_DOUBLE_MODE", "unauth");
+        for key in ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"] {
+            c.env_remove(key);
+        }
+        std::fs::create_dir_all(env.path("cli-home")).unwrap();
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(out).map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        PrintRun { child, lines }
+    }
+
+    fn send(&mut self, v: Value) {
+        use std::io::Write;
+        writeln!(self.child.stdin.as_mut().unwrap(), "{v}").unwrap();
+    }
+
+    /// The lines up to and including the first of `kind`.
+    #[track_caller]
+    fn until(&self, kind: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let v = self.lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}: {seen:?}"));
+            let done = v["type"] == kind;
+            seen.push(v);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Ends the input; the exit code.
+    fn finish(mut self) -> Option<i32> {
+        drop(self.child.stdin.take());
+        self.child.wait().unwrap().code()
+    }
+}
+
+impl Drop for PrintRun {
+    /// A run a failed assertion left behind is killed, not left to write into a removed directory.
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What af-wrap relies on in the CLI's print mode, checked alike against the double and the real
+/// CLI (without credentials, so no model answers: successful turns, costs, rate-limit events,
+/// permission denials and Notification hooks cannot be observed this way).
+fn print_mode_contract(cli: &Path) {
+    let env = Env::new();
+    let hooks_log = env.path("hooks.jsonl");
+    let command = format!("cat >> '{}'; echo >> '{}'", hooks_log.display(), hooks_log.display());
+    let hooks: serde_json::Map<String, Value> =
+        ["SessionStart", "UserPromptSubmit", "Stop", "StopFailure", "SessionEnd"]
+            .iter()
+            .map(|e| (e.to_string(), json!([{"hooks": [{"type": "command", "command": command}]}])))
+            .collect();
+    let settings = env.path("settings.json");
+    std::fs::write(&settings, json!({"hooks": hooks}).to_string()).unwrap();
+    let settings = settings.display().to_string();
+    let hook_inputs = || -> Vec<Value> {
+        util::read(&hooks_log)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     };
+    // An unknown flag: one line on stderr, exit 1.
+    let mut bogus = std::process::Command::new(cli);
+    bogus.args(["-p", "--bogus"]).env("HOME", env.path("cli-home")).env("CLAUDE_CONFIG_DIR", env.path("claude-config"));
+    let bogus = bogus.stdin(Stdio::null()).output().unwrap();
+    assert_eq!(bogus.status.code(), Some(1), "{}", util::describe(&bogus));
+    assert!(String::from_utf8_lossy(&bogus.stderr).contains("unknown option '--bogus'"), "{}", util::describe(&bogus));
+    // Every flag af-wrap passes.
+    let session = af_ops::claude::new_session_id().unwrap();
+    let flags = [
+        "--session-id",
+        &session,
+        "--model",
+        "opus",
+        "--max-budget-usd",
+        "0.25",
+        "--permission-mode",
+        "acceptEdits",
+        "--allowedTools",
+        "Read,Bash(git diff:*)",
+        "--max-turns",
+        "3",
+        "--append-system-prompt",
+        "Be brief.",
+        "--settings",
+        &settings,
+    ];
+    let mut run = PrintRun::start(&env, cli, &flags);
+    // An interrupt with no turn running: answered success.
+    run.send(json!({"type": "control_request", "request_id": "r1", "request": {"subtype": "interrupt"}}));
+    let first = run.until("control_response");
+    assert_eq!(first.len(), 1, "the answer is the first line: nothing at process start: {first:?}");
+    assert_eq!(first[0]["response"]["subtype"], "success", "{first:?}");
+    assert_eq!(first[0]["response"]["request_id"], "r1", "{first:?}");
+    // The first message: the session starts (its hook), init, then a turn that fails for want of
+    // a login.
+    run.send(json!({"type": "user", "message": {"role": "user", "content": "Say hello."}}));
+    let turn = run.until("result");
+    let started = turn.iter().position(|v| v["subtype"] == "hook_started" && v["hook_event"] == "SessionStart");
+    let init = turn.iter().position(|v| v["subtype"] == "init");
+    assert!(started.is_some() && started < init, "SessionStart, after the first input, before init: {turn:?}");
+    let init = turn.iter().find(|v| v["type"] == "system" && v["subtype"] == "init").expect("an init line");
+    assert_eq!(init["session_id"], session.as_str(), "{init}");
+    assert_eq!(init["permissionMode"], "acceptEdits", "{init}");
+    let assistant = turn.iter().find(|v| v["type"] == "assistant").expect("an assistant line");
+    assert_eq!(assistant["error"], "authentication_failed", "{assistant}");
+    let result = turn.last().unwrap();
+    assert_eq!((&result["is_error"], &result["session_id"]), (&json!(true), &json!(session)), "{result}");
+    assert_eq!(result["permission_denials"], json!([]), "{result}");
+    assert!(result["total_cost_usd"].is_number(), "{result}");
+    assert_eq!(run.finish(), Some(1), "exits 1 after a failed turn");
+    let inputs = hook_inputs();
+    let names: Vec<&str> = inputs.iter().map(|h| h["hook_event_name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["SessionStart", "UserPromptSubmit", "StopFailure", "SessionEnd"], "{inputs:?}");
+    assert_eq!(inputs[0]["source"], "startup");
+    let (submit, failure) = (&inputs[1], &inputs[2]);
+    assert_eq!(
+        (&submit["prompt"], &submit["permission_mode"]),
+        (&json!("Say hello."), &json!("acceptEdits")),
+        "{submit}"
+    );
+    assert!(submit["prompt_id"].is_string() && submit["prompt_id"] == failure["prompt_id"], "{submit} {failure}");
+    assert_eq!(failure["error"], "authentication_failed", "{failure}");
+    assert!(failure["effort"]["level"].is_string(), "a model with effort levels: {failure}");
+    for h in &inputs {
+        assert_eq!(h["session_id"], session.as_str(), "{h}");
+    }
+    // An unknown --resume: a result naming the error, then exit 1.
+    let unknown = af_ops::claude::new_session_id().unwrap();
+    let run = PrintRun::start(&env, cli, &["--resume", &unknown, "--settings", &settings]);
+    let result = run.until("result").pop().unwrap();
+    assert_eq!((&result["subtype"], &result["is_error"]), (&json!("error_during_execution"), &json!(true)), "{result}");
+    let errors = result["errors"].as_array().expect("errors");
+    assert!(errors[0].as_str().unwrap().contains(&format!("No conversation found with session ID: {unknown}")));
+    assert_eq!(run.finish(), Some(1));
+    let last = hook_inputs().pop().unwrap();
+    assert_eq!((&last["hook_event_name"], &last["session_id"]), (&json!("SessionEnd"), &json!(unknown)), "{last}");
+}
+
+#[test]
+fn the_double_keeps_the_print_mode_contract() {
+    print_mode_contract(&double());
+}
+
+#[test]
+fn the_real_cli_keeps_the_print_mode_contract() {
+    if let Some(cli) = real_cli() {
+        print_mode_contract(&cli);
+    }
+}
+
+/// The contract test: the real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH), without credentials.
+#[test]
+fn the_real_cli_without_credentials_answers_authentication_failed() {
+    let Some(cli) = real_cli() else { return };
     let mut env = Env::new();
     // No credentials may reach it: an empty config directory, and no key in its environment.
     for key in ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"] {
@@ -531,6 +892,8 @@ fn after_a_rollback_the_agent_resumes_the_checkpointed_conversation() {
     let transcript = util::read(&saved.transcript);
     assert!(transcript.contains("apple") && transcript.contains("what was the word"), "{transcript}");
     assert!(!transcript.contains("pear"), "the rolled-back turn is gone: {transcript}");
+    // The money spent on the forgotten turn stays spent.
+    assert!((a.state()["costUsd"].as_f64().unwrap() - 0.03).abs() < 1e-9, "{}", a.state());
 }
 
 #[test]
@@ -555,6 +918,34 @@ fn prompts(a: &Agent<'_>) -> Vec<String> {
 fn pane(env: &Env, id: &str) -> String {
     let out = env.tmux(&["capture-pane", "-p", "-t", &format!("=agent-{id}:main")]);
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn an_interactive_permission_prompt_shows_as_input_and_alerts_after_the_configured_wait() {
+    let env = Env::new();
+    let a = agent(&env, "ip", json!({"claude": {"interactive": true, "inputAlertAfter": "1s"}}), json!({}));
+    let asked = a.send(json!("ask: rm -rf build"));
+    wait_for("the permission prompt", LONG, || a.state()["activity"] == "input");
+    let asks = "Claude needs your permission to use Bash";
+    assert_eq!(a.state()["inputPrompt"], asks, "{}", a.state());
+    let rows: Value = serde_json::from_str(&env.ok("af-spawn", &["ls", "--json"])).unwrap();
+    assert_eq!(rows[0]["inputPrompt"], asks, "{rows}");
+    assert_eq!(rows[0]["activity"], "input", "{rows}");
+    assert!(env.ok("af-spawn", &["show", "ip"]).contains(&format!("activity:      input: {asks}")));
+    // No task is pasted into the dialog; after the configured wait, one warning alert.
+    let next = a.send(json!("the next task"));
+    wait_for("the alert", LONG, || a.open_alert("claude.input").is_some());
+    let alert = a.open_alert("claude.input").unwrap();
+    assert_eq!(alert["level"], "warning");
+    assert!(alert["message"].as_str().unwrap().contains(asks), "{alert}");
+    assert_eq!(prompts(&a), ["ask: rm -rf build"], "nothing pasted into the permission dialog");
+    // A person allows it: the turn ends, the next task runs, the alert closes.
+    env.tmux(&["send-keys", "-t", "=agent-ip:main", "1"]);
+    assert!(!a.result(&asked).is_error);
+    assert!(!a.result(&next).is_error);
+    assert!(a.open_alert("claude.input").is_none());
+    assert_eq!(a.alerts("claude.input").len(), 2, "one warning, one recovery");
+    assert!(a.state()["inputPrompt"].is_null(), "{}", a.state());
 }
 
 #[test]
@@ -665,10 +1056,41 @@ fn a_stop_gives_the_task_back_and_a_killed_af_wrap_s_claim_returns_at_the_next_s
 }
 
 #[test]
+fn refused_tool_calls_are_in_the_answer_and_fail_the_task_unless_accepted() {
+    let env = Env::new();
+    let a = agent(&env, "d1", json!({"claude": {"allowedTools": ["Read", "Bash(echo:*)"]}}), json!({}));
+    let marker = env.path("touched");
+    let r = a.ask(json!(format!("$ touch {}", marker.display())));
+    assert!(!r.ok && r.is_error, "{r:?}");
+    assert_eq!(r.error.as_deref(), Some("permission_denied"));
+    assert_eq!(r.permission_denials, [json!({"tool": "Bash", "input": format!("touch {}", marker.display())})]);
+    assert!(!marker.exists(), "the CLI refused it");
+    assert_eq!(a.open_alert("claude.task").expect("an alert")["level"], "warning");
+    let allowed = a.ask(json!("$ echo allowed"));
+    assert!(allowed.ok && allowed.permission_denials.is_empty(), "{allowed:?}");
+    assert_eq!(allowed.result, "allowed");
+    // An agent whose config accepts denials answers ok, with the denials.
+    let b = agent(&env, "d2", json!({"claude": {"acceptDenials": true}}), json!({}));
+    let r = b.ask(json!("$ rm -rf /nothing"));
+    assert!(r.ok && r.error.is_none(), "{r:?}");
+    assert_eq!(r.permission_denials, [json!({"tool": "Bash", "input": "rm -rf /nothing"})]);
+    // The key is validated.
+    let bad = json!({"id": "d3", "type": "claude-code", "claude": {"acceptDenials": "yes"}});
+    let out = env.run("af-spawn", &["create", "--json"], Some(&bad.to_string()));
+    assert_eq!(out.status.code(), Some(2), "{}", util::describe(&out));
+    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["error"], "invalid", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("expected a boolean"), "{err}");
+    let bad = json!({"id": "d3", "type": "claude-code", "claude": {"inputAlertAfter": "soon"}});
+    let err = env.fails("af-spawn", &["create", "--json"], Some(&bad.to_string()), 2);
+    assert!(err.contains("claude.inputAlertAfter"), "{err}");
+}
+
+#[test]
 fn one_agent_asks_another_over_the_bus_from_inside_its_turn() {
     let env = Env::new();
     let _reviewer = agent(&env, "reviewer", json!({}), json!({}));
-    let author = agent(&env, "author", json!({}), json!({}));
+    let author = agent(&env, "author", json!({"claude": {"allowedTools": ["Bash(af-bus request:*)"]}}), json!({}));
     // What the author's model runs with its Bash tool, as its system prompt tells it.
     let r = author.ask(json!("$ af-bus request --to reviewer --timeout 20 '\"Review src/form.ts\"'"));
     assert!(!r.is_error, "{r:?}");

@@ -2,8 +2,9 @@
 //! checkpoints, new session ids, a project's spending and its shared turn rate.
 
 use af_spool::atomic::{self, Durability};
-use af_spool::claude::{Conversation, Tokens, is_uuid};
+use af_spool::claude::{AccountLimit, Conversation, Tokens, is_uuid};
 use af_spool::lock::Lock;
+use af_spool::record::{AgentConfig, AgentType};
 use af_spool::time::Timestamp;
 use af_spool::{Error, Result, Spool};
 use std::io::Read;
@@ -72,6 +73,26 @@ pub fn restore_transcript(conv: &Conversation, saved: &Path) -> Result<()> {
     atomic::write(&conv.transcript, &bytes, Durability::Durable)
 }
 
+/// Refuses a claude-code agent that would run `bypassPermissions` as root (`as_root`) without
+/// `IS_SANDBOX=1` (in its environment, or ours, which its af-wrap inherits): the CLI itself
+/// refuses to start so, and the agent could never take a task.
+pub fn check_root_bypass(config: &AgentConfig, as_root: bool) -> Result<()> {
+    let bypass = config.claude.as_ref().and_then(|c| c.permission_mode.as_deref()) == Some("bypassPermissions");
+    if config.kind != AgentType::ClaudeCode || !bypass || !as_root {
+        return Ok(());
+    }
+    let sandbox = config.environment.get("IS_SANDBOX").cloned().or_else(|| std::env::var("IS_SANDBOX").ok());
+    if sandbox.as_deref() == Some("1") {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "agent '{}': claude.permissionMode bypassPermissions as root needs \"IS_SANDBOX\": \"1\" in environment \
+         (the claude CLI refuses to skip permissions as root outside a sandbox); run as another user, \
+         or choose another permissionMode",
+        config.id
+    )))
+}
+
 /// Money spent by every agent of a project (each agent's latest session total, summed).
 pub fn project_cost(spool: &Spool, project: &str) -> Result<(f64, Tokens)> {
     let mut cost = 0.0;
@@ -84,6 +105,32 @@ pub fn project_cost(spool: &Spool, project: &str) -> Result<(f64, Tokens)> {
         }
     }
     Ok((cost, tokens))
+}
+
+/// Records that the account of `limit.config_dir` is under a usage limit until `limit.resets_at`.
+/// `true` when this is news (no limit of the account was in force): the caller alerts once per
+/// limit. A later reset than the one recorded replaces it.
+pub fn record_account_limit(spool: &Spool, limit: &AccountLimit) -> Result<bool> {
+    let path = spool.account_limit_path(&limit.config_dir);
+    if let Some(dir) = path.parent() {
+        atomic::create_dir(dir)?;
+    }
+    let _lock = Lock::exclusive(&atomic::sibling(&path, ".lock"))?;
+    let now = Timestamp::now();
+    let current: Option<AccountLimit> =
+        atomic::read_json(&path).unwrap_or(None).filter(|l: &AccountLimit| l.resets_at.0 > now.0);
+    if current.as_ref().is_some_and(|c| c.resets_at.0 >= limit.resets_at.0) {
+        return Ok(false);
+    }
+    atomic::write_json(&path, limit, Durability::Volatile)?;
+    Ok(current.is_none())
+}
+
+/// The usage limit the account of `config_dir` is under now, if any.
+pub fn account_limit(spool: &Spool, config_dir: &Path) -> Result<Option<AccountLimit>> {
+    let path = spool.account_limit_path(config_dir);
+    let now = Timestamp::now();
+    Ok(atomic::read_json::<AccountLimit>(&path)?.filter(|l| l.resets_at.0 > now.0))
 }
 
 /// Takes one of the project's `limit` turns per minute: `None` when taken, else when the next one
@@ -124,6 +171,27 @@ mod tests {
         let free = take_project_turn(&spool, "org/repo", 2).unwrap().expect("the third is refused");
         assert!(free.0 > Timestamp::now().0 + 50_000, "free again about a minute later");
         assert_eq!(take_project_turn(&spool, "other", 2).unwrap(), None, "projects count apart");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn an_account_limit_is_news_once_until_its_reset() {
+        let root = std::env::temp_dir().join(atomic::unique_name("claude-test"));
+        let spool = Spool::open(&root).unwrap();
+        let dir = Path::new("/home/me/.claude");
+        let at = |secs: u64| AccountLimit {
+            config_dir: dir.into(),
+            resets_at: Timestamp(Timestamp::now().0 + secs * 1000),
+            kind: Some("five_hour".into()),
+            agent: "a".into(),
+        };
+        assert_eq!(account_limit(&spool, dir).unwrap(), None);
+        assert!(record_account_limit(&spool, &at(60)).unwrap(), "news");
+        assert!(!record_account_limit(&spool, &at(30)).unwrap(), "the same limit, from another agent");
+        assert!(!record_account_limit(&spool, &at(90)).unwrap(), "a later reset: kept, no news");
+        let now = account_limit(&spool, dir).unwrap().expect("in force");
+        assert!(now.resets_at.0 > Timestamp::now().0 + 80_000);
+        assert_eq!(account_limit(&spool, Path::new("/other")).unwrap(), None, "accounts apart");
         std::fs::remove_dir_all(&root).unwrap();
     }
 

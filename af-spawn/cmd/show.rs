@@ -81,7 +81,8 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
         }
         if let Some(a) = &s.activity {
             let until = s.waiting_until.map(|t| format!(" until {}", t.rfc3339())).unwrap_or_default();
-            writeln!(out, "activity:      {a}{until}")?;
+            let asks = s.input_prompt.as_ref().map(|p| format!(": {p}")).unwrap_or_default();
+            writeln!(out, "activity:      {a}{until}{asks}")?;
         }
     }
     writeln!(out, "created:       {}", s.created_at.rfc3339())?;

@@ -413,6 +413,10 @@ pub struct AgentState {
     /// The agent's conversation (claude-code agents): resumed after any restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation: Option<crate::claude::Conversation>,
+    /// The running figures of the agent CLI process that runs now (claude-code agents in print
+    /// mode); `costUsd` and `tokens` already include them. See [`crate::claude::Usage`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<crate::claude::ProcessUsage>,
     /// What a claude-code agent is doing: `idle`, `busy`, `waiting` (for a rate limit to reset),
     /// `input` (its CLI waits for input), `ended` (its CLI session ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -420,6 +424,15 @@ pub struct AgentState {
     /// While `waiting`: when it resumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_until: Option<Timestamp>,
+    /// While `input` because the CLI asks a person (a permission prompt, a question): what it asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_prompt: Option<String>,
+    /// Since when it asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_since: Option<Timestamp>,
+    /// Why its driver cannot work (the CLI missing, not logged in), until a task succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_fault: Option<crate::claude::DriverFault>,
 }
 
 /// A reference to an agent CLI's conversation (see [`crate::claude::Conversation`]): checkpoints keep
@@ -453,9 +466,25 @@ impl AgentState {
             limits: AppliedLimits::default(),
             tokens: Default::default(),
             conversation: None,
+            process: None,
             activity: None,
             waiting_until: None,
+            input_prompt: None,
+            input_since: None,
+            driver_fault: None,
         }
+    }
+
+    /// The agent's spending: the sum, and the running figures of the CLI process now running.
+    pub fn usage(&self) -> crate::claude::Usage {
+        crate::claude::Usage { cost_usd: self.cost_usd, tokens: self.tokens, process: self.process }
+    }
+
+    /// Records the agent's spending.
+    pub fn set_usage(&mut self, u: crate::claude::Usage) {
+        self.cost_usd = u.cost_usd;
+        self.tokens = u.tokens;
+        self.process = u.process;
     }
 }
 

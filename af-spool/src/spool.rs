@@ -45,6 +45,7 @@ use std::path::{Path, PathBuf};
 ///   health.d/                         fifodir: af-health's pipes for answers to its pings
 ///   worktrees/<id>/                   an agent's git worktree (`--worktree`)
 ///   projects/<hash>.turns.json        a project's recent claude-code turns (see claude.rs)
+///   accounts/<hash>.limit.json        a Claude account's usage limit until its reset (see claude.rs)
 ///   log/                              programs' logs
 ///   api/token                         af-api's bearer token (0600)
 /// ```
@@ -227,12 +228,14 @@ impl Spool {
     /// The record of turns recently started by a project's claude-code agents (for
     /// `projectTurnsPerMinute`), named by a hash since project ids may hold any character.
     pub fn project_turns_path(&self, project: &str) -> PathBuf {
-        // FNV-1a.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in project.as_bytes() {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.root.join("projects").join(format!("{h:016x}.turns.json"))
+        self.root.join("projects").join(format!("{:016x}.turns.json", fnv1a(project.as_bytes())))
+    }
+
+    /// The usage limit a Claude account is under (see [`crate::claude::AccountLimit`]): the
+    /// account is the CLI's config directory, hashed.
+    pub fn account_limit_path(&self, config_dir: &Path) -> PathBuf {
+        let h = fnv1a(config_dir.as_os_str().as_encoded_bytes());
+        self.root.join("accounts").join(format!("{h:016x}.limit.json"))
     }
 
     /// Whether an agent exists (false also when its config cannot be looked at).
@@ -393,6 +396,8 @@ impl Observed {
             "restarts": self.state.restarts,
             "failures": self.state.failures,
             "costUsd": self.state.cost_usd,
+            "activity": self.state.activity,
+            "inputPrompt": self.state.input_prompt,
             "reason": self.reason(),
             "createdAt": self.state.created_at,
             "startedAt": self.state.started_at,
@@ -409,4 +414,13 @@ impl Observed {
         }
         self.state.reason.clone()
     }
+}
+
+/// FNV-1a: a short file name for a key that may hold any character.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }

@@ -185,7 +185,41 @@ fn normalize(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The Notification types of a CLI waiting for a person: a permission prompt, a question (MCP
+/// elicitation).
+pub const ASKING: [&str; 2] = ["permission_prompt", "elicitation_dialog"];
+
+/// The CLI waits for a person to answer a prompt.
+pub(super) struct Asking {
+    pub since: Instant,
+    pub message: String,
+    pub alerted: bool,
+}
+
 impl Driver {
+    /// When the CLI has waited for a person long enough for a warning alert.
+    pub(super) fn asking_deadline(&self) -> Option<Instant> {
+        self.asking.as_ref().filter(|a| !a.alerted).map(|a| a.since + self.input_alert_after())
+    }
+
+    /// `claude.inputAlertAfter`, 5 minutes by default.
+    fn input_alert_after(&self) -> Duration {
+        let after = self.config.claude.as_ref().and_then(|c| c.input_alert_after.as_deref());
+        after.and_then(|d| af_spool::human::parse_duration(d).ok()).unwrap_or(Duration::from_secs(300))
+    }
+
+    /// A warning alert, once, when a prompt to a person has waited too long.
+    fn check_asking(&mut self) {
+        if self.asking_deadline().is_none_or(|d| Instant::now() < d) {
+            return;
+        }
+        let waited = self.input_alert_after();
+        let Some(a) = self.asking.as_mut() else { return };
+        a.alerted = true;
+        let message = format!("the CLI has waited over {waited:?} for a person: {}", a.message);
+        self.alert(af_spool::health::AlertLevel::Warning, "claude.input", &message);
+    }
+
     /// One step of interactive mode: hook events, a pending confirmation, the next delivery.
     pub(super) fn tick_interactive(&mut self) {
         let Some(pane) = self.pane.as_mut() else { return };
@@ -202,6 +236,7 @@ impl Driver {
             self.on_hook(&name, &e.detail["input"], cut);
         }
         self.check_delivery();
+        self.check_asking();
         let busy = self.pane.as_ref().is_none_or(|p| !p.idle || p.delivery.is_some());
         if !self.cli_up || busy || self.turn.is_some() || !self.ready() {
             return;
@@ -276,15 +311,25 @@ impl Driver {
             say(&format!("task {} was not taken by the CLI: delivering again", d.claimed.message.id));
             return self.deliver(d);
         }
-        let turn =
-            Turn { claimed: d.claimed, started: Instant::now(), interrupted: None, error: None, text: String::new() };
+        let turn = Turn::new(d.claimed);
         let reason = format!("the CLI did not take the prompt after {MAX_DELIVERIES} deliveries");
         self.answer(turn, None, true, "delivery_failed", &reason);
     }
 
     fn on_hook(&mut self, name: &str, input: &serde_json::Value, cut: bool) {
+        let kind = input["notification_type"].as_str().unwrap_or_default();
+        let asks = name == "Notification" && ASKING.contains(&kind);
+        if asks {
+            let message = input["message"].as_str().unwrap_or(kind).to_owned();
+            self.asking = Some(Asking { since: Instant::now(), message, alerted: false });
+        } else if name != "Notification" || kind == "idle_prompt" {
+            self.asking = None;
+        }
         let Some(pane) = self.pane.as_mut() else { return };
         match name {
+            // A permission prompt or a question is not an idle input line: no task is pasted
+            // into it.
+            "Notification" if asks => pane.idle = false,
             "SessionStart" | "Notification" => pane.idle = true,
             "UserPromptSubmit" => {
                 pane.idle = false;
@@ -295,13 +340,7 @@ impl Driver {
                 });
                 if ours {
                     if let Some(d) = pane.delivery.take() {
-                        self.turn = Some(Turn {
-                            claimed: d.claimed,
-                            started: Instant::now(),
-                            interrupted: None,
-                            error: None,
-                            text: String::new(),
-                        });
+                        self.turn = Some(Turn::new(d.claimed));
                         self.save(|s| s.activity = Some("busy".into()));
                     }
                 }

@@ -30,8 +30,15 @@ is sent back to whoever asked, so answer in it directly.",
 }
 
 /// The CLI's argument list (program first): streaming print mode, the agent's own session (new,
-/// or resumed when its transcript exists), and the config's model, budget and limits.
-pub fn argv(id: &AgentId, config: &AgentConfig, conv: &Conversation, settings: &Path) -> Vec<String> {
+/// or resumed when its transcript exists), and the config's model, limits and `remaining` budget
+/// (the CLI counts `--max-budget-usd` per process, so it gets what is left of `budgetUsd`).
+pub fn argv(
+    id: &AgentId,
+    config: &AgentConfig,
+    conv: &Conversation,
+    settings: &Path,
+    remaining: Option<f64>,
+) -> Vec<String> {
     let mut a: Vec<String> = config.command.clone().unwrap_or_else(|| vec!["claude".into()]);
     for s in ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"] {
         a.push(s.into());
@@ -42,8 +49,8 @@ pub fn argv(id: &AgentId, config: &AgentConfig, conv: &Conversation, settings: &
     if let Some(model) = config.environment.get("CLAUDE_MODEL").filter(|m| !m.is_empty()) {
         a.extend(["--model".into(), model.clone()]);
     }
-    if let Some(b) = config.budget_usd {
-        a.extend(["--max-budget-usd".into(), format!("{b}")]);
+    if let Some(b) = remaining {
+        a.extend(["--max-budget-usd".into(), dollars(b)]);
     }
     let c = config.claude.clone().unwrap_or_default();
     if let Some(mode) = c.permission_mode {
@@ -64,7 +71,7 @@ pub fn argv(id: &AgentId, config: &AgentConfig, conv: &Conversation, settings: &
 /// permissions, system prompt and hooks.
 pub fn interactive_argv(id: &AgentId, config: &AgentConfig, conv: &Conversation, settings: &Path) -> Vec<String> {
     let print_only = ["-p", "--input-format", "--output-format", "--verbose", "--max-budget-usd", "--max-turns"];
-    let full = argv(id, config, conv, settings);
+    let full = argv(id, config, conv, settings, None);
     let mut out = Vec::new();
     let mut args = full.into_iter().enumerate().peekable();
     while let Some((i, a)) = args.next() {
@@ -77,6 +84,13 @@ pub fn interactive_argv(id: &AgentId, config: &AgentConfig, conv: &Conversation,
         out.push(a);
     }
     out
+}
+
+/// Dollars as the CLI reads them: up to six decimals, no float noise (`0.005`, not
+/// `0.0050000000000000001`).
+fn dollars(b: f64) -> String {
+    let s = format!("{b:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn shell_quote(s: &str) -> String {

@@ -6,6 +6,7 @@
 //! alert, never a restart loop.
 
 mod interactive;
+pub use interactive::ASKING;
 mod launch;
 pub mod prompt;
 mod ratelimit;
@@ -13,7 +14,7 @@ pub mod source;
 pub mod stream;
 mod stream_mode;
 
-use af_spool::claude::{self, Conversation, Tokens};
+use af_spool::claude::{self, Conversation, Usage};
 use af_spool::health::AlertLevel;
 use af_spool::record::{AgentConfig, Event};
 use af_spool::time::Timestamp;
@@ -39,6 +40,15 @@ struct Turn {
     interrupted: Option<&'static str>,
     error: Option<String>,
     text: String,
+    /// A `rate_limit_event` with status `rejected` during the turn: its reset (Unix seconds)
+    /// and its kind.
+    limit: Option<(Option<u64>, Option<String>)>,
+}
+
+impl Turn {
+    fn new(claimed: Claimed) -> Turn {
+        Turn { claimed, started: Instant::now(), interrupted: None, error: None, text: String::new(), limit: None }
+    }
 }
 
 /// The driver of one agent's CLI.
@@ -57,8 +67,10 @@ pub struct Driver {
     last_errors: std::collections::VecDeque<String>,
     buf: Vec<u8>,
     turn: Option<Turn>,
-    cost: f64,
-    tokens: Tokens,
+    /// What the agent spent: every earlier CLI process's figures plus the running one's.
+    usage: Usage,
+    /// The CLI process that runs now (whose running totals the stream reports).
+    pid: u32,
     budget_alerted: bool,
     not_before: Option<Instant>,
     waiting: bool,
@@ -76,6 +88,8 @@ pub struct Driver {
     stopping: bool,
     /// When the running turn's claim must be extended.
     renew_at: Option<Instant>,
+    /// Interactive mode: the CLI waits for a person (a permission prompt, a question).
+    asking: Option<interactive::Asking>,
 }
 
 impl Driver {
@@ -85,7 +99,7 @@ impl Driver {
         let visibility = Duration::from_millis(config.resource_limits.timeout_ms()) + CLAIM_MARGIN;
         let queue = source::Inbox::open(spool, id, visibility)?;
         let state = spool.read_state(id)?;
-        let conv = match state.conversation.filter(|c| claude::is_uuid(&c.session_id)) {
+        let conv = match state.conversation.clone().filter(|c| claude::is_uuid(&c.session_id)) {
             Some(c) => c,
             None => {
                 let session_id = af_ops::claude::new_session_id()?;
@@ -114,8 +128,8 @@ impl Driver {
             last_errors: Default::default(),
             buf: Vec::new(),
             turn: None,
-            cost: state.cost_usd,
-            tokens: state.tokens,
+            usage: state.usage(),
+            pid: 0,
             budget_alerted: false,
             not_before: None,
             waiting: false,
@@ -129,6 +143,7 @@ impl Driver {
             pane: if interactive { Some(interactive::Pane::open(spool, id)?) } else { None },
             stopping: false,
             renew_at: None,
+            asking: None,
         };
         // A rate limit outlives a restart: the wait goes on until its reset.
         let now = Timestamp::now();
@@ -137,9 +152,12 @@ impl Driver {
             driver.waiting = true;
             driver.not_before = Some(Instant::now() + Duration::from_millis(t.0 - now.0));
         }
-        let conv = driver.conv.clone();
+        // Whatever CLI process ran before this af-wrap is gone: its running total is spent money.
+        driver.usage.fold();
+        let (conv, usage) = (driver.conv.clone(), driver.usage);
         spool.update_state(id, |s| {
             s.conversation = Some(conv);
+            s.set_usage(usage);
             s.activity = Some(if until.is_some() { "waiting" } else { "idle" }.into());
             s.waiting_until = until;
         })?;
@@ -151,7 +169,8 @@ impl Driver {
         if self.pane.is_some() {
             return launch::interactive_argv(&self.id, &self.config, &self.conv, &self.settings);
         }
-        launch::argv(&self.id, &self.config, &self.conv, &self.settings)
+        let remaining = self.config.budget_usd.map(|b| (b - self.usage.cost_usd).max(0.0));
+        launch::argv(&self.id, &self.config, &self.conv, &self.settings, remaining)
     }
 
     /// Whether the CLI runs as its full-screen self in the pane (no pipes).
@@ -179,7 +198,7 @@ impl Driver {
     }
 
     /// The CLI runs: its pipes.
-    pub fn attached(&mut self, stdin: ChildStdin, stdout: ChildStdout, stderr: Option<ChildStderr>) {
+    pub fn attached(&mut self, pid: u32, stdin: ChildStdin, stdout: ChildStdout, stderr: Option<ChildStderr>) {
         use std::os::fd::AsRawFd;
         let _ = nix::fcntl::fcntl(stdout.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
         self.stdin = Some(stdin);
@@ -192,11 +211,19 @@ impl Driver {
         self.last_errors.clear();
         self.buf.clear();
         self.cli_up = true;
+        self.pid = pid;
     }
 
     /// The CLI could not be started: the waiting tasks are answered with the reason.
     pub fn spawn_failed(&mut self, reason: String) {
+        self.fault("cli_missing", &reason);
         self.spawn_error = Some(reason);
+    }
+
+    /// Records why the driver cannot work (for af-health: a restart would not help).
+    fn fault(&self, kind: &str, message: &str) {
+        let fault = claude::DriverFault { kind: kind.to_owned(), message: message.to_owned() };
+        self.save(|s| s.driver_fault = Some(fault));
     }
 
     /// The descriptors to poll: the queue's wake-up pipe and the CLI's output.
@@ -217,7 +244,7 @@ impl Driver {
         let deadline = self.turn.as_ref().filter(|t| t.interrupted.is_none()).map(|t| t.started + self.timeout());
         let confirm = self.pane.as_ref().and_then(|p| p.deadline());
         let timers = self.not_before.into_iter().chain(self.limiter.ready_at()).chain(deadline).chain(confirm);
-        timers.chain(self.renew_at).min()
+        timers.chain(self.renew_at).chain(self.asking_deadline()).min()
     }
 
     /// How long one task's turn may run (`resourceLimits.timeout`).
@@ -320,12 +347,35 @@ impl Driver {
         }
     }
 
-    /// Whether a turn may start now: the budget is not spent (else the waiting tasks are refused)
-    /// and the turn-rate limits allow one.
+    /// The agent waits (`activity: waiting`) until `until`; its tasks stay in the inbox.
+    fn wait_until(&mut self, until: Timestamp) {
+        let now = Timestamp::now();
+        self.waiting = true;
+        self.not_before = Some(Instant::now() + Duration::from_millis(until.0.saturating_sub(now.0)));
+        self.save(|s| {
+            s.activity = Some("waiting".into());
+            s.waiting_until = Some(until);
+        });
+    }
+
+    /// Whether a turn may start now: the budget is not spent (else the waiting tasks are refused),
+    /// the account is under no usage limit (else the agent waits for its reset, without a turn
+    /// to fail), and the turn-rate limits allow one.
     fn gate_open(&mut self) -> bool {
-        if let Some(budget) = self.config.budget_usd.filter(|b| self.cost >= *b) {
+        let dir = af_ops::claude::config_dir(&self.config.environment);
+        if let Ok(Some(limit)) = af_ops::claude::account_limit(&self.spool, &dir) {
+            say(&format!(
+                "the account is under a usage limit (hit by {}): waiting until {}",
+                limit.agent,
+                limit.resets_at.rfc3339()
+            ));
+            self.wait_until(limit.resets_at);
+            return false;
+        }
+        let spent = self.usage.cost_usd;
+        if let Some(budget) = self.config.budget_usd.filter(|b| spent >= *b) {
             if self.queue.pending() > 0 {
-                let reason = format!("budget spent: ${:.4} of ${budget:.2} (raise budgetUsd to continue)", self.cost);
+                let reason = format!("budget spent: ${:.4} of ${budget:.2} (raise budgetUsd to continue)", spent);
                 if !self.budget_alerted {
                     self.budget_alerted = true;
                     self.alert(AlertLevel::Warning, "claude.budget", &reason);
@@ -347,9 +397,10 @@ impl Driver {
             num_turns: 0,
             duration_ms: 0,
             timed_out: is_error && code == "timeout",
-            cost_usd: self.cost,
+            cost_usd: self.usage.cost_usd,
             session_id: Some(self.conv.session_id.clone()),
             error: is_error.then(|| code.to_owned()),
+            permission_denials: Vec::new(),
             time: Timestamp::now(),
         }
     }
@@ -358,12 +409,16 @@ impl Driver {
         let task = turn.claimed.message.id.clone();
         let mut response = self.response(&task, is_error, code, text);
         response.num_turns = r.map_or(0, |r| r.num_turns);
+        response.permission_denials = r.map_or(Vec::new(), |r| r.permission_denials.clone());
         response.duration_ms = r.map_or(turn.started.elapsed().as_millis() as u64, |r| r.duration_ms);
         // The cost and the alert are on record before the answer is: whoever waits for the answer
         // finds them.
         self.save_cost();
         if is_error {
             let critical = code == "authentication_failed" || code == "cli_missing";
+            if critical {
+                self.fault(code, text);
+            }
             let level = if critical { AlertLevel::Critical } else { AlertLevel::Warning };
             self.alert(level, "claude.task", &format!("task {task} failed ({code}): {}", stream::clip(text, 200)));
         } else {
@@ -381,7 +436,10 @@ impl Driver {
 
     /// A task succeeded: whatever the driver's open alerts were about is over (a recovery each).
     fn all_clear(&self, task: &str) {
-        for check in ["claude.task", "claude.cli", "claude.timeout", "claude.ratelimit", "claude.budget"] {
+        self.save(|s| s.driver_fault = None);
+        for check in
+            ["claude.task", "claude.cli", "claude.timeout", "claude.ratelimit", "claude.budget", "claude.input"]
+        {
             if self.spool.open_alert_path(&self.id, check).exists() {
                 self.alert(AlertLevel::Recovery, check, &format!("{check} recovered: task {task} succeeded"));
             }
@@ -405,10 +463,9 @@ impl Driver {
     }
 
     fn save_cost(&self) {
-        let (cost, tokens) = (self.cost, self.tokens);
+        let usage = self.usage;
         self.save(|s| {
-            s.cost_usd = cost;
-            s.tokens = tokens;
+            s.set_usage(usage);
             s.activity = Some("idle".into());
         });
     }

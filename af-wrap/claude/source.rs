@@ -65,7 +65,7 @@ pub struct TaskResponse {
     pub duration_ms: u64,
     /// Whether the turn ran over the agent's timeout (and was interrupted).
     pub timed_out: bool,
-    /// The session's total cost after the task (US dollars).
+    /// What the agent has spent after the task, over all its CLI processes (US dollars).
     pub cost_usd: f64,
     /// The CLI session that ran it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,6 +74,9 @@ pub struct TaskResponse {
     /// `cli_missing`, `cli_exited`, `interrupted`, `timeout`, `rate_limit`, …
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The tool calls the CLI refused during the turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permission_denials: Vec<super::stream::PermissionDenial>,
     /// When it was answered.
     pub time: Timestamp,
 }

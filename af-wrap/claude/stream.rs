@@ -23,6 +23,17 @@ pub struct TurnResult {
     pub session_id: Option<String>,
     /// Tokens from `modelUsage` (summed over models), when given.
     pub tokens: Option<Tokens>,
+    /// The tool calls the CLI refused during the turn (`permission_denials`).
+    pub permission_denials: Vec<PermissionDenial>,
+}
+
+/// A tool call the CLI refused: the tool and a summary of its input.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PermissionDenial {
+    /// The tool (`Bash`, `Edit`, …).
+    pub tool: String,
+    /// What it was asked to do (the command, the file, …), cut to 200 characters.
+    pub input: String,
 }
 
 /// One line of the CLI's output, as af-wrap reads it.
@@ -37,6 +48,9 @@ pub enum Line {
     User { results: usize },
     /// The end of a turn.
     Result(TurnResult),
+    /// `rate_limit_event`: the account's usage limit, `status` `allowed` (informational, sometimes
+    /// without a reset) or `rejected` (the turn fails; `resets_at` in Unix seconds).
+    RateLimit { status: String, resets_at: Option<u64>, kind: Option<String> },
     /// The answer to a control request (an interrupt).
     ControlResponse { request_id: String, ok: bool },
     /// Anything else (other system messages, stream events).
@@ -94,7 +108,20 @@ pub fn parse(line: &str) -> Option<Line> {
                     })
                 })
             }),
+            permission_denials: v.get("permission_denials").and_then(Value::as_array).map_or(Vec::new(), |ds| {
+                ds.iter()
+                    .map(|d| PermissionDenial {
+                        tool: s(d, "tool_name"),
+                        input: input_summary(d.get("tool_input").unwrap_or(&Value::Null), 200),
+                    })
+                    .collect()
+            }),
         }),
+        "rate_limit_event" => Line::RateLimit {
+            status: v.pointer("/rate_limit_info/status").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            resets_at: v.pointer("/rate_limit_info/resetsAt").and_then(Value::as_u64),
+            kind: v.pointer("/rate_limit_info/rateLimitType").and_then(Value::as_str).map(str::to_owned),
+        },
         "control_response" => Line::ControlResponse {
             request_id: v.pointer("/response/request_id").and_then(Value::as_str).unwrap_or_default().to_owned(),
             ok: v.pointer("/response/subtype").and_then(Value::as_str) == Some("success"),
@@ -105,12 +132,17 @@ pub fn parse(line: &str) -> Option<Line> {
 
 fn tool_summary(block: &Value) -> String {
     let name = s(block, "name");
-    let input = block.get("input").cloned().unwrap_or(Value::Null);
+    format!("{name}({})", input_summary(block.get("input").unwrap_or(&Value::Null), 100))
+}
+
+/// What a tool's input asks, in at most `n` characters: its command, file, pattern or URL, else
+/// the input as JSON.
+fn input_summary(input: &Value, n: usize) -> String {
     let detail = ["command", "file_path", "pattern", "url", "description"]
         .iter()
         .find_map(|k| input.get(*k).and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_default();
-    format!("{name}({})", clip(&detail, 100))
+        .unwrap_or_else(|| if input.is_null() { String::new() } else { input.to_string() });
+    clip(&detail, n)
 }
 
 /// At most `n` characters of the first line of `text`, marked when cut.
@@ -143,6 +175,11 @@ pub fn render(line: &Line) -> Option<String> {
             r.duration_ms as f64 / 1000.0,
             r.total_cost_usd.unwrap_or(0.0)
         )),
+        Line::RateLimit { status, resets_at, kind } if status != "allowed" => Some(format!(
+            "── usage limit {status} ({}), resets at {}",
+            kind.as_deref().unwrap_or("?"),
+            resets_at.map_or("?".into(), |s| af_spool::time::Timestamp(s * 1000).rfc3339())
+        )),
         Line::ControlResponse { request_id, ok } => {
             Some(format!("── control {request_id}: {}", if *ok { "ok" } else { "refused" }))
         }
@@ -165,6 +202,15 @@ mod tests {
         assert!(!r.is_error);
         assert_eq!(r.total_cost_usd, Some(0.25));
         assert_eq!(r.tokens, Some(Tokens { input: 11, output: 6, cache_read: 100, cache_creation: 7 }));
+        assert!(r.permission_denials.is_empty());
+    }
+
+    #[test]
+    fn reads_permission_denials() {
+        let line = r#"{"type":"result","subtype":"success","is_error":false,"result":"I could not","permission_denials":[{"tool_name":"Bash","tool_use_id":"t1","tool_input":{"command":"rm -rf build","description":"Clean"}},{"tool_name":"Write","tool_use_id":"t2","tool_input":{"file_path":"/etc/x","content":"y"}}]}"#;
+        let Some(Line::Result(r)) = parse(line) else { panic!("not a result") };
+        let d = |tool: &str, input: &str| PermissionDenial { tool: tool.into(), input: input.into() };
+        assert_eq!(r.permission_denials, [d("Bash", "rm -rf build"), d("Write", "/etc/x")]);
     }
 
     #[test]
@@ -190,5 +236,21 @@ mod tests {
             })
         );
         assert_eq!(parse("not json"), None);
+    }
+
+    #[test]
+    fn reads_rate_limit_events() {
+        let l = parse(
+            r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1767225600,"rateLimitType":"five_hour","overageStatus":"rejected","isUsingOverage":false},"uuid":"u","session_id":"s"}"#,
+        );
+        let want = Line::RateLimit {
+            status: "rejected".into(),
+            resets_at: Some(1_767_225_600),
+            kind: Some("five_hour".into()),
+        };
+        assert_eq!(l, Some(want));
+        let allowed = parse(r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed"}}"#).unwrap();
+        assert_eq!(allowed, Line::RateLimit { status: "allowed".into(), resets_at: None, kind: None });
+        assert_eq!(render(&allowed), None, "allowed is not worth showing");
     }
 }

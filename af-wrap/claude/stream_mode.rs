@@ -5,7 +5,7 @@
 use super::source::Claimed;
 use super::stream::{self, Line, TurnResult};
 use super::{Driver, MAX_ATTEMPTS, Turn, cwd, interactive, prompt, ratelimit, say};
-use af_spool::claude::{self, Conversation};
+use af_spool::claude::{self, AccountLimit, Conversation};
 use af_spool::eventlog;
 use af_spool::health::AlertLevel;
 use af_spool::record::Event;
@@ -30,8 +30,7 @@ impl Driver {
             &self.spool,
             Event::new("agent.task.started", Some(&self.id), serde_json::json!({"task": claimed.message.id})),
         );
-        self.turn =
-            Some(Turn { claimed, started: Instant::now(), interrupted: None, error: None, text: String::new() });
+        self.turn = Some(Turn::new(claimed));
         self.save(|s| s.activity = Some("busy".into()));
     }
 
@@ -82,6 +81,10 @@ impl Driver {
         self.stdout = None;
         self.buf.clear();
         self.cli_up = false;
+        // The process's running total is spent money: it joins the base.
+        self.usage.fold();
+        let usage = self.usage;
+        self.save(|s| s.set_usage(usage));
         if let Some(pane) = self.pane.as_mut() {
             interactive::Pane::restore_terminal();
             if let Some(claimed) = pane.forget() {
@@ -209,24 +212,34 @@ impl Driver {
                     }
                 }
             }
+            // `allowed` events are informational: nothing changes.
+            Line::RateLimit { status, resets_at, kind } if status == "rejected" => {
+                if let Some(t) = &mut self.turn {
+                    t.limit = Some((resets_at, kind));
+                }
+            }
             Line::Result(r) => self.finish_turn(r),
             _ => {}
         }
     }
 
     fn finish_turn(&mut self, r: TurnResult) {
-        if let Some(c) = r.total_cost_usd {
-            self.cost = c;
-        }
-        if let Some(t) = r.tokens.filter(|t| !t.is_zero()) {
-            self.tokens = t;
-        }
+        // The CLI's figures are this process's running totals: the base stays.
+        self.usage.count(self.pid, r.total_cost_usd, r.tokens);
+        let usage = self.usage;
+        self.save(|s| s.set_usage(usage));
         let Some(turn) = self.turn.take() else {
             self.save_cost();
             return;
         };
         if r.is_error && turn.interrupted.is_none() {
-            if let Some(reset) = ratelimit::limit_reset(turn.error.as_deref(), &r.text, &turn.text) {
+            // The event's reset first, then the one the text names, then a backoff.
+            let by_text = ratelimit::limit_reset(turn.error.as_deref(), &r.text, &turn.text);
+            if let Some((at, _)) = &turn.limit {
+                let reset = at.map(|s| Timestamp(s * 1000)).or(by_text.flatten());
+                return self.wait_for_reset(turn, reset, &r.text);
+            }
+            if let Some(reset) = by_text {
                 return self.wait_for_reset(turn, reset, &r.text);
             }
         }
@@ -240,38 +253,61 @@ impl Driver {
                 .unwrap_or_else(|| if r.subtype == "success" { "error".into() } else { r.subtype.clone() })
         };
         let text = if r.text.is_empty() { turn.text.clone() } else { r.text.clone() };
-        let failed = r.is_error || turn.interrupted.is_some();
+        // Refused tool calls fail the task, unless the config accepts them.
+        let accept = self.config.claude.as_ref().is_some_and(|c| c.accept_denials);
+        let denied = !r.is_error && turn.interrupted.is_none() && !r.permission_denials.is_empty() && !accept;
+        let code = if denied { "permission_denied".to_owned() } else { code };
+        let failed = r.is_error || turn.interrupted.is_some() || denied;
         self.answer(turn, Some(&r), failed, &code, &text);
     }
 
-    /// A rate or usage limit: the task goes back to the queue and the agent waits for the reset.
+    /// A rate or usage limit: the task goes back to the queue and the agent waits for the reset
+    /// (clamped to a sane window), as do the other agents of the account (the same config dir)
+    /// when the reset is known. One alert per limit, by the agent that found it.
     fn wait_for_reset(&mut self, turn: Turn, reset: Option<Timestamp>, text: &str) {
         self.rate_limited += 1;
         let now = Timestamp::now();
-        let until = reset.filter(|r| r.0 > now.0).unwrap_or_else(|| {
-            let base = backoff_base_ms();
-            Timestamp(now.0 + (base << (self.rate_limited - 1).min(6)).min(3_600_000))
-        });
-        self.waiting = true;
-        self.not_before = Some(Instant::now() + Duration::from_millis(until.0.saturating_sub(now.0)));
+        let until = match reset {
+            Some(r) => ratelimit::clamp_reset(r, now),
+            None => {
+                let base = backoff_base_ms();
+                Timestamp(now.0 + (base << (self.rate_limited - 1).min(6)).min(3_600_000))
+            }
+        };
         let task = turn.claimed.message.id.clone();
+        let kind = turn.limit.as_ref().and_then(|(_, k)| k.clone());
         // Not the task's fault: no failed attempt.
         if let Err(e) = self.queue.requeue(turn.claimed, false) {
             tracing::warn!("cannot requeue task {task}: {e}");
         }
-        self.alert(
-            AlertLevel::Warning,
-            "claude.ratelimit",
-            &format!(
-                "rate limit ({}): waiting until {}, then task {task} is sent again",
-                stream::clip(text, 80),
-                until.rfc3339()
-            ),
-        );
-        self.save(|s| {
-            s.activity = Some("waiting".into());
-            s.waiting_until = Some(until);
-        });
+        let news = match reset {
+            Some(_) => {
+                let limit = AccountLimit {
+                    config_dir: af_ops::claude::config_dir(&self.config.environment),
+                    resets_at: until,
+                    kind: kind.clone(),
+                    agent: self.id.to_string(),
+                };
+                af_ops::claude::record_account_limit(&self.spool, &limit).unwrap_or_else(|e| {
+                    tracing::warn!("cannot record the account's usage limit: {e}");
+                    true
+                })
+            }
+            None => true,
+        };
+        if news {
+            let kind = kind.map(|k| format!(" {k}")).unwrap_or_default();
+            self.alert(
+                AlertLevel::Warning,
+                "claude.ratelimit",
+                &format!(
+                    "usage limit{kind} ({}): waiting until {}, then task {task} is sent again",
+                    stream::clip(text, 80),
+                    until.rfc3339()
+                ),
+            );
+        }
+        self.wait_until(until);
     }
 }
 

@@ -26,7 +26,8 @@ pub fn update(
         && finding.checks.iter().all(|c| c.level == Level::Ok)
         && !finding.checks.is_empty();
     let mut emitted = Vec::new();
-    for check in &finding.checks {
+    // The claude driver's check: its af-wrap raises (and closes) alerts of its own.
+    for check in finding.checks.iter().filter(|c| c.name != super::probe::CLAUDE_CHECK) {
         let current = open.get(&check.name);
         let want = match check.level {
             Level::Ok => None,

@@ -199,6 +199,7 @@ pub fn evaluate(
             f.add("cpu", level, format!("CPU {:.1} % of {cores} cores ({pct:.0} % of the limit)", hb.cpu_percent));
         }
     }
+    claude(&mut f, obs);
     if let (Some(task), Some(started)) = (&obs.config.task_id, state.started_at) {
         let limit = obs.config.resource_limits.timeout_ms();
         let (level, pct) = against(started.age_ms() as f64, limit as f64);
@@ -219,6 +220,28 @@ fn against(value: f64, limit: f64) -> (Level, f64) {
     };
     (level, pct)
 }
+
+/// A claude-code agent's driver: unhealthy when it cannot work (the CLI missing, not logged in:
+/// no failure for the ladder, since a restart cannot fix either), degraded while it waits for a
+/// usage limit to reset. af-wrap raises the alerts of these itself (`claude.*`).
+fn claude(f: &mut Finding, obs: &Observed) {
+    if obs.config.kind != af_spool::record::AgentType::ClaudeCode {
+        return;
+    }
+    let s = &obs.state;
+    if let Some(fault) = &s.driver_fault {
+        f.add(CLAUDE_CHECK, Level::Critical, format!("{}: {}", fault.kind, fault.message));
+    } else if let Some(until) =
+        s.waiting_until.filter(|t| s.activity.as_deref() == Some("waiting") && t.0 > af_spool::time::Timestamp::now().0)
+    {
+        f.add(CLAUDE_CHECK, Level::Warning, format!("waiting for a usage limit to reset at {}", until.rfc3339()));
+    } else {
+        f.add(CLAUDE_CHECK, Level::Ok, format!("driver {}", s.activity.as_deref().unwrap_or("up")));
+    }
+}
+
+/// The check of a claude-code agent's driver.
+pub const CLAUDE_CHECK: &str = "claude";
 
 fn process(f: &mut Finding, obs: &Observed) {
     let state = &obs.state;

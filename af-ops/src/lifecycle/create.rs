@@ -25,6 +25,7 @@ pub fn create(ctx: &Lifecycle, configs: Vec<AgentConfig>, step: &mut dyn FnMut()
         if c.worktree {
             worktree::check(&ctx.spool, c)?;
         }
+        crate::claude::check_root_bypass(c, nix::unistd::geteuid().is_root())?;
     }
     // A group commit: every agent's files are written, then all are fsynced (the first fsync
     // commits the journal for the rest), then each directory is renamed into place, and one fsync
