@@ -41,7 +41,7 @@ agent_config_props = {
   "environment": {"type": "object", "additionalProperties": S},
   "workdir": S, "command": {"type": "array", "items": S, "minItems": 1}}
 summary = obj({"id": S, "type": S, "projectId": S, "capabilities": {"type": "array", "items": S}, "status": S, "health": S,
-  "pid": nul(I), "tmuxSession": S, "restarts": I, "failures": I, "costUsd": {"type": "number"}, "reason": nul(S),
+  "pid": nul(I), "tmuxSession": S, "restarts": I, "failures": I, "costUsd": {"type": "number"}, "activity": nul(S), "inputPrompt": nul(S), "reason": nul(S),
   "createdAt": S, "startedAt": nul(S), "heartbeat": nul({"type": "object"})}, ["id", "type", "projectId", "status", "health"])
 detail = obj({"id": S, "config": {"type": "object"}, "state": {"type": "object"}, "heartbeat": nul({"type": "object"}), "supervisorAlive": B},
   ["id", "config", "state", "supervisorAlive"])
