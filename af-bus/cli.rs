@@ -48,7 +48,8 @@ pub struct Make {
 pub enum Command {
     /// Send a message to a queue (an agent id, pool:PROJECT, or a subscription); prints its id.
     Send {
-        /// The queue: an agent id, pool:PROJECT, a subscription name.
+        /// The queue: an agent id, pool:PROJECT, a subscription name; QUEUE@HOST for a queue on
+        /// another host (through `af-bus bridge`).
         #[arg(long)]
         to: Option<String>,
         #[command(flatten)]
@@ -140,7 +141,8 @@ pub enum Command {
     },
     /// Send a request and wait for its correlated response; prints the response's payload.
     Request {
-        /// The queue: an agent id, pool:PROJECT, a subscription.
+        /// The queue: an agent id, pool:PROJECT, a subscription; QUEUE@HOST for a queue on another
+        /// host (the response comes back through the bridges).
         #[arg(long)]
         to: String,
         /// Give up after SECS (exit 5).

@@ -16,7 +16,11 @@ pub fn request(ctx: &Ctx, to: &str, timeout: Duration, opts: &Make, data: &str) 
     let mut listener = replies.queue.listen()?;
     m.to = Some(target.to_string());
     m.correlation_id = Some(m.id.clone());
-    m.reply_to = Some(replies.address.to_string());
+    // A requester on another host is answered through the bridges: `reply:ID@HOST`.
+    m.reply_to = Some(match &target {
+        Address::Remote { .. } => format!("{}@{}", replies.address, af_spool::host::own_host()?),
+        _ => replies.address.to_string(),
+    });
     let (sent, _) = af_ops::bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
     let deadline = Instant::now() + timeout;
     loop {

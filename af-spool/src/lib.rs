@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod batch;
 pub mod beneath;
+pub mod bridge;
 pub mod bus;
 pub mod checkpoint;
 pub mod claude;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod eventlog;
 pub mod fifodir;
 pub mod health;
+pub mod host;
 pub mod human;
 pub mod id;
 pub mod leftovers;

@@ -215,6 +215,39 @@ impl Queue {
         Ok(Staged { tmp, target })
     }
 
+    /// Delivers a message already written (fsynced) elsewhere on the spool's filesystem: the
+    /// rename of `file` into `new/` (no directory fsync, nobody woken; see [`Queue::sync`] and
+    /// [`Queue::notify`]). The queue's folders are made if they are missing. False when `file` is
+    /// gone (delivered already).
+    pub fn adopt(&self, message: &Message, file: &Path) -> Result<bool> {
+        let target = self.part("new").join(format!("{},0", message.stem()));
+        match fs::rename(file, &target) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.exists() => {
+                self.create()?;
+                rename_if_there(file, &target)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("deliver", &target, e)),
+        }
+    }
+
+    /// Puts a message straight into the dead letters with `reason` (a word: letters, digits,
+    /// `-`), durably when the queue is. The same message and reason again replace the first.
+    pub fn deliver_dead(&self, message: &Message, bytes: &[u8], reason: &str) -> Result<()> {
+        let staged = self.stage(message, bytes)?;
+        let target = self.part("dead").join(format!("{},0,{reason}", message.stem()));
+        if let Err(e) = fs::rename(&staged.tmp, &target) {
+            staged.discard();
+            return Err(Error::io("bury", &target, e));
+        }
+        tracing::info!(id = %message.id, reason, "message to the dead letters");
+        if self.durable {
+            crate::atomic::sync_dir(&self.part("dead"))?;
+        }
+        Ok(())
+    }
+
     /// fsyncs `new/`, so that deliveries renamed into it survive a crash of the machine.
     pub fn sync(&self) -> Result<()> {
         crate::atomic::sync_dir(&self.part("new"))

@@ -46,7 +46,7 @@ complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "dead" -d 'List a queu
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "interrupt" -d 'Interrupt the running turn of a claude-code agent (its task is answered `interrupted`); exit 1 when no turn runs'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "retry" -d 'Put a dead letter back into its queue, attempts reset'
 complete -c af-bus -n "__fish_af_bus_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l to -d 'The queue: an agent id, pool:PROJECT, a subscription name' -r
+complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l to -d 'The queue: an agent id, pool:PROJECT, a subscription name; QUEUE@HOST for a queue on another host (through `af-bus bridge`)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -s p -l priority -d 'critical, high, normal or low' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -l ttl -d 'Drop the message to the dead letters if nobody took it within SECS' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand send" -s k -l kind -d 'task, request or event' -r
@@ -89,7 +89,7 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -l delay -d 'Make it
 complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
 complete -c af-bus -n "__fish_af_bus_using_subcommand nack" -s h -l help -d 'Print help'
-complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l to -d 'The queue: an agent id, pool:PROJECT, a subscription' -r
+complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l to -d 'The queue: an agent id, pool:PROJECT, a subscription; QUEUE@HOST for a queue on another host (the response comes back through the bridges)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l timeout -d 'Give up after SECS (exit 5)' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -s p -l priority -d 'critical, high, normal or low' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand request" -l ttl -d 'Drop the message to the dead letters if nobody took it within SECS' -r
