@@ -196,6 +196,17 @@ pub enum Command {
         #[arg(long, default_value_t = 5.0, value_name = "SECS")]
         timeout: f64,
     },
+    /// Link this host's spool to other hosts' through Redis Streams, until SIGTERM or SIGINT
+    /// (exit 0): messages of the outbox (bridge:out, sent to QUEUE@HOST) go to their host's stream
+    /// and are acked here once Redis has them; entries of this host's stream (af:host:HOST:in,
+    /// consumer group af-bridge) are delivered once each into their local queues, then acked in
+    /// Redis. Bad entries go to the dead letters of bridge:in. Reconnects with a capped backoff.
+    Bridge {
+        /// The Redis to meet through: redis://[user:password@]host:port[/db] (rediss:// for TLS
+        /// is not built in yet).
+        #[arg(long, env = "AF_REDIS_URL", hide_env_values = true, value_name = "URL")]
+        redis: String,
+    },
     /// Put a dead letter back into its queue, attempts reset.
     Retry {
         /// The queue.

@@ -96,8 +96,8 @@ impl Address {
         validate_name("queue name", s)
     }
 
-    /// Resolves a queue name of this host.
-    fn resolve_local(spool: &Spool, s: &str) -> Result<Address> {
+    /// Resolves a queue name of this host, `@` and all (as the bridge does for what it received).
+    pub fn resolve_local(spool: &Spool, s: &str) -> Result<Address> {
         if s == OUTBOX {
             return Ok(Address::Outbox);
         }

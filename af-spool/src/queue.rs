@@ -215,12 +215,12 @@ impl Queue {
         Ok(Staged { tmp, target })
     }
 
-    /// Delivers a message already written (fsynced) elsewhere on the spool's filesystem: the
-    /// rename of `file` into `new/` (no directory fsync, nobody woken; see [`Queue::sync`] and
-    /// [`Queue::notify`]). The queue's folders are made if they are missing. False when `file` is
-    /// gone (delivered already).
+    /// Delivers a message already written (fsynced) elsewhere on the spool's filesystem, with
+    /// the attempts it carries: the rename of `file` into `new/` (no directory fsync, nobody
+    /// woken; see [`Queue::sync`] and [`Queue::notify`]). The queue's folders are made if they are
+    /// missing. False when `file` is gone (delivered already).
     pub fn adopt(&self, message: &Message, file: &Path) -> Result<bool> {
-        let target = self.part("new").join(format!("{},0", message.stem()));
+        let target = self.part("new").join(format!("{},{}", message.stem(), message.attempts));
         match fs::rename(file, &target) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.exists() => {
@@ -425,6 +425,12 @@ impl Queue {
         let to = self.part("cur").join(format!("{},{},{until}", e.stem(), e.attempts));
         rename_if_there(&self.part("cur").join(&e.name), &to)?;
         Ok(())
+    }
+
+    /// Moves a claim to the dead letters with `reason` (a word). False when the claim is gone.
+    pub fn reject(&self, receipt: &str, reason: &str) -> Result<bool> {
+        let Some(e) = Entry::parse(receipt) else { return Ok(false) };
+        self.bury("cur", &e, reason)
     }
 
     /// Puts a claim back unchanged (its holder stopped before finishing; not a failed attempt).
