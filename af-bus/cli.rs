@@ -203,8 +203,14 @@ pub enum Command {
     /// Redis. Bad entries go to the dead letters of bridge:in. Reconnects with a capped backoff.
     Bridge {
         /// The Redis to meet through: redis://[user:password@]host:port[/db] (rediss:// for TLS
-        /// is not built in yet).
-        #[arg(long, env = "AF_REDIS_URL", hide_env_values = true, value_name = "URL")]
+        /// is not built in yet). This host's name is AF_HOST, else the hostname.
+        #[arg(
+            long,
+            env = "AF_REDIS_URL",
+            hide_env_values = true,
+            value_name = "URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
         redis: String,
     },
     /// Put a dead letter back into its queue, attempts reset.

@@ -383,3 +383,22 @@ fn bad_entries_from_the_network_go_to_the_dead_letters_with_the_reason() {
     assert_eq!(reasons, ["invalid", "invalid", "no-queue", "too-big", "wrong-host"], "{dead}");
     assert_eq!(depth(&beta, "box"), 1, "the good one is delivered");
 }
+
+#[test]
+fn one_bridge_per_spool_and_a_bad_url_is_invalid_input() {
+    let mut alpha = host("alpha");
+    // Nothing listens on port 1: the bridge keeps trying, holding the spool's bridge lock.
+    alpha.set_env("AF_REDIS_URL", "redis://127.0.0.1:1");
+    alpha.ok("af-bus", &["stats"]); // (a program logs to the spool's log/ once the spool exists)
+    let mut first = alpha.cmd("af-bus");
+    first.arg("bridge").stdout(Stdio::null()).stderr(Stdio::null());
+    let first = Bridge { child: first.spawn().unwrap() };
+    let log = alpha.home.join("log/af-bus.log");
+    wait_for("the first bridge to try Redis", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("redis unreachable"))
+    });
+    let err = alpha.fails("af-bus", &["bridge", "--json"], None, 4);
+    assert!(err.contains("another af-bus bridge"), "{err}");
+    alpha.fails("af-bus", &["bridge", "--redis", "http://x"], None, 2);
+    first.stop();
+}
