@@ -48,7 +48,8 @@ pub struct Make {
 pub enum Command {
     /// Send a message to a queue (an agent id, pool:PROJECT, or a subscription); prints its id.
     Send {
-        /// The queue: an agent id, pool:PROJECT, a subscription name.
+        /// The queue: an agent id, pool:PROJECT, a subscription name; QUEUE@HOST for a queue on
+        /// another host (through `af-bus bridge`).
         #[arg(long, value_name = "QUEUE")]
         to: Option<String>,
         #[command(flatten)]
@@ -149,7 +150,8 @@ pub enum Command {
     /// Send a request and wait for its correlated response; prints the response's payload, and
     /// exits 1 when the answer says `"ok": false`.
     Request {
-        /// The queue: an agent id, pool:PROJECT, a subscription.
+        /// The queue: an agent id, pool:PROJECT, a subscription; QUEUE@HOST for a queue on another
+        /// host (the response comes back through the bridges).
         #[arg(long, value_name = "QUEUE")]
         to: String,
         /// Give up after SECS (exit 5).
@@ -211,6 +213,23 @@ pub enum Command {
         /// Give up when its af-wrap has not answered after SECS (exit 5).
         #[arg(long, default_value_t = 5.0, value_name = "SECS")]
         timeout: f64,
+    },
+    /// Link this host's spool to other hosts' through Redis Streams, until SIGTERM or SIGINT
+    /// (exit 0): messages of the outbox (bridge:out, sent to QUEUE@HOST) go to their host's stream
+    /// and are acked here once Redis has them; entries of this host's stream (af:host:HOST:in,
+    /// consumer group af-bridge) are delivered once each into their local queues, then acked in
+    /// Redis. Bad entries go to the dead letters of bridge:in. Reconnects with a capped backoff.
+    Bridge {
+        /// The Redis to meet through: redis://[user:password@]host:port[/db] (rediss:// for TLS
+        /// is not built in yet). This host's name is AF_HOST, else the hostname.
+        #[arg(
+            long,
+            env = "AF_REDIS_URL",
+            hide_env_values = true,
+            value_name = "URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
+        redis: String,
     },
     /// Put a dead letter back into its queue, attempts reset.
     Retry {

@@ -1,6 +1,7 @@
 //! af-bus's verbs, one module each, and what they share: the spool, payloads, printing.
 
 mod admin;
+mod bridge;
 mod interrupt;
 mod recv;
 mod request;
@@ -29,7 +30,10 @@ pub struct Ctx {
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // SIGINT or SIGTERM during a wait (recv --wait, request, tail, interrupt) ends it with exit 130 and one line.
-    af_spool::fifodir::interrupt_waits()?;
+    // (The bridge handles them itself: it stops cleanly.)
+    if !matches!(cli.command, Command::Bridge { .. }) {
+        af_spool::fifodir::interrupt_waits()?;
+    }
     let ctx = Ctx { spool: Spool::open_default()?, json: cli.json, durable: !cli.no_fsync };
     match cli.command {
         Command::Send { to, make, kind, reply_to, batch, queue_only, data } => {
@@ -57,6 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats => admin::stats(&ctx),
         Command::Dead { queue } => admin::dead(&ctx, &queue),
         Command::Retry { queue, id } => admin::retry(&ctx, &queue, &id),
+        Command::Bridge { redis } => bridge::bridge(&ctx, &redis),
         Command::Interrupt { id, timeout } => interrupt::interrupt(&ctx, &id, seconds(timeout)?),
     }
 }

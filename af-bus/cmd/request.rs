@@ -28,7 +28,11 @@ pub fn request(ctx: &Ctx, to: &str, how: &How, opts: &Make, data: &str) -> anyho
     let mut listener = replies.queue.listen()?;
     m.to = Some(target.to_string());
     m.correlation_id = Some(m.id.clone());
-    m.reply_to = Some(replies.address.to_string());
+    // A requester on another host is answered through the bridges: `reply:ID@HOST`.
+    m.reply_to = Some(match &target {
+        Address::Remote { .. } => format!("{}@{}", replies.address, af_spool::host::own_host()?),
+        _ => replies.address.to_string(),
+    });
     if !how.queue_only {
         warn_if_idle(ctx, &target, Kind::Request);
     }

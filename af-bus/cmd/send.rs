@@ -3,7 +3,7 @@
 use super::{Ctx, address, line, make, payload, say, warn_if_idle};
 use crate::cli::Make;
 use af_ops::bus::Target;
-use af_spool::bus::{validate_project, validate_topic};
+use af_spool::bus::{Address, validate_project, validate_topic};
 use af_spool::message::{Kind, Message, max_bytes};
 use af_spool::{Error, ExitCode};
 use std::io::BufRead;
@@ -39,13 +39,23 @@ pub fn send(
     let target = address(ctx, to)?;
     let mut m = make(opts, kind, payload(data.unwrap_or("-"))?)?;
     m.to = Some(target.to_string());
-    m.reply_to = reply_to.map(str::to_owned);
+    m.reply_to = reply_to.map(|r| answer_at(r, &target)).transpose()?;
     if !how.queue_only {
         warn_if_idle(ctx, &target, kind);
     }
     let (m, _) = af_ops::bus::post(&ctx.spool, m, &Target::Queue(target), ctx.durable)?;
     say(&if ctx.json { line(&m) } else { m.id })?;
     Ok(ExitCode::Ok)
+}
+
+/// A reply-to queue as the receiver must name it: a local queue of a message to another host is
+/// `QUEUE@<this host>`.
+fn answer_at(reply_to: &str, target: &Address) -> af_spool::Result<String> {
+    let (_, host) = af_spool::host::split_host(reply_to)?;
+    Ok(match (target, host) {
+        (Address::Remote { .. }, None) => format!("{reply_to}@{}", af_spool::host::own_host()?),
+        _ => reply_to.to_owned(),
+    })
 }
 
 /// One line of a batch without --to.
@@ -89,10 +99,11 @@ fn send_batch(ctx: &Ctx, to: Option<&str>, opts: &Make, kind: Kind, how: &How) -
                 (target, m)
             }
         };
-        m.to = Some(target.to_string());
         if m.reply_to.is_none() {
             m.reply_to = reply_to.map(str::to_owned);
         }
+        m.reply_to = m.reply_to.map(|r| answer_at(&r, &target)).transpose().map_err(at)?;
+        m.to = Some(target.to_string());
         m.encode().map_err(at)?;
         planned.push((m, Target::Queue(target)));
     }

@@ -3,6 +3,7 @@
 //! its wording.
 
 pub mod alert;
+pub mod bridge;
 pub mod bus;
 pub mod checkpoint;
 pub mod claude;

@@ -8,10 +8,16 @@
 //! $AF_HOME/bus/sub/<name>/             a subscription: subscription.json + a queue
 //! $AF_HOME/bus/reply/<id>/             a waiting requester's reply queue (removed after)
 //! $AF_HOME/bus.d/                      middleware executables, run in name order
+//! $AF_HOME/bridge/outbox/               messages to other hosts, waiting for `af-bus bridge`
+//! $AF_HOME/bridge/in/                   entries from the network: dead letters of bad ones
 //! ```
+//!
+//! An address with `@HOST` names a queue on another host (`w1@beta`, `reply:ID@alpha`); this
+//! host's own name (`AF_HOST`, see host.rs) after `@` is the same as none.
 
 use crate::atomic::{self, Durability};
 use crate::error::{Error, Result};
+use crate::host::{own_host, split_host};
 use crate::id::{AgentId, validate_name};
 use crate::lock::Lock;
 use crate::message::Message;
@@ -32,7 +38,23 @@ pub enum Address {
     Sub(String),
     /// A requester's reply queue: `reply:ID`.
     Reply(String),
+    /// A queue on another host, `QUEUE@HOST`: the message waits in the outbox.
+    Remote {
+        /// The queue as that host names it (checked for form only: that host resolves it).
+        queue: String,
+        /// The host.
+        host: String,
+    },
+    /// Messages to other hosts, waiting for the bridge: `bridge:out`.
+    Outbox,
+    /// Entries from the network; its dead letters are the bad ones: `bridge:in`.
+    Inbound,
 }
+
+/// The name of the outbox on the command line.
+pub const OUTBOX: &str = "bridge:out";
+/// The name of the bridge's inbound queue (its dead letters) on the command line.
+pub const INBOUND: &str = "bridge:in";
 
 impl std::fmt::Display for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,14 +63,47 @@ impl std::fmt::Display for Address {
             Address::Pool(p) => write!(f, "pool:{p}"),
             Address::Sub(s) => write!(f, "{s}"),
             Address::Reply(r) => write!(f, "reply:{r}"),
+            Address::Remote { queue, host } => write!(f, "{queue}@{host}"),
+            Address::Outbox => f.write_str(OUTBOX),
+            Address::Inbound => f.write_str(INBOUND),
         }
     }
 }
 
 impl Address {
     /// Resolves a queue name as given on a command line: `pool:PROJECT`, `reply:ID`, an agent id,
-    /// or a subscription name. NotFound when it names nothing.
+    /// or a subscription name, each with `@HOST` for another host's (this host's own name is
+    /// the same as none). NotFound when a local name names nothing.
     pub fn resolve(spool: &Spool, s: &str) -> Result<Address> {
+        let (queue, host) = split_host(s)?;
+        match host {
+            Some(host) if host != own_host()? => {
+                Address::check_form(queue)?;
+                Ok(Address::Remote { queue: queue.to_owned(), host: host.to_owned() })
+            }
+            _ => Address::resolve_local(spool, queue),
+        }
+    }
+
+    /// Checks the form of a queue name another host will resolve.
+    fn check_form(s: &str) -> Result<()> {
+        if let Some(project) = s.strip_prefix("pool:") {
+            return validate_project(project);
+        }
+        if let Some(id) = s.strip_prefix("reply:") {
+            return crate::message::validate_id(id);
+        }
+        validate_name("queue name", s)
+    }
+
+    /// Resolves a queue name of this host, `@` and all (as the bridge does for what it received).
+    pub fn resolve_local(spool: &Spool, s: &str) -> Result<Address> {
+        if s == OUTBOX {
+            return Ok(Address::Outbox);
+        }
+        if s == INBOUND {
+            return Ok(Address::Inbound);
+        }
         if let Some(project) = s.strip_prefix("pool:") {
             validate_project(project)?;
             return Ok(Address::Pool(project.to_owned()));
@@ -74,6 +129,8 @@ impl Address {
             Address::Pool(p) => spool.pool_dir(p),
             Address::Sub(s) => spool.subscription_dir(s),
             Address::Reply(r) => spool.reply_dir(r),
+            Address::Remote { .. } | Address::Outbox => spool.outbox_dir(),
+            Address::Inbound => spool.inbound_dir(),
         })
     }
 }
@@ -128,6 +185,21 @@ impl Spool {
     /// The middleware folder.
     pub fn middleware_dir(&self) -> PathBuf {
         self.root().join("bus.d")
+    }
+
+    /// What `af-bus bridge` keeps (see bridge.rs).
+    pub fn bridge_dir(&self) -> PathBuf {
+        self.root().join("bridge")
+    }
+
+    /// Messages to other hosts, waiting for the bridge (a queue).
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.bridge_dir().join("outbox")
+    }
+
+    /// The bridge's inbound queue: where bad entries from the network die.
+    pub fn inbound_dir(&self) -> PathBuf {
+        self.bridge_dir().join("in")
     }
 }
 
@@ -339,6 +411,12 @@ pub fn all_queues(spool: &Spool) -> Result<Vec<(Address, Queue)>> {
         let a = Address::Sub(sub.name);
         let q = a.queue(spool);
         out.push((a, q));
+    }
+    for a in [Address::Outbox, Address::Inbound] {
+        let q = a.queue(spool);
+        if q.exists() {
+            out.push((a, q));
+        }
     }
     Ok(out)
 }

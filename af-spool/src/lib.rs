@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod batch;
 pub mod beneath;
+pub mod bridge;
 pub mod bus;
 pub mod checkpoint;
 pub mod claude;
@@ -14,6 +15,7 @@ pub mod eventlog;
 pub mod fifodir;
 pub mod health;
 pub mod heartbeat;
+pub mod host;
 pub mod human;
 pub mod id;
 pub mod leftovers;

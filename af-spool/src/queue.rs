@@ -218,6 +218,39 @@ impl Queue {
         Ok(Staged { tmp, target })
     }
 
+    /// Delivers a message already written (fsynced) elsewhere on the spool's filesystem, with
+    /// the attempts it carries: the rename of `file` into `new/` (no directory fsync, nobody
+    /// woken; see [`Queue::sync`] and [`Queue::notify`]). The queue's folders are made if they are
+    /// missing. False when `file` is gone (delivered already).
+    pub fn adopt(&self, message: &Message, file: &Path) -> Result<bool> {
+        let target = self.part("new").join(format!("{},{}", message.stem(), message.attempts));
+        match fs::rename(file, &target) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.exists() => {
+                self.create()?;
+                rename_if_there(file, &target)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("deliver", &target, e)),
+        }
+    }
+
+    /// Puts a message straight into the dead letters with `reason` (a word: letters, digits,
+    /// `-`), durably when the queue is. The same message and reason again replace the first.
+    pub fn deliver_dead(&self, message: &Message, bytes: &[u8], reason: &str) -> Result<()> {
+        let staged = self.stage(message, bytes)?;
+        let target = self.part("dead").join(format!("{},0,{reason}", message.stem()));
+        if let Err(e) = fs::rename(&staged.tmp, &target) {
+            staged.discard();
+            return Err(Error::io("bury", &target, e));
+        }
+        tracing::info!(id = %message.id, reason, "message to the dead letters");
+        if self.durable {
+            crate::atomic::sync_dir(&self.part("dead"))?;
+        }
+        Ok(())
+    }
+
     /// fsyncs `new/`, so that deliveries renamed into it survive a crash of the machine.
     pub fn sync(&self) -> Result<()> {
         crate::atomic::sync_dir(&self.part("new"))
@@ -395,6 +428,12 @@ impl Queue {
         let to = self.part("cur").join(format!("{},{},{until}", e.stem(), e.attempts));
         rename_if_there(&self.part("cur").join(&e.name), &to)?;
         Ok(())
+    }
+
+    /// Moves a claim to the dead letters with `reason` (a word). False when the claim is gone.
+    pub fn reject(&self, receipt: &str, reason: &str) -> Result<bool> {
+        let Some(e) = Entry::parse(receipt) else { return Ok(false) };
+        self.bury("cur", &e, reason)
     }
 
     /// Puts a claim back unchanged (its holder stopped before finishing; not a failed attempt).

@@ -39,6 +39,11 @@ use std::path::{Path, PathBuf};
 ///   bus/sub/<name>/                   a subscription: subscription.json + a queue
 ///   bus/reply/<id>/                   a waiting requester's reply queue
 ///   bus.d/                            middleware executables
+///   bridge/outbox/                    messages to other hosts, waiting for af-bus bridge (a queue)
+///   bridge/in/                        the bridge's queue of network entries: bad ones die here
+///   bridge/staged/<id>                an inbound message on its way into its local queue
+///   bridge/seen/<id>                  an inbound message already delivered (kept 7 days)
+///   bridge/lock                       flock: held by the running af-bus bridge
 ///   alerts/open/<id>.<check>.json     open alerts (see health.rs)
 ///   alerts.log                        every alert, JSON lines
 ///   alert.d/                          alert hooks

@@ -19,6 +19,9 @@ _af__bus() {
             af__bus,ack)
                 cmd="af__bus__subcmd__ack"
                 ;;
+            af__bus,bridge)
+                cmd="af__bus__subcmd__bridge"
+                ;;
             af__bus,broadcast)
                 cmd="af__bus__subcmd__broadcast"
                 ;;
@@ -72,6 +75,9 @@ _af__bus() {
                 ;;
             af__bus__subcmd__help,ack)
                 cmd="af__bus__subcmd__help__subcmd__ack"
+                ;;
+            af__bus__subcmd__help,bridge)
+                cmd="af__bus__subcmd__help__subcmd__bridge"
                 ;;
             af__bus__subcmd__help,broadcast)
                 cmd="af__bus__subcmd__help__subcmd__broadcast"
@@ -131,7 +137,7 @@ _af__bus() {
 
     case "${cmd}" in
         af__bus)
-            opts="-h -V --json --no-fsync --pretty --help --version send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help"
+            opts="-h -V --json --no-fsync --pretty --help --version send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt bridge retry help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -151,6 +157,24 @@ _af__bus() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__bus__subcmd__bridge)
+            opts="-h --redis --json --no-fsync --pretty --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --redis)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -217,7 +241,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__help)
-            opts="send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt retry help"
+            opts="send broadcast publish subscribe unsubscribe recv ack nack request reply history clear stats tail dead interrupt bridge retry help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,6 +255,20 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__help__subcmd__ack)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__bus__subcmd__help__subcmd__bridge)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

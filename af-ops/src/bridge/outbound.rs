@@ -1,0 +1,67 @@
+//! Outbound: the outbox's messages added to their hosts' inbound streams, acked locally only
+//! once Redis accepted them.
+
+use super::{BATCH, Bridge, Failure, stream_key};
+use af_spool::bus::Address;
+use af_spool::host::split_host;
+use af_spool::message::Message;
+use af_spool::queue::RESCAN;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long a claim of the outbox lasts: a bridge killed while it holds some gives them back
+/// after this (as a failed attempt).
+const VISIBILITY: Duration = Duration::from_secs(60);
+
+/// Moves the outbox to Redis until `stop` is set or Redis fails.
+pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> Result<(), Failure> {
+    let outbox = Address::Outbox.queue(&b.spool).durable(b.durable);
+    outbox.create()?;
+    // The bridge's lock is ours: a claim in the outbox is one a killed bridge held. It goes back
+    // at once, not as a failed attempt (the message is not at fault), rather than after its
+    // visibility timeout.
+    for e in outbox.entries("cur")? {
+        outbox.release(&e.name)?;
+    }
+    let mut listener = outbox.listen()?;
+    while !stop.load(Ordering::SeqCst) {
+        let claims = outbox.claim(BATCH, VISIBILITY)?;
+        if claims.is_empty() {
+            listener.wait(RESCAN)?;
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        let mut sent = Vec::with_capacity(claims.len());
+        for claim in &claims {
+            let Some(host) = destination(b, &claim.message) else {
+                tracing::warn!(id = %claim.message.id, to = ?claim.message.to, "not for another host: to the dead letters");
+                outbox.reject(&claim.receipt, "invalid")?;
+                continue;
+            };
+            let bytes = claim.message.encode()?;
+            pipe.cmd("XADD").arg(stream_key(&host)).arg("*").arg("msg").arg(bytes).arg("origin").arg(&b.host);
+            sent.push(claim);
+        }
+        if sent.is_empty() {
+            continue;
+        }
+        if let Err(e) = pipe.query::<Vec<String>>(c) {
+            // Not a failed attempt: the messages wait in the outbox for Redis to come back.
+            for claim in &sent {
+                outbox.release(&claim.receipt)?;
+            }
+            return Err(e.into());
+        }
+        for claim in &sent {
+            outbox.ack_receipt(&claim.receipt)?;
+        }
+        tracing::debug!(messages = sent.len(), "sent");
+    }
+    Ok(())
+}
+
+/// The host a message of the outbox goes to; None when its address names no other host.
+fn destination(b: &Bridge, m: &Message) -> Option<String> {
+    let (_, host) = split_host(m.to.as_deref()?).ok()?;
+    host.filter(|h| *h != b.host).map(str::to_owned)
+}
