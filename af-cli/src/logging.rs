@@ -59,7 +59,8 @@ impl SpoolLog {
         if let Some(f) = self.file.get() {
             return f.as_ref();
         }
-        if OPENING.with(|o| o.replace(true)) {
+        // No spool yet (this run may make it): nothing is decided, the next record looks again.
+        if !self.root.is_dir() || OPENING.with(|o| o.replace(true)) {
             return None;
         }
         let f = self.file.get_or_init(|| self.open().map(Mutex::new));
@@ -177,6 +178,11 @@ mod tests {
         let l = log(&root.join("missing"));
         l.make_writer().write_all(b"nowhere\n").unwrap();
         assert!(!root.join("missing").exists(), "no spool is made for a log");
+        // A spool made later in the run gets the records from then on.
+        std::fs::create_dir(root.join("missing")).unwrap();
+        std::fs::set_permissions(root.join("missing"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        l.make_writer().write_all(b"later\n").unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("missing/log/af-test.log")).unwrap(), "later\n");
         std::fs::remove_dir_all(root.parent().unwrap()).unwrap();
     }
 
