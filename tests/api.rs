@@ -1448,6 +1448,10 @@ fn metrics_are_prometheus_text_from_af_api_and_af_health() {
     for i in 0..20 {
         env.ok("af-bus", &["send", "--to", "m2", &i.to_string()]);
     }
+    // The first heartbeat may come before the tree's memory can be read: wait for one that has it.
+    util::wait_for("a heartbeat with m1's memory", Duration::from_secs(20), || {
+        env.show("m1")["heartbeat"]["rssBytes"].as_u64().is_some_and(|b| b > 0)
+    });
     let api = Api::start(&env, &[]);
     api.call("GET", "/api/agents", None).expect(200);
     api.request("GET", "/api/agents", &[], None).expect(401);
