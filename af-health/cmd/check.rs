@@ -20,7 +20,7 @@ pub fn run(spool: &Spool, scope: &Scope, tuning: &Tuning, recover: bool, json: b
 /// The human form: one line per agent, then one indented line per check that is not ok.
 pub fn print(outcome: &Outcome) -> anyhow::Result<()> {
     for r in &outcome.reports {
-        let health = serde_json::to_value(r.health)?.as_str().unwrap_or("").to_owned();
+        let health = r.health.as_str();
         let mut line = format!("{:<24} {:<9} {health}", r.id.as_str(), r.status.as_str());
         if let Some(ms) = r.response_ms {
             line.push_str(&format!("  ping {ms:.1} ms"));

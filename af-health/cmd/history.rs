@@ -21,7 +21,7 @@ pub fn run(
     for e in &entries {
         let bad: Vec<String> =
             e.checks.iter().filter(|c| c.level != Level::Ok).map(|c| format!("{}: {}", c.name, c.message)).collect();
-        let health = serde_json::to_value(e.health)?.as_str().unwrap_or("").to_owned();
+        let health = e.health.as_str();
         let mut line = format!("{}  {:<8} {health:<9} {}", e.time.rfc3339(), e.status.as_str(), bad.join("; "));
         if let Some(a) = &e.action {
             line.push_str(&format!("  [{a}]"));

@@ -9,7 +9,7 @@
 //! message id.
 
 use af_spool::health::AlertLevel;
-use af_spool::record::{AgentType, Health, Status};
+use af_spool::record::{AgentType, Status};
 use af_spool::{Result, Spool};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -127,15 +127,6 @@ pub fn render(families: &[Family]) -> String {
     out
 }
 
-fn health_name(h: Health) -> &'static str {
-    match h {
-        Health::Unknown => "unknown",
-        Health::Healthy => "healthy",
-        Health::Degraded => "degraded",
-        Health::Unhealthy => "unhealthy",
-    }
-}
-
 /// Reads the spool's figures now.
 pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
     let started = Instant::now();
@@ -184,7 +175,7 @@ pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
         let status = obs.status();
         let beat = if status.is_live() { spool.read_heartbeat(&id).ok().flatten() } else { None };
         let health = crate::health::live::judge(&obs, beat.as_ref(), &policy);
-        *by_state.entry((status.as_str(), health_name(health), obs.config.kind.as_str())).or_default() += 1;
+        *by_state.entry((status.as_str(), health.as_str(), obs.config.kind.as_str())).or_default() += 1;
         let agent = id.as_str();
         let labels = [("agent", agent), ("project", obs.config.project_id.as_str())];
         up.add(&labels, if status == Status::Running { 1.0 } else { 0.0 });

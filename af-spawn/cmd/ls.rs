@@ -50,10 +50,7 @@ fn table(ctx: &Ctx, rows: &[Observed]) -> anyhow::Result<()> {
         "ID", "TYPE", "PROJECT", "STATUS", "HEALTH", "PID", "RST"
     )?;
     for o in rows {
-        let health = serde_json::to_value(live::health(&ctx.spool, o))
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let health = live::health(&ctx.spool, o).as_str();
         writeln!(
             out,
             "{:<24} {:<12} {:<16} {:<9} {:<9} {:>8} {:>3}  {}",

@@ -330,6 +330,18 @@ pub enum Health {
     Unhealthy,
 }
 
+impl Health {
+    /// The name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// Which mechanism enforces a resource limit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -561,6 +573,13 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_healths_name_is_its_stored_one() {
+        for h in [Health::Unknown, Health::Healthy, Health::Degraded, Health::Unhealthy] {
+            assert_eq!(serde_json::to_value(h).unwrap(), h.as_str());
+        }
+    }
 
     #[test]
     fn short_seed_form_gets_defaults() {
