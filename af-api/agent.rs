@@ -109,7 +109,7 @@ pub fn lifecycle(app: &App, id: &AgentId, action: &str, body: &Map<String, Value
             let started = ops::start_many(&ctx, one, true, DEFAULT_START_TIMEOUT, &mut || {})?;
             json!(started.iter().map(|(id, obs)| ops::started_report(id, obs)).collect::<Vec<_>>())
         }
-        "stop" => json!([ops::stopped_report(id, &ops::stop_one(&ctx, id, !graceful, DEFAULT_GRACE)?)]),
+        "stop" => json!([ops::stopped_report(id, &ops::stop(&ctx, id, !graceful, DEFAULT_GRACE)?)]),
         "pause" | "resume" => json!({"id": id, "status": ops::pause(&ctx, id, action == "pause")?}),
         "restart" => json!([ops::started_report(id, &ops::restart(&ctx, id, DEFAULT_GRACE)?)]),
         "remove" => {

@@ -110,7 +110,7 @@ pub fn shutdown(app: &App) -> Answer {
     let ctx = Lifecycle::of(app.spool.clone());
     let mut stopped = Vec::new();
     for id in &live {
-        stopped.push(ops::stopped_report(id, &ops::stop_one(&ctx, id, false, ops::DEFAULT_GRACE)?));
+        stopped.push(ops::stopped_report(id, &ops::stop(&ctx, id, false, ops::DEFAULT_GRACE)?));
     }
     Ok(Reply::json(200, &json!({"stopped": stopped})))
 }

@@ -10,7 +10,7 @@ pub fn run(ctx: &Ctx, ids: &[String], force: bool, grace: Duration) -> anyhow::R
     let mut shown = Vec::new();
     let mut progress = af_cli::progress::Progress::new("stopping", ids.len());
     for id in &ids {
-        let obs = lifecycle::stop_one(ctx, id, force, grace)?;
+        let obs = lifecycle::stop(ctx, id, force, grace)?;
         shown.push(lifecycle::stopped_report(id, &obs));
         progress.step();
     }

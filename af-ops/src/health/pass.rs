@@ -212,8 +212,7 @@ fn open_alert_names(spool: &Spool) -> Vec<(AgentId, String)> {
 }
 
 /// Closes (with a recovery) the open alerts of agents in scope that no longer run: stopped,
-/// never started, or removed. Each alert is claimed by a rename first, so that two passes never
-/// close one twice.
+/// never started, or removed (a stop or rm closes its own; this catches what they could not).
 fn close_idle_alerts(spool: &Spool, scope: &Scope, ids: &[AgentId], reports: &[Report], names: Vec<(AgentId, String)>) {
     let idle = |id: &AgentId| match reports.iter().find(|r| &r.id == id) {
         Some(r) => matches!(r.status, Status::Stopped | Status::Created),
@@ -221,23 +220,8 @@ fn close_idle_alerts(spool: &Spool, scope: &Scope, ids: &[AgentId], reports: &[R
         None => scope.ids.is_none() && scope.project.is_none() && !ids.contains(id) && !spool.exists(id),
     };
     for (agent, check) in names.into_iter().filter(|(agent, _)| idle(agent)) {
-        let path = spool.open_alert_path(&agent, &check);
-        let Ok(Some(a)) = af_spool::atomic::read_json::<Alert>(&path) else { continue };
-        let claim = spool.open_alerts_dir().join(af_spool::atomic::unique_name("closing"));
-        if std::fs::rename(&path, &claim).is_err() {
-            continue;
-        }
-        let why = if spool.exists(&a.agent) { "it is not running" } else { "it was removed" };
-        let closed = Alert {
-            level: af_spool::health::AlertLevel::Recovery,
-            message: format!("{} alert closed: agent {} {why}", a.check, a.agent),
-            time: Timestamp::now(),
-            ..a
-        };
-        if let Err(e) = alert::emit(spool, &closed) {
-            tracing::warn!("cannot close alert {}: {e}", closed.id);
-        }
-        let _ = std::fs::remove_file(&claim);
+        let why = if spool.exists(&agent) { "is not running" } else { "was removed" };
+        alert::close(spool, &agent, &check, why);
     }
 }
 

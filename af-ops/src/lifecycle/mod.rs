@@ -15,7 +15,7 @@ pub use gc::{GcReport, gc};
 pub use reset::reset;
 pub use rm::rm;
 pub use start::{restart, start_many, start_one};
-pub use stop::{pause, stop_one};
+pub use stop::{pause, stop, stop_one};
 
 use crate::procfs;
 use crate::tmux::Tmux;

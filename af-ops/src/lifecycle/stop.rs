@@ -8,7 +8,16 @@ use af_spool::time::Timestamp;
 use af_spool::{AgentId, Error, Observed, Result, atomic, eventlog};
 use std::time::Duration;
 
-/// Stops one agent and waits until its supervisor is gone. [`Error::Unrecorded`] when the agent
+/// Stops one agent for good, as a user asks (`af-spawn stop`, the API): [`stop_one`], then its
+/// open alerts close with a recovery, since nothing watches a stopped agent.
+pub fn stop(ctx: &Lifecycle, id: &AgentId, force: bool, grace: Duration) -> Result<Observed> {
+    let obs = stop_one(ctx, id, force, grace)?;
+    crate::health::alert::close_all(&ctx.spool, id, "was stopped");
+    Ok(obs)
+}
+
+/// Stops one agent and waits until its supervisor is gone (a restart's or rollback's stop, whose
+/// alerts stay open until the agent recovers). [`Error::Unrecorded`] when the agent
 /// stopped but its state could not be written (a full disk): the answer is about the agent, not
 /// about its bookkeeping.
 pub fn stop_one(ctx: &Lifecycle, id: &AgentId, force: bool, grace: Duration) -> Result<Observed> {
