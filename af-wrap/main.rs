@@ -3,6 +3,8 @@
 //! heartbeats, answers the control pipe (ping, stop, pause, resume) and leaves a final state.
 
 mod claude;
+mod codex;
+mod driver;
 mod hold;
 mod hook;
 mod limits;

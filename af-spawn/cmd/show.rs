@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
         lim.timeout_ms() / 1000
     )?;
     writeln!(out, "restarts:      {} (failures {})", s.restarts, s.failures)?;
-    if c.kind == af_spool::record::AgentType::ClaudeCode {
+    if matches!(c.kind, af_spool::record::AgentType::ClaudeCode | af_spool::record::AgentType::Codex) {
         let budget = c.budget_usd.map(|b| format!(" of ${b:.2} budget")).unwrap_or_default();
         let t = &s.tokens;
         writeln!(
