@@ -364,3 +364,102 @@ fn the_real_cli_keeps_the_exec_contract() {
     let Some(bin) = real_cli() else { return };
     contract(&bin);
 }
+
+#[test]
+fn a_running_turn_can_be_interrupted() {
+    let env = Env::new();
+    let a = agent(&env, "x9", json!({}), json!({"CODEX_DOUBLE_TURN_SECS": "30"}));
+    env.ok("af-bus", &["subscribe", "res", "--topic", "tasks.results"]);
+    let task = env.ok("af-bus", &["send", "--to", "x9", "--kind", "task", r#""a long job""#]).trim().to_owned();
+    wait_for("the turn to run", LONG, || a.state()["activity"] == "busy" && !a.state()["pid"].is_null());
+    env.ok("af-bus", &["interrupt", "x9"]);
+    let mut r = Value::Null;
+    wait_for("the answer", LONG, || {
+        let out = env.run("af-bus", &["recv", "res", "--json", "--ack"], None);
+        let line = String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned);
+        r = line.map(|l| serde_json::from_str::<Value>(&l).unwrap()["payload"].clone()).unwrap_or_default();
+        r["taskId"] == task.as_str()
+    });
+    assert_eq!(r["error"], "interrupted", "{r}");
+    let out = env.run("af-bus", &["interrupt", "x9"], None);
+    assert_eq!(out.status.code(), Some(1), "nothing runs now: {}", util::describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no turn is running"), "{}", util::describe(&out));
+}
+
+#[test]
+fn a_usage_limit_gives_the_task_back_and_the_agent_waits_before_sending_it_again() {
+    let mut env = Env::new();
+    env.set_env("AF_CODEX_RETRY_BASE", "1s");
+    let fail = env.path("fail-next");
+    std::fs::write(&fail, "You've hit your usage limit. Upgrade to Pro or try again in 3 hours.").unwrap();
+    let a = agent(&env, "xa", json!({}), json!({"CODEX_DOUBLE_FAIL_FILE": fail.display().to_string()}));
+    let r = a.ask(json!("hello"));
+    assert_eq!(r["ok"], true, "sent again after the wait: {r}");
+    assert_eq!(a.invocations().len(), 2);
+    let alerts = a.alerts("codex.ratelimit");
+    assert_eq!(alerts[0]["level"], "warning", "{alerts:?}");
+    assert!(alerts[0]["message"].as_str().unwrap().contains("usage limit"), "{alerts:?}");
+    assert!(a.alerts("codex.task").is_empty(), "not a failed task");
+    let waits = af_spool::eventlog::history(&a.spool)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.kind == "agent.task.started")
+        .count();
+    assert_eq!(waits, 2);
+}
+
+#[test]
+fn after_a_rollback_the_agent_resumes_the_checkpointed_session() {
+    let env = Env::new();
+    let a = agent(&env, "xb", json!({}), json!({}));
+    let first = a.ask(json!("remember the word apple"));
+    let session = first["sessionId"].as_str().unwrap().to_owned();
+    let ckpt = env.ok("af-checkpoint", &["create", "xb", "-m", "knows apple"]).trim().to_owned();
+    let saved: af_spool::claude::Conversation = serde_json::from_value(a.state()["conversation"].clone()).unwrap();
+    assert_eq!(a.ask(json!("now say pear"))["ok"], true);
+    assert!(util::read(&saved.transcript).contains("pear"));
+    env.ok("af-checkpoint", &["rollback", "xb", &ckpt]);
+    assert_eq!(a.ask(json!("what was the word?"))["sessionId"], session.as_str());
+    let last = a.invocations().last().unwrap().clone();
+    assert!(last.contains(&session) && last.contains(&"resume".to_owned()), "{last:?}");
+    let transcript = util::read(&saved.transcript);
+    assert!(transcript.contains("apple") && transcript.contains("what was the word"), "{transcript}");
+    assert!(!transcript.contains("pear"), "the rolled-back turn is gone: {transcript}");
+    assert_eq!(a.state()["tokens"]["input"], 240, "the tokens of the forgotten turn stay spent");
+}
+
+#[test]
+fn a_codex_agent_on_the_real_cli_without_credentials_answers_and_keeps_its_session() {
+    let Some(bin) = real_cli() else { return };
+    let mut env = Env::new();
+    for key in ["OPENAI_API_KEY", "CODEX_API_KEY"] {
+        env.set_env(key, "");
+    }
+    let home = env.path("cli-home");
+    std::fs::create_dir_all(home.join("codex")).unwrap();
+    let config = json!({"id": "real", "type": "codex", "command": [bin.display().to_string()],
+        "resourceLimits": {"timeout": "5s"},
+        "environment": {"HOME": home.display().to_string(), "CODEX_HOME": home.join("codex").display().to_string()}});
+    env.create(&config.to_string());
+    env.ok("af-spawn", &["start", "real"]);
+    let a = Agent {
+        env: &env,
+        spool: Spool::open(&env.home).unwrap(),
+        id: AgentId::new("real").unwrap(),
+        argv_log: env.path("none"),
+    };
+    // Without a network the CLI retries until the timeout; with one, it is refused (401).
+    let r = a.ask(json!("Say hello."));
+    assert_eq!(r["ok"], false, "{r}");
+    assert!(["timeout", "authentication_failed"].contains(&r["error"].as_str().unwrap()), "{r}");
+    let session = r["sessionId"].as_str().expect("the CLI's thread").to_owned();
+    let state = a.state();
+    assert_eq!(state["conversation"]["sessionId"], session.as_str(), "{state}");
+    let transcript = PathBuf::from(state["conversation"]["transcript"].as_str().unwrap());
+    assert!(transcript.is_file() && transcript.starts_with(home.join("codex/sessions")), "{state}");
+    // The next task resumes the same session.
+    let r = a.ask(json!("Say hello again."));
+    assert_eq!(r["sessionId"], session.as_str(), "{r}");
+    assert_eq!(env.status("real"), "running");
+    assert_eq!(a.state()["restarts"], 0);
+}
