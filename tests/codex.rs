@@ -70,6 +70,23 @@ impl Agent<'_> {
     }
 }
 
+/// The answer to `task` published on `tasks.results`, read from the subscription `sub`.
+#[track_caller]
+fn published(env: &Env, sub: &str, task: &str) -> Value {
+    let mut found = Value::Null;
+    wait_for(&format!("the answer to {task}"), LONG, || {
+        let out = env.run("af-bus", &["recv", sub, "--json", "--ack", "-n", "100"], None);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let payload = serde_json::from_str::<Value>(line).unwrap()["payload"].clone();
+            if payload["taskId"] == task {
+                found = payload;
+            }
+        }
+        !found.is_null()
+    });
+    found
+}
+
 #[test]
 fn tasks_are_exec_turns_resume_keeps_the_session_and_tokens_are_counted() {
     let env = Env::new();
@@ -89,13 +106,7 @@ fn tasks_are_exec_turns_resume_keeps_the_session_and_tokens_are_counted() {
     env.ok("af-bus", &["subscribe", "res", "--topic", "tasks.results"]);
     let t2 =
         env.ok("af-bus", &["send", "--to", "x1", "--kind", "task", r#"{"prompt":"second task"}"#]).trim().to_owned();
-    let mut r2 = Value::Null;
-    wait_for("the second answer", LONG, || {
-        let out = env.run("af-bus", &["recv", "res", "--json", "--ack"], None);
-        let line = String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned);
-        r2 = line.map(|l| serde_json::from_str::<Value>(&l).unwrap()["payload"].clone()).unwrap_or_default();
-        r2["taskId"] == t2.as_str()
-    });
+    let r2 = published(&env, "res", &t2);
     assert_eq!(r2["ok"], true, "{r2}");
     assert_eq!(r2["result"], "echo: second task");
     assert_eq!(r2["sessionId"], session.as_str());
@@ -373,13 +384,7 @@ fn a_running_turn_can_be_interrupted() {
     let task = env.ok("af-bus", &["send", "--to", "x9", "--kind", "task", r#""a long job""#]).trim().to_owned();
     wait_for("the turn to run", LONG, || a.state()["activity"] == "busy" && !a.state()["pid"].is_null());
     env.ok("af-bus", &["interrupt", "x9"]);
-    let mut r = Value::Null;
-    wait_for("the answer", LONG, || {
-        let out = env.run("af-bus", &["recv", "res", "--json", "--ack"], None);
-        let line = String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_owned);
-        r = line.map(|l| serde_json::from_str::<Value>(&l).unwrap()["payload"].clone()).unwrap_or_default();
-        r["taskId"] == task.as_str()
-    });
+    let r = published(&env, "res", &task);
     assert_eq!(r["error"], "interrupted", "{r}");
     let out = env.run("af-bus", &["interrupt", "x9"], None);
     assert_eq!(out.status.code(), Some(1), "nothing runs now: {}", util::describe(&out));
