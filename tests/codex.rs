@@ -468,3 +468,16 @@ fn a_codex_agent_on_the_real_cli_without_credentials_answers_and_keeps_its_sessi
     assert_eq!(env.status("real"), "running");
     assert_eq!(a.state()["restarts"], 0);
 }
+
+#[test]
+fn without_the_cli_tasks_are_answered_cli_missing_and_nothing_loops() {
+    let env = Env::new();
+    let a = agent(&env, "xc", json!({"command": [env.path("no-such-codex").display().to_string()]}), json!({}));
+    let r = a.ask(json!("hello"));
+    assert_eq!(r["error"], "cli_missing", "{r}");
+    assert!(r["result"].as_str().unwrap().contains("not found"), "{r}");
+    assert_eq!(a.state()["driverFault"]["kind"], "cli_missing");
+    assert_eq!(a.alerts("codex.task")[0]["level"], "critical");
+    assert_eq!(a.ask(json!("again"))["error"], "cli_missing");
+    assert_eq!(env.status("xc"), "running", "af-wrap stays up and answers");
+}
