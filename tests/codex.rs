@@ -191,12 +191,14 @@ fn the_token_budget_refuses_tasks_once_spent_and_budget_usd_is_refused() {
     let env = Env::new();
     let a = agent(&env, "x4", json!({"codex": {"maxTokens": 200}}), json!({}));
     assert_eq!(a.ask(json!("one"))["ok"], true);
-    assert_eq!(a.ask(json!("two"))["ok"], true, "125 of 200 spent when it started");
+    assert_eq!(a.ask(json!("two"))["ok"], true, "105 of 200 spent when it started");
     let r = a.ask(json!("three"));
     assert_eq!(r["error"], "budget", "{r}");
     assert!(r["result"].as_str().unwrap().contains("raise codex.maxTokens"), "{r}");
     assert_eq!(a.invocations().len(), 2);
     assert_eq!(a.alerts("codex.budget").len(), 1);
+    let shown = env.ok("af-spawn", &["show", "x4"]);
+    assert!(shown.contains("token budget:  210 of 200 tokens"), "{shown}");
     let bad = json!({"id": "x5", "type": "codex", "budgetUsd": 1.0});
     let err = env.fails("af-spawn", &["create", "--json"], Some(&bad.to_string()), 2);
     assert!(err.contains("codex.maxTokens"), "{err}");
