@@ -18,7 +18,7 @@ const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
 /// The statuses an agent can have.
 pub const STATUSES: [&str; 7] = ["created", "starting", "running", "paused", "stopping", "stopped", "failed"];
 /// The agent types.
-pub const TYPES: [&str; 3] = ["claude-code", "worker", "monitor"];
+pub const TYPES: [&str; 4] = ["claude-code", "codex", "worker", "monitor"];
 
 /// When a snapshot was taken, the event log's stamp then (a rotation changes it even when the new
 /// file has the old one's length), the agents' summaries, and the unfiltered list's body,

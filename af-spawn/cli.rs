@@ -14,7 +14,7 @@ use std::path::PathBuf;
 Each agent lives in the tmux session agent-<id>: window `main' runs af-wrap (the supervisor), window \
 `monitor' shows the agent's processes, CPU and memory. Records live in the spool ($AF_HOME). \
 AF_TMUX_SOCKET=NAME makes af-spawn use the private tmux server `tmux -L NAME'.\n\n\
-Agent configs are the seed's AgentConfig JSON (camelCase): {\"id\", \"type\": \"claude-code\"|\"worker\"|\"monitor\", \
+Agent configs are the seed's AgentConfig JSON (camelCase): {\"id\", \"type\": \"claude-code\"|\"codex\"|\"worker\"|\"monitor\", \
 \"projectId\", \"taskId\", \"capabilities\", \"maxConcurrentTasks\", \"resourceLimits\": {\"memory\": \"2GB\", \
 \"cpu\": \"2\", \"timeout\": ms}, \"environment\": {}} plus AgentFlow's \"workdir\", \"command\" (argv array), \"worktree\" (true: the agent's own git worktree \
 on branch af/<id>), \"setup\" (a shell command af-wrap runs once in the workdir before the first start) and \

@@ -3,6 +3,8 @@
 //! heartbeats, answers the control pipe (ping, stop, pause, resume) and leaves a final state.
 
 mod claude;
+mod codex;
+mod driver;
 mod hold;
 mod hook;
 mod limits;
@@ -24,7 +26,8 @@ use clap::Parser;
     version,
     about = "Supervise one AgentFlow agent inside its tmux window",
     long_about = "Supervise one AgentFlow agent inside its tmux window.\n\n\
-af-wrap runs the agent's process (the config's `command`; `claude` for claude-code agents) in its own \
+af-wrap runs the agent's process (the config's `command`; `claude` for claude-code agents, `codex exec` per task for \
+codex agents) in its own \
 process group, with the config's environment and resource limits (a cgroup where one is writable, \
 else RLIMIT_AS and CPU affinity). It writes a heartbeat every few seconds, answers requests on the \
 agent's control pipe (ping, stop, pause, resume), stops the whole group on SIGTERM, SIGINT or \

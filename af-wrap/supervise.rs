@@ -70,7 +70,8 @@ struct Supervisor<'a> {
     _control_writer: File,
     control_buf: Vec<u8>,
     tasks: Option<Tasks>,
-    claude: Option<crate::claude::Driver>,
+    /// The driver of a claude-code or codex agent's CLI.
+    driver: Option<Box<dyn crate::driver::AgentDriver>>,
 }
 
 /// Supervises the agent until it ends; returns 0, or 1 when it failed.
@@ -147,10 +148,7 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration, generation: u64) 
     nix::sys::prctl::set_child_subreaper(true).context("becoming a subreaper")?;
     let (control, control_writer) = open_control(spool, id)?;
     let limits = Limits::prepare(spool, &config);
-    let claude = match config.kind {
-        AgentType::ClaudeCode => Some(crate::claude::Driver::new(spool, id, &config)?),
-        _ => None,
-    };
+    let driver = crate::driver::open(spool, id, &config)?;
     let mut sup = Supervisor {
         spool,
         id,
@@ -170,12 +168,15 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration, generation: u64) 
         _control_writer: control_writer,
         control_buf: Vec::new(),
         tasks: None,
-        claude,
+        driver,
     };
-    let outcome = match crate::setup::run_once(spool, id, &sup.config, &signals.term).and_then(|()| sup.spawn()) {
-        Err(reason) if sup.claude.is_some() => {
-            // A claude-code agent stays up without its CLI: tasks are answered with the reason.
-            if let Some(d) = sup.claude.as_mut() {
+    let at_once = sup.driver.as_ref().is_none_or(|d| d.starts_at_once());
+    let started = crate::setup::run_once(spool, id, &sup.config, &signals.term)
+        .and_then(|()| if at_once { sup.spawn() } else { Ok(()) });
+    let outcome = match started {
+        Err(reason) if sup.driver.is_some() => {
+            // A driven agent stays up without its CLI: tasks are answered with the reason.
+            if let Some(d) = sup.driver.as_mut() {
                 d.spawn_failed(reason);
             }
             sup.mark_running()?;
@@ -241,11 +242,11 @@ impl Supervisor<'_> {
     /// Starts the agent's process, if its type runs one. Err is the reason it could not.
     fn spawn(&mut self) -> Result<(), String> {
         let argv: Vec<String> = match (&self.config.command, self.config.kind) {
-            (_, AgentType::ClaudeCode) if self.claude.is_some() => {
-                self.claude.as_ref().map(|d| d.argv()).unwrap_or_default()
-            }
+            (_, _) if self.driver.is_some() => self.driver.as_ref().map(|d| d.argv()).unwrap_or_default(),
             (Some(cmd), _) => cmd.clone(),
-            (None, AgentType::ClaudeCode) => vec!["claude".into()],
+            (None, AgentType::ClaudeCode | AgentType::Codex) => {
+                vec![crate::driver::default_program(self.config.kind).unwrap_or_default().into()]
+            }
             // A worker without a command takes tasks from its inbox and its project's pool.
             (None, AgentType::Worker) => {
                 let tasks =
@@ -269,7 +270,7 @@ impl Supervisor<'_> {
             }
         };
         let mut cmd = crate::tasks::agent_command(self.spool, self.id, &self.config, &argv, &self.limits)?;
-        if let Some(d) = &self.claude {
+        if let Some(d) = &self.driver {
             cmd.envs(d.env());
             if !d.is_interactive() {
                 cmd.stdin(std::process::Stdio::piped())
@@ -281,10 +282,10 @@ impl Supervisor<'_> {
             Ok(mut child) => {
                 let pid = child.id();
                 if let (Some(d), Some(stdin), Some(stdout)) =
-                    (self.claude.as_mut(), child.stdin.take(), child.stdout.take())
+                    (self.driver.as_mut(), child.stdin.take(), child.stdout.take())
                 {
                     d.attached(pid, stdin, stdout, child.stderr.take());
-                } else if let Some(d) = self.claude.as_mut().filter(|d| d.is_interactive()) {
+                } else if let Some(d) = self.driver.as_mut().filter(|d| d.is_interactive()) {
                     d.attached_tty(pid);
                 }
                 // We reap with waitpid(-1) ourselves (orphans come to us as a subreaper too).
@@ -300,9 +301,9 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Lets the claude-code driver work, and starts its CLI again when a task needs it.
-    fn drive_claude(&mut self) {
-        let Some(d) = self.claude.as_mut().filter(|_| !self.paused) else { return };
+    /// Lets the CLI's driver work, and starts its CLI again when a task needs it.
+    fn drive_cli(&mut self) {
+        let Some(d) = self.driver.as_mut().filter(|_| !self.paused) else { return };
         d.tick();
         if !(self.leader.is_none() && self.stop.is_none() && !self.paused && d.wants_cli()) {
             return;
@@ -317,12 +318,12 @@ impl Supervisor<'_> {
                 });
             }
             Err(reason) => {
-                if let Some(d) = self.claude.as_mut() {
+                if let Some(d) = self.driver.as_mut() {
                     d.spawn_failed(reason);
                 }
             }
         }
-        if let Some(d) = self.claude.as_mut() {
+        if let Some(d) = self.driver.as_mut() {
             d.tick();
         }
     }
@@ -389,7 +390,7 @@ impl Supervisor<'_> {
             if self.done() {
                 return Ok(None);
             }
-            self.drive_claude();
+            self.drive_cli();
             if Instant::now() >= next_beat {
                 self.write_heartbeat();
                 next_beat = Instant::now() + heartbeat;
@@ -405,7 +406,7 @@ impl Supervisor<'_> {
             if let Some(t) = &self.tasks {
                 wake = wake.min(t.next_wake());
             }
-            if let Some(at) = self.claude.as_ref().and_then(|d| d.wake_at()) {
+            if let Some(at) = self.driver.as_ref().and_then(|d| d.wake_at()) {
                 wake = wake.min(at.max(Instant::now()));
             }
             let ms = wake.saturating_duration_since(Instant::now()).as_millis().clamp(1, 60_000) as u16;
@@ -416,7 +417,7 @@ impl Supervisor<'_> {
             if let Some(t) = &self.tasks {
                 fds.extend(t.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             }
-            if let Some(d) = self.claude.as_ref().filter(|_| !self.paused) {
+            if let Some(d) = self.driver.as_ref().filter(|_| !self.paused) {
                 fds.extend(d.fds().into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
             }
             match poll(&mut fds, PollTimeout::from(ms)) {
@@ -466,7 +467,7 @@ impl Supervisor<'_> {
             return;
         }
         tracing::info!(?exit, "agent process ended");
-        if let Some(d) = self.claude.as_mut().filter(|_| !self.stop_requested) {
+        if let Some(d) = self.driver.as_mut().filter(|_| !self.stop_requested) {
             // The CLI is not the agent's life: it is started again (resuming its session) when a
             // task needs it, and whatever it left behind goes now.
             let how = match exit {
@@ -498,7 +499,7 @@ impl Supervisor<'_> {
         if let Some(t) = &mut self.tasks {
             t.stop();
         }
-        if let Some(d) = &mut self.claude {
+        if let Some(d) = self.driver.as_mut() {
             d.stop();
         }
         if self.stop.as_ref().is_some_and(|s| s.killed) {
@@ -560,14 +561,14 @@ impl Supervisor<'_> {
                     Status::Paused
                 }
             }
-            Request::Interrupt => match self.claude.as_mut().map(|d| d.interrupt()) {
+            Request::Interrupt => match self.driver.as_mut().map(|d| d.interrupt()) {
                 Some(Ok(())) => Status::Running,
                 Some(Err(e)) => {
                     error = Some(e);
                     Status::Running
                 }
                 None => {
-                    error = Some("only claude-code agents have turns to interrupt".into());
+                    error = Some("only claude-code and codex agents have turns to interrupt".into());
                     Status::Running
                 }
             },
@@ -646,9 +647,9 @@ impl Supervisor<'_> {
             cpu_percent: reading.cpu_percent,
             processes: reading.processes,
             tasks_running: self.tasks.as_ref().map_or(0, |t| t.counts().0)
-                + self.claude.as_ref().map_or(0, |d| d.counts().0),
+                + self.driver.as_ref().map_or(0, |d| d.counts().0),
             tasks_done: self.tasks.as_ref().map_or(0, |t| t.counts().1)
-                + self.claude.as_ref().map_or(0, |d| d.counts().1),
+                + self.driver.as_ref().map_or(0, |d| d.counts().1),
             seq_end: 0,
         };
         let path = self.spool.heartbeat_path(self.id);
@@ -668,7 +669,7 @@ impl Supervisor<'_> {
 
     /// Leaves the final state: stopped (by request, or a clean exit) or failed, with the reason.
     fn finish(mut self, failed_to_start: Option<String>) -> anyhow::Result<ExitCode> {
-        if let Some(d) = &mut self.claude {
+        if let Some(d) = self.driver.as_mut() {
             // What the CLI had not finished goes back to the inbox for the next run.
             d.release();
         }

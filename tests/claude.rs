@@ -28,14 +28,10 @@ fn agent<'a>(env: &'a Env, id: &str, extra: Value, vars: Value) -> Agent<'a> {
         "CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string(),
         "CLAUDE_DOUBLE_LOG": env.path(&format!("{id}.argv")).display().to_string(),
     });
-    for (k, v) in vars.as_object().unwrap() {
-        environment[k] = v.clone();
-    }
+    util::merge(&mut environment, &vars);
     let mut config = json!({"id": id, "type": "claude-code", "projectId": "proj",
         "command": [double().display().to_string()], "environment": environment});
-    for (k, v) in extra.as_object().unwrap() {
-        config[k] = v.clone();
-    }
+    util::merge(&mut config, &extra);
     env.create(&config.to_string());
     let a = Agent::new(env, id);
     env.ok("af-spawn", &["start", id]);
@@ -98,19 +94,8 @@ impl<'a> Agent<'a> {
     /// `af-bus request --to ID`: the response, checked to be one (exit 1 when it says ok: false).
     #[track_caller]
     fn ask(&self, payload: Value) -> TaskResponse {
-        let out = self.env.run(
-            "af-bus",
-            &["request", "--to", self.id.as_str(), "--timeout", "30", "--json", &payload.to_string()],
-            None,
-        );
-        let m: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", util::describe(&out)));
-        let code = if m["payload"]["ok"] == false { 1 } else { 0 };
-        assert_eq!(out.status.code(), Some(code), "{}", util::describe(&out));
-        assert_eq!(m["kind"], "response", "{m}");
-        assert_eq!(m["from"], self.id.as_str(), "{m}");
-        let r: TaskResponse = serde_json::from_value(m["payload"].clone()).unwrap();
-        assert_eq!(m["correlationId"].as_str(), Some(r.task_id.as_str()), "{m}");
-        r
+        let m = self.env.request(self.id.as_str(), &payload);
+        serde_json::from_value(m["payload"].clone()).unwrap()
     }
 
     /// `af-bus request` in the background: its answer comes with [`Agent::answer`].
@@ -163,11 +148,7 @@ impl<'a> Agent<'a> {
 
     /// The CLI's argument lists, one per invocation.
     fn invocations(&self) -> Vec<Vec<String>> {
-        std::fs::read_to_string(&self.argv_log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        util::argv_log(&self.argv_log)
     }
 
     fn events(&self, kind: &str) -> Vec<Value> {
@@ -185,14 +166,7 @@ impl<'a> Agent<'a> {
 
     /// Every alert of this agent's `check` raised so far, from `af-health alerts --all`.
     fn alerts(&self, check: &str) -> Vec<Value> {
-        let all = self.env.ok("af-health", &["alerts", "--all", "--json"]);
-        let all: Value = serde_json::from_str(&all).unwrap();
-        all.as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["agent"] == self.id.as_str() && a["check"] == check)
-            .cloned()
-            .collect()
+        self.env.alerts(self.id.as_str(), check)
     }
 
     /// The open alert of `check`, from `af-health alerts`.
@@ -641,22 +615,7 @@ fn print_mode_hooks_follow_the_2_1_cli() {
 
 /// The real CLI (`AF_CLAUDE_BIN`, else `claude` on PATH); `None` (the test skipped) without it.
 fn real_cli() -> Option<PathBuf> {
-    let found = match std::env::var_os("AF_CLAUDE_BIN").filter(|v| !v.is_empty()) {
-        Some(bin) => Some(PathBuf::from(bin)).filter(|p| p.is_file()),
-        None => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|d| d.join("claude"))
-            .find(|p| p.is_file()),
-    };
-    if found.is_none() {
-        let why = match std::env::var("AF_CLAUDE_BIN") {
-            Ok(bin) if !bin.is_empty() => format!("the claude CLI is not there: AF_CLAUDE_BIN={bin} is not a file"),
-            _ => {
-                "the claude CLI is not on PATH (npm install -g @anthropic-ai/claude-code, or set AF_CLAUDE_BIN)".into()
-            }
-        };
-        util::skip(util::Need::Tool, &why);
-    }
-    found
+    util::agent_cli("AF_CLAUDE_BIN", "claude", "npm install -g @anthropic-ai/claude-code")
 }
 
 /// One run of a CLI in streaming print mode, without credentials: its stdout lines as they come.

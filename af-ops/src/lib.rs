@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod bus;
 pub mod checkpoint;
 pub mod claude;
+pub mod codex;
 pub mod health;
 pub mod lifecycle;
 pub mod metrics;

@@ -181,7 +181,7 @@ pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
         up.add(&labels, if status == Status::Running { 1.0 } else { 0.0 });
         restarts.add(&[("agent", agent)], obs.state.restarts.into());
         failures.add(&[("agent", agent)], obs.state.failures.into());
-        if obs.config.kind == AgentType::ClaudeCode {
+        if matches!(obs.config.kind, AgentType::ClaudeCode | AgentType::Codex) {
             cost.add(&[("agent", agent)], obs.state.cost_usd);
             let t = &obs.state.tokens;
             for (kind, n) in [

@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
         lim.timeout_ms() / 1000
     )?;
     writeln!(out, "restarts:      {} (failures {})", s.restarts, s.failures)?;
-    if c.kind == af_spool::record::AgentType::ClaudeCode {
+    if matches!(c.kind, af_spool::record::AgentType::ClaudeCode | af_spool::record::AgentType::Codex) {
         let budget = c.budget_usd.map(|b| format!(" of ${b:.2} budget")).unwrap_or_default();
         let t = &s.tokens;
         writeln!(
@@ -73,6 +73,9 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
             "cost:          ${:.4}{budget}; tokens {} in, {} out, {} cache read, {} cache written",
             s.cost_usd, t.input, t.output, t.cache_read, t.cache_creation
         )?;
+        if let Some(max) = c.codex.as_ref().and_then(|x| x.max_tokens) {
+            writeln!(out, "token budget:  {} of {max} tokens", t.input + t.cache_read + t.output)?;
+        }
         if let Ok((cost, _)) = af_ops::claude::project_cost(&ctx.spool, &c.project_id) {
             writeln!(out, "project cost:  ${cost:.4} ({})", c.project_id)?;
         }

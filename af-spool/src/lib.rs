@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod bus;
 pub mod checkpoint;
 pub mod claude;
+pub mod codex;
 pub mod control;
 pub mod error;
 pub mod eventlog;

@@ -17,6 +17,8 @@ pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 pub enum AgentType {
     /// Runs the Claude Code CLI.
     ClaudeCode,
+    /// Runs OpenAI's Codex CLI (`codex exec --json`, one process per task).
+    Codex,
     /// Runs `command`, or takes tasks from its inbox.
     Worker,
     /// Runs the health loop.
@@ -28,6 +30,7 @@ impl AgentType {
     pub fn as_str(self) -> &'static str {
         match self {
             AgentType::ClaudeCode => "claude-code",
+            AgentType::Codex => "codex",
             AgentType::Worker => "worker",
             AgentType::Monitor => "monitor",
         }
@@ -154,6 +157,9 @@ pub struct AgentConfig {
     /// How a claude-code agent runs the Claude Code CLI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claude: Option<crate::claude::ClaudeSettings>,
+    /// How a codex agent runs the Codex CLI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codex: Option<crate::codex::CodexSettings>,
     /// Whether the agent works in its own git worktree on branch `af/<id>` (made by `create`,
     /// removed by `rm`); `workdir` is then that worktree.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -270,6 +276,12 @@ impl AgentConfig {
         crate::claude::validate_budget(self.budget_usd)?;
         if let Some(c) = &self.claude {
             c.validate()?;
+        }
+        if let Some(c) = &self.codex {
+            c.validate()?;
+        }
+        if self.kind == AgentType::Codex && self.budget_usd.is_some() {
+            return bad("budgetUsd: the Codex CLI reports tokens, not money; give a codex agent codex.maxTokens".into());
         }
         Ok(())
     }

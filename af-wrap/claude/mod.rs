@@ -16,9 +16,9 @@ mod stream_mode;
 
 use af_spool::claude::{self, Conversation, Usage};
 use af_spool::health::AlertLevel;
-use af_spool::record::{AgentConfig, Event};
+use af_spool::record::AgentConfig;
 use af_spool::time::Timestamp;
-use af_spool::{AgentId, Spool, eventlog};
+use af_spool::{AgentId, Spool};
 use source::{Claimed, TaskResponse, TaskSource};
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -26,6 +26,10 @@ use std::path::PathBuf;
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::time::{Duration, Instant};
 use stream::TurnResult;
+
+/// The checks of the alerts the driver raises; a task that succeeds closes them.
+const CHECKS: [&str; 6] =
+    ["claude.task", "claude.cli", "claude.timeout", "claude.ratelimit", "claude.budget", "claude.input"];
 
 /// How many times a task is sent again after the CLI died during its turn.
 const MAX_ATTEMPTS: u32 = 3;
@@ -90,6 +94,8 @@ pub struct Driver {
     renew_at: Option<Instant>,
     /// Interactive mode: the CLI waits for a person (a permission prompt, a question).
     asking: Option<interactive::Asking>,
+    /// How answers, state and alerts are written.
+    report: crate::driver::Reporter,
 }
 
 impl Driver {
@@ -144,6 +150,7 @@ impl Driver {
             stopping: false,
             renew_at: None,
             asking: None,
+            report: crate::driver::Reporter { spool: spool.clone(), id: id.clone(), say },
         };
         // A rate limit outlives a restart: the wait goes on until its reset.
         let now = Timestamp::now();
@@ -186,15 +193,7 @@ impl Driver {
 
     /// Variables added to the CLI's environment: af-* programs on PATH.
     pub fn env(&self) -> Vec<(String, String)> {
-        let mut path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.display().to_string())) {
-            path = format!("{dir}:{path}");
-        }
-        let mut env = vec![("PATH".to_owned(), path)];
-        if let Some(p) = self.config.environment.get("PATH") {
-            env[0].1 = p.clone();
-        }
-        env
+        crate::driver::cli_env(&self.config)
     }
 
     /// The CLI runs: its pipes.
@@ -222,8 +221,7 @@ impl Driver {
 
     /// Records why the driver cannot work (for af-health: a restart would not help).
     fn fault(&self, kind: &str, message: &str) {
-        let fault = claude::DriverFault { kind: kind.to_owned(), message: message.to_owned() };
-        self.save(|s| s.driver_fault = Some(fault));
+        self.report.fault(kind, message);
     }
 
     /// The descriptors to poll: the queue's wake-up pipe and the CLI's output.
@@ -267,11 +265,7 @@ impl Driver {
     pub fn release(&mut self) {
         let delivery = self.pane.as_mut().and_then(|p| p.forget());
         for claimed in self.turn.take().map(|t| t.claimed).into_iter().chain(delivery) {
-            let task = claimed.message.id.clone();
-            match self.queue.requeue(claimed, false) {
-                Ok(()) => say(&format!("task {task} given back to the inbox (stopping)")),
-                Err(e) => tracing::warn!("cannot give back task {task}: {e}"),
-            }
+            self.report.give_back(self.queue.as_mut(), claimed);
         }
     }
 
@@ -312,11 +306,7 @@ impl Driver {
         if self.waiting && self.ready() {
             self.waiting = false;
             self.not_before = None;
-            say("rate limit over: resuming");
-            self.save(|s| {
-                s.activity = Some("idle".into());
-                s.waiting_until = None;
-            });
+            self.report.wait_over("rate limit");
         }
         if let Some(t) = self.turn.as_ref().filter(|t| t.interrupted.is_none()) {
             if t.started.elapsed() >= self.timeout() {
@@ -388,21 +378,8 @@ impl Driver {
     }
 
     fn response(&self, task: &str, is_error: bool, code: &str, text: &str) -> TaskResponse {
-        TaskResponse {
-            task_id: task.to_owned(),
-            agent: self.id.to_string(),
-            ok: !is_error,
-            is_error,
-            result: text.to_owned(),
-            num_turns: 0,
-            duration_ms: 0,
-            timed_out: is_error && code == "timeout",
-            cost_usd: self.usage.cost_usd,
-            session_id: Some(self.conv.session_id.clone()),
-            error: is_error.then(|| code.to_owned()),
-            permission_denials: Vec::new(),
-            time: Timestamp::now(),
-        }
+        let error = is_error.then_some(code);
+        TaskResponse::new(task, &self.id, error, text, self.usage.cost_usd, Some(self.conv.session_id.clone()))
     }
 
     fn answer(&mut self, turn: Turn, r: Option<&TurnResult>, is_error: bool, code: &str, text: &str) {
@@ -414,52 +391,14 @@ impl Driver {
         // The cost and the alert are on record before the answer is: whoever waits for the answer
         // finds them.
         self.save_cost();
-        if is_error {
-            let critical = code == "authentication_failed" || code == "cli_missing";
-            if critical {
-                self.fault(code, text);
-            }
-            let level = if critical { AlertLevel::Critical } else { AlertLevel::Warning };
-            self.alert(level, "claude.task", &format!("task {task} failed ({code}): {}", stream::clip(text, 200)));
-        } else {
-            self.all_clear(&task);
-        }
-        eventlog::record(
-            &self.spool,
-            Event::new("agent.task.done", Some(&self.id), serde_json::to_value(&response).unwrap_or_default()),
-        );
-        if let Err(e) = self.queue.respond(turn.claimed, &response) {
-            tracing::warn!("cannot answer task {task}: {e}");
-        }
+        self.report.deliver(self.queue.as_mut(), turn.claimed, &response, "claude", &CHECKS);
         self.done += 1;
-    }
-
-    /// A task succeeded: whatever the driver's open alerts were about is over (a recovery each).
-    fn all_clear(&self, task: &str) {
-        self.save(|s| s.driver_fault = None);
-        for check in
-            ["claude.task", "claude.cli", "claude.timeout", "claude.ratelimit", "claude.budget", "claude.input"]
-        {
-            if self.spool.open_alert_path(&self.id, check).exists() {
-                self.alert(AlertLevel::Recovery, check, &format!("{check} recovered: task {task} succeeded"));
-            }
-        }
     }
 
     /// Answers every waiting task with an error.
     fn refuse_all(&mut self, code: &str, reason: &str, alert_level: Option<AlertLevel>) {
-        while let Ok(Some(claimed)) = self.queue.claim() {
-            let task = claimed.message.id.clone();
-            let response = self.response(&task, true, code, reason);
-            if let Some(level) = alert_level {
-                self.alert(level, "claude.task", &format!("task {task} refused ({code}): {reason}"));
-            }
-            say(&format!("✗ task {task} refused: {reason}"));
-            if let Err(e) = self.queue.respond(claimed, &response) {
-                tracing::warn!("cannot answer task {task}: {e}");
-                break;
-            }
-        }
+        let template = self.response("", true, code, reason);
+        self.report.refuse_all(self.queue.as_mut(), &template, "claude", alert_level);
     }
 
     fn save_cost(&self) {
@@ -471,19 +410,12 @@ impl Driver {
     }
 
     fn save(&self, change: impl FnOnce(&mut af_spool::record::AgentState)) {
-        if let Err(e) = self.spool.update_state(&self.id, change) {
-            tracing::warn!("cannot write state: {e}");
-        }
+        self.report.save(change);
     }
 
-    /// Raises an alert the way af-health does (open alert, alerts.log, event log, bus topics
-    /// `health.<agent>` and `agent.unhealthy`, alert.d hooks), and says it in the pane.
+    /// Raises an alert the way af-health does, and says it in the pane.
     fn alert(&self, level: AlertLevel, check: &str, message: &str) {
-        say(&format!("ALERT {}: {message}", level.as_str()));
-        let raised = af_ops::alert::raise(&self.spool, &self.id, level, check, message, af_ops::alert::Hooks::Detach);
-        if let Err(e) = raised {
-            tracing::warn!("cannot raise the {check} alert: {e}");
-        }
+        self.report.alert(level, check, message);
     }
 }
 
@@ -500,5 +432,53 @@ fn say(text: &str) {
         tracing::info!("{text}");
     } else {
         let _ = writeln!(std::io::stdout(), "af-wrap: {text}");
+    }
+}
+
+impl crate::driver::AgentDriver for Driver {
+    fn argv(&self) -> Vec<String> {
+        Driver::argv(self)
+    }
+    fn env(&self) -> Vec<(String, String)> {
+        Driver::env(self)
+    }
+    fn is_interactive(&self) -> bool {
+        Driver::is_interactive(self)
+    }
+    fn attached_tty(&mut self, pid: u32) {
+        Driver::attached_tty(self, pid)
+    }
+    fn attached(&mut self, pid: u32, stdin: ChildStdin, stdout: ChildStdout, stderr: Option<ChildStderr>) {
+        Driver::attached(self, pid, stdin, stdout, stderr)
+    }
+    fn spawn_failed(&mut self, reason: String) {
+        Driver::spawn_failed(self, reason)
+    }
+    fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        Driver::fds(self)
+    }
+    fn wake_at(&self) -> Option<Instant> {
+        Driver::wake_at(self)
+    }
+    fn wants_cli(&mut self) -> bool {
+        Driver::wants_cli(self)
+    }
+    fn stop(&mut self) {
+        Driver::stop(self)
+    }
+    fn release(&mut self) {
+        Driver::release(self)
+    }
+    fn counts(&self) -> (u32, u64) {
+        Driver::counts(self)
+    }
+    fn tick(&mut self) {
+        Driver::tick(self)
+    }
+    fn interrupt(&mut self) -> Result<(), String> {
+        Driver::interrupt(self)
+    }
+    fn cli_exited(&mut self, how: &str) {
+        Driver::cli_exited(self, how)
     }
 }

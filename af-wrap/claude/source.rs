@@ -81,6 +81,35 @@ pub struct TaskResponse {
     pub time: Timestamp,
 }
 
+impl TaskResponse {
+    /// The answer of `agent` to `task`: `error` None for a success, else its code (`text` then
+    /// says why); `cost_usd` is what the agent has spent, `session_id` its CLI session.
+    pub fn new(
+        task: &str,
+        agent: &AgentId,
+        error: Option<&str>,
+        text: &str,
+        cost_usd: f64,
+        session_id: Option<String>,
+    ) -> Self {
+        TaskResponse {
+            task_id: task.to_owned(),
+            agent: agent.to_string(),
+            ok: error.is_none(),
+            is_error: error.is_some(),
+            result: text.to_owned(),
+            num_turns: 0,
+            duration_ms: 0,
+            timed_out: error == Some("timeout"),
+            cost_usd,
+            session_id,
+            error: error.map(str::to_owned),
+            permission_denials: Vec::new(),
+            time: Timestamp::now(),
+        }
+    }
+}
+
 /// The agent's inbox, woken through its fifodir.
 pub struct Inbox {
     spool: Spool,

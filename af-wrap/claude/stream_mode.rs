@@ -10,7 +10,7 @@ use af_spool::eventlog;
 use af_spool::health::AlertLevel;
 use af_spool::record::Event;
 use af_spool::time::Timestamp;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 impl Driver {
@@ -126,62 +126,24 @@ impl Driver {
     /// Shows what the CLI writes on stderr in the pane, and keeps its last lines.
     fn read_errors(&mut self) {
         let Some(err) = self.stderr.as_mut() else { return };
-        let mut chunk = [0u8; 4096];
-        loop {
-            match err.read(&mut chunk) {
-                Ok(0) => {
-                    self.stderr = None;
-                    break;
-                }
-                Ok(n) => self.err_buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
+        if crate::driver::read_available(err, &mut self.err_buf) {
+            self.stderr = None;
         }
-        while let Some(pos) = self.err_buf.iter().position(|&b| b == b'\n') {
-            let raw: Vec<u8> = self.err_buf.drain(..=pos).collect();
-            let line = String::from_utf8_lossy(&raw).trim().to_owned();
-            if line.is_empty() {
-                continue;
-            }
+        for line in crate::driver::take_lines(&mut self.err_buf, 1 << 20) {
             let _ = writeln!(std::io::stdout(), "claude ! {line}");
-            if self.last_errors.len() == 5 {
-                self.last_errors.pop_front();
-            }
-            self.last_errors.push_back(stream::clip(&line, 300));
-        }
-        if self.err_buf.len() > 1 << 20 {
-            self.err_buf.clear();
+            crate::driver::keep_last(&mut self.last_errors, stream::clip(&line, 300));
         }
     }
 
     pub(super) fn read_output(&mut self) {
         self.read_errors();
         let Some(out) = self.stdout.as_mut() else { return };
-        let mut chunk = [0u8; 16384];
-        let mut eof = false;
-        loop {
-            match out.read(&mut chunk) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+        let eof = crate::driver::read_available(out, &mut self.buf);
+        for text in crate::driver::take_lines(&mut self.buf, 64 << 20) {
+            match stream::parse(&text) {
+                Some(line) => self.handle(line),
+                None => say(&format!("claude says: {text}")),
             }
-        }
-        while let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-            let raw: Vec<u8> = self.buf.drain(..=pos).collect();
-            let text = String::from_utf8_lossy(&raw);
-            if let Some(line) = stream::parse(text.trim()) {
-                self.handle(line);
-            } else if !text.trim().is_empty() {
-                say(&format!("claude says: {}", text.trim()));
-            }
-        }
-        if self.buf.len() > 64 << 20 {
-            self.buf.clear();
         }
         if eof {
             self.stdout = None;

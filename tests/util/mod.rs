@@ -12,7 +12,7 @@ pub mod tmpfs;
 
 // Each test binary compiles this harness anew and uses only part of it.
 #[allow(unused_imports)]
-pub use skip::{Need, have_tool, note_at_exit, skip};
+pub use skip::{Need, agent_cli, have_tool, note_at_exit, skip};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -286,4 +286,43 @@ pub fn describe(out: &Output) -> String {
 #[track_caller]
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// The argument lists a test double logged (one JSON array a line), one per invocation.
+pub fn argv_log(path: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+impl Env {
+    /// Every alert of `agent`'s `check` raised so far, from `af-health alerts --all`.
+    pub fn alerts(&self, agent: &str, check: &str) -> Vec<serde_json::Value> {
+        let all: serde_json::Value =
+            serde_json::from_str(&self.ok("af-health", &["alerts", "--all", "--json"])).unwrap();
+        all.as_array().unwrap().iter().filter(|a| a["agent"] == agent && a["check"] == check).cloned().collect()
+    }
+}
+
+/// Sets every field of the object `extra` in the object `target`.
+pub fn merge(target: &mut serde_json::Value, extra: &serde_json::Value) {
+    for (k, v) in extra.as_object().expect("an object to merge") {
+        target[k] = v.clone();
+    }
+}
+
+impl Env {
+    /// `af-bus request --to AGENT --json PAYLOAD`: the response message, checked to be the
+    /// agent's response to the request, af-bus exiting 1 exactly when it says `ok: false`.
+    #[track_caller]
+    pub fn request(&self, agent: &str, payload: &serde_json::Value) -> serde_json::Value {
+        let data = payload.to_string();
+        let out = self.run("af-bus", &["request", "--to", agent, "--timeout", "30", "--json", &data], None);
+        let m: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+        let code = if m["payload"]["ok"] == false { 1 } else { 0 };
+        assert_eq!(out.status.code(), Some(code), "{}", describe(&out));
+        assert_eq!(m["kind"], "response", "{m}");
+        assert_eq!(m["from"], agent, "{m}");
+        assert_eq!(m["correlationId"], m["payload"]["taskId"], "{m}");
+        m
+    }
 }

@@ -90,6 +90,26 @@ pub fn skip(need: Need, why: &str) {
     report_at_exit();
 }
 
+/// An agent CLI to test against: the file `var` names (`AF_CLAUDE_BIN`, `AF_CODEX_BIN`), else
+/// `program` on PATH; `None` (the test skipped, with `install` in the reason) without it.
+#[track_caller]
+pub fn agent_cli(var: &str, program: &str, install: &str) -> Option<std::path::PathBuf> {
+    let found = match std::env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(bin) => Some(std::path::PathBuf::from(bin)).filter(|p| p.is_file()),
+        None => std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .map(|d| d.join(program))
+            .find(|p| p.is_file()),
+    };
+    if found.is_none() {
+        let why = match std::env::var(var) {
+            Ok(bin) if !bin.is_empty() => format!("the {program} CLI is not there: {var}={bin} is not a file"),
+            _ => format!("the {program} CLI is not on PATH ({install}, or set {var})"),
+        };
+        skip(Need::Tool, &why);
+    }
+    found
+}
+
 /// Whether `program` is on PATH; when it is not, the test skips (see [`skip`]) with `install`,
 /// the way to get it, in its reason.
 #[track_caller]

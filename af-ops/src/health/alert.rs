@@ -27,7 +27,11 @@ pub fn update(
         && !finding.checks.is_empty();
     let mut emitted = Vec::new();
     // The claude driver's check: its af-wrap raises (and closes) alerts of its own.
-    for check in finding.checks.iter().filter(|c| c.name != super::probe::CLAUDE_CHECK) {
+    for check in finding
+        .checks
+        .iter()
+        .filter(|c| ![super::probe::CLAUDE_CHECK, super::probe::CODEX_CHECK].contains(&c.name.as_str()))
+    {
         let current = open.get(&check.name);
         let want = match check.level {
             Level::Ok => None,

@@ -221,27 +221,32 @@ fn against(value: f64, limit: f64) -> (Level, f64) {
     (level, pct)
 }
 
-/// A claude-code agent's driver: unhealthy when it cannot work (the CLI missing, not logged in:
+/// A claude-code or codex agent's driver: unhealthy when it cannot work (the CLI missing, not logged in:
 /// no failure for the ladder, since a restart cannot fix either), degraded while it waits for a
 /// usage limit to reset. af-wrap raises the alerts of these itself (`claude.*`).
 fn claude(f: &mut Finding, obs: &Observed) {
-    if obs.config.kind != af_spool::record::AgentType::ClaudeCode {
+    use af_spool::record::AgentType;
+    if !matches!(obs.config.kind, AgentType::ClaudeCode | AgentType::Codex) {
         return;
     }
+    let check = if obs.config.kind == AgentType::Codex { CODEX_CHECK } else { CLAUDE_CHECK };
     let s = &obs.state;
     if let Some(fault) = &s.driver_fault {
-        f.add(CLAUDE_CHECK, Level::Critical, format!("{}: {}", fault.kind, fault.message));
+        f.add(check, Level::Critical, format!("{}: {}", fault.kind, fault.message));
     } else if let Some(until) =
         s.waiting_until.filter(|t| s.activity.as_deref() == Some("waiting") && t.0 > af_spool::time::Timestamp::now().0)
     {
-        f.add(CLAUDE_CHECK, Level::Warning, format!("waiting for a usage limit to reset at {}", until.rfc3339()));
+        f.add(check, Level::Warning, format!("waiting for a usage limit to reset at {}", until.rfc3339()));
     } else {
-        f.add(CLAUDE_CHECK, Level::Ok, format!("driver {}", s.activity.as_deref().unwrap_or("up")));
+        f.add(check, Level::Ok, format!("driver {}", s.activity.as_deref().unwrap_or("up")));
     }
 }
 
 /// The check of a claude-code agent's driver.
 pub const CLAUDE_CHECK: &str = "claude";
+
+/// The check of a codex agent's driver.
+pub const CODEX_CHECK: &str = "codex";
 
 fn process(f: &mut Finding, obs: &Observed) {
     let state = &obs.state;
