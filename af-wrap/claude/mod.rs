@@ -181,6 +181,9 @@ impl Driver {
     /// The interactive CLI runs as `pid`: it gets the terminal.
     pub fn attached_tty(&mut self, pid: u32) {
         interactive::Pane::take_terminal(pid);
+        if let Some(pane) = self.pane.as_mut() {
+            pane.launched();
+        }
         self.cli_up = true;
     }
 
