@@ -202,9 +202,9 @@ impl Pane {
         delivery.into_iter().chain(self.setup_at.filter(|_| !self.started)).min()
     }
 
-    /// What the pane shows, as plain text.
+    /// What the pane shows, as plain text (lines tmux wrapped joined again).
     fn capture(&self) -> Option<String> {
-        self.tmux.run(&["capture-pane", "-p", "-t", &self.target]).ok()
+        self.tmux.run(&["capture-pane", "-p", "-J", "-t", &self.target]).ok()
     }
 
     fn paste(&self, text: &str) -> bool {
