@@ -462,6 +462,10 @@ impl Driver {
             }
             return;
         };
+        if screen == Screen::Offline {
+            // The CLI exits right after it: its end is the crash (see ended_before_prompt).
+            return;
+        }
         if screen == Screen::Trust && trusts {
             let again = pane.trusted.is_none_or(|t| t.elapsed() >= Duration::from_secs(2));
             if again && pane.trust_answers < 3 {
