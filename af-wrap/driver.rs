@@ -53,8 +53,11 @@ pub trait AgentDriver {
     fn tick(&mut self);
     /// Interrupts the running turn (its task is answered `interrupted`).
     fn interrupt(&mut self) -> Result<(), String>;
-    /// The CLI process ended (`how`: "exited with code N", "was killed by signal N").
-    fn cli_exited(&mut self, how: &str);
+    /// The CLI process ended (`how`: "exited with code N", "was killed by signal N"). Some(why)
+    /// when that is the agent's crash (an interactive CLI that ended before its prompt): the
+    /// agent then ends failed, for af-health's ladder; None when the CLI is simply started again
+    /// when a task needs it.
+    fn cli_exited(&mut self, how: &str) -> Option<String>;
 }
 
 /// The driver of an agent of `config`'s type, if the type has one.

@@ -72,6 +72,9 @@ struct Supervisor<'a> {
     tasks: Option<Tasks>,
     /// The driver of a claude-code or codex agent's CLI.
     driver: Option<Box<dyn crate::driver::AgentDriver>>,
+    /// Why the agent crashed, when its driver said (an interactive CLI that ended before its
+    /// prompt).
+    crash: Option<String>,
 }
 
 /// Supervises the agent until it ends; returns 0, or 1 when it failed.
@@ -169,6 +172,7 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration, generation: u64) 
         control_buf: Vec::new(),
         tasks: None,
         driver,
+        crash: None,
     };
     let at_once = sup.driver.as_ref().is_none_or(|d| d.starts_at_once());
     let started = crate::setup::run_once(spool, id, &sup.config, &signals.term)
@@ -475,15 +479,22 @@ impl Supervisor<'_> {
                 Exit::Signal(s) => format!("was killed by signal {s}"),
             };
             kill_tree(self.leader, Signal::SIGKILL);
-            self.leader = None;
+            let leader = self.leader.take();
             // The pid goes from the state before the task it failed is answered: whoever waits
             // for the answer finds no process.
             let _ = self.spool.update_state_fenced(self.id, self.generation, |s| {
                 s.pid = None;
                 s.pid_start = None;
             });
-            d.cli_exited(&how);
-            return;
+            match d.cli_exited(&how) {
+                None => return,
+                // It never reached its prompt: the agent ends, failed, as any agent whose process
+                // crashed (af-health's ladder decides on a restart, with its backoff and limit).
+                Some(reason) => {
+                    self.leader = leader;
+                    self.crash = Some(reason);
+                }
+            }
         }
         self.exit = Some(exit);
         if self.stop.is_none() {
@@ -678,6 +689,7 @@ impl Supervisor<'_> {
             (Some(reason), _) => (Status::Failed, reason.clone()),
             (None, _) if self.hangup.is_some() => (Status::Failed, self.hangup.clone().unwrap_or_default()),
             (None, _) if self.stop_requested => (Status::Stopped, "stopped by request".to_owned()),
+            (None, Some(_)) if self.crash.is_some() => (Status::Failed, self.crash.clone().unwrap_or_default()),
             (None, None) => (Status::Stopped, "stopped".to_owned()),
             (None, Some(Exit::Code(0))) => (Status::Stopped, "exited with code 0".to_owned()),
             (None, Some(Exit::Code(c))) if oom => (

@@ -1024,6 +1024,36 @@ fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
 }
 
 #[test]
+fn a_cli_waiting_for_a_person_shows_its_prompt_in_the_api_and_on_the_dashboard_card() {
+    if !util::have_tool("chromium", "Debian: apt-get install chromium") {
+        return;
+    }
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    // An interactive claude-code agent (the test double) in a folder its CLI does not trust yet:
+    // the trust dialog waits for a person.
+    let config_dir = env.path("claude-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(config_dir.join(".claude.json"), r#"{"hasCompletedOnboarding": true}"#).unwrap();
+    let dir = env.path("plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double");
+    let claude = json!({"id": "c1", "type": "claude-code", "workdir": dir, "claude": {"interactive": true},
+        "command": [double.display().to_string()],
+        "environment": {"CLAUDE_CONFIG_DIR": config_dir.display().to_string()}});
+    api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
+    let asks = "Quick safety check: Is this a project you created or one you trust?";
+    util::wait_for("the trust dialog in the API", Duration::from_secs(20), || {
+        let doc = api.call("GET", "/api/agents/c1", None).expect(200).json();
+        doc["state"]["activity"] == "input" && doc["state"]["inputPrompt"].as_str().is_some_and(|p| p.contains(asks))
+    });
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    let card = r#"((document.querySelector('[data-agent="c1"] .asks') || {}).textContent || '')"#;
+    page.wait_until("the prompt on c1's card", &format!("{card}.includes({})", json!(asks)), json!(true));
+}
+
+#[test]
 fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
     if !util::have_tool("chromium", "Debian: apt-get install chromium") {
         return;

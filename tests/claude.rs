@@ -1063,3 +1063,125 @@ fn one_agent_asks_another_over_the_bus_from_inside_its_turn() {
     assert_eq!(asked.len(), 1);
     assert_eq!((&asked[0]["from"], &asked[0]["kind"]), (&json!("author"), &json!("request")), "{asked:?}");
 }
+
+/// The CLI's global config (`$CLAUDE_CONFIG_DIR/.claude.json`) as the real CLI keeps it: with it,
+/// the double shows the real CLI's screens before its prompt (onboarding until
+/// `hasCompletedOnboarding`, the trust dialog for a folder not in `projects`).
+fn cli_config(env: &Env, config: Value) -> PathBuf {
+    let path = env.path("claude-config/.claude.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn the_trust_dialog_of_a_plain_workdir_waits_for_a_person_as_input_with_a_critical_alert() {
+    let env = Env::new();
+    cli_config(&env, json!({"hasCompletedOnboarding": true}));
+    let dir = env.path("plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = agent(&env, "tp", json!({"workdir": dir, "claude": {"interactive": true}}), json!({}));
+    let task = a.send(json!("hello"));
+    wait_for("the trust dialog as input", LONG, || a.state()["activity"] == "input");
+    let asks = a.state()["inputPrompt"].as_str().unwrap().to_owned();
+    assert!(asks.starts_with(&format!("Accessing workspace: {}", dir.display())), "{asks}");
+    assert!(asks.contains("Quick safety check: Is this a project you created or one you trust?"), "{asks}");
+    let alert = a.open_alert("claude.setup").expect("a critical alert");
+    assert_eq!(alert["level"], "critical", "{alert}");
+    assert!(alert["message"].as_str().unwrap().contains("trust dialog"), "{alert}");
+    // Shown where a person looks: show, ls, the API's agent document.
+    assert!(env.ok("af-spawn", &["show", "tp"]).contains(&format!("activity:      input: {asks}")));
+    let rows: Value = serde_json::from_str(&env.ok("af-spawn", &["ls", "--json"])).unwrap();
+    assert_eq!((&rows[0]["activity"], rows[0]["inputPrompt"].as_str()), (&json!("input"), Some(asks.as_str())));
+    assert_eq!(a.waiting(), std::slice::from_ref(&task), "the task waits, unclaimed");
+    assert_eq!(a.invocations().len(), 1, "no restart");
+    // A person trusts the folder: the CLI reaches its prompt, the task runs, the alert closes.
+    env.tmux(&["send-keys", "-t", "=agent-tp:main", "Enter"]);
+    assert!(!a.result(&task).is_error);
+    assert!(a.open_alert("claude.setup").is_none());
+    assert!(a.state()["inputPrompt"].is_null(), "{}", a.state());
+    assert!(a.events("agent.claude.trusted").is_empty(), "af-wrap did not answer it");
+}
+
+#[test]
+fn the_trust_dialog_of_a_worktree_agentflow_made_is_answered_and_the_first_task_runs() {
+    let env = Env::new();
+    let cli = cli_config(&env, json!({"hasCompletedOnboarding": true}));
+    let repo = env.path("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    util::git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README"), "hi\n").unwrap();
+    util::git(&repo, &["add", "README"]);
+    util::git(&repo, &["commit", "-q", "-m", "init"]);
+    let a = agent(&env, "tw", json!({"workdir": repo, "worktree": true, "claude": {"interactive": true}}), json!({}));
+    let r = a.ask(json!("hello"));
+    assert!(!r.is_error, "{r:?}");
+    let wt = env.home.join("worktrees/tw");
+    let trusted = a.events("agent.claude.trusted");
+    assert_eq!(trusted.len(), 1, "{trusted:?}");
+    assert_eq!(trusted[0]["workdir"], wt.display().to_string());
+    assert!(trusted[0]["text"].as_str().unwrap().contains("Is this a project you created or one you trust?"));
+    assert!(a.alerts("claude.setup").is_empty());
+    // The CLI remembers it, as the real one does.
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(cli).unwrap()).unwrap();
+    assert_eq!(kept["projects"][wt.display().to_string()]["hasTrustDialogAccepted"], true, "{kept}");
+}
+
+#[test]
+fn onboarding_and_login_screens_are_input_with_a_critical_alert_and_no_restart() {
+    let env = Env::new();
+    cli_config(&env, json!({}));
+    let a = agent(&env, "ob", json!({"claude": {"interactive": true}}), json!({"CLAUDE_DOUBLE_MODE": "unauth"}));
+    let task = a.send(json!("hello"));
+    wait_for("the theme picker as input", LONG, || a.state()["activity"] == "input");
+    let asks = a.state()["inputPrompt"].as_str().unwrap().to_owned();
+    assert!(asks.starts_with("Choose the text style that looks best with your terminal"), "{asks}");
+    let alert = a.open_alert("claude.setup").expect("a critical alert");
+    assert_eq!(alert["level"], "critical");
+    assert!(alert["message"].as_str().unwrap().contains("onboarding"), "{alert}");
+    // A person picks the theme: the login method follows, and is shown and alerted in turn.
+    env.tmux(&["send-keys", "-t", "=agent-ob:main", "Enter"]);
+    wait_for("the login screen as input", LONG, || {
+        a.state()["inputPrompt"].as_str().is_some_and(|p| p.contains("Select login method:"))
+    });
+    let login = a.alerts("claude.setup");
+    assert!(login.last().unwrap()["message"].as_str().unwrap().contains("login"), "{login:?}");
+    assert_eq!(a.invocations().len(), 1, "no restart loop");
+    assert_eq!(env.status("ob"), "running");
+    assert_eq!(a.waiting(), [task], "the task waits, unclaimed");
+}
+
+#[test]
+fn an_interactive_cli_that_exits_before_its_prompt_is_a_crash_for_the_ladder_with_an_alert() {
+    let env = Env::new();
+    cli_config(&env, json!({"hasCompletedOnboarding": true}));
+    let a = agent(&env, "of", json!({"claude": {"interactive": true}}), json!({"CLAUDE_DOUBLE_MODE": "offline"}));
+    wait_for("the agent to fail", LONG, || env.status("of") == "failed");
+    let reason = a.state()["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("exited with code 1 before its prompt"), "{reason}");
+    assert!(reason.contains("Unable to connect to Anthropic services"), "{reason}");
+    assert!(reason.contains("Failed to connect to api.anthropic.com: ENOTFOUND"), "{reason}");
+    let alert = a.open_alert("claude.cli").expect("a critical alert");
+    assert_eq!(alert["level"], "critical");
+    assert!(alert["message"].as_str().unwrap().contains("Unable to connect"), "{alert}");
+    assert_eq!(a.invocations().len(), 1, "af-wrap does not start it again itself");
+    // The ladder does, with its backoff: the failure is counted and a restart scheduled.
+    health_check(&env, "of");
+    let ladder: Value = serde_json::from_str(&util::read(&env.home.join("agents/of/health.json"))).unwrap();
+    assert_eq!(ladder["consecutiveFailures"], 1, "{ladder}");
+    let restarted = a.state()["restarts"] == 1;
+    assert!(restarted || ladder["next"] == "restart", "{ladder}");
+}
+
+#[test]
+fn the_first_interactive_task_is_taken_at_its_first_delivery() {
+    let mut env = Env::new();
+    env.set_env("AF_CLAUDE_CONFIRM", "2s");
+    let a = agent(&env, "i1", json!({"claude": {"interactive": true}}), json!({"CLAUDE_DOUBLE_PASTE_MS": "300"}));
+    let r = a.ask(json!("first task"));
+    assert!(!r.is_error, "{r:?}");
+    assert!(a.events("agent.task.retry").is_empty(), "the Enter after the paste was not lost");
+    let r = a.ask(json!("two\nlines"));
+    assert!(!r.is_error && r.result == "echo: two", "{r:?}");
+    assert!(a.events("agent.task.retry").is_empty());
+}

@@ -186,6 +186,12 @@ pub struct ClaudeSettings {
     /// before a warning alert, e.g. `5m` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_alert_after: Option<String>,
+    /// Interactive mode: whether af-wrap answers the CLI's trust dialog ("Is this a project you
+    /// created or one you trust?") with yes for the agent's workdir. Default: yes for a worktree
+    /// AgentFlow made (`worktree: true`), no for a plain workdir (a person says it once; the CLI
+    /// remembers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_workdir: Option<bool>,
 }
 
 impl ClaudeSettings {

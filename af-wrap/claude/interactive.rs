@@ -45,6 +45,77 @@ struct Delivery {
     prompt: String,
     attempts: u32,
     deadline: Instant,
+    /// The paste is sent and its Enter is not: Enter goes once the paste shows in the input line,
+    /// or at this instant at the latest.
+    enter_by: Option<Instant>,
+}
+
+/// The most af-wrap waits for a paste to show in the input line before it sends Enter anyway.
+const PASTE_SHOWS_WITHIN: Duration = Duration::from_secs(1);
+
+/// How often the pane is looked at while a paste is being taken in.
+const PASTE_POLL: Duration = Duration::from_millis(10);
+
+/// How often the pane is looked at before the CLI's first prompt.
+const SETUP_POLL: Duration = Duration::from_millis(250);
+
+/// A screen the CLI shows before its prompt, waiting for a person (or, for `Offline`, exiting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// The trust dialog for the folder it runs in.
+    Trust,
+    /// First-run onboarding (theme, security notes, terminal setup).
+    Onboarding,
+    /// The login method: the CLI has no credentials.
+    Login,
+    /// The connectivity check failed; the CLI exits.
+    Offline,
+}
+
+impl Screen {
+    /// The screen's name in alerts and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Screen::Trust => "trust dialog",
+            Screen::Onboarding => "onboarding",
+            Screen::Login => "login",
+            Screen::Offline => "connectivity check",
+        }
+    }
+}
+
+/// What marks each screen, in the words of the real CLI (2.1.197; the older trust dialog's too).
+const SCREENS: [(&str, Screen); 7] = [
+    ("Is this a project you created or one you trust?", Screen::Trust),
+    ("Do you trust the files in this folder?", Screen::Trust),
+    ("Select login method:", Screen::Login),
+    ("Choose the text style that looks best with your terminal", Screen::Onboarding),
+    ("Security notes:", Screen::Onboarding),
+    ("Use Claude Code's terminal setup?", Screen::Onboarding),
+    ("Unable to connect to Anthropic services", Screen::Offline),
+];
+
+/// The screen a pane capture (plain text) shows, with its words: from the line that names it
+/// (for the trust dialog, from "Accessing workspace:", which names the folder) to the first
+/// choice, on one line.
+pub fn screen_of(capture: &str) -> Option<(Screen, String)> {
+    let lines: Vec<&str> = capture.lines().map(str::trim).collect();
+    let (at, screen) =
+        SCREENS.iter().find_map(|(mark, screen)| lines.iter().position(|l| l.contains(mark)).map(|i| (i, *screen)))?;
+    let lead = match screen {
+        Screen::Trust => "Accessing workspace:",
+        Screen::Login => "Claude Code can be used with",
+        _ => "",
+    };
+    let from = lines[..at].iter().rposition(|l| !lead.is_empty() && l.starts_with(lead)).unwrap_or(at);
+    let words: Vec<&str> = lines[from..]
+        .iter()
+        .copied()
+        .take_while(|l| !(l.starts_with('❯') || l.starts_with("1.") && screen != Screen::Onboarding))
+        .filter(|l| !l.is_empty() && l.chars().any(char::is_alphanumeric))
+        .take(6)
+        .collect();
+    Some((screen, super::stream::clip(&normalize(&words.join(" ")), 400)))
 }
 
 /// The agent's pane and what is known of the CLI in it.
@@ -56,6 +127,15 @@ pub struct Pane {
     delivery: Option<Delivery>,
     held: bool,
     confirm: Duration,
+    /// The CLI reached its prompt (its SessionStart hook fired, which the real CLI does only once
+    /// its trust dialog and onboarding are past).
+    started: bool,
+    /// Before that: when the pane is looked at next, and the screen it showed last.
+    setup_at: Option<Instant>,
+    screen: Option<Screen>,
+    /// When af-wrap last answered the trust dialog, and how many times.
+    trusted: Option<Instant>,
+    trust_answers: u32,
 }
 
 impl Pane {
@@ -77,6 +157,11 @@ impl Pane {
             delivery: None,
             held: false,
             confirm,
+            started: false,
+            setup_at: None,
+            screen: None,
+            trusted: None,
+            trust_answers: 0,
         })
     }
 
@@ -89,7 +174,17 @@ impl Pane {
     pub fn forget(&mut self) -> Option<Claimed> {
         self.idle = false;
         self.held = false;
+        self.started = false;
+        self.setup_at = None;
+        self.screen = None;
+        self.trusted = None;
+        self.trust_answers = 0;
         self.delivery.take().map(|d| d.claimed)
+    }
+
+    /// A new CLI runs in the pane: it is watched until its first prompt.
+    pub fn launched(&mut self) {
+        self.setup_at = Some(Instant::now());
     }
 
     /// The claim of a delivery waiting for its confirmation.
@@ -97,9 +192,19 @@ impl Pane {
         self.delivery.as_mut().map(|d| &mut d.claimed)
     }
 
-    /// When a delivery's confirmation is due.
+    /// When the pane needs a look: a delivery's confirmation or its Enter is due, or the CLI has
+    /// not reached its prompt yet.
     pub fn deadline(&self) -> Option<Instant> {
-        self.delivery.as_ref().map(|d| d.deadline)
+        let delivery = self.delivery.as_ref().map(|d| match d.enter_by {
+            Some(by) => by.min(Instant::now() + PASTE_POLL),
+            None => d.deadline,
+        });
+        delivery.into_iter().chain(self.setup_at.filter(|_| !self.started)).min()
+    }
+
+    /// What the pane shows, as plain text (lines tmux wrapped joined again).
+    fn capture(&self) -> Option<String> {
+        self.tmux.run(&["capture-pane", "-p", "-J", "-t", &self.target]).ok()
     }
 
     fn paste(&self, text: &str) -> bool {
@@ -235,9 +340,11 @@ impl Driver {
             let cut = e.detail["truncated"] == true;
             self.on_hook(&name, &e.detail["input"], cut);
         }
+        self.watch_setup();
+        self.send_enter();
         self.check_delivery();
         self.check_asking();
-        let busy = self.pane.as_ref().is_none_or(|p| !p.idle || p.delivery.is_some());
+        let busy = self.pane.as_ref().is_none_or(|p| !p.idle || p.delivery.is_some() || !p.started);
         if !self.cli_up || busy || self.turn.is_some() || !self.ready() {
             return;
         }
@@ -270,7 +377,7 @@ impl Driver {
                     super::stream::clip(&prompt, 120)
                 ));
                 self.limiter.record();
-                self.deliver(Delivery { claimed, prompt, attempts: 0, deadline: Instant::now() });
+                self.deliver(Delivery { claimed, prompt, attempts: 0, deadline: Instant::now(), enter_by: None });
             }
             Ok(None) => {}
             Err(e) => tracing::warn!("cannot claim a task: {e}"),
@@ -283,8 +390,15 @@ impl Driver {
         let typed = pane.input();
         // The paste landed but its Enter was lost: only Enter again. Otherwise paste (again).
         let landed = d.attempts > 1 && typed.as_deref().is_some_and(|t| !t.is_empty());
-        let ok = (landed || pane.paste(&d.prompt)) && pane.key("Enter");
-        if !ok {
+        if landed {
+            if !pane.key("Enter") {
+                tracing::warn!("tmux could not deliver to {}", pane.target);
+            }
+        } else if pane.paste(&d.prompt) {
+            // Enter right behind a paste can be lost while the CLI takes the paste in: it goes
+            // once the paste shows in the input line (see send_enter).
+            d.enter_by = Some(Instant::now() + PASTE_SHOWS_WITHIN);
+        } else {
             tracing::warn!("tmux could not deliver to {}", pane.target);
         }
         if d.attempts > 1 {
@@ -301,9 +415,120 @@ impl Driver {
         pane.delivery = Some(d);
     }
 
+    /// Sends the Enter of a paste once the paste shows in the input line (or it waited long
+    /// enough); the confirmation's wait starts then.
+    fn send_enter(&mut self) {
+        let Some(pane) = self.pane.as_mut() else { return };
+        let Some(by) = pane.delivery.as_ref().and_then(|d| d.enter_by) else { return };
+        let shows = pane.input().is_some_and(|t| !t.is_empty());
+        if !shows && Instant::now() < by {
+            return;
+        }
+        if !pane.key("Enter") {
+            tracing::warn!("tmux could not send Enter to {}", pane.target);
+        }
+        let confirm = pane.confirm;
+        if let Some(d) = pane.delivery.as_mut() {
+            d.enter_by = None;
+            d.deadline = Instant::now() + confirm;
+        }
+    }
+
+    /// Whether the trust dialog may be answered yes: `claude.trustWorkdir`, by default yes for a
+    /// worktree AgentFlow made.
+    fn trusts_workdir(&self) -> bool {
+        self.config.claude.as_ref().and_then(|c| c.trust_workdir).unwrap_or(self.config.worktree)
+    }
+
+    /// Before the CLI's first prompt: looks at the pane for a screen that waits for a person.
+    /// The trust dialog is answered when the config allows; any other screen (or the trust dialog
+    /// otherwise) is `activity: input` with its words and a critical alert, once per screen.
+    fn watch_setup(&mut self) {
+        let trusts = self.trusts_workdir();
+        let Some(pane) = self.pane.as_mut() else { return };
+        if pane.started || !self.cli_up || pane.setup_at.is_none_or(|at| Instant::now() < at) {
+            return;
+        }
+        pane.setup_at = Some(Instant::now() + SETUP_POLL);
+        let seen = pane.capture().as_deref().and_then(screen_of);
+        let Some((screen, text)) = seen else {
+            if pane.screen.take().is_some() {
+                // A person answered it; the CLI goes on.
+                self.save(|s| {
+                    s.activity = Some("idle".into());
+                    s.input_prompt = None;
+                    s.input_since = None;
+                });
+            }
+            return;
+        };
+        if screen == Screen::Offline {
+            // The CLI exits right after it: its end is the crash (see ended_before_prompt).
+            return;
+        }
+        if screen == Screen::Trust && trusts {
+            let again = pane.trusted.is_none_or(|t| t.elapsed() >= Duration::from_secs(2));
+            if again && pane.trust_answers < 3 {
+                pane.trusted = Some(Instant::now());
+                pane.trust_answers += 1;
+                pane.key("Enter");
+                say(&format!(
+                    "trust dialog answered yes for {} (claude.trustWorkdir)",
+                    super::cwd(&self.config).display()
+                ));
+                let detail = serde_json::json!({"workdir": super::cwd(&self.config), "text": text});
+                eventlog::record(&self.spool, Event::new("agent.claude.trusted", Some(&self.id), detail));
+            }
+            return;
+        }
+        if pane.screen == Some(screen) {
+            return;
+        }
+        pane.screen = Some(screen);
+        // The alert is on record before the state says so: whoever sees `input` finds it.
+        let why = match screen {
+            Screen::Trust => " (answer it in the pane, or set claude.trustWorkdir)",
+            _ => " (answer it in the pane: af-spawn attach)",
+        };
+        let message = format!("the claude CLI waits at its {} before its prompt{why}: {text}", screen.as_str());
+        self.alert(af_spool::health::AlertLevel::Critical, "claude.setup", &message);
+        self.save(|s| {
+            s.activity = Some("input".into());
+            s.input_prompt = Some(text);
+            s.input_since = Some(af_spool::time::Timestamp::now());
+        });
+    }
+
+    /// The CLI reached its prompt: a setup screen's alert is over.
+    fn prompt_reached(&mut self) {
+        let Some(pane) = self.pane.as_mut() else { return };
+        pane.started = true;
+        pane.screen = None;
+        if self.spool.open_alert_path(&self.id, "claude.setup").exists() {
+            let message = "claude.setup recovered: the CLI reached its prompt";
+            self.alert(af_spool::health::AlertLevel::Recovery, "claude.setup", message);
+        }
+    }
+
+    /// The interactive CLI ended before its first prompt: why, in its own words (what the pane
+    /// shows), for the agent's crash. `None` when it had reached its prompt.
+    pub(super) fn ended_before_prompt(&self, how: &str) -> Option<String> {
+        let pane = self.pane.as_ref().filter(|p| !p.started)?;
+        let capture = pane.capture().unwrap_or_default();
+        let words = match screen_of(&capture) {
+            Some((_, text)) => text,
+            None => {
+                let lines: Vec<&str> = capture.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                normalize(&lines[lines.len().saturating_sub(3)..].join(" "))
+            }
+        };
+        let words = if words.is_empty() { String::new() } else { format!(": {}", super::stream::clip(&words, 300)) };
+        Some(format!("the claude CLI {how} before its prompt{words}"))
+    }
+
     fn check_delivery(&mut self) {
         let Some(pane) = self.pane.as_mut() else { return };
-        if pane.delivery.as_ref().is_none_or(|d| Instant::now() < d.deadline) {
+        if pane.delivery.as_ref().is_none_or(|d| d.enter_by.is_some() || Instant::now() < d.deadline) {
             return;
         }
         let Some(d) = pane.delivery.take() else { return };
@@ -324,6 +549,9 @@ impl Driver {
             self.asking = Some(Asking { since: Instant::now(), message, alerted: false });
         } else if name != "Notification" || kind == "idle_prompt" {
             self.asking = None;
+        }
+        if name == "SessionStart" {
+            self.prompt_reached();
         }
         let Some(pane) = self.pane.as_mut() else { return };
         match name {
@@ -402,5 +630,43 @@ mod tests {
         assert_eq!(input_line("> \x1b[1mbold\x1b[0m typed"), Some("bold typed".into()));
         assert_eq!(input_line("❯ \n"), Some(String::new()));
         assert_eq!(input_line("no prompt here"), None);
+    }
+
+    #[test]
+    fn knows_the_real_cli_s_screens_before_its_prompt() {
+        // Captured from the real CLI 2.1.197 in tmux (120x40), no credentials, a fresh config.
+        let trust = "\n──────\n Accessing workspace:\n\n /tmp/cap1/projA\n\n Quick safety check: Is this a \
+project you created or one you trust? (Like your own code, a well-known open source\n project, or work from your \
+team). If not, take a moment to review what's in this folder first.\n\n Claude Code'll be able to read, edit, and \
+execute files here.\n\n Security guide\n\n ❯ 1. Yes, I trust this folder\n   2. No, exit\n\n Enter to confirm · \
+Esc to cancel\n";
+        let (screen, text) = screen_of(trust).unwrap();
+        assert_eq!(screen, Screen::Trust);
+        assert!(
+            text.starts_with("Accessing workspace: /tmp/cap1/projA Quick safety check: Is this a project"),
+            "{text}"
+        );
+        assert!(text.ends_with("execute files here. Security guide"), "{text}");
+        let login = " Claude Code can be used with your Claude subscription or billed based on API usage through \
+your Console account.\n\n Select login method:\n\n ❯ 1. Claude account with subscription · Pro, Max, Team, or \
+Enterprise\n";
+        assert_eq!(
+            screen_of(login),
+            Some((
+                Screen::Login,
+                "Claude Code can be used with your Claude subscription or billed based on API usage through your \
+Console account. Select login method:"
+                    .into()
+            ))
+        );
+        let theme = " Let's get started.\n\n Choose the text style that looks best with your terminal\n To change \
+this later, run /theme\n\n   1. Auto (match terminal)\n ❯ 2. Dark mode ✔\n";
+        assert_eq!(screen_of(theme).map(|s| s.0), Some(Screen::Onboarding));
+        let offline = " Unable to connect to Anthropic services\n\n Failed to connect to api.anthropic.com: \
+ENOTFOUND\n\n Please check your internet connection and network settings.\n";
+        let (screen, text) = screen_of(offline).unwrap();
+        assert_eq!(screen, Screen::Offline);
+        assert!(text.starts_with("Unable to connect to Anthropic services Failed to connect to api.anthropic.com"));
+        assert_eq!(screen_of("╭─── Claude Code ───╮\n❯ \n  ? for shortcuts"), None);
     }
 }

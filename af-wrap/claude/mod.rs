@@ -188,6 +188,9 @@ impl Driver {
     /// The interactive CLI runs as `pid`: it gets the terminal.
     pub fn attached_tty(&mut self, pid: u32) {
         interactive::Pane::take_terminal(pid);
+        if let Some(pane) = self.pane.as_mut() {
+            pane.launched();
+        }
         self.cli_up = true;
     }
 
@@ -478,7 +481,7 @@ impl crate::driver::AgentDriver for Driver {
     fn interrupt(&mut self) -> Result<(), String> {
         Driver::interrupt(self)
     }
-    fn cli_exited(&mut self, how: &str) {
+    fn cli_exited(&mut self, how: &str) -> Option<String> {
         Driver::cli_exited(self, how)
     }
 }

@@ -75,7 +75,11 @@ impl Driver {
 
     /// The CLI exited: whatever it printed last is read, a turn it left unfinished is sent again
     /// (after a pause that grows with each crash) or, after too many attempts, answered.
-    pub fn cli_exited(&mut self, how: &str) {
+    /// The CLI ended (`how`, in words). `Some(reason)` when an interactive CLI ended before its
+    /// first prompt: a restart by af-wrap would fail the same way, so the agent itself has crashed
+    /// (af-health's ladder restarts it with its backoff and limit), with a critical alert.
+    pub fn cli_exited(&mut self, how: &str) -> Option<String> {
+        let early = self.ended_before_prompt(how);
         self.read_output();
         self.stdin = None;
         self.stdout = None;
@@ -91,6 +95,10 @@ impl Driver {
                 let _ = self.queue.requeue(claimed, false);
             }
         }
+        if let Some(reason) = early {
+            self.alert(AlertLevel::Critical, "claude.cli", &reason);
+            return Some(reason);
+        }
         let how = match self.last_errors.back() {
             Some(last) => format!("{how} ({last})"),
             None => how.to_owned(),
@@ -104,7 +112,7 @@ impl Driver {
         }
         let Some(turn) = self.turn.take() else {
             say(&format!("the claude CLI {how}"));
-            return;
+            return None;
         };
         let task = turn.claimed.message.id.clone();
         if turn.claimed.message.attempts + 1 < MAX_ATTEMPTS && turn.interrupted.is_none() {
@@ -121,6 +129,7 @@ impl Driver {
             let reason = format!("the claude CLI {how} during the task");
             self.answer(turn, None, true, "cli_exited", &reason);
         }
+        None
     }
 
     /// Shows what the CLI writes on stderr in the pane, and keeps its last lines.

@@ -539,7 +539,7 @@ impl AgentDriver for Driver {
         self.interrupt_for("interrupted")
     }
 
-    fn cli_exited(&mut self, how: &str) {
+    fn cli_exited(&mut self, how: &str) -> Option<String> {
         self.read_output();
         self.stdout = None;
         self.stderr = None;
@@ -555,5 +555,7 @@ impl AgentDriver for Driver {
             Some(turn) => self.end_turn(turn, &how),
             None => say(&format!("the codex CLI {how}")),
         }
+        // One process per turn: its end is never the agent's.
+        None
     }
 }

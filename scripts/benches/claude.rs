@@ -2,7 +2,8 @@
 //! figure is AgentFlow's own overhead, not a model's), beside the same turn driven straight over
 //! the double's pipes; a burst of queued tasks; one hook event (`af-wrap --hook`). Tasks go
 //! through the agent's bus inbox (the library calls `af-bus request` makes), answers come back on
-//! a reply queue.
+//! a reply queue. In interactive mode (the CLI full-screen in the pane, tasks by bracketed paste):
+//! the first task's round trip of a new agent, and later ones, beside print mode's.
 
 #[path = "common.rs"]
 mod common;
@@ -80,6 +81,58 @@ fn direct_turns(w: &World, config_dir: &std::path::Path, n: usize, extra: &[&str
     common::percentile_ms(&mut samples, 50.0)
 }
 
+/// Waits until the agent's CLI reached its prompt (its SessionStart hook is in the event log).
+fn wait_prompt(spool: &Spool, id: &AgentId) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let started = af_spool::eventlog::history(spool)
+            .expect("event log")
+            .filter_map(Result::ok)
+            .any(|e| e.kind == "agent.claude" && e.agent.as_ref() == Some(id) && e.detail["event"] == "SessionStart");
+        if started {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the CLI of {id} did not reach its prompt");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Interactive mode: the first task's round trip for each of `agents` new agents (at their
+/// prompt), then `n` more tasks' on the last one. The double takes a paste in
+/// `CLAUDE_DOUBLE_PASTE_MS` (20 ms here) and loses an Enter sent before.
+fn interactive(w: &World, replies: &ReplyQueue, agents: usize, n: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let spool = Spool::open(&w.home).expect("spool");
+    let mut first = Vec::new();
+    let mut id = AgentId::new("ci0").expect("id");
+    for a in 0..agents {
+        id = AgentId::new(&format!("ci{a}")).expect("id");
+        let config = serde_json::json!({"id": id, "type": "claude-code", "projectId": "bench", "command": [double()],
+            "claude": {"interactive": true},
+            "environment": {"CLAUDE_CONFIG_DIR": w.path("claude-config").display().to_string(),
+                "CLAUDE_DOUBLE_PASTE_MS": "20"}});
+        w.run_with_input("af-spawn", &["create"], &config.to_string());
+        w.run("af-spawn", &["start", id.as_str()]);
+        wait_prompt(&spool, &id);
+        first.push(time(|| {
+            submit(&spool, &id, replies, "first task".into());
+            wait_responses(replies, 1);
+        }));
+        if a + 1 < agents {
+            w.run("af-spawn", &["stop", id.as_str()]);
+        }
+    }
+    let later = (0..n)
+        .map(|i| {
+            time(|| {
+                submit(&spool, &id, replies, format!("task {i}"));
+                wait_responses(replies, 1);
+            })
+        })
+        .collect();
+    w.run("af-spawn", &["stop", id.as_str()]);
+    (first, later)
+}
+
 fn main() {
     let n = common::count("AF_BENCH_TASKS", 50);
     header(&format!("claude-code agents ({n} tasks, test double of the CLI)"));
@@ -149,6 +202,26 @@ fn main() {
         unit: "tasks/s",
         baseline: Some(("turns straight over pipes", 1000.0 / direct_ms.max(0.001))),
         higher_is_better: true,
+        target: "-",
+    });
+
+    let print_ms = common::percentile_ms(&mut rounds, 50.0);
+    let agents = common::count("AF_BENCH_INTERACTIVE_AGENTS", 5);
+    let (mut first, mut later) = interactive(&w, &replies, agents, n.min(20));
+    row(Row {
+        what: &format!("interactive: first task, new agent (median of {agents})"),
+        value: common::percentile_ms(&mut first, 50.0),
+        unit: "ms",
+        baseline: Some(("print mode's round trip", print_ms)),
+        higher_is_better: false,
+        target: "taken at the first delivery (no 10 s re-delivery)",
+    });
+    row(Row {
+        what: "interactive: later tasks (median)",
+        value: common::percentile_ms(&mut later, 50.0),
+        unit: "ms",
+        baseline: Some(("print mode's round trip", print_ms)),
+        higher_is_better: false,
         target: "-",
     });
 
