@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod process;
 pub mod procfs;
 pub mod rollback;
+pub mod secrets;
 pub mod tmux;
