@@ -1473,6 +1473,30 @@ fn metrics_are_prometheus_text_from_af_api_and_af_health() {
     promtool_passes(&printed);
     assert_eq!(sample(&printed, r#"agentflow_queue_depth{queue="m2"}"#), Some(20.0), "{printed}");
     assert!(!printed.contains("agentflow_api_"), "af-health has no requests to count");
+    // Bus counters: 5 taken and acked, one given back and then dead; they outlive the messages
+    // (the queue cleared) and every process that counted them.
+    env.ok("af-bus", &["recv", "m2", "-n", "5", "--ack"]);
+    let one: Value = serde_json::from_str(&env.ok("af-bus", &["recv", "m2", "--json"])).unwrap();
+    let id = one["id"].as_str().unwrap().to_owned();
+    env.ok("af-bus", &["nack", "m2", &id]);
+    let again: Value = serde_json::from_str(&env.ok("af-bus", &["recv", "m2", "--json"])).unwrap();
+    let mut c = env.cmd("af-bus");
+    c.args(["nack", "m2", again["id"].as_str().unwrap()]).env("AF_BUS_MAX_ATTEMPTS", "2");
+    assert!(c.output().unwrap().status.success());
+    api.call("DELETE", "/api/agents/m2/messages", None).expect(200);
+    let printed = env.ok("af-health", &["metrics"]);
+    promtool_passes(&printed);
+    for (what, want) in [("sent", 20.0), ("delivered", 7.0), ("acked", 5.0), ("retried", 1.0), ("dead", 1.0)] {
+        let series = format!(r#"agentflow_bus_messages_{what}_total{{queue="m2"}}"#);
+        assert_eq!(sample(&printed, &series), Some(want), "{series}: {printed}");
+    }
+    // Latency: the first claim of each message taken (5 + 1), not the second claim of the same one.
+    assert_eq!(sample(&printed, r#"agentflow_bus_delivery_latency_seconds_count{queue="m2"}"#), Some(6.0));
+    assert_eq!(sample(&printed, r#"agentflow_bus_delivery_latency_seconds_bucket{queue="m2",le="+Inf"}"#), Some(6.0));
+    drop(api);
+    let api = Api::start(&env, &[]);
+    let text = api.request("GET", "/metrics", &[], None).expect(200).body;
+    assert_eq!(sample(&text, r#"agentflow_bus_messages_sent_total{queue="m2"}"#), Some(20.0), "{text}");
     // --output: replaced by rename, folders made, with the mode the user's umask gives (the
     // textfile collector reads it as another user).
     let file = env.work.join("collector/agentflow.prom");

@@ -51,6 +51,8 @@ use std::path::{Path, PathBuf};
 ///   worktrees/<id>/                   an agent's git worktree (`--worktree`)
 ///   projects/<hash>.turns.json        a project's recent claude-code turns (see claude.rs)
 ///   accounts/<hash>.limit.json        a Claude account's usage limit until its reset (see claude.rs)
+///   metrics/tally, metrics/tally.json counters that survive restarts: ladder steps, claude turns,
+///                                     alerts raised and resolved (see tally.rs; a queue keeps its own)
 ///   log/                              programs' logs
 ///   api/token                         af-api's bearer token (0600)
 /// ```
@@ -130,6 +132,12 @@ impl Spool {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The spool's counters (`metrics/tally`): `ladder:<rung>:<outcome>`, `turn:<outcome>`,
+    /// `alert-raised:<level>`, `alert-resolved:<level>` (see [`crate::tally`]).
+    pub fn tally(&self) -> crate::tally::Tally {
+        crate::tally::Tally::new(self.root.join("metrics/tally"))
     }
 
     /// The directory holding one directory per agent.
