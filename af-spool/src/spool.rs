@@ -53,6 +53,8 @@ use std::path::{Path, PathBuf};
 ///   accounts/<hash>.limit.json        a Claude account's usage limit until its reset (see claude.rs)
 ///   metrics/tally, metrics/tally.json counters that survive restarts: ladder steps, claude turns,
 ///                                     alerts raised and resolved (see tally.rs; a queue keeps its own)
+///   rules.json                        alert rules: thresholds per project, type, agent (af-health)
+///   agents/<id>/figures.json          af-health's samples of the agent's figures (rules, anomalies)
 ///   log/                              programs' logs
 ///   api/token                         af-api's bearer token (0600)
 /// ```
@@ -132,6 +134,16 @@ impl Spool {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The alert rules (`rules.json`), read by af-health.
+    pub fn rules_path(&self) -> PathBuf {
+        self.root.join("rules.json")
+    }
+
+    /// af-health's samples of an agent's figures (`agents/<id>/figures.json`).
+    pub fn figures_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("figures.json")
     }
 
     /// The spool's counters (`metrics/tally`): `ladder:<rung>:<outcome>`, `turn:<outcome>`,

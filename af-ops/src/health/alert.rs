@@ -75,7 +75,7 @@ pub fn update(
     if settled && !open.is_empty() && uptime_ms(spool, id) >= p.settle_ms {
         for (check, a) in open {
             let ran = finding.checks.iter().any(|c| &c.name == check);
-            if ran || !probe::CHECKS.contains(&check.as_str()) {
+            if ran || !(probe::CHECKS.contains(&check.as_str()) || super::rules::CHECKS.contains(&check.as_str())) {
                 continue;
             }
             emitted.push(Alert {
