@@ -24,7 +24,9 @@ the count. A worker that exits 0 is done, not failed. The ladder's state lives i
 Rules ($AF_HOME/rules.json, see af-spool(5) and docs/observability.md) set thresholds per project, \
 agent type or agent: memory and cpu levels, heartbeat and ping limits, restart-rate limits, the \
 ladder's limits, and the checks cost (per hour), silence (no output while busy) and dead-letters; \
-`af-health rules check' validates the file, and a pass refuses one that does not validate.\n\n\
+`af-health rules check' validates the file, and a pass refuses one that does not validate. Without \
+configuration, anomaly checks (anomaly.<figure>) warn when an agent's restart rate, cost rate, output \
+rate, memory growth or task duration leaves the band learned from its own history.\n\n\
 Alerts (warning, critical, recovery): one open alert per agent and check; a warning that persists \
 becomes critical; recovery closes it. Each is appended to alerts.log, published on the bus topic \
 health.<agent> (and agent.unhealthy / agent.recovered), and piped as JSON to every executable in \

@@ -577,3 +577,53 @@ fn rules_set_thresholds_per_project_type_and_agent_and_a_bad_field_is_named() {
     }
     assert!(closed, "{:?} {last}", alert_levels(&env, "w1", "dead-letters"));
 }
+
+#[test]
+fn an_agent_leaving_its_own_normal_gets_an_anomaly_warning_once_then_a_cool_down() {
+    let mut env = base_env();
+    env.set_env("AF_HEALTH_SAMPLE_EVERY", "0");
+    env.set_env("AF_HEALTH_ANOMALY_MIN", "5");
+    // Steady output (a line every 50 ms), and a burst of 300 KB whenever a file `burst` appears.
+    let script = "while :; do if [ -f burst ]; then rm -f burst; head -c 300000 /dev/zero | tr '\\0' x; echo; fi; \
+                  printf '%0100d\\n' 0; sleep 0.05; done";
+    env.worker("talker", script);
+    let output_rate = |env: &Env| {
+        let (_, doc) = health_json(env, &["check", "talker", "--no-ping"]);
+        check_of(&doc["agents"][0], "anomaly.output-rate").cloned()
+    };
+    // Too little history: not judged; then steady: within its band.
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(output_rate(&env), None, "judged before its history is long enough");
+    }
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        let c = output_rate(&env).expect("judged now");
+        assert_eq!(c["level"], "ok", "a steady agent is in its band: {c}");
+    }
+    std::fs::write(env.work.join("burst"), "").unwrap();
+    wait_for("the burst", Duration::from_secs(10), || !env.work.join("burst").exists());
+    std::thread::sleep(Duration::from_millis(700));
+    let c = output_rate(&env).unwrap();
+    assert_eq!(c["level"], "warning", "{c}");
+    let text = c["message"].as_str().unwrap();
+    assert!(
+        text.starts_with("output-rate ") && text.contains("is outside its normal band") && text.contains("median"),
+        "{text}"
+    );
+    assert_eq!(alert_levels(&env, "talker", "anomaly.output-rate"), ["warning"]);
+    // Back in the band: the alert closes; a second burst within the cool-down raises nothing.
+    wait_for("back in its band", Duration::from_secs(20), || {
+        std::thread::sleep(Duration::from_millis(700));
+        output_rate(&env).is_some_and(|c| c["level"] == "ok")
+    });
+    wait_for("the recovery", Duration::from_secs(10), || {
+        output_rate(&env);
+        alert_levels(&env, "talker", "anomaly.output-rate") == ["warning", "recovery"]
+    });
+    std::fs::write(env.work.join("burst"), "").unwrap();
+    wait_for("the second burst", Duration::from_secs(10), || !env.work.join("burst").exists());
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(output_rate(&env).unwrap()["level"], "ok", "cooling down");
+    assert_eq!(alert_levels(&env, "talker", "anomaly.output-rate"), ["warning", "recovery"]);
+}

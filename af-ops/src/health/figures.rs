@@ -29,6 +29,9 @@ pub struct Sample {
     pub rss_bytes: Option<u64>,
     /// Tasks its supervisor finished (counted from its start).
     pub tasks_done: u64,
+    /// Tasks running at the sample.
+    #[serde(default)]
+    pub tasks_running: u32,
     /// Its supervisor's pid (a new one restarts `tasksDone`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrap_pid: Option<u32>,
@@ -46,6 +49,12 @@ pub struct Figures {
     /// When each figure last raised an anomaly (ms), for the cool-down.
     #[serde(default)]
     pub last_anomaly: std::collections::BTreeMap<String, u64>,
+    /// The figures out of their band now, with what their alert says.
+    #[serde(default)]
+    pub open_anomalies: std::collections::BTreeMap<String, String>,
+    /// The figures judged so far (those with enough history).
+    #[serde(default)]
+    pub judged: std::collections::BTreeSet<String>,
 }
 
 /// The sampling interval in force.
@@ -88,6 +97,7 @@ impl Figures {
             output_bytes: before + grown,
             rss_bytes: hb.map(|h| h.rss_bytes).filter(|&b| b > 0),
             tasks_done: hb.map_or(0, |h| h.tasks_done),
+            tasks_running: hb.map_or(0, |h| h.tasks_running),
             wrap_pid: hb.map(|h| h.wrap_pid),
         });
         if self.samples.len() > KEEP {

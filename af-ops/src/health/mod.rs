@@ -4,6 +4,7 @@
 //! lifecycle and rollback operations.
 
 pub mod alert;
+pub mod anomaly;
 pub mod figures;
 mod judge;
 pub mod ladder;
