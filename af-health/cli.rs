@@ -21,6 +21,12 @@ it is rolled back to its last checkpoint (af-checkpoint) and started; after that
 failed and left alone until a person runs `af-spawn start' or `af-spawn reset'. 30 s healthy resets \
 the count. A worker that exits 0 is done, not failed. The ladder's state lives in the spool \
 (agents/<id>/health.json), so killing af-health at any moment loses nothing.\n\n\
+Rules ($AF_HOME/rules.json, see af-spool(5) and docs/observability.md) set thresholds per project, \
+agent type or agent: memory and cpu levels, heartbeat and ping limits, restart-rate limits, the \
+ladder's limits, and the checks cost (per hour), silence (no output while busy) and dead-letters; \
+`af-health rules check' validates the file, and a pass refuses one that does not validate. Without \
+configuration, anomaly checks (anomaly.<figure>) warn when an agent's restart rate, cost rate, output \
+rate, memory growth or task duration leaves the band learned from its own history.\n\n\
 Alerts (warning, critical, recovery): one open alert per agent and check; a warning that persists \
 becomes critical; recovery closes it. Each is appended to alerts.log, published on the bus topic \
 health.<agent> (and agent.unhealthy / agent.recovered), and piped as JSON to every executable in \
@@ -96,6 +102,11 @@ pub enum Command {
         #[arg(long, short, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
     },
+    /// Alert rules ($AF_HOME/rules.json): thresholds per project, agent type or agent.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Min, median and max of RSS, CPU and response time, and failure counts, over a window.
     Trends {
         /// Only this agent (default: every agent).
@@ -103,6 +114,18 @@ pub enum Command {
         /// The window: a duration back from now.
         #[arg(long, default_value = "1h", value_name = "DURATION")]
         window: String,
+    },
+}
+
+/// What `af-health rules` does.
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// Validate a rules file (default: $AF_HOME/rules.json): exit 0 with a summary, or exit 2
+    /// naming the bad field by its path (e.g. agents.w1.memory.warning); with --json, stdout says
+    /// {"ok": false, "path", "message"} too.
+    Check {
+        /// The file (default: the spool's rules.json).
+        file: Option<std::path::PathBuf>,
     },
 }
 

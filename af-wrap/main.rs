@@ -52,6 +52,8 @@ fn main() -> std::process::ExitCode {
         if cli.hook {
             return hook::run(&cli.id);
         }
+        // First: the starter holds the pipe only until this supervisor reports in.
+        secrets::take_handed();
         let id = AgentId::new(&cli.id)?;
         let interval = human::parse_duration(&cli.heartbeat)?.max(std::time::Duration::from_millis(50));
         let spool = Spool::open_default()?;

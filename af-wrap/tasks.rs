@@ -342,6 +342,7 @@ pub(crate) fn agent_command(
     cmd.args(&argv[1..])
         .envs(&config.environment)
         .envs(secrets)
+        .env_remove(af_ops::secrets::HANDOFF_VAR)
         .env("AF_AGENT_ID", id.as_str())
         .env("AF_HOME", spool.root())
         .env("AF_PROJECT_ID", &config.project_id)

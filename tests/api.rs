@@ -1503,6 +1503,30 @@ fn metrics_are_prometheus_text_from_af_api_and_af_health() {
     promtool_passes(&printed);
     assert_eq!(sample(&printed, r#"agentflow_queue_depth{queue="m2"}"#), Some(20.0), "{printed}");
     assert!(!printed.contains("agentflow_api_"), "af-health has no requests to count");
+    // Bus counters: 5 taken and acked, one given back and then dead; they outlive the messages
+    // (the queue cleared) and every process that counted them.
+    env.ok("af-bus", &["recv", "m2", "-n", "5", "--ack"]);
+    let one: Value = serde_json::from_str(&env.ok("af-bus", &["recv", "m2", "--json"])).unwrap();
+    let id = one["id"].as_str().unwrap().to_owned();
+    env.ok("af-bus", &["nack", "m2", &id]);
+    let again: Value = serde_json::from_str(&env.ok("af-bus", &["recv", "m2", "--json"])).unwrap();
+    let mut c = env.cmd("af-bus");
+    c.args(["nack", "m2", again["id"].as_str().unwrap()]).env("AF_BUS_MAX_ATTEMPTS", "2");
+    assert!(c.output().unwrap().status.success());
+    api.call("DELETE", "/api/agents/m2/messages", None).expect(200);
+    let printed = env.ok("af-health", &["metrics"]);
+    promtool_passes(&printed);
+    for (what, want) in [("sent", 20.0), ("delivered", 7.0), ("acked", 5.0), ("retried", 1.0), ("dead", 1.0)] {
+        let series = format!(r#"agentflow_bus_messages_{what}_total{{queue="m2"}}"#);
+        assert_eq!(sample(&printed, &series), Some(want), "{series}: {printed}");
+    }
+    // Latency: the first claim of each message taken (5 + 1), not the second claim of the same one.
+    assert_eq!(sample(&printed, r#"agentflow_bus_delivery_latency_seconds_count{queue="m2"}"#), Some(6.0));
+    assert_eq!(sample(&printed, r#"agentflow_bus_delivery_latency_seconds_bucket{queue="m2",le="+Inf"}"#), Some(6.0));
+    drop(api);
+    let api = Api::start(&env, &[]);
+    let text = api.request("GET", "/metrics", &[], None).expect(200).body;
+    assert_eq!(sample(&text, r#"agentflow_bus_messages_sent_total{queue="m2"}"#), Some(20.0), "{text}");
     // --output: replaced by rename, folders made, with the mode the user's umask gives (the
     // textfile collector reads it as another user).
     let file = env.work.join("collector/agentflow.prom");
@@ -1549,4 +1573,85 @@ fn the_grafana_dashboard_asks_only_for_metrics_that_exist() {
         }
     }
     assert!(asked >= 15, "{asked}");
+}
+
+#[test]
+fn an_env_secret_reaches_the_agents_process_alone_never_the_spool_logs_api_or_environs() {
+    let env = Env::new();
+    let marker = format!("envs3cr3t-{}-{}", std::process::id(), af_spool::time::Timestamp::now().0);
+    std::fs::write(env.work.join("expected"), &marker).unwrap();
+    // The process compares what it got with the file outside the spool (its command holds no value).
+    let config = json!({
+        "id": "envsec", "type": "worker", "projectId": "p",
+        "command": ["sh", "-c", "[ \"$MY_TOKEN\" = \"$(cat expected)\" ] && echo same >> got; exec sleep 300"],
+        "secrets": {"MY_TOKEN": {"env": "AF_TEST_MARKER_VAR"}},
+    });
+    env.ok_in("af-spawn", &["create"], Some(&config.to_string()));
+    // Without the variable, the start is refused before anything changes, naming secret and variable.
+    let err = env.fails("af-spawn", &["start", "envsec"], None, 2);
+    assert!(err.contains("secret MY_TOKEN") && err.contains("AF_TEST_MARKER_VAR") && !err.contains(&marker), "{err}");
+    assert_eq!(env.status("envsec"), "created");
+    // With it in the caller's environment alone (the tmux server starts from this very call).
+    let start = |args: &[&str]| {
+        let mut c = env.cmd("af-spawn");
+        c.args(args).env("AF_TEST_MARKER_VAR", &marker);
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", util::describe(&out));
+    };
+    start(&["start", "envsec", "--no-wait"]);
+    util::wait_for("the process saw its secret", Duration::from_secs(20), || env.work.join("got").exists());
+    // A restart by the caller hands it over again (to a new af-wrap).
+    start(&["restart", "envsec"]);
+    util::wait_for("the restarted process saw it", Duration::from_secs(20), || {
+        std::fs::read_to_string(env.work.join("got")).is_ok_and(|t| t.lines().count() == 2)
+    });
+    env.ok("af-checkpoint", &["create", "envsec"]);
+    env.ok("af-health", &["check", "envsec"]);
+    env.ok("af-health", &["metrics", "--output", env.home.join("metrics.prom").to_str().unwrap()]);
+    // Every answer of af-api (run without the variable: a start through it is refused by name).
+    let api = Api::start(&env, &[]);
+    let mut bodies = Vec::new();
+    for path in ["/api/agents", "/api/agents/envsec", "/api/agents/envsec/status", "/api/agents/envsec/health"] {
+        bodies.push(api.call("GET", path, None).expect(200).body);
+    }
+    for path in ["/api/orchestrator", "/api/alerts", "/metrics", "/api/agents/envsec/messages"] {
+        bodies.push(api.call("GET", path, None).body);
+    }
+    let agent = api.call("GET", "/api/agents/envsec", None).json();
+    assert_eq!(agent["config"]["secrets"]["MY_TOKEN"], json!({"env": "AF_TEST_MARKER_VAR"}), "{agent}");
+    env.ok("af-spawn", &["stop", "envsec"]);
+    let refused = api.call("PATCH", "/api/agents/envsec", Some(json!({"action": "start"})));
+    assert!(refused.status >= 400 && refused.body.contains("AF_TEST_MARKER_VAR"), "{refused:?}");
+    bodies.push(refused.body);
+    for body in &bodies {
+        assert!(!body.contains(&marker), "an API answer holds the secret: {body}");
+    }
+    let shown = env.ok("af-spawn", &["show", "envsec", "--json"]);
+    assert!(!shown.contains(&marker) && shown.contains("MY_TOKEN"), "{shown}");
+    // Nowhere in the spool (records, checkpoints, logs, events, metrics), nor in any af-* or tmux
+    // process's environment (the agent's own process had it; it is stopped now, so start it again
+    // and look while it runs).
+    start(&["start", "envsec"]);
+    util::wait_for("the third process saw it", Duration::from_secs(20), || {
+        std::fs::read_to_string(env.work.join("got")).is_ok_and(|t| t.lines().count() == 3)
+    });
+    assert_eq!(util::files_holding(&env.home, marker.as_bytes()), Vec::<std::path::PathBuf>::new());
+    let mut agent_had_it = false;
+    let mut holders = Vec::new();
+    for pid in env.processes() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let holds = environ.windows(marker.len()).any(|w| w == marker.as_bytes());
+        if comm.starts_with("af-") || comm.starts_with("tmux") {
+            if holds {
+                holders.push(format!("{} {pid}", comm.trim()));
+            }
+        } else {
+            agent_had_it |= holds;
+        }
+    }
+    assert_eq!(holders, Vec::<String>::new(), "af-* or tmux processes hold the secret in their environment");
+    assert!(agent_had_it, "the agent's process holds it in its environment");
+    drop(api);
+    env.ok("af-spawn", &["stop", "envsec"]);
 }

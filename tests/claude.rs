@@ -280,6 +280,10 @@ fn tasks_become_turns_and_cost_is_every_process_s_spending_summed_across_restart
     assert_eq!(shown["projectCost"]["tokens"]["output"], 15);
     let shown = env.ok("af-spawn", &["show", "c1"]);
     assert!(shown.contains("$0.0300") && shown.contains(&session), "{shown}");
+    // Three turns, all successes, counted across the restart (af-wrap's, not a process's, count).
+    let metrics = env.ok("af-health", &["metrics"]);
+    let turns = metrics.lines().find_map(|l| l.strip_prefix(r#"agentflow_claude_turns_total{outcome="success"} "#));
+    assert_eq!(turns, Some("3"), "{metrics}");
 }
 
 #[test]

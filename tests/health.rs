@@ -212,6 +212,17 @@ fn a_crash_loop_climbs_the_whole_ladder_then_recovers_after_reset() {
     assert_eq!(show["state"]["status"], "failed");
     assert!(show["state"]["reason"].as_str().unwrap().contains("gave up"), "{show}");
     assert_eq!(alert_levels(&env, "loop", "process"), ["warning", "critical"]);
+    // The ladder's steps are counted for the metrics: two restarts, a rollback, the give-up.
+    let metrics = env.ok("af-health", &["metrics"]);
+    for (series, want) in [
+        (r#"agentflow_ladder_steps_total{step="restart",outcome="ok"}"#, 2.0),
+        (r#"agentflow_ladder_steps_total{step="rollback",outcome="ok"}"#, 1.0),
+        (r#"agentflow_ladder_steps_total{step="give-up",outcome="done"}"#, 1.0),
+        (r#"agentflow_alerts_raised_total{level="critical"}"#, 1.0),
+    ] {
+        let got = metrics.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok());
+        assert_eq!(got, Some(want), "{series}: {metrics}");
+    }
     // Given up: nothing more happens, until a person resets it.
     let (code, _) = health_json(&env, &["check", "loop"]);
     assert_eq!(code, 1);
@@ -487,4 +498,134 @@ fn exit_0_is_done_a_permanent_exit_code_is_not_restarted_and_a_monitor_agent_rec
     env.ok("af-spawn", &["start", "mon-all"]);
     let argv = util::read(std::path::Path::new(&format!("/proc/{}/cmdline", pid_of(&env, "mon-all"))));
     assert!(argv.contains("watch") && !argv.contains("--project"), "{argv:?}");
+}
+
+#[test]
+fn rules_set_thresholds_per_project_type_and_agent_and_a_bad_field_is_named() {
+    let env = base_env();
+    // Validation: a good file passes; a bad field fails with exit 2 and its path.
+    let good = serde_json::json!({
+        "defaults": {"ping": {"enabled": false}},
+        "projects": {"test": {"memory": {"warning": "1K", "critical": "1T"}}},
+        "types": {"worker": {"deadLetters": {"warning": 1, "critical": 3}}},
+        "agents": {"busy": {"silence": {"warning": "1s", "critical": "1h"}, "memory": {"warning": "1T"}}},
+    });
+    std::fs::write(env.work.join("rules.json"), good.to_string()).unwrap();
+    let ok = env.json("af-health", &["rules", "check", env.work.join("rules.json").to_str().unwrap()]);
+    assert_eq!((ok["ok"].as_bool(), ok["rules"].as_u64()), (Some(true), Some(4)), "{ok}");
+    let bad = r#"{"agents": {"w1": {"memory": {"warning": "2G", "critical": "1G"}}}}"#;
+    env.ok("af-spawn", &["ls"]);
+    std::fs::write(env.home.join("rules.json"), bad).unwrap();
+    let out = env.run("af-health", &["rules", "check", "--json"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((doc["ok"].as_bool(), doc["path"].as_str()), (Some(false), Some("agents.w1.memory.warning")), "{doc}");
+    let err: Value = serde_json::from_str(String::from_utf8_lossy(&out.stderr).trim()).unwrap();
+    assert_eq!(err["error"], "invalid");
+    assert!(err["message"].as_str().unwrap().contains("agents.w1.memory.warning"), "{err}");
+    // A pass refuses a bad rules file rather than ignore it.
+    assert_eq!(env.run("af-health", &["check"], None).status.code(), Some(2));
+    std::fs::write(env.home.join("rules.json"), good.to_string()).unwrap();
+
+    // Applying: the project's memory warning (1K: any process), the type's dead letters, the
+    // agent's silence; the defaults turn the ping off.
+    env.worker("w1", "exec sleep 300");
+    let tasker = serde_json::json!({"id": "busy", "type": "worker", "projectId": "other"});
+    env.ok_in("af-spawn", &["create", "--start"], Some(&tasker.to_string()));
+    env.ok("af-bus", &["send", "--to", "busy", "--kind", "task", r#"{"command": ["sleep", "60"]}"#]);
+    wait_for("a task running", Duration::from_secs(20), || env.show("busy")["heartbeat"]["tasksRunning"] == 1);
+    env.ok("af-bus", &["send", "--to", "w1", "\"to bury\""]);
+    let claimed: Value = serde_json::from_str(&env.ok("af-bus", &["recv", "w1", "--json"])).unwrap();
+    let mut c = env.cmd("af-bus");
+    c.args(["nack", "w1", claimed["id"].as_str().unwrap()]).env("AF_BUS_MAX_ATTEMPTS", "1");
+    assert!(c.output().unwrap().status.success());
+    wait_for("a heartbeat with w1's memory", Duration::from_secs(20), || {
+        env.show("w1")["heartbeat"]["rssBytes"].as_u64().is_some_and(|b| b > 0)
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    let (code, doc) = health_json(&env, &["check"]);
+    assert_eq!(code, 1, "{doc}");
+    let agent = |id: &str| doc["agents"].as_array().unwrap().iter().find(|a| a["id"] == id).unwrap().clone();
+    let (w1, busy) = (agent("w1"), agent("busy"));
+    let level = |r: &Value, name: &str| check_of(r, name).map(|c| c["level"].as_str().unwrap().to_owned());
+    assert_eq!(level(&w1, "memory").as_deref(), Some("warning"), "{w1}");
+    assert!(check_of(&w1, "memory").unwrap()["message"].as_str().unwrap().contains("warning at 1.0KB"), "{w1}");
+    assert_eq!(level(&w1, "dead-letters").as_deref(), Some("warning"), "{w1}");
+    assert_eq!(level(&w1, "response"), None, "the defaults turned the ping off: {w1}");
+    assert_eq!(level(&w1, "silence"), None, "w1 has no silence rule: {w1}");
+    assert_eq!(level(&busy, "silence").as_deref(), Some("warning"), "{busy}");
+    assert_eq!(
+        level(&busy, "memory").as_deref(),
+        Some("ok"),
+        "busy is not of project test; its own rule is far off: {busy}"
+    );
+    assert_eq!(level(&busy, "dead-letters").as_deref(), Some("ok"), "{busy}");
+    assert_eq!(alert_levels(&env, "w1", "dead-letters"), ["warning"]);
+    assert_eq!(alert_levels(&env, "busy", "silence"), ["warning"]);
+    // Rules taken away: the agent is healthy and the rules' alerts close.
+    std::fs::remove_file(env.home.join("rules.json")).unwrap();
+    env.ok("af-spawn", &["stop", "busy"]);
+    let mut closed = false;
+    let mut last = String::new();
+    for _ in 0..50 {
+        let mut c = env.cmd("af-health");
+        c.args(["check", "w1", "--no-ping"]);
+        last = describe(&c.output().unwrap());
+        if alert_levels(&env, "w1", "dead-letters") == ["warning", "recovery"] {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed, "{:?} {last}", alert_levels(&env, "w1", "dead-letters"));
+}
+
+#[test]
+fn an_agent_leaving_its_own_normal_gets_an_anomaly_warning_once_then_a_cool_down() {
+    let mut env = base_env();
+    env.set_env("AF_HEALTH_SAMPLE_EVERY", "0");
+    env.set_env("AF_HEALTH_ANOMALY_MIN", "5");
+    // Steady output (a line every 50 ms), and a burst of 300 KB whenever a file `burst` appears.
+    let script = "while :; do if [ -f burst ]; then rm -f burst; head -c 300000 /dev/zero | tr '\\0' x; echo; fi; \
+                  printf '%0100d\\n' 0; sleep 0.05; done";
+    env.worker("talker", script);
+    let output_rate = |env: &Env| {
+        let (_, doc) = health_json(env, &["check", "talker", "--no-ping"]);
+        check_of(&doc["agents"][0], "anomaly.output-rate").cloned()
+    };
+    // Too little history: not judged; then steady: within its band.
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(output_rate(&env), None, "judged before its history is long enough");
+    }
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        let c = output_rate(&env).expect("judged now");
+        assert_eq!(c["level"], "ok", "a steady agent is in its band: {c}");
+    }
+    std::fs::write(env.work.join("burst"), "").unwrap();
+    wait_for("the burst", Duration::from_secs(10), || !env.work.join("burst").exists());
+    std::thread::sleep(Duration::from_millis(700));
+    let c = output_rate(&env).unwrap();
+    assert_eq!(c["level"], "warning", "{c}");
+    let text = c["message"].as_str().unwrap();
+    assert!(
+        text.starts_with("output-rate ") && text.contains("is outside its normal band") && text.contains("median"),
+        "{text}"
+    );
+    assert_eq!(alert_levels(&env, "talker", "anomaly.output-rate"), ["warning"]);
+    // Back in the band: the alert closes; a second burst within the cool-down raises nothing.
+    wait_for("back in its band", Duration::from_secs(20), || {
+        std::thread::sleep(Duration::from_millis(700));
+        output_rate(&env).is_some_and(|c| c["level"] == "ok")
+    });
+    wait_for("the recovery", Duration::from_secs(10), || {
+        output_rate(&env);
+        alert_levels(&env, "talker", "anomaly.output-rate") == ["warning", "recovery"]
+    });
+    std::fs::write(env.work.join("burst"), "").unwrap();
+    wait_for("the second burst", Duration::from_secs(10), || !env.work.join("burst").exists());
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(output_rate(&env).unwrap()["level"], "ok", "cooling down");
+    assert_eq!(alert_levels(&env, "talker", "anomaly.output-rate"), ["warning", "recovery"]);
 }

@@ -153,22 +153,6 @@ fn idle_agents_run_without_a_command() {
     assert_eq!(env.status("idle"), "stopped");
 }
 
-/// Every file under `dir` (not following links) that holds `needle`.
-fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let Ok(read) = std::fs::read_dir(dir) else { return found };
-    for entry in read.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
-        if kind.is_dir() {
-            found.extend(files_holding(&path, needle));
-        } else if kind.is_file() && std::fs::read(&path).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) {
-            found.push(path);
-        }
-    }
-    found
-}
-
 #[test]
 fn secrets_reach_the_agents_process_and_nothing_else() {
     let env = Env::new();
@@ -208,7 +192,7 @@ fn secrets_reach_the_agents_process_and_nothing_else() {
     assert_eq!(env.show("sec")["config"]["environment"]["SERVICE_API_KEY"], "********");
     // Nowhere in the spool (records, logs, events, the bus), nor in any af-* process or tmux.
     env.ok("af-health", &["check", "sec"]);
-    assert_eq!(files_holding(&env.home, marker.as_bytes()), Vec::<std::path::PathBuf>::new());
+    assert_eq!(util::files_holding(&env.home, marker.as_bytes()), Vec::<std::path::PathBuf>::new());
     for pid in env.processes() {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.starts_with("af-") || comm.starts_with("tmux") {

@@ -4,6 +4,7 @@ mod alerts;
 mod check;
 mod history;
 mod metrics;
+mod rules;
 mod trends;
 mod watch;
 
@@ -37,6 +38,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts { all } => alerts::list(&spool, all, json),
         Command::Ack { alert_id } => alerts::ack(&spool, &alert_id, json),
         Command::Metrics { output } => metrics::run(&spool, output.as_deref()),
+        Command::Rules { command: crate::cli::RulesCommand::Check { file } } => {
+            rules::check(&file.unwrap_or_else(|| spool.rules_path()), json)
+        }
         Command::Trends { id, window } => {
             let id = id.map(|s| AgentId::new(&s)).transpose()?;
             trends::run(&spool, id.as_ref(), &window, json)

@@ -71,6 +71,15 @@ pub enum Hooks {
 /// Records an alert (open file, alert log, event log), then tells the bus and the hooks.
 pub fn emit(spool: &Spool, alert: &Alert, hooks: Hooks) -> Result<()> {
     let open_path = spool.open_alert_path(&alert.agent, &alert.check);
+    let before = atomic::read_json::<Alert>(&open_path).ok().flatten().map(|a| a.level);
+    match before {
+        Some(was) if alert.level == AlertLevel::Recovery => {
+            spool.tally().add(&[format!("alert-resolved:{}", was.as_str())]);
+        }
+        None if alert.level == AlertLevel::Recovery => {}
+        Some(was) if was == alert.level => {}
+        _ => spool.tally().add(&[format!("alert-raised:{}", alert.level.as_str())]),
+    }
     if alert.level == AlertLevel::Recovery {
         match std::fs::remove_file(&open_path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", &open_path, e)),
@@ -192,6 +201,22 @@ mod tests {
         let log: Vec<Alert> = health::read_lines(&spool.alerts_log_path()).unwrap();
         let levels: Vec<_> = log.iter().map(|a| a.level).collect();
         assert_eq!(levels, [AlertLevel::Warning, AlertLevel::Critical, AlertLevel::Recovery]);
+        // Counted once each: raised at warning, raised a level to critical, resolved from critical;
+        // a repeat at the same level is no new alert.
+        raise(&spool, &id, AlertLevel::Warning, "x.z", "three", Hooks::Wait).unwrap();
+        raise(&spool, &id, AlertLevel::Warning, "x.z", "three again", Hooks::Wait).unwrap();
+        let counts = spool.tally().fold().unwrap().counts;
+        let n = |k: &str| counts.get(k).copied().unwrap_or(0);
+        assert_eq!(
+            (
+                n("alert-raised:warning"),
+                n("alert-raised:critical"),
+                n("alert-resolved:critical"),
+                n("alert-resolved:warning")
+            ),
+            (2, 1, 1, 0),
+            "{counts:?}"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

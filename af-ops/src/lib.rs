@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod process;
 pub mod procfs;
 pub mod rollback;
+pub mod secrets;
 pub mod tmux;

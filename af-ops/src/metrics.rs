@@ -213,10 +213,25 @@ pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
     let mut acked = Family::new("agentflow_queue_acked_kept", Kind::Gauge, "Acked messages kept for history.");
     let mut ack_rate =
         Family::new("agentflow_queue_ack_rate", Kind::Gauge, "Messages acked per second, over the last minute.");
+    let mut bus: Vec<Family> =
+        BUS_COUNTERS.iter().map(|(_, name, help)| Family::new(name, Kind::Counter, help)).collect();
+    let mut latency = Family::new(
+        "agentflow_bus_delivery_latency_seconds",
+        Kind::Histogram,
+        "Seconds from a message's creation to its first claim by a receiver.",
+    );
     for (address, queue) in af_spool::bus::all_queues(spool)? {
         let Ok(s) = queue.stats() else { continue };
         let name = address.to_string();
         let l = [("queue", name.as_str())];
+        let totals = queue.tally().fold().unwrap_or_default();
+        for ((key, _, _), family) in BUS_COUNTERS.iter().zip(bus.iter_mut()) {
+            family.add(&l, totals.counts.get(*key).copied().unwrap_or(0) as f64);
+        }
+        let h = totals.histograms.get("latency").cloned().unwrap_or_default();
+        let mut counts = h.counts.clone();
+        counts.resize(af_spool::tally::BOUNDS.len(), 0);
+        latency.add_histogram(&l, &af_spool::tally::BOUNDS, &counts, h.beyond, h.sum);
         depth.add(&l, s.depth as f64);
         in_flight.add(&l, s.in_flight as f64);
         dead.add(&l, s.dead as f64);
@@ -229,13 +244,37 @@ pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
         let n = open.iter().filter(|a| a.level == level).count();
         alerts.add(&[("level", level.as_str())], n as f64);
     }
+    let spooled = spool.tally().fold().unwrap_or_default();
+    let mut ladder = Family::new(
+        "agentflow_ladder_steps_total",
+        Kind::Counter,
+        "Recovery-ladder steps af-health took, by step (restart, rollback, give-up) and outcome.",
+    );
+    let mut turns = Family::new("agentflow_claude_turns_total", Kind::Counter, "Claude Code turns, by outcome.");
+    let mut raised =
+        Family::new("agentflow_alerts_raised_total", Kind::Counter, "Alerts raised (or raised a level), by level.");
+    let mut resolved =
+        Family::new("agentflow_alerts_resolved_total", Kind::Counter, "Alerts resolved, by the level they had.");
+    for level in [AlertLevel::Warning, AlertLevel::Critical] {
+        let n = |what: &str| spooled.counts.get(&format!("{what}:{}", level.as_str())).copied().unwrap_or(0) as f64;
+        raised.add(&[("level", level.as_str())], n("alert-raised"));
+        resolved.add(&[("level", level.as_str())], n("alert-resolved"));
+    }
+    for (key, n) in &spooled.counts {
+        let parts: Vec<&str> = key.split(':').collect();
+        match parts.as_slice() {
+            ["ladder", step, outcome] => ladder.add(&[("step", step), ("outcome", outcome)], *n as f64),
+            ["turn", outcome] => turns.add(&[("outcome", outcome)], *n as f64),
+            _ => {}
+        }
+    }
     let mut took = Family::new(
         "agentflow_metrics_gather_seconds",
         Kind::Gauge,
         "How long reading these figures from the spool took.",
     );
     took.add(&[], started.elapsed().as_secs_f64());
-    Ok(vec![
+    let mut families = vec![
         agents,
         up,
         restarts,
@@ -253,10 +292,20 @@ pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
         dead,
         acked,
         ack_rate,
-        alerts,
-        took,
-    ])
+    ];
+    families.extend(bus);
+    families.extend([latency, alerts, raised, resolved, ladder, turns, took]);
+    Ok(families)
 }
+
+/// The queue counters: tally name, metric name, help.
+const BUS_COUNTERS: [(&str, &str, &str); 5] = [
+    ("sent", "agentflow_bus_messages_sent_total", "Messages put into the queue (by a sender or the bridge)."),
+    ("delivered", "agentflow_bus_messages_delivered_total", "Messages handed to a receiver (claimed)."),
+    ("acked", "agentflow_bus_messages_acked_total", "Messages acked by their receiver."),
+    ("retried", "agentflow_bus_messages_retried_total", "Claims given back to the queue for another delivery."),
+    ("dead", "agentflow_bus_messages_dead_total", "Messages moved to the dead letters."),
+];
 
 #[cfg(test)]
 mod tests {

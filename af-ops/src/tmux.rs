@@ -77,6 +77,10 @@ impl Tmux {
     pub fn command(&self) -> Command {
         let mut c = Command::new("tmux");
         c.env_remove("AF_AGENT_ID").env_remove("AF_PROJECT_ID").env_remove("AF_AGENT_TYPE");
+        // A server this client starts copies its environment into every session's.
+        for var in crate::secrets::taken() {
+            c.env_remove(var);
+        }
         if let Some(s) = &self.socket {
             c.arg("-L").arg(s);
         }

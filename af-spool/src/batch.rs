@@ -52,7 +52,7 @@ impl Batch {
         let result = staged
             .iter()
             .try_for_each(|s| {
-                s.publish()?;
+                s.publish_uncounted()?;
                 published += 1;
                 Ok(())
             })
@@ -69,6 +69,8 @@ impl Batch {
             return Err(e);
         }
         for (q, _) in &self.queues {
+            let n = staged.iter().filter(|s| s.queue_tally().path() == q.tally().path()).count();
+            q.tally().add(&vec!["sent".to_owned(); n]);
             q.notify("batch");
         }
         Ok(())

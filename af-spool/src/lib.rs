@@ -26,6 +26,7 @@ pub mod message;
 pub mod queue;
 pub mod record;
 pub mod spool;
+pub mod tally;
 pub mod time;
 pub mod worktree;
 

@@ -13,6 +13,8 @@
 //! dead/<rank>-<id>,<attempts>,<reason>        dead letter (expired, attempts, unreadable)
 //! archive/<rank>-<id>,<attempts>              acked
 //! notify.d/                                   fifodir: woken after every delivery
+//! tally, tally.json                           counters: sent, delivered, acked, retried, dead,
+//!                                             and the delivery latency (see tally.rs)
 //! ```
 
 use crate::error::{Error, Result};
@@ -172,6 +174,16 @@ impl Queue {
         self.fifodir().subscribe()
     }
 
+    /// The queue's counters (see [`crate::tally`]): `sent`, `delivered`, `acked`, `retried`,
+    /// `dead`, and `latency` (seconds from a message's creation to its first claim).
+    pub fn tally(&self) -> crate::tally::Tally {
+        crate::tally::of_dir(&self.dir)
+    }
+
+    fn count(&self, what: &str, n: usize) {
+        self.tally().add(&vec![what.to_owned(); n]);
+    }
+
     /// Wakes the queue's listeners.
     pub fn notify(&self, id: &str) {
         self.fifodir().notify(&serde_json::json!({ "id": id }));
@@ -225,7 +237,10 @@ impl Queue {
     pub fn adopt(&self, message: &Message, file: &Path) -> Result<bool> {
         let target = self.part("new").join(format!("{},{}", message.stem(), message.attempts));
         match fs::rename(file, &target) {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                self.count("sent", 1);
+                Ok(true)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.exists() => {
                 self.create()?;
                 rename_if_there(file, &target)
@@ -245,6 +260,7 @@ impl Queue {
             return Err(Error::io("bury", &target, e));
         }
         tracing::info!(id = %message.id, reason, "message to the dead letters");
+        self.count("dead", 1);
         if self.durable {
             crate::atomic::sync_dir(&self.part("dead"))?;
         }
@@ -286,6 +302,7 @@ impl Queue {
         self.requeue_expired()?;
         let deadline = Timestamp::now().0 + visibility.as_millis() as u64;
         let mut out = Vec::new();
+        let mut counts = Vec::new();
         for e in self.entries("new")? {
             if out.len() >= max {
                 break;
@@ -308,6 +325,11 @@ impl Queue {
                         self.bury("cur", &claimed, "expired")?;
                         continue;
                     }
+                    counts.push("delivered".to_owned());
+                    if claimed.attempts == 0 {
+                        let ms = Timestamp::now().0.saturating_sub(message.created_at.0);
+                        counts.push(format!("latency {}", ms as f64 / 1000.0));
+                    }
                     out.push(Claim { message, receipt });
                 }
                 Err(_) => {
@@ -315,6 +337,7 @@ impl Queue {
                 }
             }
         }
+        self.tally().add(&counts);
         Ok(out)
     }
 
@@ -368,7 +391,11 @@ impl Queue {
             return self.bury("cur", &Entry { attempts, ..e.clone() }, "attempts");
         }
         let to = self.part("new").join(format!("{},{attempts}", e.stem()));
-        rename_if_there(&self.part("cur").join(&e.name), &to)
+        let moved = rename_if_there(&self.part("cur").join(&e.name), &to)?;
+        if moved {
+            self.count("retried", 1);
+        }
+        Ok(moved)
     }
 
     /// Moves an entry of `part` to the dead letters with `reason`.
@@ -376,7 +403,11 @@ impl Queue {
         let to = self.part("dead").join(format!("{},{},{reason}", e.stem(), e.attempts));
         let from = self.part(part).join(&e.name);
         tracing::info!(id = %e.id, reason, "message to the dead letters");
-        rename_if_there(&from, &to)
+        let moved = rename_if_there(&from, &to)?;
+        if moved {
+            self.count("dead", 1);
+        }
+        Ok(moved)
     }
 
     /// Finds the entries of `part` with these ids.
@@ -412,6 +443,7 @@ impl Queue {
                 missing.push((*id).to_owned());
             }
         }
+        self.count("acked", ids.len() - missing.len());
         self.prune_now_and_then();
         Ok(missing)
     }
@@ -426,7 +458,9 @@ impl Queue {
         }
         let until = Timestamp::now().0 + delay.as_millis() as u64;
         let to = self.part("cur").join(format!("{},{},{until}", e.stem(), e.attempts));
-        rename_if_there(&self.part("cur").join(&e.name), &to)?;
+        if rename_if_there(&self.part("cur").join(&e.name), &to)? {
+            self.count("retried", 1);
+        }
         Ok(())
     }
 
@@ -466,6 +500,9 @@ impl Queue {
         let Some(e) = Entry::parse(receipt) else { return Ok(false) };
         let to = self.part("archive").join(format!("{},{}", e.stem(), e.attempts));
         let moved = rename_if_there(&self.part("cur").join(receipt), &to)?;
+        if moved {
+            self.count("acked", 1);
+        }
         self.prune_now_and_then();
         Ok(moved)
     }
@@ -617,7 +654,20 @@ pub struct Staged {
 impl Staged {
     /// Delivers it: the rename into `new/` (no directory fsync, nobody woken).
     pub fn publish(&self) -> Result<()> {
+        self.publish_uncounted()?;
+        self.queue_tally().add(&["sent".to_owned()]);
+        Ok(())
+    }
+
+    /// Delivers it like [`Staged::publish`] without counting it: a batch counts its deliveries
+    /// to each queue in one write.
+    pub fn publish_uncounted(&self) -> Result<()> {
         rename_into(&self.tmp, &self.target).map_err(|e| Error::io("deliver", &self.target, e))
+    }
+
+    /// The tally of the queue it goes to.
+    pub fn queue_tally(&self) -> crate::tally::Tally {
+        crate::tally::of_dir(self.target.parent().and_then(Path::parent).unwrap_or(Path::new("/")))
     }
 
     /// Removes it before it was delivered.

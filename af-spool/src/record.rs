@@ -136,7 +136,9 @@ pub struct AgentConfig {
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
     /// Secrets for the agent's process alone, by variable name: `{"file": "/run/secrets/x"}` is
-    /// read by af-wrap each time it starts the process. Only the names are ever stored or shown.
+    /// read by af-wrap each time it starts the process; `{"env": "NAME"}` is taken from the
+    /// environment of the program that starts the agent and handed to af-wrap through a pipe.
+    /// Only the names and sources are ever stored or shown, never a value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, SecretSource>,
     /// The directory the agent runs in.
@@ -174,13 +176,17 @@ pub struct AgentConfig {
     pub permanent_exit_codes: Vec<i32>,
 }
 
-/// Where a secret's value comes from.
+/// Where a secret's value comes from: `{"file": "/abs/path"}` or `{"env": "NAME"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SecretSource {
+#[serde(rename_all = "camelCase")]
+pub enum SecretSource {
     /// A file holding the value (one trailing newline is dropped): read by af-wrap when it
     /// starts the agent's process, never copied.
-    pub file: PathBuf,
+    File(PathBuf),
+    /// A variable of the environment of the program that starts the agent (`af-spawn start`,
+    /// af-api, af-health's ladder): read at the start and handed to af-wrap through a pipe, never
+    /// written anywhere.
+    Env(String),
 }
 
 /// What `*_KEY`, `*_TOKEN`, `*_SECRET` and `*PASSWORD*` variables show instead of their value.
@@ -253,8 +259,14 @@ impl AgentConfig {
             if self.environment.contains_key(name) {
                 return bad(format!("{name} is both in environment and in secrets"));
             }
-            if !source.file.is_absolute() {
-                return bad(format!("secret {name}: file {} must be an absolute path", source.file.display()));
+            match source {
+                SecretSource::File(file) if !file.is_absolute() => {
+                    return bad(format!("secret {name}: file {} must be an absolute path", file.display()));
+                }
+                SecretSource::Env(var) if !variable_name(var) => {
+                    return bad(format!("secret {name}: env {var:?} is not a variable name (letters, digits and _)"));
+                }
+                _ => {}
             }
         }
         if let Some(cmd) = &self.task_command {

@@ -51,6 +51,10 @@ use std::path::{Path, PathBuf};
 ///   worktrees/<id>/                   an agent's git worktree (`--worktree`)
 ///   projects/<hash>.turns.json        a project's recent claude-code turns (see claude.rs)
 ///   accounts/<hash>.limit.json        a Claude account's usage limit until its reset (see claude.rs)
+///   metrics/tally, metrics/tally.json counters that survive restarts: ladder steps, claude turns,
+///                                     alerts raised and resolved (see tally.rs; a queue keeps its own)
+///   rules.json                        alert rules: thresholds per project, type, agent (af-health)
+///   agents/<id>/figures.json          af-health's samples of the agent's figures (rules, anomalies)
 ///   log/                              programs' logs
 ///   api/token                         af-api's bearer token (0600)
 /// ```
@@ -130,6 +134,22 @@ impl Spool {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The alert rules (`rules.json`), read by af-health.
+    pub fn rules_path(&self) -> PathBuf {
+        self.root.join("rules.json")
+    }
+
+    /// af-health's samples of an agent's figures (`agents/<id>/figures.json`).
+    pub fn figures_path(&self, id: &AgentId) -> PathBuf {
+        self.agent_dir(id).join("figures.json")
+    }
+
+    /// The spool's counters (`metrics/tally`): `ladder:<rung>:<outcome>`, `turn:<outcome>`,
+    /// `alert-raised:<level>`, `alert-resolved:<level>` (see [`crate::tally`]).
+    pub fn tally(&self) -> crate::tally::Tally {
+        crate::tally::Tally::new(self.root.join("metrics/tally"))
     }
 
     /// The directory holding one directory per agent.

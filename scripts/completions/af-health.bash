@@ -34,6 +34,9 @@ _af__health() {
             af__health,metrics)
                 cmd="af__health__subcmd__metrics"
                 ;;
+            af__health,rules)
+                cmd="af__health__subcmd__rules"
+                ;;
             af__health,trends)
                 cmd="af__health__subcmd__trends"
                 ;;
@@ -58,11 +61,29 @@ _af__health() {
             af__health__subcmd__help,metrics)
                 cmd="af__health__subcmd__help__subcmd__metrics"
                 ;;
+            af__health__subcmd__help,rules)
+                cmd="af__health__subcmd__help__subcmd__rules"
+                ;;
             af__health__subcmd__help,trends)
                 cmd="af__health__subcmd__help__subcmd__trends"
                 ;;
             af__health__subcmd__help,watch)
                 cmd="af__health__subcmd__help__subcmd__watch"
+                ;;
+            af__health__subcmd__help__subcmd__rules,check)
+                cmd="af__health__subcmd__help__subcmd__rules__subcmd__check"
+                ;;
+            af__health__subcmd__rules,check)
+                cmd="af__health__subcmd__rules__subcmd__check"
+                ;;
+            af__health__subcmd__rules,help)
+                cmd="af__health__subcmd__rules__subcmd__help"
+                ;;
+            af__health__subcmd__rules__subcmd__help,check)
+                cmd="af__health__subcmd__rules__subcmd__help__subcmd__check"
+                ;;
+            af__health__subcmd__rules__subcmd__help,help)
+                cmd="af__health__subcmd__rules__subcmd__help__subcmd__help"
                 ;;
             *)
                 ;;
@@ -71,7 +92,7 @@ _af__health() {
 
     case "${cmd}" in
         af__health)
-            opts="-h -V --json --pretty --help --version check watch history alerts ack metrics trends help"
+            opts="-h -V --json --pretty --help --version check watch history alerts ack metrics rules trends help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,7 +196,7 @@ _af__health() {
             return 0
             ;;
         af__health__subcmd__help)
-            opts="check watch history alerts ack metrics trends help"
+            opts="check watch history alerts ack metrics rules trends help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -272,6 +293,34 @@ _af__health() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        af__health__subcmd__help__subcmd__rules)
+            opts="check"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__health__subcmd__help__subcmd__rules__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         af__health__subcmd__help__subcmd__trends)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -337,6 +386,76 @@ _af__health() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__health__subcmd__rules)
+            opts="-h --json --pretty --help check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__health__subcmd__rules__subcmd__check)
+            opts="-h --json --pretty --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__health__subcmd__rules__subcmd__help)
+            opts="check help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__health__subcmd__rules__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        af__health__subcmd__rules__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -43,7 +43,11 @@ pub fn update(
         };
         let want = match (want, current) {
             (Some(AlertLevel::Warning), Some(a)) if a.level == AlertLevel::Critical => Some(AlertLevel::Critical),
-            (Some(AlertLevel::Warning), Some(a)) if a.opened_at.millis_until(now) >= p.escalate_ms => {
+            // An anomaly is a warning only: the figure left its normal, nothing has failed.
+            (Some(AlertLevel::Warning), Some(a))
+                if a.opened_at.millis_until(now) >= p.escalate_ms
+                    && !check.name.starts_with(super::anomaly::PREFIX) =>
+            {
                 Some(AlertLevel::Critical)
             }
             (w, _) => w,
@@ -79,7 +83,10 @@ pub fn update(
     if settled && !open.is_empty() && uptime_ms(spool, id) >= p.settle_ms {
         for (check, a) in open {
             let ran = finding.checks.iter().any(|c| &c.name == check);
-            if ran || !probe::CHECKS.contains(&check.as_str()) {
+            let ours = probe::CHECKS.contains(&check.as_str())
+                || super::rules::CHECKS.contains(&check.as_str())
+                || check.starts_with(super::anomaly::PREFIX);
+            if ran || !ours {
                 continue;
             }
             emitted.push(Alert {

@@ -43,8 +43,10 @@ pub fn climb(
     }
     let attempt = ladder.consecutive_failures;
     let mut done = Vec::new();
+    let step = if rung == Rung::Rollback { "rollback" } else { "restart" };
+    let count = |outcome: &str| spool.tally().add(&[format!("ladder:{step}:{outcome}")]);
     if rung == Rung::Rollback {
-        let ckpt = rollback(spool, id)?;
+        let ckpt = rollback(spool, id).inspect_err(|_| count("failed"))?;
         eventlog::record(spool, Event::new("health.rollback", Some(id), serde_json::json!({"checkpoint": ckpt})));
         done.push(format!("rolled back to checkpoint {ckpt}"));
     }
@@ -59,8 +61,14 @@ pub fn climb(
     // restart stops a stuck agent first (2 s of grace) and only starts a dead one; either way the
     // agent's restart count goes up, as the seed's restart count should.
     match lifecycle::restart(&Lifecycle::of(spool.clone()), id, RESTART_GRACE) {
-        Ok(_) => done.push(format!("started again (failure {attempt})")),
-        Err(e) => done.push(format!("start failed: {e}")),
+        Ok(_) => {
+            count("ok");
+            done.push(format!("started again (failure {attempt})"))
+        }
+        Err(e) => {
+            count("failed");
+            done.push(format!("start failed: {e}"))
+        }
     }
     Ok(done.join("; "))
 }
@@ -94,6 +102,7 @@ pub fn give_up(spool: &Spool, id: &AgentId, obs: &Observed, finding: &Finding, r
         tracing::warn!("cannot mark agent {id} failed: {e}");
     }
     eventlog::record(spool, Event::new("health.failed", Some(id), serde_json::json!({"reason": reason})));
+    spool.tally().add(&["ladder:give-up:done".to_owned()]);
 }
 
 /// SIGKILLs a supervisor that holds its lock but no longer heartbeats (its agent dies with it:

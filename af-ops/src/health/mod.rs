@@ -4,12 +4,16 @@
 //! lifecycle and rollback operations.
 
 pub mod alert;
+pub mod anomaly;
+pub mod figures;
+mod judge;
 pub mod ladder;
 pub mod live;
 pub mod pass;
 pub mod policy;
 pub mod probe;
 mod records;
+pub mod rules;
 
 pub use pass::{Outcome, Report, Scope, run};
 pub use policy::Policy;

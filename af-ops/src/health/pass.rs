@@ -112,7 +112,8 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> Result<Ou
     let world = World::snapshot(spool)?;
     remove_dead_reply_pipes(spool);
     let open = open_alert_names(spool);
-    let shared = Shared { spool, scope, world: &world, open_names: &open, p, recover };
+    let rules = super::rules::Rules::load(spool)?;
+    let shared = Shared { spool, scope, world: &world, open_names: &open, p, rules: &rules, recover };
     // The list is known up front: each worker takes the next index and keeps its own results,
     // handed back when it is joined (a check that panics is re-raised here).
     let next = AtomicUsize::new(0);
@@ -253,11 +254,12 @@ struct Shared<'a> {
     world: &'a World,
     open_names: &'a [(AgentId, String)],
     p: &'a Policy,
+    rules: &'a super::rules::Rules,
     recover: bool,
 }
 
 fn check_one(sh: &Shared, id: &AgentId, replies: &mut Option<Listener>) -> Result<Checked> {
-    let Shared { spool, scope, world, open_names, p, recover } = *sh;
+    let Shared { spool, scope, world, open_names, p, rules, recover } = *sh;
     let config = spool.read_config(id)?;
     if scope.project.as_deref().is_some_and(|pr| pr != config.project_id) {
         return Ok(None);
@@ -272,13 +274,17 @@ fn check_one(sh: &Shared, id: &AgentId, replies: &mut Option<Listener>) -> Resul
     let state = spool.read_state(id)?;
     let supervisor_alive = state.status.is_live() && spool.supervisor_alive(id);
     let obs = af_spool::Observed { config, state, supervisor_alive };
+    // The rules in force for this agent replace the flags' limits.
+    let rule = rules.for_agent(&obs.config);
+    let p = &rule.policy(p);
     let status = obs.status();
     let hb = spool.read_heartbeat(id).ok().flatten();
     let pingable = p.ping && matches!(status, Status::Running | Status::Paused) && obs.supervisor_alive;
     let ping = if pingable { Some(ping(spool, id, p, replies)?) } else { None };
-    let Some(finding) = probe::evaluate(&obs, hb.as_ref(), ping.as_ref(), world, p) else {
+    let Some(mut finding) = probe::evaluate(&obs, hb.as_ref(), ping.as_ref(), world, p) else {
         return Ok(Some((report(id, status, None), None)));
     };
+    super::judge::figures(spool, &obs, hb.as_ref(), &rule, &mut finding);
     let mut open = HashMap::new();
     let first = open_names.partition_point(|(agent, _)| agent < id);
     for (_, check) in open_names[first..].iter().take_while(|(agent, _)| agent == id) {

@@ -5,7 +5,7 @@
 use crate::process;
 use crate::tmux::{self, Tmux};
 use af_spool::Spool;
-use af_spool::record::AgentConfig;
+use af_spool::record::{AgentConfig, SecretSource};
 use std::path::PathBuf;
 
 /// The tmux commands (each an argv without `tmux`) that build the agent's session.
@@ -48,14 +48,27 @@ pub fn commands(spool: &Spool, tmux: &Tmux, config: &AgentConfig, workdir: &std:
 
 /// What a session never takes from the caller's environment: the spool and server are set
 /// explicitly, and the identity is the new agent's, not that of an agent we may run in.
-const NOT_INHERITED: [&str; 6] =
-    ["AF_HOME", "AF_TMUX_SOCKET", "AF_AGENT_ID", "AF_PROJECT_ID", "AF_AGENT_TYPE", GENERATION_VAR];
+const NOT_INHERITED: [&str; 7] = [
+    "AF_HOME",
+    "AF_TMUX_SOCKET",
+    "AF_AGENT_ID",
+    "AF_PROJECT_ID",
+    "AF_AGENT_TYPE",
+    GENERATION_VAR,
+    crate::secrets::HANDOFF_VAR,
+];
 
 /// The session's environment: the spool and tmux server, this shell's PATH and AF_* settings,
 /// then the config's environment.
 fn environment(spool: &Spool, tmux: &Tmux, config: &AgentConfig) -> Vec<(String, String)> {
+    // A variable a secret is taken from reaches the agent's process through af-wrap alone.
+    let taken = crate::secrets::taken();
+    let secret = |k: &str| {
+        taken.iter().any(|t| t == k) || config.secrets.values().any(|s| matches!(s, SecretSource::Env(v) if v == k))
+    };
     let mut env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| (k.starts_with("AF_") && !NOT_INHERITED.contains(&k.as_str())) || k == "PATH")
+        .filter(|(k, _)| !secret(k))
         .collect();
     env.push(("AF_HOME".into(), spool.root().display().to_string()));
     if let Some(s) = tmux.socket() {
@@ -73,9 +86,14 @@ pub const GENERATION_VAR: &str = "AF_START_GENERATION";
 /// Adds the start's generation to the session's environment (the first command makes it), so
 /// that af-wrap claims that start and no later one.
 pub fn set_generation(commands: &mut [Vec<String>], generation: u64) {
+    set_var(commands, GENERATION_VAR, &generation.to_string());
+}
+
+/// Adds a variable to the session's environment (the first command makes the session).
+pub fn set_var(commands: &mut [Vec<String>], name: &str, value: &str) {
     if let Some(new_session) = commands.first_mut() {
         let at = new_session.iter().position(|a| a == "--").unwrap_or(new_session.len());
-        new_session.splice(at..at, ["-e".to_owned(), format!("{GENERATION_VAR}={generation}")]);
+        new_session.splice(at..at, ["-e".to_owned(), format!("{name}={value}")]);
     }
 }
 

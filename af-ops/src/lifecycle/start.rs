@@ -146,6 +146,8 @@ struct Launch {
     before: Status,
     listener: af_spool::fifodir::Listener,
     commands: Vec<Vec<String>>,
+    /// The agent's `env` secrets on their way to its af-wrap, held until it has reported in.
+    secrets: Option<crate::secrets::Handoff>,
 }
 
 /// Refuses an agent that is running, starting or stopping.
@@ -172,6 +174,7 @@ fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool) -> Result<Launch> {
     if !workdir.is_dir() {
         return Err(Error::Invalid(format!("agent '{id}': workdir {} is not a directory", workdir.display())));
     }
+    let secrets = crate::secrets::hand_off(&obs.config)?;
     if obs.state.status.is_live() {
         // Its supervisor died without a word: clear what it left before starting anew.
         reap_orphans(ctx, id, &obs);
@@ -193,7 +196,10 @@ fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool) -> Result<Launch> {
     spool.write_state(id, &state)?;
     let mut commands = layout::commands(spool, &ctx.tmux, &obs.config, &workdir);
     layout::set_generation(&mut commands, state.generation);
-    Ok(Launch { id: id.clone(), before: obs.status(), listener, commands })
+    if let Some(h) = &secrets {
+        layout::set_var(&mut commands, crate::secrets::HANDOFF_VAR, &h.path);
+    }
+    Ok(Launch { id: id.clone(), before: obs.status(), listener, commands, secrets })
 }
 
 /// Builds one agent's session, clearing a stale one of ours and waiting out a server that is
@@ -229,14 +235,20 @@ fn launch(ctx: &Lifecycle, l: &Launch) -> Result<()> {
     Ok(())
 }
 
-/// Records the start and, with `wait`, waits until af-wrap has reported in.
+/// Records the start and, with `wait`, waits until af-wrap has reported in. An agent with `env`
+/// secrets is waited for in any case: its af-wrap takes them from this process.
 fn finish(ctx: &Lifecycle, l: &mut Launch, wait: bool, timeout: Duration) -> Result<Observed> {
     let (spool, id) = (&ctx.spool, &l.id);
     eventlog::record(spool, Event::new("agent.starting", Some(id), serde_json::json!({"session": id.session()})));
-    if !wait {
+    if !wait && l.secrets.is_none() {
         return spool.observe(id);
     }
-    let obs = wait_until(ctx, id, &mut l.listener, timeout, "start", |o| o.status() != Status::Starting)?;
+    let waited = wait_until(ctx, id, &mut l.listener, timeout, "start", |o| o.status() != Status::Starting);
+    l.secrets = None;
+    if !wait {
+        return waited.or_else(|_| spool.observe(id));
+    }
+    let obs = waited?;
     if obs.status() == Status::Failed {
         let reason = obs.reason().unwrap_or_else(|| "unknown reason".into());
         return Err(Error::Failed(format!("agent '{id}' failed to start: {reason}")));
