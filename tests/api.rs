@@ -784,7 +784,7 @@ fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
             }
         }
     }
-    assert_eq!(operations, 27);
+    assert_eq!(operations, 28);
     let page = api.request("GET", "/", &[], None).expect(200);
     assert!(page.header("Content-Type").unwrap().starts_with("text/html"));
     assert!(page.header("Content-Security-Policy").unwrap().contains("default-src 'self'"));
