@@ -25,7 +25,7 @@ use crate::lock::Lock;
 use crate::message::{Message, validate_id};
 use crate::queue::Queue;
 use crate::spool::Spool;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -199,6 +199,8 @@ pub fn recover(spool: &Spool) -> Result<usize> {
     }
     atomic::create_dir(&spool.seen_dir())?;
     let mut again = 0;
+    // Each queue's entries, listed once: id -> (folder, file name).
+    let mut held: HashMap<PathBuf, Listing> = HashMap::new();
     for j in &found {
         let text = std::fs::read(j).map_err(|e| Error::io("read", j, e))?;
         // A journal cut short by a crash: its whole lines are all that can have been delivered.
@@ -212,7 +214,14 @@ pub fn recover(spool: &Spool) -> Result<usize> {
                     continue;
                 }
                 let q = Queue::new(spool.root().join(rel));
-                if !q.exists() || holds(&q, m)? {
+                if !q.exists() {
+                    continue;
+                }
+                let entries = match held.entry(rel.clone()) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(listing(&q)?),
+                };
+                if holds(&q, entries, m) {
                     continue;
                 }
                 put(spool, &q, m, &bytes)?;
@@ -230,20 +239,31 @@ pub fn recover(spool: &Spool) -> Result<usize> {
     Ok(again)
 }
 
-/// Whether `q` holds message `m` in any folder, readable (a file a power cut emptied is removed).
-fn holds(q: &Queue, m: &Message) -> Result<bool> {
+/// A queue's entries by message id: the folder and the file's name.
+type Listing = HashMap<String, (&'static str, String)>;
+
+/// Every entry of `q`'s folders, by message id.
+fn listing(q: &Queue) -> Result<Listing> {
+    let mut out = HashMap::new();
     for part in ["new", "cur", "archive", "dead"] {
         for e in q.entries(part)? {
-            if e.id != m.id {
-                continue;
-            }
-            if part != "new" || q.read(part, &e.name).is_ok() {
-                return Ok(true);
-            }
-            let _ = std::fs::remove_file(q.dir().join(part).join(&e.name));
+            out.insert(e.id, (part, e.name));
         }
     }
-    Ok(false)
+    Ok(out)
+}
+
+/// Whether `q` holds message `m` (listed in `entries`) readable: a waiting file a power cut
+/// emptied is removed, to be delivered again.
+fn holds(q: &Queue, entries: &Listing, m: &Message) -> bool {
+    match entries.get(&m.id) {
+        None => false,
+        Some((part, name)) if *part == "new" && q.read(part, name).is_err() => {
+            let _ = std::fs::remove_file(q.dir().join(part).join(name));
+            false
+        }
+        Some(_) => true,
+    }
 }
 
 /// Removes the records of messages delivered longer ago than `keep`. Returns how many.
