@@ -3,7 +3,7 @@
 use crate::agents::Cache;
 use crate::guard::{Hosts, RateLimit, Token};
 use crate::http::{Answer, ApiError, Reply, Req, percent_decode};
-use crate::{agent, agents, assets, messages, orchestrator};
+use crate::{agent, agents, assets, cluster, messages, orchestrator};
 use af_spool::Spool;
 use af_spool::time::Timestamp;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -67,6 +67,8 @@ pub enum Resource {
     AlertAck(String),
     /// `/metrics`: the Prometheus text format.
     Metrics,
+    /// `/api/cluster`: every bridged host's agents, from Redis.
+    Cluster,
 }
 
 impl Resource {
@@ -88,6 +90,7 @@ impl Resource {
             ["api", "agents", x, "health"] if !x.is_empty() => Resource::Health(id(x)),
             ["api", "orchestrator"] => Resource::Orchestrator,
             ["api", "alerts"] => Resource::Alerts,
+            ["api", "cluster"] => Resource::Cluster,
             ["api", "alerts", x, "ack"] if !x.is_empty() => Resource::AlertAck(id(x)),
             _ => return None,
         })
@@ -102,6 +105,7 @@ impl Resource {
             | Resource::Events
             | Resource::Alerts
             | Resource::Metrics
+            | Resource::Cluster
             | Resource::Health(_) => &["GET"],
             Resource::Create | Resource::AlertAck(_) => &["POST"],
             Resource::Agents => &["GET", "POST", "DELETE"],
@@ -129,6 +133,7 @@ impl Resource {
             Resource::Alerts => "alerts",
             Resource::AlertAck(_) => "alert_ack",
             Resource::Metrics => "metrics",
+            Resource::Cluster => "cluster",
         }
     }
 
@@ -169,6 +174,7 @@ pub fn dispatch(app: &App, res: &Resource, req: &Req) -> Answer {
         (Resource::Orchestrator, _) => orchestrator::shutdown(app),
         (Resource::Alerts, _) => orchestrator::alerts(app, req),
         (Resource::AlertAck(id), _) => orchestrator::ack(app, id),
+        (Resource::Cluster, _) => cluster::get(app),
         (Resource::Events, _) => Err(ApiError::new(500, "event streams are served apart")),
     }
 }

@@ -220,16 +220,12 @@ pub enum Command {
     /// consumer group af-bridge) are delivered once each into their local queues, then acked in
     /// Redis. Bad entries go to the dead letters of bridge:in. Reconnects with a capped backoff.
     Bridge {
-        /// The Redis to meet through: redis://[user:password@]host:port[/db] (rediss:// for TLS
-        /// is not built in yet). This host's name is AF_HOST, else the hostname.
-        #[arg(
-            long,
-            env = "AF_REDIS_URL",
-            hide_env_values = true,
-            value_name = "URL",
-            default_value = "redis://127.0.0.1:6379"
-        )]
-        redis: String,
+        #[command(flatten)]
+        redis: af_cli::Redis,
+        /// Run the control requests of other hosts (af-spawn stop|start|restart ID@THISHOST);
+        /// without it they are refused (the caller exits 4, error conflict).
+        #[arg(long)]
+        allow_control: bool,
     },
     /// Put a dead letter back into its queue, attempts reset.
     Retry {

@@ -123,6 +123,13 @@ pub enum Command {
         /// One line of counts by status (for tmux status lines and cron mail).
         #[arg(long)]
         summary: bool,
+        /// Every bridged host's agents, as their af-bus bridge last published them to Redis
+        /// (AF_REDIS_URL), with a HOST column; a host whose heartbeat expired is marked
+        /// unreachable (JSON: each record has host and hostReachable).
+        #[arg(long, conflicts_with = "summary")]
+        cluster: bool,
+        #[command(flatten)]
+        redis: af_cli::Redis,
     },
     /// Show an agent's config, state and last heartbeat.
     Show {

@@ -784,7 +784,7 @@ fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
             }
         }
     }
-    assert_eq!(operations, 27);
+    assert_eq!(operations, 28);
     let page = api.request("GET", "/", &[], None).expect(200);
     assert!(page.header("Content-Type").unwrap().starts_with("text/html"));
     assert!(page.header("Content-Security-Policy").unwrap().contains("default-src 'self'"));
@@ -834,8 +834,8 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let count = |label: &str| {
         report.lines().find_map(|l| l.trim().strip_prefix(label)).map(|n| n.trim().to_owned()).unwrap_or_default()
     };
-    assert_eq!(count("Selected:"), "27/27", "every operation, the event stream too:\n{report}");
-    assert_eq!(count("Tested:"), "27", "every operation was tested:\n{report}");
+    assert_eq!(count("Selected:"), "28/28", "every operation, the event stream too:\n{report}");
+    assert_eq!(count("Tested:"), "28", "every operation was tested:\n{report}");
     let events = util::read(&env.home.join("events.log"));
     assert!(
         events.lines().any(|l| l.contains("\"checkpoint.created\"") && l.contains("deploy-1")),

@@ -152,10 +152,15 @@ struct Bridge {
 
 impl Bridge {
     fn start(env: &Env, redis: &Redis) -> Bridge {
+        Bridge::start_with(env, redis, &[])
+    }
+
+    fn start_with(env: &Env, redis: &Redis, args: &[&str]) -> Bridge {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(env.path("bridge.err")).unwrap();
         let child = env
             .cmd("af-bus")
             .arg("bridge")
+            .args(args)
             .env("AF_REDIS_URL", redis.url())
             .env("AF_LOG", "info")
             .stdout(Stdio::null())
@@ -401,4 +406,194 @@ fn one_bridge_per_spool_and_a_bad_url_is_invalid_input() {
     assert!(err.contains("another af-bus bridge"), "{err}");
     alpha.fails("af-bus", &["bridge", "--redis", "http://x"], None, 2);
     first.stop();
+}
+
+/// Every message of `queue` on `env` (acked, whole), until `want` arrived.
+fn take_messages(env: &Env, queue: &str, want: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < want {
+        assert!(Instant::now() < deadline, "only {} of {want} arrived on {queue}: {got:?}", got.len());
+        let out =
+            env.run("af-bus", &["recv", queue, "--json", "--ack", "-n", "100", "--wait", "--timeout", "0.5"], None);
+        match out.status.code() {
+            Some(0) => {
+                got.extend(String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()))
+            }
+            Some(5) => {}
+            _ => panic!("recv: {}", util::describe(&out)),
+        }
+    }
+    got
+}
+
+#[test]
+fn topics_and_broadcasts_reach_every_bridged_host_once_and_never_loop() {
+    let hosts = [host("alpha"), host("beta"), host("gamma")];
+    let Some(redis) = Redis::start(hosts[0].path("redis")) else { return };
+    for h in &hosts {
+        h.ok("af-bus", &["subscribe", "news", "--topic", "news.*"]);
+        h.create(&json!({"id": "box", "type": "worker", "projectId": "p"}).to_string());
+    }
+    let _bridges: Vec<Bridge> = hosts.iter().map(|h| Bridge::start(h, &redis)).collect();
+    wait_for("every host to join", Duration::from_secs(30), || redis.int(&["SCARD", "af:hosts"]) == 3);
+    let names = ["alpha", "beta", "gamma"];
+    for (i, h) in hosts.iter().enumerate() {
+        h.ok("af-bus", &["publish", "--topic", "news.today", &(i + 1).to_string()]);
+    }
+    hosts[2].ok("af-bus", &["broadcast", "--project", "p", r#""all""#]);
+    hosts[1].ok("af-bus", &["publish", "--topic", "weather", r#""nobody listens""#]);
+    for (h, name) in hosts.iter().zip(names) {
+        let news = take_messages(h, "news", 3);
+        let mut got: Vec<(u64, String)> = news
+            .iter()
+            .map(|m| (m["payload"].as_u64().unwrap(), m["origin"].as_str().unwrap_or("-").to_owned()))
+            .collect();
+        got.sort();
+        let want: Vec<(u64, String)> = names.iter().enumerate().map(|(i, n)| (i as u64 + 1, n.to_string())).collect();
+        assert_eq!(got, want, "on {name}: each host's event once, carrying its origin");
+        let all = take_messages(h, "box", 1);
+        assert_eq!((all[0]["payload"].as_str(), all[0]["origin"].as_str()), (Some("all"), Some("gamma")), "{all:?}");
+    }
+    // Once nothing is on its way anywhere, nothing more comes: no message went round again.
+    wait_for("the outboxes and streams to empty", Duration::from_secs(60), || {
+        hosts
+            .iter()
+            .zip(names)
+            .all(|(h, n)| depth(h, "bridge:out") == 0 && redis.int(&["XLEN", &format!("af:host:{n}:in")]) == 0)
+    });
+    for h in &hosts {
+        assert_eq!(depth(h, "news") + depth(h, "box"), 0, "nothing came twice");
+        assert_eq!(stats(h, "bridge:in")["dead"].as_u64().unwrap_or(0), 0, "nothing refused");
+    }
+}
+
+/// The lines of `env`'s alert log about `check`, as (level, agent).
+fn alerts(env: &Env, check: &str) -> Vec<(String, String)> {
+    std::fs::read_to_string(env.home.join("alerts.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|a| a["check"] == check)
+        .map(|a| (a["level"].as_str().unwrap_or("").to_owned(), a["agent"].as_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+/// `af-spawn ls --cluster --json` on `env`: (host, id, hostReachable) of every agent, sorted.
+fn cluster(env: &Env) -> Vec<(String, String, bool)> {
+    let v = env.json("af-spawn", &["ls", "--cluster"]);
+    let mut out: Vec<(String, String, bool)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (a["host"].as_str().unwrap().to_owned(), a["id"].as_str().unwrap().to_owned(), a["hostReachable"] == true)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `GET path` from a running af-api of `env`, with its token: the status and the JSON body.
+fn api_get(env: &Env, addr: &str, path: &str) -> (u16, Value) {
+    let token = util::read(&env.home.join("api/token")).lines().next().unwrap_or("").trim().to_owned();
+    let mut s = TcpStream::connect(addr).expect("connect to af-api");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut buf = String::new();
+    std::io::Read::read_to_string(&mut s, &mut buf).unwrap();
+    let (head, body) = buf.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status");
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")))
+}
+
+#[test]
+fn every_hosts_agents_are_listed_and_a_silent_host_raises_one_alert_until_it_returns() {
+    let Some((mut alpha, mut beta, redis)) = two_hosts() else { return };
+    for e in [&mut alpha, &mut beta] {
+        e.set_env("AF_CLUSTER_TTL", "2");
+        e.set_env("AF_REDIS_URL", &redis.url());
+    }
+    alpha.create(&json!({"id": "a1", "type": "worker", "projectId": "p"}).to_string());
+    let _a = Bridge::start(&alpha, &redis);
+    let b = Bridge::start(&beta, &redis);
+    let both = vec![("alpha".to_owned(), "a1".to_owned(), true), ("beta".to_owned(), "box".to_owned(), true)];
+    wait_for("both hosts' agents", Duration::from_secs(30), || cluster(&alpha) == both);
+    let table = alpha.ok("af-spawn", &["ls", "--cluster"]);
+    assert!(table.starts_with("HOST") && table.contains("beta") && table.contains("box"), "{table}");
+    // A new agent on beta shows at once (a change is published without waiting for the period).
+    beta.create(&json!({"id": "box2", "type": "worker", "projectId": "q"}).to_string());
+    wait_for("beta's new agent", Duration::from_secs(30), || cluster(&alpha).len() == 3);
+    let only_q = alpha.json("af-spawn", &["ls", "--cluster", "--project", "q"]);
+    assert_eq!(only_q.as_array().map(Vec::len), Some(1), "{only_q}");
+    // af-api serves the same.
+    let mut api = alpha.cmd("af-api");
+    api.args(["--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut api = api.spawn().expect("af-api");
+    let mut line = String::new();
+    BufReader::new(api.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let (status, doc) = api_get(&alpha, &addr, "/api/cluster");
+    assert_eq!(status, 200, "{doc}");
+    let hosts: Vec<(&str, bool, u64)> = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["host"].as_str().unwrap(), h["reachable"] == true, h["agents"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(hosts, [("alpha", true, 1), ("beta", true, 2)], "{doc}");
+    assert_eq!(doc["agents"].as_array().map(Vec::len), Some(3), "{doc}");
+    let _ = api.kill();
+    let _ = api.wait();
+    // Beta goes silent: one alert on alpha, beta's agents marked unreachable (as last known).
+    kill(b.pid(), Signal::SIGKILL).unwrap();
+    drop(b);
+    wait_for("the host.unreachable alert", Duration::from_secs(30), || !alerts(&alpha, "host.unreachable").is_empty());
+    assert_eq!(alerts(&alpha, "host.unreachable"), [("critical".to_owned(), "host-beta".to_owned())]);
+    assert!(cluster(&alpha).iter().all(|(h, _, up)| (h == "alpha") == *up), "{:?}", cluster(&alpha));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(alerts(&alpha, "host.unreachable").len(), 1, "raised once, not again while it stays away");
+    // Beta is back: the alert closes.
+    let _b = Bridge::start(&beta, &redis);
+    wait_for("the recovery", Duration::from_secs(30), || alerts(&alpha, "host.unreachable").len() == 2);
+    assert_eq!(alerts(&alpha, "host.unreachable")[1].0, "recovery");
+    assert!(cluster(&alpha).iter().all(|(_, _, up)| *up));
+}
+
+#[test]
+fn a_remote_stop_runs_only_where_the_bridge_allows_control() {
+    let Some((alpha, beta, redis)) = two_hosts() else { return };
+    beta.ok_in(
+        "af-spawn",
+        &["create", "--start"],
+        Some(&json!({"id": "w1", "type": "worker", "projectId": "p"}).to_string()),
+    );
+    let _a = Bridge::start(&alpha, &redis);
+    let b = Bridge::start(&beta, &redis);
+    // Refused: the caller exits 4 with a JSON error, and w1 runs on.
+    let out = alpha.run("af-spawn", &["stop", "w1@beta", "--json"], None);
+    assert_eq!(out.status.code(), Some(4), "{}", util::describe(&out));
+    let e: Value = serde_json::from_slice(&out.stderr).unwrap_or_else(|_| panic!("{}", util::describe(&out)));
+    assert_eq!(e["error"], "conflict", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("--allow-control"), "{e}");
+    assert_eq!(beta.status("w1"), "running");
+    b.stop();
+    // Allowed: beta's bridge stops it and says so; the answer comes back to alpha.
+    let _b = Bridge::start_with(&beta, &redis, &["--allow-control"]);
+    let out = alpha.json("af-spawn", &["stop", "w1@beta", "--timeout", "5"]);
+    assert_eq!((out[0]["id"].as_str(), out[0]["host"].as_str()), (Some("w1"), Some("beta")), "{out}");
+    assert_eq!(out[0]["status"], "stopped", "{out}");
+    assert_eq!(beta.status("w1"), "stopped");
+    // An unknown agent there: not found (3), as on beta itself.
+    alpha.fails("af-spawn", &["stop", "nobody@beta"], None, 3);
+    // Each remote command is in beta's event log with its origin host.
+    let events = std::fs::read_to_string(beta.home.join("events.log")).unwrap_or_default();
+    let remote: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "control.remote")
+        .collect();
+    assert_eq!(remote.len(), 3, "{remote:?}");
+    assert!(remote.iter().all(|e| e["detail"]["origin"] == "alpha"), "{remote:?}");
 }

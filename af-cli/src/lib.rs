@@ -49,6 +49,21 @@ pub fn command<C: clap::CommandFactory>() -> clap::Command {
     )
 }
 
+/// The Redis that hosts meet through (`af-bus bridge`, `af-spawn ls --cluster`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Redis {
+    /// The Redis the hosts meet through: redis://[user:password@]host:port[/db] (rediss:// for
+    /// TLS is not built in yet). This host's name is AF_HOST, else the hostname.
+    #[arg(
+        long = "redis",
+        env = "AF_REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub url: String,
+}
+
 /// Prints a line on stdout.
 pub fn print_line(text: &str) -> anyhow::Result<()> {
     writeln!(std::io::stdout().lock(), "{text}")?;

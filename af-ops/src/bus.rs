@@ -27,20 +27,37 @@ pub enum Target {
 
 /// Passes a message through the middleware, then delivers it to its target's queues, all or
 /// none of them. Returns the message as delivered and how many queues got it.
+/// A topic event or a broadcast posted on a bridged spool also goes to the outbox, for the
+/// bridge to mirror to every other host (its `origin` set to this host); not counted.
 pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> Result<(Message, usize)> {
-    let message = run_middleware(spool, message)?;
+    let mut message = run_middleware(spool, message)?;
+    let mirror = mirror(spool, &mut message, target, durable)?;
     let bytes = message.encode()?;
     let queues = queues_of(spool, &message, target, durable)?;
-    if let [q] = queues.as_slice() {
+    if let ([q], None) = (queues.as_slice(), &mirror) {
         q.deliver(&message, &bytes)?;
         return Ok((message, 1));
     }
     let mut batch = Batch::new();
-    for q in &queues {
+    for q in queues.iter().chain(&mirror) {
         batch.stage(q, &message, &bytes)?;
     }
     batch.publish()?;
     Ok((message, queues.len()))
+}
+
+/// The outbox, when `message` is to be mirrored to the other hosts: a topic event or a
+/// broadcast, posted here (no origin, or this host's), on a bridged spool. Its origin is set.
+fn mirror(spool: &Spool, message: &mut Message, target: &Target, durable: bool) -> Result<Option<Queue>> {
+    if matches!(target, Target::Queue(_)) || !af_spool::bridge::bridged(spool) {
+        return Ok(None);
+    }
+    let here = af_spool::host::own_host()?;
+    if message.origin.as_ref().is_some_and(|o| *o != here) {
+        return Ok(None);
+    }
+    message.origin = Some(here);
+    Ok(Some(Address::Outbox.queue(spool).durable(durable)))
 }
 
 /// Posts many messages, all or nothing: every message passes the middleware and is written into
@@ -51,9 +68,11 @@ pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> 
 pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) -> Result<Vec<Message>> {
     let mut planned = Vec::with_capacity(batch.len());
     for (message, target) in batch {
-        let message = run_middleware(spool, message)?;
+        let mut message = run_middleware(spool, message)?;
+        let mirror = mirror(spool, &mut message, &target, durable)?;
         let bytes = message.encode()?;
-        let queues = queues_of(spool, &message, &target, durable)?;
+        let mut queues = queues_of(spool, &message, &target, durable)?;
+        queues.extend(mirror);
         planned.push((message, bytes, queues));
     }
     let mut staged = Batch::new();
@@ -66,8 +85,8 @@ pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) ->
     Ok(planned.into_iter().map(|(m, _, _)| m).collect())
 }
 
-/// The queues a message goes to.
-fn queues_of(spool: &Spool, message: &Message, target: &Target, durable: bool) -> Result<Vec<Queue>> {
+/// The queues of this host a message goes to.
+pub fn queues_of(spool: &Spool, message: &Message, target: &Target, durable: bool) -> Result<Vec<Queue>> {
     let mut queues: Vec<Queue> = Vec::new();
     match target {
         Target::Queue(Address::Reply(id)) => {

@@ -25,6 +25,42 @@ pub fn run(ctx: &Ctx, project: Option<&str>, summary: bool) -> anyhow::Result<Ex
     Ok(ExitCode::Ok)
 }
 
+/// `ls --cluster`: every host's agents from Redis, hosts in name order.
+pub fn cluster(ctx: &Ctx, project: Option<&str>, url: &str) -> anyhow::Result<ExitCode> {
+    let hosts = af_ops::bridge::cluster::read(url)?;
+    let mut agents = af_ops::bridge::cluster::agents(&hosts);
+    agents.retain(|a| project.is_none_or(|p| a["projectId"] == p));
+    if ctx.json {
+        print_json(&serde_json::Value::Array(agents))?;
+        return Ok(ExitCode::Ok);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<16} {:<24} {:<12} {:<16} {:<9} {:<9} {:>3}  REASON",
+        "HOST", "ID", "TYPE", "PROJECT", "STATUS", "HEALTH", "RST"
+    )?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    for a in &agents {
+        writeln!(
+            out,
+            "{:<16} {:<24} {:<12} {:<16} {:<9} {:<9} {:>3}  {}",
+            text(&a["host"]),
+            text(&a["id"]),
+            text(&a["type"]),
+            text(&a["projectId"]),
+            text(&a["status"]),
+            text(&a["health"]),
+            a["restarts"].as_u64().unwrap_or(0),
+            a["reason"].as_str().unwrap_or_default()
+        )?;
+    }
+    for h in hosts.iter().filter(|h| !h.reachable) {
+        writeln!(out, "host {} is unreachable: its heartbeat expired (its agents as last published)", h.host)?;
+    }
+    Ok(ExitCode::Ok)
+}
+
 /// Counts by status: `2 running, 1 failed` (or `no agents`), or a JSON object.
 fn counts(ctx: &Ctx, rows: &[Observed]) -> anyhow::Result<ExitCode> {
     let mut by: std::collections::BTreeMap<&'static str, usize> = std::collections::BTreeMap::new();

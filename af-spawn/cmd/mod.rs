@@ -5,6 +5,7 @@ mod create;
 mod gc;
 mod logs;
 mod ls;
+mod remote;
 mod reset;
 mod rm;
 mod script;
@@ -42,14 +43,26 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create { config, start, keep_failed, worktree } => {
             create::run(&ctx, &config, start.then_some(create::Start { keep_failed }), worktree)
         }
-        Command::Start { ids, no_wait, timeout } => start::run(&ctx, &ids, !no_wait, seconds(timeout)?),
-        Command::Stop { ids, force, timeout } => stop::run(&ctx, &ids, force, seconds(timeout)?),
+        Command::Start { ids, no_wait, timeout } => match remote::split(&ids)? {
+            (local, far) if far.is_empty() => start::run(&ctx, &local, !no_wait, seconds(timeout)?),
+            (local, far) if local.is_empty() => remote::run(&ctx, "start", &far, false, seconds(timeout)?),
+            _ => Err(mixed()),
+        },
+        Command::Stop { ids, force, timeout } => match remote::split(&ids)? {
+            (local, far) if far.is_empty() => stop::run(&ctx, &local, force, seconds(timeout)?),
+            (local, far) if local.is_empty() => remote::run(&ctx, "stop", &far, force, seconds(timeout)?),
+            _ => Err(mixed()),
+        },
         Command::Pause { id } => stop::pause(&ctx, &agent_id(&id)?, true),
         Command::Resume { id } => stop::pause(&ctx, &agent_id(&id)?, false),
-        Command::Restart { id, timeout } => start::restart(&ctx, &agent_id(&id)?, seconds(timeout)?),
+        Command::Restart { id, timeout } => match remote::split(std::slice::from_ref(&id))? {
+            (_, far) if !far.is_empty() => remote::run(&ctx, "restart", &far, false, seconds(timeout)?),
+            (local, _) => start::restart(&ctx, &agent_id(&local[0])?, seconds(timeout)?),
+        },
         Command::Rm { ids, force } => rm::run(&ctx, &ids, force),
         Command::Reset { id } => reset::run(&ctx, &agent_id(&id)?),
-        Command::Ls { project, summary } => ls::run(&ctx, project.as_deref(), summary),
+        Command::Ls { project, summary: _, cluster: true, redis } => ls::cluster(&ctx, project.as_deref(), &redis.url),
+        Command::Ls { project, summary, .. } => ls::run(&ctx, project.as_deref(), summary),
         Command::Show { id } => show::run(&ctx, &agent_id(&id)?),
         Command::Attach { id } => attach::run(&ctx, &agent_id(&id)?),
         Command::Logs { id, follow, lines, supervisor } => logs::run(&ctx, &agent_id(&id)?, follow, lines, supervisor),
@@ -57,6 +70,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Script { id } => script::run(&ctx, &agent_id(&id)?),
         Command::Top { id, once, interval } => top::run(&ctx, &agent_id(&id)?, once, seconds(interval)?),
     }
+}
+
+/// One run names agents of this host or of other hosts, not both.
+fn mixed() -> anyhow::Error {
+    Error::Invalid("name agents of this host or agents of other hosts (ID@HOST) in one run, not both".into()).into()
 }
 
 /// Validates an agent id from the command line.

@@ -1,17 +1,23 @@
 //! What `af-bus bridge` keeps on disk to deliver the messages that come in from other hosts
 //! exactly once into their local queues, however often an entry comes again (a bridge killed
-//! before it acked one to Redis, a sender's bridge that added one twice).
+//! before it acked one to Redis, a sender's bridge that added one twice), a batch at a time with
+//! one fsync (group commit).
 //!
 //! ```text
-//! $AF_HOME/bridge/staged/<id>    an inbound message on its way into its queue
-//! $AF_HOME/bridge/seen/<id>      the message <id> was delivered (empty; kept SEEN_KEEP)
-//! $AF_HOME/bridge/lock           flock: held by the running bridge
+//! $AF_HOME/bridge/journal/<batch>    a batch of inbound messages being delivered (JSON lines)
+//! $AF_HOME/bridge/staged/            an inbound message's file on its way into its queue
+//! $AF_HOME/bridge/seen/<id>          the message <id> was delivered (empty; kept SEEN_KEEP)
+//! $AF_HOME/bridge/lock               flock: held by the running bridge
 //! ```
 //!
-//! A message is written to `staged/<id>` (synced), then `seen/<id>` is made (synced), then the
-//! staged file is renamed into its queue's `new/`. So `seen` without `staged` means delivered;
-//! `seen` with `staged` means a bridge died between the two, and the rename is finished now;
-//! neither means new. A crash at any point neither loses the message nor delivers it twice.
+//! A batch's new messages are first written, all in one file, to `journal/` (fsynced, with its
+//! directory, when durable: the batch's one commit). Then each is marked `seen/<id>` and renamed
+//! into its queues, none of it fsynced. The journal stays until a later `syncfs` has made all of
+//! that durable ([`retire_journals`]); a bridge that starts after a crash (of itself or of the
+//! machine) first replays what journals are left ([`recover`]): it marks their messages seen and
+//! delivers each that is in none of its queue's folders, and only then reads the network. So a
+//! message whose id is seen is in its queue, or in a journal that delivers it, and an entry that
+//! comes again is never delivered twice.
 
 use crate::atomic::{self, Durability};
 use crate::error::{Error, Result};
@@ -19,7 +25,8 @@ use crate::lock::Lock;
 use crate::message::{Message, validate_id};
 use crate::queue::Queue;
 use crate::spool::Spool;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,6 +34,10 @@ use std::time::Duration;
 pub const SEEN_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Spool {
+    fn journal_dir(&self) -> PathBuf {
+        self.bridge_dir().join("journal")
+    }
+
     fn staged_dir(&self) -> PathBuf {
         self.bridge_dir().join("staged")
     }
@@ -43,6 +54,12 @@ pub fn lock(spool: &Spool) -> Result<Lock> {
         .ok_or_else(|| Error::Conflict("another af-bus bridge runs on this spool".into()))
 }
 
+/// Whether this spool is bridged to other hosts: its bridge has run once (it made its lock).
+/// Topic events and broadcasts posted on a bridged spool are mirrored to the other hosts.
+pub fn bridged(spool: &Spool) -> bool {
+    spool.bridge_dir().join("lock").exists()
+}
+
 /// What became of one inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
@@ -52,61 +69,201 @@ pub enum Delivery {
     Duplicate,
 }
 
-/// Delivers inbound messages, each into its queue, exactly once by message id (see the module's
-/// comment). With `durable`, every step is fsynced before the next one, one directory fsync per
-/// step for the whole batch.
-pub fn deliver_once(spool: &Spool, batch: &[(Message, Queue)], durable: bool) -> Result<Vec<Delivery>> {
-    let (staged_dir, seen_dir) = (spool.staged_dir(), spool.seen_dir());
-    atomic::create_dir(&staged_dir)?;
+/// One line of a journal: a message and the queues (relative to the spool) it goes to.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Line {
+    queues: Vec<PathBuf>,
+    message: Message,
+}
+
+/// Delivers inbound messages, each into its queues (none: it is only marked seen), exactly once
+/// by message id (see the module's comment). With `durable`, the batch is fsynced once, in its
+/// journal; the queues' listeners are woken once each.
+pub fn deliver_once(spool: &Spool, batch: &[(Message, Vec<Queue>)], durable: bool) -> Result<Vec<Delivery>> {
+    let seen_dir = spool.seen_dir();
     atomic::create_dir(&seen_dir)?;
-    let contents = if durable { Durability::Contents } else { Durability::Volatile };
     let mut out = Vec::with_capacity(batch.len());
     let mut in_batch = HashSet::new();
-    // Which messages to finish (rename into their queues), and which of those are new.
-    let (mut finish, mut fresh) = (Vec::new(), Vec::new());
-    for (i, (m, _)) in batch.iter().enumerate() {
+    let mut fresh = Vec::new();
+    for (m, queues) in batch {
         validate_id(&m.id)?;
-        let (staged, seen) = (staged_dir.join(&m.id), seen_dir.join(&m.id));
-        if !in_batch.insert(m.id.as_str()) || (seen.exists() && !staged.exists()) {
+        if !in_batch.insert(m.id.as_str()) || seen_dir.join(&m.id).exists() {
             out.push(Delivery::Duplicate);
             continue;
         }
         out.push(Delivery::Delivered);
-        if !seen.exists() {
-            atomic::write(&staged, &m.encode()?, contents)?;
-            fresh.push(i);
-        }
-        finish.push(i);
+        fresh.push((m, queues));
     }
-    if durable && !fresh.is_empty() {
-        atomic::sync_dir(&staged_dir)?;
+    if fresh.is_empty() {
+        return Ok(out);
     }
-    for &i in &fresh {
-        atomic::write(&seen_dir.join(&batch[i].0.id), b"", contents)?;
-    }
-    if durable && !fresh.is_empty() {
-        atomic::sync_dir(&seen_dir)?;
-    }
+    let journal = write_journal(spool, &fresh, durable)?;
     let mut touched: Vec<&Queue> = Vec::new();
-    for &i in &finish {
-        let (m, q) = &batch[i];
-        q.adopt(m, &staged_dir.join(&m.id))?;
-        if !touched.iter().any(|t| t.dir() == q.dir()) {
-            touched.push(q);
+    for (m, queues) in &fresh {
+        atomic::write(&seen_dir.join(&m.id), b"", Durability::Volatile)?;
+        let bytes = m.encode()?;
+        for q in queues.iter() {
+            put(spool, q, m, &bytes)?;
+            if !touched.iter().any(|t| t.dir() == q.dir()) {
+                touched.push(q);
+            }
         }
     }
-    for q in &touched {
-        if durable {
-            q.sync()?;
-        }
+    if !durable {
+        // Nothing to wait for: the journal only had to outlive a bridge killed in the middle.
+        remove(&journal);
     }
-    if durable && !finish.is_empty() {
-        atomic::sync_dir(&staged_dir)?;
-    }
-    for &i in &finish {
-        batch[i].1.notify(&batch[i].0.id);
+    for q in touched {
+        q.notify("bridge");
     }
     Ok(out)
+}
+
+/// Writes a journal of `fresh` (durably when `durable`: file and directory). Returns its path.
+fn write_journal(spool: &Spool, fresh: &[(&Message, &Vec<Queue>)], durable: bool) -> Result<PathBuf> {
+    let dir = spool.journal_dir();
+    atomic::create_dir(&dir)?;
+    let mut text = Vec::new();
+    for (m, queues) in fresh {
+        let queues = queues.iter().map(|q| q.dir().strip_prefix(spool.root()).unwrap_or(q.dir()).to_owned()).collect();
+        let line = Line { queues, message: (*m).clone() };
+        serde_json::to_writer(&mut text, &line)
+            .map_err(|e| Error::Invalid(format!("cannot encode a journal line: {e}")))?;
+        text.push(b'\n');
+    }
+    let name = format!("{}.{}", crate::time::Timestamp::now().0, crate::message::new_id());
+    let path = dir.join(name);
+    atomic::write(&path, &text, if durable { Durability::Durable } else { Durability::Volatile })?;
+    Ok(path)
+}
+
+/// Puts one message into `q` (made when missing) with the attempts it carries; not fsynced.
+fn put(spool: &Spool, q: &Queue, m: &Message, bytes: &[u8]) -> Result<()> {
+    let staged = spool.staged_dir().join(atomic::unique_name("in"));
+    atomic::create_dir(&spool.staged_dir())?;
+    atomic::write(&staged, bytes, Durability::Volatile)?;
+    q.adopt(m, &staged)?;
+    Ok(())
+}
+
+fn remove(path: &std::path::Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove a bridge journal");
+    }
+}
+
+/// The journals, oldest first.
+fn journals(spool: &Spool) -> Vec<PathBuf> {
+    let Ok(read) = std::fs::read_dir(spool.journal_dir()) else { return Vec::new() };
+    let mut out: Vec<PathBuf> = read
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| !n.starts_with('.')))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Makes everything written on the spool's filesystem durable (syncfs), then removes the
+/// journals that were there before. Returns how many.
+pub fn retire_journals(spool: &Spool) -> Result<usize> {
+    let done = journals(spool);
+    if done.is_empty() {
+        return Ok(0);
+    }
+    sync_filesystem(spool)?;
+    for j in &done {
+        remove(j);
+    }
+    Ok(done.len())
+}
+
+fn sync_filesystem(spool: &Spool) -> Result<()> {
+    let root = std::fs::File::open(spool.root()).map_err(|e| Error::io("open", spool.root(), e))?;
+    nix::unistd::syncfs(root.as_raw_fd()).map_err(|e| Error::io("syncfs", spool.root(), e.into()))
+}
+
+/// Finishes what a bridge that died (or a machine that crashed) left: every message of every
+/// journal is marked seen and, when none of its queue's folders holds it (or the one there lost
+/// its content), delivered; leftover staged files are removed. Run under the bridge's lock
+/// before anything is read from the network. Returns how many messages were delivered again.
+pub fn recover(spool: &Spool) -> Result<usize> {
+    if let Ok(read) = std::fs::read_dir(spool.staged_dir()) {
+        for e in read.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let found = journals(spool);
+    if found.is_empty() {
+        return Ok(0);
+    }
+    atomic::create_dir(&spool.seen_dir())?;
+    let mut again = 0;
+    // Each queue's entries, listed once: id -> (folder, file name).
+    let mut held: HashMap<PathBuf, Listing> = HashMap::new();
+    for j in &found {
+        let text = std::fs::read(j).map_err(|e| Error::io("read", j, e))?;
+        // A journal cut short by a crash: its whole lines are all that can have been delivered.
+        for line in text.split(|b| *b == b'\n').filter_map(|l| serde_json::from_slice::<Line>(l).ok()) {
+            let m = &line.message;
+            validate_id(&m.id)?;
+            atomic::write(&spool.seen_dir().join(&m.id), b"", Durability::Volatile)?;
+            let bytes = m.encode()?;
+            for rel in &line.queues {
+                if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                    continue;
+                }
+                let q = Queue::new(spool.root().join(rel));
+                if !q.exists() {
+                    continue;
+                }
+                let entries = match held.entry(rel.clone()) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(listing(&q)?),
+                };
+                if holds(&q, entries, m) {
+                    continue;
+                }
+                put(spool, &q, m, &bytes)?;
+                again += 1;
+            }
+        }
+    }
+    sync_filesystem(spool)?;
+    for j in &found {
+        remove(j);
+    }
+    if again > 0 {
+        tracing::warn!(messages = again, "delivered again what a crash lost");
+    }
+    Ok(again)
+}
+
+/// A queue's entries by message id: the folder and the file's name.
+type Listing = HashMap<String, (&'static str, String)>;
+
+/// Every entry of `q`'s folders, by message id.
+fn listing(q: &Queue) -> Result<Listing> {
+    let mut out = HashMap::new();
+    for part in ["new", "cur", "archive", "dead"] {
+        for e in q.entries(part)? {
+            out.insert(e.id, (part, e.name));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `q` holds message `m` (listed in `entries`) readable: a waiting file a power cut
+/// emptied is removed, to be delivered again.
+fn holds(q: &Queue, entries: &Listing, m: &Message) -> bool {
+    match entries.get(&m.id) {
+        None => false,
+        Some((part, name)) if *part == "new" && q.read(part, name).is_err() => {
+            let _ = std::fs::remove_file(q.dir().join(part).join(name));
+            false
+        }
+        Some(_) => true,
+    }
 }
 
 /// Removes the records of messages delivered longer ago than `keep`. Returns how many.
@@ -128,22 +285,35 @@ mod tests {
     use crate::message::{Kind, Priority};
 
     #[test]
-    fn a_message_is_delivered_once_and_a_half_done_delivery_is_finished() {
+    fn a_message_is_delivered_once_and_a_journal_left_by_a_crash_is_replayed() {
         let root = std::env::temp_dir().join(format!("af-bridge-test-{}", crate::message::new_id()));
         let spool = Spool::open(&root).unwrap();
         let q = Queue::new(root.join("q"));
         let m = Message::new("t", Kind::Event, Priority::High, serde_json::json!(1));
-        let twice = [(m.clone(), q.clone()), (m.clone(), q.clone())];
-        assert_eq!(deliver_once(&spool, &twice, false).unwrap(), [Delivery::Delivered, Delivery::Duplicate]);
+        let twice = [(m.clone(), vec![q.clone()]), (m.clone(), vec![q.clone()])];
+        assert_eq!(deliver_once(&spool, &twice, true).unwrap(), [Delivery::Delivered, Delivery::Duplicate]);
         assert_eq!(deliver_once(&spool, &twice[..1], true).unwrap(), [Delivery::Duplicate]);
         assert_eq!(q.pending().unwrap().len(), 1);
-        // A bridge that died after the mark and before the rename: the staged file is there.
-        let n = Message::new("t", Kind::Event, Priority::Low, serde_json::json!(2));
-        atomic::write(&spool.staged_dir().join(&n.id), &n.encode().unwrap(), Durability::Volatile).unwrap();
-        atomic::write(&spool.seen_dir().join(&n.id), b"", Durability::Volatile).unwrap();
-        assert_eq!(deliver_once(&spool, &[(n.clone(), q.clone())], true).unwrap(), [Delivery::Delivered]);
-        assert_eq!(q.pending().unwrap().iter().map(|p| p.id.clone()).collect::<Vec<_>>(), [m.id, n.id]);
-        assert_eq!(prune_seen(&spool, Duration::ZERO), 2);
+        assert_eq!(journals(&spool).len(), 1, "kept until the filesystem is synced");
+        assert_eq!(retire_journals(&spool).unwrap(), 1);
+        assert!(journals(&spool).is_empty());
+        // A crash after the journal: one message delivered, one lost, one whose file lost its
+        // content; recovery delivers the two and leaves the first alone.
+        let (a, b, c) = (
+            Message::new("t", Kind::Event, Priority::Low, serde_json::json!(2)),
+            Message::new("t", Kind::Event, Priority::Low, serde_json::json!(3)),
+            Message::new("t", Kind::Event, Priority::Low, serde_json::json!(4)),
+        );
+        let qs = vec![q.clone()];
+        write_journal(&spool, &[(&a, &qs), (&b, &qs), (&c, &qs)], true).unwrap();
+        put(&spool, &q, &a, &a.encode().unwrap()).unwrap();
+        put(&spool, &q, &c, b"").unwrap();
+        assert_eq!(recover(&spool).unwrap(), 2);
+        assert!(journals(&spool).is_empty());
+        let ids: Vec<String> = q.pending().unwrap().into_iter().map(|p| p.id).collect();
+        assert_eq!(ids, [m.id.clone(), a.id.clone(), b.id.clone(), c.id.clone()]);
+        assert_eq!(deliver_once(&spool, &[(b.clone(), qs.clone())], false).unwrap(), [Delivery::Duplicate]);
+        assert_eq!(prune_seen(&spool, Duration::ZERO), 4);
         let _ = std::fs::remove_dir_all(&root);
     }
 }

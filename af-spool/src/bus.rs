@@ -10,6 +10,7 @@
 //! $AF_HOME/bus.d/                      middleware executables, run in name order
 //! $AF_HOME/bridge/outbox/               messages to other hosts, waiting for `af-bus bridge`
 //! $AF_HOME/bridge/in/                   entries from the network: dead letters of bad ones
+//! $AF_HOME/bridge/control/              remote control requests from other hosts (a queue)
 //! ```
 //!
 //! An address with `@HOST` names a queue on another host (`w1@beta`, `reply:ID@alpha`); this
@@ -49,12 +50,16 @@ pub enum Address {
     Outbox,
     /// Entries from the network; its dead letters are the bad ones: `bridge:in`.
     Inbound,
+    /// Remote control requests from other hosts, for the bridge to run: `bridge:control`.
+    Control,
 }
 
 /// The name of the outbox on the command line.
 pub const OUTBOX: &str = "bridge:out";
 /// The name of the bridge's inbound queue (its dead letters) on the command line.
 pub const INBOUND: &str = "bridge:in";
+/// The name of the bridge's queue of remote control requests.
+pub const CONTROL: &str = "bridge:control";
 
 impl std::fmt::Display for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,6 +71,7 @@ impl std::fmt::Display for Address {
             Address::Remote { queue, host } => write!(f, "{queue}@{host}"),
             Address::Outbox => f.write_str(OUTBOX),
             Address::Inbound => f.write_str(INBOUND),
+            Address::Control => f.write_str(CONTROL),
         }
     }
 }
@@ -87,6 +93,9 @@ impl Address {
 
     /// Checks the form of a queue name another host will resolve.
     fn check_form(s: &str) -> Result<()> {
+        if s == CONTROL {
+            return Ok(());
+        }
         if let Some(project) = s.strip_prefix("pool:") {
             return validate_project(project);
         }
@@ -103,6 +112,9 @@ impl Address {
         }
         if s == INBOUND {
             return Ok(Address::Inbound);
+        }
+        if s == CONTROL {
+            return Ok(Address::Control);
         }
         if let Some(project) = s.strip_prefix("pool:") {
             validate_project(project)?;
@@ -131,6 +143,7 @@ impl Address {
             Address::Reply(r) => spool.reply_dir(r),
             Address::Remote { .. } | Address::Outbox => spool.outbox_dir(),
             Address::Inbound => spool.inbound_dir(),
+            Address::Control => spool.bridge_dir().join("control"),
         })
     }
 }
@@ -412,7 +425,7 @@ pub fn all_queues(spool: &Spool) -> Result<Vec<(Address, Queue)>> {
         let q = a.queue(spool);
         out.push((a, q));
     }
-    for a in [Address::Outbox, Address::Inbound] {
+    for a in [Address::Outbox, Address::Inbound, Address::Control] {
         let q = a.queue(spool);
         if q.exists() {
             out.push((a, q));

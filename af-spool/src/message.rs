@@ -122,6 +122,10 @@ pub struct Message {
     /// The content: any JSON.
     #[serde(default)]
     pub payload: serde_json::Value,
+    /// The host a topic event or broadcast was first posted on, once it is mirrored to other
+    /// hosts (`af-bus bridge`): a message from another host is never exported again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl Message {
@@ -140,6 +144,7 @@ impl Message {
             attempts: 0,
             created_at: Timestamp::now(),
             payload,
+            origin: None,
         }
     }
 

@@ -41,7 +41,9 @@ use std::path::{Path, PathBuf};
 ///   bus.d/                            middleware executables
 ///   bridge/outbox/                    messages to other hosts, waiting for af-bus bridge (a queue)
 ///   bridge/in/                        the bridge's queue of network entries: bad ones die here
-///   bridge/staged/<id>                an inbound message on its way into its local queue
+///   bridge/control/                   remote control requests from other hosts (a queue)
+///   bridge/journal/<batch>            inbound messages being delivered, one batch (JSON lines)
+///   bridge/staged/                    an inbound message's file on its way into its local queue
 ///   bridge/seen/<id>                  an inbound message already delivered (kept 7 days)
 ///   bridge/lock                       flock: held by the running af-bus bridge
 ///   alerts/open/<id>.<check>.json     open alerts (see health.rs)

@@ -161,6 +161,11 @@ paths["/api/alerts"] = {"get": {"summary": "alerts (af-health alerts)", "operati
   "responses": responses("200", obj({"alerts": {"type": "array", "items": ref("Alert")}}, ["alerts"]), ["400", "401", "403", "429"] + TOOL)}}
 paths["/api/alerts/{alertId}/ack"] = {"parameters": [{"name": "alertId", "in": "path", "required": True, "schema": S}],
   "post": {"summary": "acknowledge an alert (af-health ack)", "operationId": "ackAlert", "responses": responses("200", obj({"acknowledged": S, "alert": ref("Alert")}, ["acknowledged", "alert"]), ALL)}}
+cluster_agent = dict(summary, properties=dict(summary["properties"], host=S, hostReachable=B), required=summary["required"] + ["host", "hostReachable"])
+paths["/api/cluster"] = {"get": {"summary": "every bridged host and its agents, as their af-bus bridge last published them to Redis (AF_REDIS_URL); the records of af-spawn ls --cluster --json", "operationId": "getCluster",
+  "responses": responses("200", obj({"hosts": {"type": "array", "items": obj({"host": S, "reachable": B, "heartbeatAt": nul(S), "agents": I,
+      "counts": {"type": "object", "additionalProperties": I}}, ["host", "reachable", "agents", "counts"])},
+    "agents": {"type": "array", "items": cluster_agent}}, ["hosts", "agents"]), ["401", "403", "404", "429", "502"])}}
 doc = {"openapi": "3.0.3", "info": {"title": "AgentFlow af-api", "version": "0.1.0",
   "description": "The seed's REST API over the AgentFlow spool. Every change runs the AgentFlow program a shell user would (af-spawn, af-bus, af-health, af-checkpoint), so the CLI and the API agree. Errors are {error, detail}."},
   "servers": [{"url": "/"}], "security": [{"bearer": []}], "paths": paths,

@@ -4,7 +4,9 @@
 //! beside a bare XADD + XREADGROUP round trip with the redis crate (a thread reads the request from
 //! one stream and adds the answer to another) and the same request on one host, measured in the
 //! same run; and batch delivery alpha→beta (every message fsynced on both sides) in msg/s beside
-//! bare pipelined XADDs.
+//! bare pipelined XADDs; then the same batch split in two: `send --batch` into alpha's outbox
+//! (alpha's bridge stopped), and the bridges alone moving it to beta's inbox; and
+//! `af-spawn ls --cluster` over 3 hosts x 300 agents (published records, see [`ls_cluster`]).
 
 #[path = "common.rs"]
 mod common;
@@ -87,14 +89,45 @@ fn main() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let rate = batch as f64 / t.elapsed().as_secs_f64();
+    let bare = bare_xadds(&url, batch);
     row(Row {
         what: "batch alpha->beta, fsynced on both sides",
         value: rate,
         unit: "msg/s",
-        baseline: Some(("bare pipelined XADD", bare_xadds(&url, batch))),
+        baseline: Some(("bare pipelined XADD", bare)),
         higher_is_better: true,
         target: ">= 5,000/s",
     });
+    // The same batch again, in two parts: `send --batch` into alpha's outbox while alpha's bridge
+    // is stopped, then the bridges alone (alpha's started again) until beta's inbox holds it all.
+    let _ = bridges[0].kill();
+    let _ = bridges[0].wait();
+    let t = Instant::now();
+    run(on(&alpha, "alpha", &url, "af-bus").args(["send", "--batch", "--to", "box@beta"]), &input);
+    let sending = t.elapsed();
+    let t = Instant::now();
+    bridges[0] = on(&alpha, "alpha", &url, "af-bus").arg("bridge").spawn().expect("af-bus bridge");
+    while inbox.stats().map(|s| s.depth).unwrap_or(0) < 2 * batch {
+        assert!(t.elapsed() < Duration::from_secs(600), "the second batch did not arrive");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    row(Row {
+        what: "  the bridges alone (the batch in alpha's outbox)",
+        value: batch as f64 / t.elapsed().as_secs_f64(),
+        unit: "msg/s",
+        baseline: Some(("bare pipelined XADD", bare)),
+        higher_is_better: true,
+        target: ">= 5,000/s",
+    });
+    row(Row {
+        what: "  send --batch into alpha's outbox alone",
+        value: batch as f64 / sending.as_secs_f64(),
+        unit: "msg/s",
+        baseline: None,
+        higher_is_better: true,
+        target: "-",
+    });
+    ls_cluster(&alpha, &url);
     // redis-server rewrites its environment (its process title), so the worlds' cleanup, which
     // finds their processes by AF_HOME, cannot: it is killed here by pid.
     for c in bridges.iter_mut().chain([&mut redis]) {
@@ -191,4 +224,73 @@ fn bare_xadds(url: &str, n: usize) -> f64 {
         let _: () = p.query(&mut c).expect("XADD");
     }
     n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// `af-spawn ls --cluster --json` over 3 hosts x 300 agents. The records are published straight
+/// to Redis as a bridge publishes them (a real summary of beta's, 300 times under other ids, for
+/// each of 3 hosts with a live heartbeat), not run as real agents; beside the bare Redis reads
+/// that listing makes (SMEMBERS, then a GET of every host's agents and heartbeat).
+fn ls_cluster(alpha: &World, url: &str) {
+    let mut c = redis::Client::open(url).expect("url").get_connection().expect("connection");
+    let one = serde_json::json!({"id": "w0", "type": "worker", "projectId": "bench", "capabilities": [], "status": "running",
+        "health": "healthy", "pid": 4242, "tmuxSession": "agent-w0", "restarts": 0, "failures": 0, "costUsd": 0.0,
+        "activity": null, "inputPrompt": null, "reason": null, "createdAt": "2026-11-30T12:00:00.000Z",
+        "startedAt": "2026-11-30T12:00:01.000Z", "heartbeat": null});
+    let hosts = ["h1", "h2", "h3"];
+    for h in hosts {
+        let agents: Vec<serde_json::Value> = (0..300)
+            .map(|i| {
+                let mut a = one.clone();
+                a["id"] = format!("w{i}").into();
+                a["host"] = h.into();
+                a
+            })
+            .collect();
+        let _: () = redis::pipe()
+            .cmd("SADD")
+            .arg("af:hosts")
+            .arg(h)
+            .ignore()
+            .cmd("SET")
+            .arg(format!("af:host:{h}:agents"))
+            .arg(serde_json::to_string(&agents).expect("json"))
+            .ignore()
+            .cmd("SET")
+            .arg(format!("af:host:{h}:heartbeat"))
+            .arg(1)
+            .arg("PX")
+            .arg(3_600_000)
+            .ignore()
+            .query(&mut c)
+            .expect("publishing the records");
+    }
+    let n = 30;
+    let (mut ls, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        ls.push(time(|| {
+            let out = on(alpha, "alpha", url, "af-spawn").args(["ls", "--cluster", "--json"]).output().expect("ls");
+            assert!(out.status.success(), "ls --cluster failed");
+        }));
+        bare.push(time(|| {
+            let all: Vec<String> = redis::cmd("SMEMBERS").arg("af:hosts").query(&mut c).expect("SMEMBERS");
+            let mut p = redis::pipe();
+            for h in &all {
+                p.cmd("GET").arg(format!("af:host:{h}:agents")).cmd("GET").arg(format!("af:host:{h}:heartbeat"));
+            }
+            let _: Vec<Option<String>> = p.query(&mut c).expect("GET");
+        }));
+    }
+    for p in [50.0, 99.0] {
+        row(Row {
+            what: &format!("ls --cluster --json, 3 hosts x 300 published records (p{p})"),
+            value: percentile_ms(&mut ls, p),
+            unit: "ms",
+            baseline: Some(("its bare Redis reads (p50)", percentile_ms(&mut bare, 50.0))),
+            higher_is_better: false,
+            target: "< 100 ms",
+        });
+    }
+    for h in hosts {
+        let _: redis::RedisResult<()> = redis::cmd("SREM").arg("af:hosts").arg(h).query(&mut c);
+    }
 }

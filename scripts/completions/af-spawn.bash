@@ -443,7 +443,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__ls)
-            opts="-p -h --project --summary --json --pretty --help"
+            opts="-p -h --project --summary --cluster --redis --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -454,6 +454,10 @@ _af__spawn() {
                     return 0
                     ;;
                 -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

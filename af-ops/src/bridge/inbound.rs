@@ -2,7 +2,8 @@
 //! schema, address), delivered exactly once into its local queue or, when bad, into the dead
 //! letters of `bridge:in` with the reason; then XACKed and XDELed.
 
-use super::{BATCH, BLOCK, Bridge, Failure, GROUP, stream_key};
+use super::{BATCH, BLOCK, Bridge, Failure, GROUP, HOSTS, stream_key};
+use crate::bus::{Target, queues_of};
 use af_spool::bridge::{Delivery, deliver_once};
 use af_spool::bus::Address;
 use af_spool::host::split_host;
@@ -19,7 +20,7 @@ const KEEP_OF_BAD_ENTRY: usize = 4096;
 /// pending entries.
 pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> Result<(), Failure> {
     let key = stream_key(&b.host);
-    ensure_group(c, &key)?;
+    ensure_group(c, &key, &b.host)?;
     reclaim(b, c, &key)?;
     while !stop.load(Ordering::SeqCst) {
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
@@ -44,7 +45,8 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
 }
 
 /// Makes the stream and its group (reading from the stream's start) unless they exist.
-fn ensure_group(c: &mut redis::Connection, key: &str) -> redis::RedisResult<()> {
+fn ensure_group(c: &mut redis::Connection, key: &str, host: &str) -> redis::RedisResult<()> {
+    redis::cmd("SADD").arg(HOSTS).arg(host).query::<()>(c)?;
     let made: redis::RedisResult<()> =
         redis::cmd("XGROUP").arg("CREATE").arg(key).arg(GROUP).arg("0").arg("MKSTREAM").query(c);
     match made {
@@ -144,8 +146,21 @@ impl Refusal {
     }
 }
 
-/// An entry as a message for a local queue, or why not.
-fn check(b: &Bridge, e: &StreamId) -> Result<(Message, Queue), Refusal> {
+/// Where a topic event or broadcast mirrored from another host goes here; None for a message
+/// to one queue.
+fn mirrored(m: &Message) -> Option<Target> {
+    if m.topic.is_some() {
+        return Some(Target::Topic);
+    }
+    match (m.kind, m.to.as_deref()) {
+        (Kind::Broadcast, Some("*")) => Some(Target::Broadcast(None)),
+        (Kind::Broadcast, Some(to)) => to.strip_prefix("project:").map(|p| Target::Broadcast(Some(p.to_owned()))),
+        _ => None,
+    }
+}
+
+/// An entry as a message for its local queues, or why not.
+fn check(b: &Bridge, e: &StreamId) -> Result<(Message, Vec<Queue>), Refusal> {
     let origin = match e.map.get("origin") {
         Some(Value::BulkString(o)) => String::from_utf8_lossy(o).chars().take(64).collect(),
         _ => "unknown".to_owned(),
@@ -170,6 +185,20 @@ fn check(b: &Bridge, e: &StreamId) -> Result<(Message, Queue), Refusal> {
     if let Err(err) = validate_id(&m.id) {
         return refuse("invalid", err.to_string(), content);
     }
+    if let Some(target) = mirrored(&m) {
+        // Never back to where it came from: a mirrored message names its origin, another host.
+        if m.origin.as_deref().is_none_or(|o| o == b.host) {
+            return refuse(
+                "invalid",
+                format!("a mirrored message must name its origin, another host than {}", b.host),
+                content,
+            );
+        }
+        return match queues_of(&b.spool, &m, &target, b.durable) {
+            Ok(queues) => Ok((m, queues)),
+            Err(err) => refuse("invalid", err.to_string(), content),
+        };
+    }
     let Some(to) = m.to.as_deref() else {
         return refuse("invalid", "the message names no queue (to)".into(), content);
     };
@@ -179,7 +208,7 @@ fn check(b: &Bridge, e: &StreamId) -> Result<(Message, Queue), Refusal> {
         Err(err) => return refuse("invalid", err.to_string(), content),
     };
     let address = match Address::resolve_local(&b.spool, queue) {
-        Ok(a @ (Address::Inbox(_) | Address::Pool(_) | Address::Sub(_) | Address::Reply(_))) => a,
+        Ok(a @ (Address::Inbox(_) | Address::Pool(_) | Address::Sub(_) | Address::Reply(_) | Address::Control)) => a,
         Ok(_) => return refuse("invalid", format!("'{queue}' takes no messages from the network"), content),
         Err(af_spool::Error::NotFound(err)) => return refuse("no-queue", err, content),
         Err(err) => return refuse("invalid", err.to_string(), content),
@@ -188,5 +217,5 @@ fn check(b: &Bridge, e: &StreamId) -> Result<(Message, Queue), Refusal> {
     if matches!(address, Address::Reply(_)) && !q.exists() {
         return refuse("no-queue", format!("requester {queue} is gone (it timed out or was stopped)"), content);
     }
-    Ok((m, q))
+    Ok((m, vec![q]))
 }

@@ -6,9 +6,12 @@
 //! the consumer group `af-bridge` (consumer: the host's name), delivers each entry into its local
 //! queue exactly once by message id (af-spool `bridge`), and only then XACKs (and XDELs) it. On
 //! every (re)connection it first takes over the group's pending entries (XAUTOCLAIM), so an entry
-//! read by a bridge that died is delivered now. Each direction runs in its own thread with its own
+//! read by a bridge that died is delivered now. Inbound deliveries are group-committed: one
+//! journal fsync per batch read, one syncfs every [`RETIRE_EVERY`] (af-spool `bridge`). Each direction runs in its own thread with its own
 //! connection, and reconnects with a capped backoff, saying so in the log.
 
+pub mod cluster;
+pub mod control;
 mod inbound;
 mod outbound;
 
@@ -19,6 +22,9 @@ use std::time::{Duration, Instant};
 /// The consumer group every host's bridge reads its inbound stream through.
 pub const GROUP: &str = "af-bridge";
 
+/// The set of every host that ever bridged (topic events and broadcasts go to each).
+pub const HOSTS: &str = "af:hosts";
+
 /// How many entries or messages one round moves at most.
 pub const BATCH: usize = 256;
 
@@ -27,6 +33,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How long connecting, or one command, may take before Redis counts as away.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often the inbound deliveries are made durable together (their journals retired).
+pub const RETIRE_EVERY: Duration = Duration::from_secs(2);
 
 /// How long an XREADGROUP waits for entries (so a stop is noticed within it).
 pub(crate) const BLOCK: Duration = Duration::from_millis(500);
@@ -47,6 +56,8 @@ pub struct Bridge {
     pub client: redis::Client,
     /// Whether deliveries are fsynced.
     pub durable: bool,
+    /// Whether control requests from other hosts are run (`--allow-control`); refused if not.
+    pub allow_control: bool,
 }
 
 impl Bridge {
@@ -57,7 +68,7 @@ impl Bridge {
         let client = redis::Client::open(url).map_err(|e| {
             Error::Invalid(format!("AF_REDIS_URL is no Redis URL ({e}); use redis://[user:password@]host:port"))
         })?;
-        Ok(Bridge { spool, host, client, durable })
+        Ok(Bridge { spool, host, client, durable, allow_control: false })
     }
 
     /// Where Redis is, without the password, for logs.
@@ -70,11 +81,15 @@ impl Bridge {
     pub fn run(&self, stop: &AtomicBool) -> Result<()> {
         let _lock = af_spool::bridge::lock(&self.spool)?;
         let pruned = af_spool::bridge::prune_seen(&self.spool, af_spool::bridge::SEEN_KEEP);
-        tracing::info!(host = %self.host, redis = %self.redis_name(), pruned, "bridge starting");
+        let recovered = af_spool::bridge::recover(&self.spool)?;
+        tracing::info!(host = %self.host, redis = %self.redis_name(), pruned, recovered, "bridge starting");
         std::thread::scope(|s| {
             let out = s.spawn(|| self.direction("outbound", stop, |c| outbound::pump(self, c, stop)));
             let inn = s.spawn(|| self.direction("inbound", stop, |c| inbound::pump(self, c, stop)));
-            let joined = [out.join(), inn.join()];
+            let state = s.spawn(|| self.direction("cluster", stop, |c| cluster::pump(self, c, stop)));
+            let retire = s.spawn(|| self.retire_journals(stop));
+            let control = s.spawn(|| self.until_stopped(stop, control::serve(self, stop)));
+            let joined = [out.join(), inn.join(), state.join(), retire.join(), control.join()];
             for r in joined {
                 match r {
                     Ok(r) => r?,
@@ -131,6 +146,30 @@ impl Bridge {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         Ok(())
+    }
+
+    /// Every [`RETIRE_EVERY`] until `stop`, and once after: makes the inbound deliveries durable
+    /// with one syncfs and removes their journals (af-spool `bridge`).
+    fn retire_journals(&self, stop: &AtomicBool) -> Result<()> {
+        loop {
+            let stopping = stop.load(Ordering::SeqCst);
+            if let Err(e) = af_spool::bridge::retire_journals(&self.spool) {
+                stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            if stopping {
+                return Ok(());
+            }
+            sleep_unless(stop, RETIRE_EVERY);
+        }
+    }
+
+    /// The result of a thread that works on the spool only: a failure stops the bridge.
+    fn until_stopped(&self, stop: &AtomicBool, r: Result<()>) -> Result<()> {
+        if r.is_err() {
+            stop.store(true, Ordering::SeqCst);
+        }
+        r
     }
 
     fn connect(&self) -> redis::RedisResult<redis::Connection> {

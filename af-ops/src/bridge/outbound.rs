@@ -1,10 +1,10 @@
 //! Outbound: the outbox's messages added to their hosts' inbound streams, acked locally only
 //! once Redis accepted them.
 
-use super::{BATCH, Bridge, Failure, stream_key};
+use super::{BATCH, Bridge, Failure, HOSTS, stream_key};
 use af_spool::bus::Address;
 use af_spool::host::split_host;
-use af_spool::message::Message;
+use af_spool::message::{Kind, Message};
 use af_spool::queue::RESCAN;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -30,16 +30,29 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
             listener.wait(RESCAN)?;
             continue;
         }
+        // The hosts a topic event or broadcast is mirrored to: every other one that ever bridged.
+        let others: Vec<String> = if claims.iter().any(|c| mirrored(b, &c.message)) {
+            let all: Vec<String> = redis::cmd("SMEMBERS").arg(HOSTS).query(c)?;
+            all.into_iter().filter(|h| *h != b.host).collect()
+        } else {
+            Vec::new()
+        };
         let mut pipe = redis::pipe();
         let mut sent = Vec::with_capacity(claims.len());
         for claim in &claims {
-            let Some(host) = destination(b, &claim.message) else {
-                tracing::warn!(id = %claim.message.id, to = ?claim.message.to, "not for another host: to the dead letters");
-                outbox.reject(&claim.receipt, "invalid")?;
-                continue;
+            let hosts = match destination(b, &claim.message) {
+                Some(host) => vec![host],
+                None if mirrored(b, &claim.message) => others.clone(),
+                None => {
+                    tracing::warn!(id = %claim.message.id, to = ?claim.message.to, "not for another host: to the dead letters");
+                    outbox.reject(&claim.receipt, "invalid")?;
+                    continue;
+                }
             };
             let bytes = claim.message.encode()?;
-            pipe.cmd("XADD").arg(stream_key(&host)).arg("*").arg("msg").arg(bytes).arg("origin").arg(&b.host);
+            for host in hosts {
+                pipe.cmd("XADD").arg(stream_key(&host)).arg("*").arg("msg").arg(&bytes).arg("origin").arg(&b.host);
+            }
             sent.push(claim);
         }
         if sent.is_empty() {
@@ -58,6 +71,11 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
         tracing::debug!(messages = sent.len(), "sent");
     }
     Ok(())
+}
+
+/// Whether a message of the outbox is a topic event or broadcast of this host's, for every other.
+fn mirrored(b: &Bridge, m: &Message) -> bool {
+    m.origin.as_deref() == Some(b.host.as_str()) && (m.topic.is_some() || m.kind == Kind::Broadcast)
 }
 
 /// The host a message of the outbox goes to; None when its address names no other host.

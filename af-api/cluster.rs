@@ -1,0 +1,17 @@
+//! `GET /api/cluster`: every bridged host (reachable or not, its counts by status) and its
+//! agents, as their `af-bus bridge` last published them to the Redis of `AF_REDIS_URL`; the
+//! same records as `af-spawn ls --cluster --json`.
+
+use crate::http::{Answer, ApiError, Reply};
+use crate::routes::App;
+use af_ops::bridge::cluster;
+
+/// `GET /api/cluster`: 404 when af-api has no `AF_REDIS_URL`, 502 when Redis cannot be reached.
+pub fn get(_app: &App) -> Answer {
+    let url = std::env::var("AF_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ApiError::new(404, "no cluster: af-api runs without AF_REDIS_URL"))?;
+    let hosts = cluster::read(&url)?;
+    Ok(Reply::json(200, &cluster::document(&hosts)))
+}

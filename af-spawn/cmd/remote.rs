@@ -1,0 +1,67 @@
+//! `af-spawn stop|start|restart ID@HOST`: the verb travels to HOST's af-bus bridge as a control
+//! request (af-ops `bridge::control`), which runs it only with `--allow-control`; its answer is
+//! printed as a local run prints, and its error ends this run with the same exit code (4 with
+//! error `conflict` when HOST refuses remote control, 5 when no answer came in time).
+
+use super::{Ctx, print_json, print_line};
+use af_ops::bridge::control::{Request, remote};
+use af_spool::ExitCode;
+use af_spool::host::{own_host, split_host};
+use std::time::Duration;
+
+/// How much longer than the operation itself a caller waits for the answer from another host.
+pub const SLACK: Duration = Duration::from_secs(30);
+
+/// An agent of another host: its id there, and the host.
+pub type Far = (String, String);
+
+/// Splits the arguments into this host's agents (an `@` naming this host dropped) and the
+/// `(ID, HOST)` of other hosts'.
+pub fn split(args: &[String]) -> anyhow::Result<(Vec<String>, Vec<Far>)> {
+    let here = own_host()?;
+    let (mut local, mut far) = (Vec::new(), Vec::new());
+    for a in args {
+        match split_host(a)? {
+            (id, Some(host)) if host != here => {
+                af_spool::AgentId::new(id)?;
+                far.push((id.to_owned(), host.to_owned()));
+            }
+            (id, _) => local.push(id.to_owned()),
+        }
+    }
+    Ok((local, far))
+}
+
+/// Runs `verb` on each agent of another host, one after the other; prints what each reported
+/// (with `host`), as the local verb prints.
+pub fn run(ctx: &Ctx, verb: &str, far: &[Far], force: bool, grace: Duration) -> anyhow::Result<ExitCode> {
+    let origin = own_host()?;
+    let mut shown = Vec::new();
+    for (id, host) in far {
+        let request = Request {
+            verb: verb.to_owned(),
+            agent: id.clone(),
+            origin: origin.clone(),
+            force,
+            grace_ms: Some(grace.as_millis() as u64),
+        };
+        let mut result = remote(&ctx.spool, host, &request, grace + SLACK)?;
+        if result.is_object() {
+            result["host"] = host.clone().into();
+        }
+        shown.push(result);
+    }
+    if ctx.json {
+        print_json(&serde_json::Value::Array(shown))?;
+    } else {
+        for s in shown {
+            print_line(&format!(
+                "{}@{} {}",
+                s["id"].as_str().unwrap_or(""),
+                s["host"].as_str().unwrap_or(""),
+                s["status"].as_str().unwrap_or("")
+            ))?;
+        }
+    }
+    Ok(ExitCode::Ok)
+}
