@@ -31,7 +31,7 @@ def body(schema, required=True):
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 def ref(n): return {"$ref": "#/components/schemas/" + n}
 agent_config_props = {
-  "id": ID, "type": {"type": "string", "enum": ["claude-code", "worker", "monitor"]},
+  "id": ID, "type": {"type": "string", "enum": ["claude-code", "codex", "worker", "monitor"]},
   "projectId": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000-\\u001f\\u007f]+$"},
   "taskId": S, "capabilities": {"type": "array", "items": S},
   "maxConcurrentTasks": {"type": "integer", "minimum": 1, "maximum": 1024},
@@ -97,7 +97,7 @@ paths["/api/agents/create"]["post"]["responses"]["201"]["links"] = {
                "messageHistory", "sendMessage", "receiveMessage", "settleMessage", "clearMessages", "healthHistory"]}
 paths["/api/agents"] = {
   "get": {"summary": "list agents", "operationId": "listAgents", "parameters": [
-      {"name": "project", "in": "query", "schema": S}, {"name": "type", "in": "query", "schema": {"type": "string", "enum": ["claude-code", "worker", "monitor"]}},
+      {"name": "project", "in": "query", "schema": S}, {"name": "type", "in": "query", "schema": {"type": "string", "enum": ["claude-code", "codex", "worker", "monitor"]}},
       {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["created", "starting", "running", "paused", "stopping", "stopped", "failed"]}}],
     "responses": responses("200", obj({"agents": {"type": "array", "items": ref("AgentSummary")}, "count": I}, ["agents", "count"]), ["400", "401", "403", "429"])},
   "post": {"summary": "one lifecycle action over many agents", "operationId": "bulkAgents",
