@@ -603,6 +603,9 @@ fn print_mode_hooks_follow_the_2_1_cli() {
     wait_for("the CLI to run", LONG, || a.invocations().len() == 1 && a.state()["pid"].is_u64());
     assert!(a.hook_events().is_empty(), "no hook before the first message: {:?}", a.hook_events());
     a.ask(json!("hi"));
+    // The CLI runs its Stop hook (a process of its own, `af-wrap --hook`) after the result line
+    // af-wrap answers from: the answer can come before the Stop record.
+    wait_for("the Stop hook's record", LONG, || a.hook_events().iter().any(|h| h == "Stop"));
     let events = a.events("agent.claude");
     let names: Vec<&str> = events.iter().map(|d| d["event"].as_str().unwrap()).collect();
     assert_eq!(names[..3], ["SessionStart", "UserPromptSubmit", "Stop"], "{names:?}");
@@ -693,7 +696,9 @@ impl Drop for PrintRun {
 fn print_mode_contract(cli: &Path) {
     let env = Env::new();
     let hooks_log = env.path("hooks.jsonl");
-    let command = format!("cat >> '{}'; echo >> '{}'", hooks_log.display(), hooks_log.display());
+    // One write a record: hooks the CLI runs at once (StopFailure is fire-and-forget) must not
+    // interleave their lines.
+    let command = format!("line=$(cat); printf '%s\\n' \"$line\" >> '{}'", hooks_log.display());
     let hooks: serde_json::Map<String, Value> =
         ["SessionStart", "UserPromptSubmit", "Stop", "StopFailure", "SessionEnd"]
             .iter()
@@ -759,11 +764,19 @@ fn print_mode_contract(cli: &Path) {
     assert_eq!(result["permission_denials"], json!([]), "{result}");
     assert!(result["total_cost_usd"].is_number(), "{result}");
     assert_eq!(run.finish(), Some(1), "exits 1 after a failed turn");
+    // SessionStart and UserPromptSubmit are awaited, in order; StopFailure is fire-and-forget
+    // (the CLI's own hook list says so), so its record may come after SessionEnd's, or after the
+    // CLI's exit.
+    wait_for("the StopFailure and SessionEnd records", LONG, || hook_inputs().len() >= 4);
     let inputs = hook_inputs();
     let names: Vec<&str> = inputs.iter().map(|h| h["hook_event_name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["SessionStart", "UserPromptSubmit", "StopFailure", "SessionEnd"], "{inputs:?}");
+    assert_eq!(names[..2], ["SessionStart", "UserPromptSubmit"], "{inputs:?}");
+    let mut last = names[2..].to_vec();
+    last.sort_unstable();
+    assert_eq!(last, ["SessionEnd", "StopFailure"], "{inputs:?}");
     assert_eq!(inputs[0]["source"], "startup");
-    let (submit, failure) = (&inputs[1], &inputs[2]);
+    let failure = inputs.iter().find(|h| h["hook_event_name"] == "StopFailure").unwrap();
+    let submit = &inputs[1];
     assert_eq!(
         (&submit["prompt"], &submit["permission_mode"]),
         (&json!("Say hello."), &json!("acceptEdits")),
