@@ -11,13 +11,20 @@
 //! ```
 //!
 //! A batch's new messages are first written, all in one file, to `journal/` (fsynced, with its
-//! directory, when durable: the batch's one commit). Then each is marked `seen/<id>` and renamed
-//! into its queues, none of it fsynced. The journal stays until a later `syncfs` has made all of
-//! that durable ([`retire_journals`]); a bridge that starts after a crash (of itself or of the
-//! machine) first replays what journals are left ([`recover`]): it marks their messages seen and
-//! delivers each that is in none of its queue's folders, and only then reads the network. So a
-//! message whose id is seen is in its queue, or in a journal that delivers it, and an entry that
-//! comes again is never delivered twice.
+//! directory, when durable: the batch's one commit), headed by the machine's boot id. Then each
+//! is renamed into its queues and marked `seen/<id>`, in that order, none of it fsynced. The
+//! journal stays until a later `syncfs` has made all of that durable ([`retire_journals`]); a
+//! bridge that starts after a crash first replays what journals are left ([`recover`]), and only
+//! then reads the network:
+//! - after a crash of the bridge alone (the journal's boot is this one), the page cache kept every
+//!   write: a message marked seen was delivered (and may since have been taken, acked and
+//!   trimmed from the archive, so its absence from the queue means nothing); one not marked is
+//!   delivered unless one of its queue's folders holds it;
+//! - after a crash of the machine (another boot), no unsynced write can be trusted: each message
+//!   is delivered unless one of its queue's folders holds it.
+//!
+//! So a message whose id is seen is in its queue, or in a journal that delivers it, and an entry
+//! that comes again is never delivered twice.
 
 use crate::atomic::{self, Durability};
 use crate::error::{Error, Result};
@@ -69,6 +76,18 @@ pub enum Delivery {
     Duplicate,
 }
 
+/// A journal's first line: the boot it was written in.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    boot: String,
+}
+
+/// This boot of the machine (the kernel's boot id); empty when it cannot be read, which no
+/// journal's header matches.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
+
 /// One line of a journal: a message and the queues (relative to the spool) it goes to.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Line {
@@ -100,7 +119,6 @@ pub fn deliver_once(spool: &Spool, batch: &[(Message, Vec<Queue>)], durable: boo
     let journal = write_journal(spool, &fresh, durable)?;
     let mut touched: Vec<&Queue> = Vec::new();
     for (m, queues) in &fresh {
-        atomic::write(&seen_dir.join(&m.id), b"", Durability::Volatile)?;
         let bytes = m.encode()?;
         for q in queues.iter() {
             put(spool, q, m, &bytes)?;
@@ -108,6 +126,8 @@ pub fn deliver_once(spool: &Spool, batch: &[(Message, Vec<Queue>)], durable: boo
                 touched.push(q);
             }
         }
+        // Seen only once it is in every queue: a bridge killed in between finds it unseen.
+        atomic::write(&seen_dir.join(&m.id), b"", Durability::Volatile)?;
     }
     if !durable {
         // Nothing to wait for: the journal only had to outlive a bridge killed in the middle.
@@ -123,7 +143,9 @@ pub fn deliver_once(spool: &Spool, batch: &[(Message, Vec<Queue>)], durable: boo
 fn write_journal(spool: &Spool, fresh: &[(&Message, &Vec<Queue>)], durable: bool) -> Result<PathBuf> {
     let dir = spool.journal_dir();
     atomic::create_dir(&dir)?;
-    let mut text = Vec::new();
+    let mut text = serde_json::to_vec(&Header { boot: boot_id() })
+        .map_err(|e| Error::Invalid(format!("cannot encode a journal header: {e}")))?;
+    text.push(b'\n');
     for (m, queues) in fresh {
         let queues = queues.iter().map(|q| q.dir().strip_prefix(spool.root()).unwrap_or(q.dir()).to_owned()).collect();
         let line = Line { queues, message: (*m).clone() };
@@ -203,11 +225,18 @@ pub fn recover(spool: &Spool) -> Result<usize> {
     let mut held: HashMap<PathBuf, Listing> = HashMap::new();
     for j in &found {
         let text = std::fs::read(j).map_err(|e| Error::io("read", j, e))?;
+        let mut lines = text.split(|b| *b == b'\n');
+        let boot = lines.next().and_then(|l| serde_json::from_slice::<Header>(l).ok()).map(|h| h.boot);
+        // The bridge alone crashed: its seen marks are exact (see the module's comment).
+        let same_boot = boot.is_some_and(|b| !b.is_empty() && b == boot_id());
         // A journal cut short by a crash: its whole lines are all that can have been delivered.
-        for line in text.split(|b| *b == b'\n').filter_map(|l| serde_json::from_slice::<Line>(l).ok()) {
+        for line in lines.filter_map(|l| serde_json::from_slice::<Line>(l).ok()) {
             let m = &line.message;
             validate_id(&m.id)?;
-            atomic::write(&spool.seen_dir().join(&m.id), b"", Durability::Volatile)?;
+            let seen = spool.seen_dir().join(&m.id);
+            if same_boot && seen.exists() {
+                continue;
+            }
             let bytes = m.encode()?;
             for rel in &line.queues {
                 if rel.is_absolute() || rel.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
@@ -227,6 +256,7 @@ pub fn recover(spool: &Spool) -> Result<usize> {
                 put(spool, &q, m, &bytes)?;
                 again += 1;
             }
+            atomic::write(&seen, b"", Durability::Volatile)?;
         }
     }
     sync_filesystem(spool)?;
@@ -314,6 +344,23 @@ mod tests {
         assert_eq!(ids, [m.id.clone(), a.id.clone(), b.id.clone(), c.id.clone()]);
         assert_eq!(deliver_once(&spool, &[(b.clone(), qs.clone())], false).unwrap(), [Delivery::Duplicate]);
         assert_eq!(prune_seen(&spool, Duration::ZERO), 4);
+        // The bridge killed after a delivery that was since taken, acked and trimmed from the
+        // archive: in this boot its seen mark says it was delivered, and it is not again.
+        let d = Message::new("t", Kind::Event, Priority::Low, serde_json::json!(5));
+        assert_eq!(deliver_once(&spool, &[(d.clone(), qs.clone())], true).unwrap(), [Delivery::Delivered]);
+        for e in q.entries("new").unwrap() {
+            std::fs::remove_file(q.dir().join("new").join(&e.name)).unwrap();
+        }
+        assert_eq!(recover(&spool).unwrap(), 0, "delivered once, in this boot");
+        assert!(q.pending().unwrap().is_empty());
+        // The same journal from another boot (a power cut): its seen marks cannot be trusted,
+        // and what no folder holds is delivered again.
+        write_journal(&spool, &[(&d, &qs)], true).unwrap();
+        let j = journals(&spool).pop().unwrap();
+        let text = std::fs::read_to_string(&j).unwrap();
+        let (_, rest) = text.split_once('\n').unwrap();
+        std::fs::write(&j, format!("{{\"boot\":\"another\"}}\n{rest}")).unwrap();
+        assert_eq!(recover(&spool).unwrap(), 1, "delivered again after a power cut");
         let _ = std::fs::remove_dir_all(&root);
     }
 }

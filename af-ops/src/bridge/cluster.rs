@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// How often a bridge publishes its host's agents when nothing changed.
+/// How often a bridge publishes its host's agents when nothing changed (at most a third of the
+/// heartbeat's TTL).
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(3);
 
 /// How often a bridge looks for a change of its agents and at the other hosts' heartbeats.
@@ -81,11 +82,15 @@ fn fingerprint(agents: &[Value]) -> Fingerprint {
 /// Publishes this host's state and watches the others' until `stop` is set or Redis fails.
 pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> std::result::Result<(), Failure> {
     let ttl = heartbeat_ttl();
+    // Three publications within a heartbeat's life, however short it is set: a live host's
+    // heartbeat never lapses between two.
+    let every = PUBLISH_EVERY.min(ttl / 3);
+    let look = LOOK_EVERY.min(every);
     let mut last: Option<(Fingerprint, Instant)> = None;
     while !stop.load(Ordering::SeqCst) {
         let agents = summaries(&b.spool, &b.host)?;
         let print = fingerprint(&agents);
-        let due = last.as_ref().is_none_or(|(p, at)| *p != print || at.elapsed() >= PUBLISH_EVERY);
+        let due = last.as_ref().is_none_or(|(p, at)| *p != print || at.elapsed() >= every);
         if due {
             let text = serde_json::to_string(&agents).unwrap_or_default();
             redis::pipe()
@@ -107,7 +112,7 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
             last = Some((print, Instant::now()));
         }
         watch(b, c)?;
-        sleep_unless(stop, LOOK_EVERY);
+        sleep_unless(stop, look);
     }
     Ok(())
 }
