@@ -42,7 +42,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create { config, start, keep_failed, worktree } => {
             create::run(&ctx, &config, start.then_some(create::Start { keep_failed }), worktree)
         }
-        Command::Start { ids, no_wait, timeout } => start::run(&ctx, &ids, !no_wait, seconds(timeout)?),
+        Command::Start { ids, no_wait, timeout, keep_going } => {
+            start::run(&ctx, &ids, !no_wait, seconds(timeout)?, keep_going)
+        }
         Command::Stop { ids, force, timeout } => stop::run(&ctx, &ids, force, seconds(timeout)?),
         Command::Pause { id } => stop::pause(&ctx, &agent_id(&id)?, true),
         Command::Resume { id } => stop::pause(&ctx, &agent_id(&id)?, false),
