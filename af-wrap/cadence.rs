@@ -21,6 +21,11 @@ impl Cadence {
         Cadence { busy, idle_max: idle_max.max(busy), now: busy }
     }
 
+    /// Whether the agent has idled long enough to beat at the idle maximum.
+    pub fn settled(&self) -> bool {
+        self.now >= self.idle_max
+    }
+
     /// The interval until the next beat, after a beat that found the agent `busy` (or not).
     pub fn next(&mut self, busy: bool) -> Duration {
         self.now = if busy { self.busy } else { self.now.saturating_mul(2).min(self.idle_max) };
@@ -38,6 +43,7 @@ mod tests {
         let mut c = Cadence::new(s(2), s(30));
         let idle: Vec<u64> = (0..6).map(|_| c.next(false).as_secs()).collect();
         assert_eq!(idle, [4, 8, 16, 30, 30, 30]);
+        assert!(c.settled());
         assert_eq!(c.next(true), s(2));
         assert_eq!(c.next(false), s(4));
         // A maximum below the busy interval never makes idle beats more frequent than busy ones.

@@ -645,7 +645,9 @@ impl Supervisor<'_> {
         let me = std::process::id();
         let watched = self.spool.watched_within(WATCH_LEASE);
         let leader = self.leader.filter(|_| self.exit.is_none());
-        let reading = self.usage.read(me, leader, self.limited || watched);
+        // The whole tree while the agent is not settled into idling (its tree may still change).
+        let whole = self.limited || watched || !self.cadence.settled();
+        let reading = self.usage.read(me, leader, whole);
         let tasks_running =
             self.tasks.as_ref().map_or(0, |t| t.counts().0) + self.claude.as_ref().map_or(0, |d| d.counts().0);
         let busy = watched || tasks_running > 0 || self.stop.is_some() || reading.cpu_percent >= BUSY_CPU_PERCENT;

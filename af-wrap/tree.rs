@@ -2,8 +2,9 @@
 //! orphans of the agent come back to it), with memory and CPU added up for heartbeats.
 //!
 //! Walking the tree costs a few system calls per process at every beat, so af-wrap walks it only
-//! when someone needs the figures: the agent has memory or CPU limits af-health checks, or a
-//! watcher looks (see `Spool::watched_path`), and otherwise once a [`REFRESH`]. In between, a beat
+//! when someone needs the figures: the agent has memory or CPU limits af-health checks, a watcher
+//! looks (see `Spool::watched_path`), or it has not yet idled down to the slowest beat; otherwise
+//! once a [`REFRESH`]. In between, a beat
 //! reads only the agent process's own stat for its CPU (enough to tell busy from idle) and repeats
 //! the tree's last memory and count.
 
