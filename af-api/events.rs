@@ -94,6 +94,8 @@ X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n: conne
     )?;
     out.flush()?;
     loop {
+        // Someone watches live: agents beat at their busy pace while the stream is open.
+        let _ = app.spool.mark_watched();
         send_new(&mut follower, audit, &mut out)?;
         let woken = match listener.as_mut() {
             Some(l) => l.wait(Duration::from_secs(15)).map(|lines| !lines.is_empty()).unwrap_or(false),

@@ -63,6 +63,11 @@ pub enum Command {
         /// How long to wait for each agent to run, in seconds.
         #[arg(long, default_value_t = 10.0, value_name = "SECS")]
         timeout: f64,
+        /// Start every agent that can be, past those that cannot: each failure is one line on
+        /// stderr (a JSON error document with --json), the rest keep running, and the exit code is
+        /// the first failure's. Without it a batch stops at its first failure.
+        #[arg(long)]
+        keep_going: bool,
     },
     /// Stop agents: SIGTERM to the process group, SIGKILL after the timeout.
     Stop {

@@ -1,6 +1,7 @@
 //! The supervision loop: one thread polling the signal pipe and the control pipe, with a deadline
 //! for the next heartbeat and for the SIGKILL of a stop in progress.
 
+use crate::cadence::{BUSY_CPU_PERCENT, Cadence};
 use crate::limits::Limits;
 use crate::tasks::{Ended, Tasks};
 use crate::tree::Usage;
@@ -66,6 +67,10 @@ struct Supervisor<'a> {
     usage: Usage,
     /// The heartbeat file, kept open and rewritten in place; opened at the first beat.
     beats: Option<af_spool::heartbeat::Writer>,
+    cadence: Cadence,
+    next_beat: Instant,
+    /// The agent has memory or CPU limits: af-health checks them against every beat's figures.
+    limited: bool,
     control: File,
     _control_writer: File,
     control_buf: Vec<u8>,
@@ -78,7 +83,7 @@ struct Supervisor<'a> {
 }
 
 /// Supervises the agent until it ends; returns 0, or 1 when it failed.
-pub fn run(spool: &Spool, id: &AgentId, heartbeat: Duration) -> anyhow::Result<ExitCode> {
+pub fn run(spool: &Spool, id: &AgentId, heartbeat: Cadence) -> anyhow::Result<ExitCode> {
     crate::hold::point(spool, id, "before-lock");
     let Some(_wrap_lock) = Lock::try_exclusive_patiently(&spool.wrap_lock_path(id), Duration::from_secs(1))? else {
         return Err(Error::Conflict(format!("agent '{id}' already has a supervisor")).into());
@@ -144,13 +149,15 @@ fn claim(spool: &Spool, id: &AgentId) -> anyhow::Result<u64> {
     }
 }
 
-fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration, generation: u64) -> anyhow::Result<ExitCode> {
+fn supervise(spool: &Spool, id: &AgentId, cadence: Cadence, generation: u64) -> anyhow::Result<ExitCode> {
     tracing::debug!("supervisor up");
     let config = spool.read_config(id)?;
     let signals = install_signals().context("installing signal handlers")?;
     nix::sys::prctl::set_child_subreaper(true).context("becoming a subreaper")?;
     let (control, control_writer) = open_control(spool, id)?;
     let limits = Limits::prepare(spool, &config);
+    let rl = &config.resource_limits;
+    let limited = rl.memory_bytes().ok().flatten().is_some() || rl.cpus().ok().flatten().is_some();
     let driver = crate::driver::open(spool, id, &config)?;
     let mut sup = Supervisor {
         spool,
@@ -167,6 +174,9 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration, generation: u64) 
         started: Instant::now(),
         usage: Usage::new(),
         beats: None,
+        cadence,
+        next_beat: Instant::now(),
+        limited,
         control,
         _control_writer: control_writer,
         control_buf: Vec::new(),
@@ -184,12 +194,12 @@ fn supervise(spool: &Spool, id: &AgentId, heartbeat: Duration, generation: u64) 
                 d.spawn_failed(reason);
             }
             sup.mark_running()?;
-            sup.run_loop(&signals, heartbeat)
+            sup.run_loop(&signals)
         }
         Ok(()) => {
             tracing::debug!(pid = sup.leader, "agent process spawned");
             sup.mark_running()?;
-            sup.run_loop(&signals, heartbeat)
+            sup.run_loop(&signals)
         }
         Err(reason) => Ok(Some(reason)),
     };
@@ -371,8 +381,7 @@ impl Supervisor<'_> {
     }
 
     /// Runs until the agent and every process of its tree are gone. Ok(None) on a normal end.
-    fn run_loop(&mut self, signals: &Signals, heartbeat: Duration) -> anyhow::Result<Option<String>> {
-        let mut next_beat = Instant::now() + heartbeat;
+    fn run_loop(&mut self, signals: &Signals) -> anyhow::Result<Option<String>> {
         loop {
             if signals.hangup.swap(false, Ordering::Relaxed) && self.hangup.is_none() {
                 self.hangup = hangup_failure();
@@ -395,11 +404,10 @@ impl Supervisor<'_> {
                 return Ok(None);
             }
             self.drive_cli();
-            if Instant::now() >= next_beat {
+            if Instant::now() >= self.next_beat {
                 self.write_heartbeat();
-                next_beat = Instant::now() + heartbeat;
             }
-            let mut wake = next_beat;
+            let mut wake = self.next_beat;
             if let Some(stop) = &self.stop {
                 if !stop.killed {
                     wake = wake.min(stop.deadline);
@@ -644,23 +652,33 @@ impl Supervisor<'_> {
         out
     }
 
+    /// Writes a beat, and sets when the next one is due (see [`Cadence`]).
     fn write_heartbeat(&mut self) {
         let me = std::process::id();
-        let reading = self.usage.read(me);
+        let watched = self.spool.watched_within(WATCH_LEASE);
+        let leader = self.leader.filter(|_| self.exit.is_none());
+        // The whole tree while the agent is not settled into idling (its tree may still change).
+        let whole = self.limited || watched || !self.cadence.settled();
+        let reading = self.usage.read(me, leader, whole);
+        let tasks_running =
+            self.tasks.as_ref().map_or(0, |t| t.counts().0) + self.driver.as_ref().map_or(0, |d| d.counts().0);
+        let busy = watched || tasks_running > 0 || self.stop.is_some() || reading.cpu_percent >= BUSY_CPU_PERCENT;
+        let interval = self.cadence.next(busy);
+        self.next_beat = Instant::now() + interval;
         let mut beat = Heartbeat {
             seq: 0,
             agent: self.id.clone(),
             time: Timestamp::now(),
             wrap_pid: me,
-            pid: self.leader.filter(|_| self.exit.is_none()),
+            pid: leader,
             uptime_ms: self.started.elapsed().as_millis() as u64,
             rss_bytes: reading.rss_bytes,
             cpu_percent: reading.cpu_percent,
             processes: reading.processes,
-            tasks_running: self.tasks.as_ref().map_or(0, |t| t.counts().0)
-                + self.driver.as_ref().map_or(0, |d| d.counts().0),
+            tasks_running,
             tasks_done: self.tasks.as_ref().map_or(0, |t| t.counts().1)
                 + self.driver.as_ref().map_or(0, |d| d.counts().1),
+            interval_ms: Some(interval.as_millis() as u64),
             seq_end: 0,
         };
         let path = self.spool.heartbeat_path(self.id);
@@ -738,6 +756,9 @@ impl Supervisor<'_> {
         Ok(if status == Status::Failed { ExitCode::Negative } else { ExitCode::Ok })
     }
 }
+
+/// How long a watcher's mark (`Spool::mark_watched`) keeps every agent beating at its busy pace.
+pub const WATCH_LEASE: Duration = Duration::from_secs(30);
 
 /// The most the captured pane output grows before it is rotated (`AF_OUTPUT_MAX_BYTES`, 8 MiB).
 fn output_max_bytes() -> u64 {

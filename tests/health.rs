@@ -629,3 +629,70 @@ fn an_agent_leaving_its_own_normal_gets_an_anomaly_warning_once_then_a_cool_down
     assert_eq!(output_rate(&env).unwrap()["level"], "ok", "cooling down");
     assert_eq!(alert_levels(&env, "talker", "anomaly.output-rate"), ["warning", "recovery"]);
 }
+
+/// The agent's last heartbeat as af-wrap wrote it; `None` while there is none (or met half written).
+fn beat(env: &Env, id: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(env.home.join("agents").join(id).join("heartbeat.json")).ok()?;
+    serde_json::from_str::<Value>(&text).ok().filter(|b| b["seq"] == b["seqEnd"])
+}
+
+/// The age af-health gives the agent's heartbeat, in seconds, and its level.
+fn heartbeat_check(env: &Env, id: &str) -> (f64, String) {
+    let (_, doc) = health_json(env, &["check", id]);
+    let c = check_of(&doc["agents"][0], "heartbeat").unwrap_or_else(|| panic!("no heartbeat check: {doc}"));
+    let text = c["message"].as_str().unwrap_or_else(|| panic!("{c}"));
+    let age = text.trim_start_matches("last heartbeat ").split(' ').next().unwrap().parse().unwrap();
+    (age, c["level"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn an_idle_agent_beats_ever_more_rarely_a_busy_one_fast_and_a_hung_one_is_still_caught() {
+    let mut env = base_env();
+    env.set_env("AF_HEARTBEAT_INTERVAL", "100ms");
+    env.set_env("AF_HEARTBEAT_IDLE_MAX", "2s");
+    env.set_env("AF_HEALTH_STALE", "300ms");
+    env.worker("idle", "exec sleep 300");
+    env.worker("busy", "while :; do :; done");
+    // Idle: the interval doubles at each beat up to the maximum, and says so.
+    let mut intervals = Vec::new();
+    wait_for("the idle agent's interval to reach 2 s", Duration::from_secs(30), || {
+        let i = beat(&env, "idle").and_then(|b| b["intervalMs"].as_u64());
+        if i.is_some_and(|i| intervals.last() != Some(&i)) {
+            intervals.extend(i);
+        }
+        i == Some(2000)
+    });
+    assert!(intervals.windows(2).all(|w| w[0] < w[1]), "the interval only grows while idle: {intervals:?}");
+    // A beat older than --stale (300 ms) but within the interval it promised is no warning, and the
+    // agent stays healthy. Checked until af-health has seen such an old beat.
+    let mut seen = Vec::new();
+    wait_for("af-health to see a beat older than --stale", Duration::from_secs(30), || {
+        let (age, level) = heartbeat_check(&env, "idle");
+        seen.push((age, level.clone()));
+        assert_eq!(level, "ok", "an idle agent's rare beat judged {level}: {seen:?}");
+        let ls = env.json("af-spawn", &["ls"]);
+        let me = ls.as_array().unwrap().iter().find(|a| a["id"] == "idle").cloned().unwrap();
+        assert_eq!(me["health"], "healthy", "{me}");
+        age > 0.3
+    });
+    // Busy: it keeps the short interval.
+    wait_for("the busy agent's tenth beat", Duration::from_secs(30), || {
+        beat(&env, "busy").is_some_and(|b| b["seq"].as_u64() >= Some(10) && b["intervalMs"] == 100)
+    });
+    env.ok("af-spawn", &["stop", "--force", "busy"]);
+    // A hung supervisor is caught, but not before three of its advertised intervals.
+    let Some(mut freezer) = freezer("idle-supervisor") else { return };
+    let wrap = env.show("idle")["state"]["wrapPid"].as_u64().unwrap() as u32;
+    freezer.freeze(wrap);
+    let promised = beat(&env, "idle").unwrap()["intervalMs"].as_u64().unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.last().is_none_or(|(_, level): &(f64, String)| level != "critical") {
+        assert!(std::time::Instant::now() < deadline, "never stale: {seen:?}");
+        seen.push(heartbeat_check(&env, "idle"));
+    }
+    let last = seen.pop().unwrap();
+    freezer.thaw();
+    assert!(last.0 * 1000.0 >= (3 * promised) as f64, "stale before 3 × {promised} ms: {last:?}");
+    env.ok("af-spawn", &["stop", "--force", "idle"]);
+}

@@ -537,6 +537,47 @@ fn starting_many_at_once_builds_every_session_and_reports_each_failure() {
     assert_eq!(env.status("b0"), "stopped");
 }
 
+#[test]
+fn keep_going_starts_every_agent_it_can_and_reports_each_failure_on_a_line() {
+    let env = Env::new();
+    let gone = env.work.join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let batch = format!(
+        "{}\n{}\n{}\n{}\n{}\n",
+        r#"{"id":"k1","type":"worker","command":["sleep","300"]}"#,
+        r#"{"id":"up","type":"worker","command":["sleep","300"]}"#,
+        serde_json::json!({"id": "nowhere", "type": "worker", "workdir": gone, "command": ["sleep", "300"]}),
+        r#"{"id":"nope","type":"worker","command":["/no/such/program"]}"#,
+        r#"{"id":"k2","type":"worker","command":["sleep","300"]}"#,
+    );
+    env.ok_in("af-spawn", &["create"], Some(&batch));
+    env.ok("af-spawn", &["start", "up"]);
+    std::fs::remove_dir(&gone).unwrap();
+    let all = ["k1", "up", "nowhere", "nope", "k2"];
+    // Without --keep-going the batch stops at the first agent it cannot start, before any other.
+    env.fails("af-spawn", &[&["start"][..], &all].concat(), None, 4);
+    assert_eq!(env.status("k1"), "created");
+    // With it: the three failures (already running, no workdir, no program) one JSON line each on
+    // stderr, in the order given; the others run; nothing is left starting.
+    let out = env.run("af-spawn", &[&["start", "--keep-going", "--json"][..], &all].concat(), None);
+    assert_eq!(out.status.code(), Some(4), "the first failure's code: {}", util::describe(&out));
+    let errors: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = errors.iter().map(|e| e["error"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["conflict", "invalid", "agent-failed"], "{}", util::describe(&out));
+    for (e, id) in errors.iter().zip(["up", "nowhere", "nope"]) {
+        assert!(e["message"].as_str().unwrap().contains(&format!("'{id}'")), "{e}");
+    }
+    let started: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = started.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["k1", "k2"]);
+    let status: Vec<String> = all.iter().map(|id| env.status(id)).collect();
+    assert_eq!(status, ["running", "running", "created", "failed", "running"]);
+    env.ok("af-spawn", &["stop", "--force", "k1", "up", "k2"]);
+}
+
 fn windows(env: &Env, session: &str) -> Vec<String> {
     let out = env.tmux(&["list-windows", "-t", &format!("={session}"), "-F", "#{window_name}"]);
     String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()

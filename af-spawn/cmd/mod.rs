@@ -43,8 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create { config, start, keep_failed, worktree } => {
             create::run(&ctx, &config, start.then_some(create::Start { keep_failed }), worktree)
         }
-        Command::Start { ids, no_wait, timeout } => match remote::split(&ids)? {
-            (local, far) if far.is_empty() => start::run(&ctx, &local, !no_wait, seconds(timeout)?),
+        Command::Start { ids, no_wait, timeout, keep_going } => match remote::split(&ids)? {
+            (local, far) if far.is_empty() => start::run(&ctx, &local, !no_wait, seconds(timeout)?, keep_going),
             (local, far) if local.is_empty() => remote::run(&ctx, "start", &far, false, seconds(timeout)?),
             _ => Err(mixed()),
         },

@@ -5,12 +5,33 @@ use af_ops::lifecycle;
 use af_spool::{AgentId, ExitCode};
 use std::time::Duration;
 
-pub fn run(ctx: &Ctx, ids: &[String], wait: bool, timeout: Duration) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, ids: &[String], wait: bool, timeout: Duration, keep_going: bool) -> anyhow::Result<ExitCode> {
     let ids: Vec<AgentId> = ids.iter().map(|s| super::agent_id(s)).collect::<Result<_, _>>()?;
     let mut progress = af_cli::progress::Progress::new("starting", ids.len());
-    let started = lifecycle::start_many(ctx, &ids, wait, timeout, &mut || progress.step())?;
+    if !keep_going {
+        let started = lifecycle::start_many(ctx, &ids, wait, timeout, &mut || progress.step())?;
+        drop(progress);
+        return emit(ctx, started.iter().map(|(id, obs)| lifecycle::started_report(id, obs)).collect());
+    }
+    let outcomes = lifecycle::start_each(ctx, &ids, wait, timeout, &mut || progress.step());
     drop(progress);
-    emit(ctx, started.iter().map(|(id, obs)| lifecycle::started_report(id, obs)).collect())
+    // Each failure is one line on stderr (a JSON error document with --json), as a program's own
+    // error is; the exit code is the first failure's.
+    let mut code = ExitCode::Ok;
+    let mut started = Vec::new();
+    for (id, outcome) in outcomes {
+        match outcome {
+            Ok(obs) => started.push(lifecycle::started_report(&id, &obs)),
+            Err(e) => {
+                if code == ExitCode::Ok {
+                    code = e.exit_code();
+                }
+                af_cli::report(&anyhow::Error::from(e));
+            }
+        }
+    }
+    emit(ctx, started)?;
+    Ok(code)
 }
 
 pub fn restart(ctx: &Ctx, id: &AgentId, grace: Duration) -> anyhow::Result<ExitCode> {

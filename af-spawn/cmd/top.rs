@@ -20,6 +20,8 @@ pub fn run(ctx: &Ctx, id: &AgentId, once: bool, interval: Duration) -> anyhow::R
     let mut last_time = Instant::now();
     let clear = !once && std::io::stdout().is_terminal();
     loop {
+        // Someone watches: af-wrap beats at its busy pace and reads the whole tree meanwhile.
+        let _ = ctx.spool.mark_watched();
         let obs = match ctx.spool.observe(id) {
             Ok(o) => o,
             Err(Error::NotFound(_)) if !once => return Ok(ExitCode::Ok),

@@ -101,6 +101,7 @@ mod tests {
             processes: 1,
             tasks_running: 0,
             tasks_done: 0,
+            interval_ms: Some(2000),
             seq_end: 0,
         }
     }

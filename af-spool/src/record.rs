@@ -555,6 +555,11 @@ pub struct Heartbeat {
     /// Tasks finished since the supervisor started.
     #[serde(default)]
     pub tasks_done: u64,
+    /// How long until the next beat, in milliseconds: af-wrap beats often while the agent is busy
+    /// or watched and ever more rarely while it idles, and says so here, so a reader judges the
+    /// beat's age against the interval it promised (absent in beats of older af-wraps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<u64>,
     /// The same count as [`Heartbeat::seq`], last in the record.
     #[serde(default)]
     pub seq_end: u64,

@@ -59,6 +59,7 @@ use std::path::{Path, PathBuf};
 ///   agents/<id>/figures.json          af-health's samples of the agent's figures (rules, anomalies)
 ///   log/                              programs' logs
 ///   api/token                         af-api's bearer token (0600)
+///   watched                           touched by whoever watches the agents live (see watch())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Spool {
@@ -309,6 +310,32 @@ impl Spool {
     pub fn read_state(&self, id: &AgentId) -> Result<AgentState> {
         atomic::read_json(&self.state_path(id))?
             .ok_or_else(|| Error::NotFound(format!("no agent '{id}' (see: af-spawn ls)")))
+    }
+
+    /// The marker a live watcher (af-api's event stream, `af-spawn top`) touches every few seconds:
+    /// while it is fresh, every af-wrap beats at its busy pace and reads its whole process tree.
+    pub fn watched_path(&self) -> PathBuf {
+        self.root.join("watched")
+    }
+
+    /// Says that someone watches the agents live now (see [`Spool::watched_path`]): sets the
+    /// marker's time, creating it empty the first time. No inode is made after that.
+    pub fn mark_watched(&self) -> Result<()> {
+        let path = self.watched_path();
+        let file = crate::beneath::open(
+            &path,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CREAT,
+            0o600,
+            "open watch marker",
+        )?;
+        file.set_modified(std::time::SystemTime::now()).map_err(|e| Error::io("touch", &path, e))
+    }
+
+    /// Whether someone marked the agents watched within `lease` (one `stat`).
+    pub fn watched_within(&self, lease: std::time::Duration) -> bool {
+        std::fs::metadata(self.watched_path())
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().map_or(true, |age| age <= lease))
     }
 
     /// Reads an agent's last heartbeat, if it ever had one.

@@ -3,10 +3,12 @@
 //! `tmux new-session -d 'sleep'` sessions measured in the same run:
 //! - create+start rate;
 //! - idle CPU of AgentFlow's processes (every af-wrap and the tmux server) over a window
-//!   (AF_BENCH_SCALE_IDLE_SECS, default 20), beside the bare fleet's tmux server over the same
-//!   window; CPU time is read from /proc, so other load on the machine does not bill it;
-//! - PSS per af-wrap (RSS counts shared pages once per process) and the tmux server's RSS and
-//!   descriptors per session;
+//!   (AF_BENCH_SCALE_IDLE_SECS, default 60), once the agents' heartbeats have slowed to their idle
+//!   maximum, beside the bare fleet's tmux server and, where `pm2` is on PATH, pm2's daemon with N
+//!   idle `sleep` processes, over the same window; CPU time is read from /proc, so other load on
+//!   the machine does not bill it;
+//! - PSS per af-wrap (RSS counts shared pages once per process) beside pm2's daemon's PSS per
+//!   process, and the tmux server's RSS and descriptors per session;
 //! - `ls --json`, `af-health check` and a forced stop of all.
 
 #[path = "common.rs"]
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let n = common::count("AF_BENCH_SCALE_AGENTS", 200);
-    let idle = Duration::from_secs(common::count("AF_BENCH_SCALE_IDLE_SECS", 20) as u64);
+    let idle = Duration::from_secs(common::count("AF_BENCH_SCALE_IDLE_SECS", 60) as u64);
     header(&format!("scale ({n} agents)"));
 
     // The bare fleet: N sessions of sleep on a private tmux server.
@@ -29,6 +31,7 @@ fn main() {
         }
     });
     let bare_server = tmux_server_pid(&bare);
+    let pm2 = Pm2::start(n);
 
     // AgentFlow: N workers running sleep, in one call.
     let w = World::new("scale");
@@ -53,18 +56,34 @@ fn main() {
         target: "-",
     });
 
-    // Idle: both fleets over the same window; the first heartbeats are past.
-    std::thread::sleep(Duration::from_secs(2));
+    // Idle: every fleet over the same window, once the heartbeats have slowed to their idle
+    // maximum (each beat says its interval; a minute at most).
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_secs(60) && !idle_pace(&w, n) {
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let mut ours: Vec<u32> = wraps.clone();
     ours.extend(server);
-    let before = (cpu_ticks(&ours), cpu_ticks(&bare_server.into_iter().collect::<Vec<_>>()));
+    let pm2_pid: Vec<u32> = pm2.as_ref().and_then(Pm2::daemon).into_iter().collect();
+    let bare_pid: Vec<u32> = bare_server.into_iter().collect();
+    let before = (cpu_ticks(&ours), cpu_ticks(&bare_pid), cpu_ticks(&pm2_pid));
     let began = Instant::now();
     std::thread::sleep(idle);
     let secs = began.elapsed().as_secs_f64();
-    let after = (cpu_ticks(&ours), cpu_ticks(&bare_server.into_iter().collect::<Vec<_>>()));
+    let after = (cpu_ticks(&ours), cpu_ticks(&bare_pid), cpu_ticks(&pm2_pid));
     let hz = af_ops::procfs::ticks_per_second() as f64;
     let core_pct = |t: u64| 100.0 * t as f64 / hz / secs;
     let (ours_pct, bare_pct) = (core_pct(after.0 - before.0), core_pct(after.1 - before.1));
+    if !pm2_pid.is_empty() {
+        row(Row {
+            what: &format!("idle CPU, {n} agents (af-wrap + tmux)"),
+            value: ours_pct,
+            unit: "% core",
+            baseline: Some(("pm2 daemon, N sleeps", core_pct(after.2 - before.2).max(0.01))),
+            higher_is_better: false,
+            target: "-",
+        });
+    }
     row(Row {
         what: &format!("idle CPU, {n} agents (af-wrap + tmux)"),
         value: ours_pct,
@@ -100,6 +119,17 @@ fn main() {
         target: "-",
     });
     let mb = |p: Option<u32>| p.and_then(af_ops::procfs::stat).map_or(0.0, |s| s.rss_bytes as f64 / 1048576.0);
+    if let Some(pss) = pm2.as_ref().and_then(Pm2::daemon).and_then(pss_kb) {
+        row(Row {
+            what: "pm2 daemon PSS per process",
+            value: pss / 1024.0 / n as f64,
+            unit: "MB",
+            baseline: None,
+            higher_is_better: false,
+            target: "-",
+        });
+    }
+    drop(pm2);
     row(Row {
         what: "tmux server RSS",
         value: mb(server),
@@ -181,4 +211,59 @@ fn cpu_ticks(pids: &[u32]) -> u64 {
 fn pss_kb(pid: u32) -> Option<f64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     text.lines().find_map(|l| l.strip_prefix("Pss:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Whether every agent's last heartbeat says it beats at its idle maximum (or slower than 10 s).
+fn idle_pace(w: &World, n: usize) -> bool {
+    (0..n).all(|i| {
+        let beat = std::fs::read_to_string(w.home.join(format!("agents/a{i}/heartbeat.json"))).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&beat).unwrap_or_default();
+        v["intervalMs"].as_u64().is_some_and(|ms| ms >= 10_000)
+    })
+}
+
+/// pm2's daemon with N idle `sleep` processes, in a home of its own; `pm2 kill` on drop. None
+/// where pm2 is not installed (`npm install -g pm2`).
+struct Pm2 {
+    home: std::path::PathBuf,
+}
+
+impl Pm2 {
+    fn start(n: usize) -> Option<Pm2> {
+        let home = std::env::temp_dir().join(format!("af-bench-pm2-{}", std::process::id()));
+        std::fs::create_dir_all(&home).ok()?;
+        let apps: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({"name": format!("s{i}"), "script": "/bin/sleep", "args": "3600",
+                    "interpreter": "none", "autorestart": false})
+            })
+            .collect();
+        let eco = home.join("ecosystem.json");
+        std::fs::write(&eco, serde_json::json!({"apps": apps}).to_string()).ok()?;
+        let pm2 = Pm2 { home };
+        let started = pm2.cmd().arg("start").arg(&eco).stdout(std::process::Stdio::null()).status();
+        if !started.is_ok_and(|s| s.success()) {
+            println!("  (no pm2 on PATH: its rows are left out; npm install -g pm2 adds them)");
+            return None;
+        }
+        Some(pm2)
+    }
+
+    fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new("pm2");
+        c.env("PM2_HOME", &self.home).stderr(std::process::Stdio::null());
+        c
+    }
+
+    /// The daemon's pid.
+    fn daemon(&self) -> Option<u32> {
+        std::fs::read_to_string(self.home.join("pm2.pid")).ok()?.trim().parse().ok()
+    }
+}
+
+impl Drop for Pm2 {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill").stdout(std::process::Stdio::null()).status();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
 }

@@ -571,7 +571,7 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__start)
-            opts="-h --no-wait --timeout --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --no-wait --timeout --keep-going --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

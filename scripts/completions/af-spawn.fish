@@ -53,6 +53,7 @@ complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -l pretty -d '
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand create" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l timeout -d 'How long to wait for each agent to run, in seconds' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l no-wait -d 'Return once tmux has the session, without waiting for af-wrap'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l keep-going -d 'Start every agent that can be, past those that cannot: each failure is one line on stderr (a JSON error document with --json), the rest keep running, and the exit code is the first failure\'s. Without it a batch stops at its first failure'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand start" -s h -l help -d 'Print help'

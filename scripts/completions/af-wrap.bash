@@ -23,13 +23,17 @@ _af__wrap() {
 
     case "${cmd}" in
         af__wrap)
-            opts="-h -V --heartbeat --hook --help --version"
+            opts="-h -V --heartbeat --heartbeat-idle-max --hook --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --heartbeat)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --heartbeat-idle-max)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -65,7 +65,12 @@ impl Env {
             socket: format!("aft-{tag}"),
             work,
             root,
-            extra_env: vec![("AF_HEARTBEAT_INTERVAL".into(), "200ms".into())],
+            // Idle agents beat rarely (af-wrap's --heartbeat-idle-max): 1 s keeps a hung
+            // supervisor's stale heartbeat within a test's patience.
+            extra_env: vec![
+                ("AF_HEARTBEAT_INTERVAL".into(), "200ms".into()),
+                ("AF_HEARTBEAT_IDLE_MAX".into(), "1s".into()),
+            ],
         }
     }
 

@@ -18,7 +18,8 @@ pub fn health(spool: &Spool, obs: &Observed) -> Health {
 
 /// The verdict: an agent that is not running keeps its recorded health (`unknown` once stopped).
 /// For a running one, a heartbeat of this supervisor older than the policy's stale
-/// threshold is `unhealthy` (whatever an earlier pass said), older than half of it `degraded`;
+/// threshold (stretched to the interval the beat advertised: [`Policy::stale_after_ms`]) is
+/// `unhealthy` (whatever an earlier pass said), older than half of it `degraded`;
 /// otherwise af-health's verdict since the start, if any, else `healthy` while the agent's
 /// process is up (`unhealthy` when it is gone). No heartbeat yet is `unknown`.
 pub fn judge(obs: &Observed, beat: Option<&Heartbeat>, policy: &Policy) -> Health {
@@ -28,7 +29,8 @@ pub fn judge(obs: &Observed, beat: Option<&Heartbeat>, policy: &Policy) -> Healt
     let beat = beat.filter(|b| obs.state.wrap_pid.is_none_or(|w| w == b.wrap_pid));
     let Some(beat) = beat else { return obs.state.health };
     let age = beat.time.age_ms();
-    if age > policy.stale_ms {
+    let stale_ms = policy.stale_after_ms(Some(beat));
+    if age > stale_ms {
         return Health::Unhealthy;
     }
     if obs.state.health != Health::Unknown {
@@ -37,7 +39,7 @@ pub fn judge(obs: &Observed, beat: Option<&Heartbeat>, policy: &Policy) -> Healt
     if obs.state.pid.is_some_and(|p| !crate::procfs::same_process(p, obs.state.pid_start)) {
         return Health::Unhealthy;
     }
-    if age > policy.stale_ms / 2 { Health::Degraded } else { Health::Healthy }
+    if age > stale_ms / 2 { Health::Degraded } else { Health::Healthy }
 }
 
 /// `af-spawn ls --json`'s fields for one agent ([`Observed::summary`]) with the health of

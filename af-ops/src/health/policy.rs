@@ -51,6 +51,20 @@ impl Default for Policy {
     }
 }
 
+/// How many of its advertised intervals a heartbeat may miss before it is stale.
+pub const MISSED_BEATS: u64 = 3;
+
+impl Policy {
+    /// How old `beat` may get before it is stale: the stale threshold, or [`MISSED_BEATS`] of the
+    /// interval the beat advertised when that is longer. af-wrap beats rarely while its agent
+    /// idles, and a beat that comes when it said it would is never stale; a supervisor that hangs
+    /// or dies is still found within that bound. Half of it is the warning threshold.
+    pub fn stale_after_ms(&self, beat: Option<&af_spool::record::Heartbeat>) -> u64 {
+        let promised = beat.and_then(|b| b.interval_ms).unwrap_or(0);
+        self.stale_ms.max(promised.saturating_mul(MISSED_BEATS))
+    }
+}
+
 /// One failure as the ladder sees it.
 #[derive(Debug, Clone)]
 pub struct Failure {

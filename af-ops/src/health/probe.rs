@@ -178,7 +178,7 @@ pub fn evaluate(
     }
     if let Some(wrap) = state.wrap_pid {
         // af-wrap adds up its tree at every heartbeat: a fresh one saves walking /proc again.
-        let fresh = hb.filter(|h| h.wrap_pid == wrap && h.time.age_ms() <= p.stale_ms / 2);
+        let fresh = hb.filter(|h| h.wrap_pid == wrap && h.time.age_ms() <= p.stale_after_ms(Some(h)) / 2);
         let rss = fresh.map_or_else(|| tree_rss(wrap), |h| h.rss_bytes);
         f.rss_bytes = Some(rss);
         if let Ok(Some(limit)) = obs.config.resource_limits.memory_bytes() {
@@ -317,12 +317,13 @@ fn heartbeat(f: &mut Finding, obs: &Observed, hb: Option<&Heartbeat>, p: &Policy
         }
         None => return,
     };
+    let stale_ms = p.stale_after_ms(hb);
     let text = format!("last heartbeat {:.1} s ago", age as f64 / 1e3);
-    if age > p.stale_ms {
+    if age > stale_ms {
         f.add("heartbeat", Level::Critical, text.clone());
         f.failure = Some(format!("its supervisor hangs: {text}"));
         f.hung = true;
-    } else if age > p.stale_ms / 2 {
+    } else if age > stale_ms / 2 {
         f.add("heartbeat", Level::Warning, text);
     } else {
         f.add("heartbeat", Level::Ok, text);

@@ -14,7 +14,7 @@ pub use create::{create, create_started, parse_configs};
 pub use gc::{GcReport, gc};
 pub use reset::reset;
 pub use rm::rm;
-pub use start::{restart, start_many, start_one};
+pub use start::{restart, start_each, start_many, start_one};
 pub use stop::{pause, stop, stop_one};
 
 use crate::procfs;

@@ -34,25 +34,57 @@ pub fn start_many(
     }
     let mut out = Vec::new();
     for chunk in ids.chunks(CHUNK) {
-        start_chunk(ctx, chunk, wait, timeout, step, &mut out)?;
+        for (id, started) in start_chunk(ctx, chunk, wait, timeout, false, step)? {
+            out.push((id, started?));
+        }
     }
     tracing::debug!(count = out.len(), wait, "agents started");
     Ok(out)
 }
 
-/// Starts one chunk of a batch, adding what started to `out`.
-fn start_chunk(
+/// Starts every agent it can, a chunk at a time as [`start_many`] does, and keeps going past
+/// those it cannot: each agent's outcome, in the order given. One that fails to start is left as
+/// the failure left it (`failed` with the reason once its session was built, else as it was);
+/// none is left `starting`.
+pub fn start_each(
     ctx: &Lifecycle,
     ids: &[AgentId],
     wait: bool,
     timeout: Duration,
     step: &mut dyn FnMut(),
-    out: &mut Vec<(AgentId, Observed)>,
-) -> Result<()> {
+) -> Vec<(AgentId, Result<Observed>)> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        match start_chunk(ctx, chunk, wait, timeout, true, step) {
+            Ok(outcomes) => out.extend(outcomes),
+            // Only a failure of the whole chunk (never with keep_going): each agent shares it.
+            Err(e) => out.extend(chunk.iter().map(|id| (id.clone(), Err(Error::System(e.to_string()))))),
+        }
+    }
+    // Those that could not be prepared came first in their chunk: back to the order given.
+    out.sort_by_key(|(id, _)| ids.iter().position(|i| i == id));
+    out
+}
+
+/// Starts one chunk of a batch: each agent's outcome. Without `keep_going`, an agent that cannot
+/// be prepared fails the whole chunk before any session is built.
+fn start_chunk(
+    ctx: &Lifecycle,
+    ids: &[AgentId],
+    wait: bool,
+    timeout: Duration,
+    keep_going: bool,
+    step: &mut dyn FnMut(),
+) -> Result<Vec<(AgentId, Result<Observed>)>> {
     let mut launches = Vec::new();
+    let mut out = Vec::new();
     for id in ids {
         match prepare(ctx, id, false) {
             Ok(l) => launches.push(l),
+            Err(e) if keep_going => {
+                out.push((id.clone(), Err(e)));
+                step();
+            }
             Err(e) => {
                 // Those marked `starting` get no session: they go back to what they were.
                 for l in &launches {
@@ -76,7 +108,7 @@ fn start_chunk(
     }
     groups.push(group);
     tracing::debug!(count = launches.len(), "agents prepared");
-    let mut failed: Option<Error> = None;
+    let mut failed: Vec<Option<Error>> = launches.iter().map(|_| None).collect();
     for g in groups {
         let commands: Vec<Vec<String>> = g.iter().flat_map(|&i| launches[i].commands.clone()).collect();
         if g.len() > 1 && ctx.tmux.run(&layout::chained(commands)).is_ok() {
@@ -96,21 +128,25 @@ fn start_chunk(
                 continue;
             }
             if let Err(e) = launch(ctx, &launches[i]) {
-                failed.get_or_insert(e);
+                failed[i] = Some(e);
             }
         }
     }
     tracing::debug!(count = launches.len(), "tmux sessions built");
-    for l in launches.iter_mut() {
-        match finish(ctx, l, wait, timeout) {
-            Ok(obs) => out.push((l.id.clone(), obs)),
-            Err(e) => {
-                failed.get_or_insert(e);
-            }
-        }
+    for (l, launched) in launches.iter_mut().zip(failed) {
+        let finished = finish(ctx, l, wait, timeout);
+        out.push((l.id.clone(), launched.map_or(finished, Err)));
         step();
     }
-    failed.map_or(Ok(()), Err)
+    if !keep_going {
+        // The batch's first failure is the answer.
+        if let Some(i) = out.iter().position(|(_, r)| r.is_err()) {
+            if let (_, Err(e)) = out.swap_remove(i) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Puts an agent marked `starting` that got no session back to the status it had (its
