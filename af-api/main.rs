@@ -4,6 +4,7 @@ mod agent;
 mod agents;
 mod assets;
 mod cli;
+mod cockpit;
 mod events;
 mod guard;
 mod host;
