@@ -284,3 +284,18 @@ pub fn request_answer(app: &App, id: &str, request: &str) -> Answer {
     let state = if answer.is_some() { "answered" } else { "waiting" };
     Ok(Reply::json(200, &json!({"id": id, "request": request, "state": state, "answer": answer, "secondsLeft": left})))
 }
+
+/// `POST /api/agents/{id}/interrupt`: interrupts a claude-code agent's running turn (as `af-bus
+/// interrupt`; its task is answered `interrupted`): `{"interrupted": false, "reason"}` when no
+/// turn runs, 409 for an agent that runs no agent CLI or has no af-wrap.
+pub fn interrupt(app: &App, id: &str) -> Answer {
+    use af_spool::control::{Request, ask};
+    let id = existing(app, id)?;
+    let reply = ask(&app.spool, &id, Request::Interrupt, Duration::from_secs(5))?;
+    let why = reply.error.unwrap_or_default();
+    if !reply.ok && why.starts_with("only claude-code") {
+        return Err(ApiError::new(409, format!("agent '{id}': {why}")));
+    }
+    let reason = (!reply.ok).then_some(why);
+    Ok(Reply::json(200, &json!({"id": id, "interrupted": reply.ok, "reason": reason, "status": reply.status})))
+}

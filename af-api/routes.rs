@@ -84,6 +84,8 @@ pub enum Resource {
     CheckpointRollback(String, String),
     /// `/api/agents/{id}/requests`.
     Requests(String),
+    /// `/api/agents/{id}/interrupt`.
+    Interrupt(String),
     /// `/api/agents/{id}/requests/{requestId}`.
     Request(String, String),
     /// `/api/flow`.
@@ -122,6 +124,7 @@ impl Resource {
                 Resource::CheckpointRollback(id(x), id(c))
             }
             ["api", "agents", x, "requests"] if !x.is_empty() => Resource::Requests(id(x)),
+            ["api", "agents", x, "interrupt"] if !x.is_empty() => Resource::Interrupt(id(x)),
             ["api", "agents", x, "requests", r] if !x.is_empty() && !r.is_empty() => Resource::Request(id(x), id(r)),
             ["api", "flow"] => Resource::Flow,
             _ => return None,
@@ -151,7 +154,7 @@ impl Resource {
             | Resource::Request(..)
             | Resource::Flow => &["GET"],
             Resource::Checkpoints(_) => &["GET", "POST"],
-            Resource::CheckpointRollback(..) | Resource::Requests(_) => &["POST"],
+            Resource::CheckpointRollback(..) | Resource::Requests(_) | Resource::Interrupt(_) => &["POST"],
         }
     }
 
@@ -179,6 +182,7 @@ impl Resource {
             Resource::CheckpointDiff(..) => "agent_checkpoint_diff",
             Resource::CheckpointRollback(..) => "agent_checkpoint_rollback",
             Resource::Requests(_) => "agent_requests",
+            Resource::Interrupt(_) => "agent_interrupt",
             Resource::Request(..) => "agent_request",
             Resource::Flow => "flow",
         }
@@ -230,6 +234,7 @@ pub fn dispatch(app: &App, res: &Resource, req: &Req) -> Answer {
         (Resource::CheckpointDiff(id, c), _) => cockpit::checkpoint_diff(app, id, c, req),
         (Resource::CheckpointRollback(id, c), _) => cockpit::checkpoint_rollback(app, id, c),
         (Resource::Requests(id), _) => cockpit::request_send(app, id, req),
+        (Resource::Interrupt(id), _) => cockpit::interrupt(app, id),
         (Resource::Request(id, r), _) => cockpit::request_answer(app, id, r),
         (Resource::Flow, _) => cockpit::flow(app, req),
     }

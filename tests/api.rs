@@ -150,6 +150,13 @@ fn worker(id: &str, project: &str) -> Value {
     json!({"id": id, "type": "worker", "projectId": project, "command": ["sleep", "300"]})
 }
 
+/// A claude-code agent of project web on the Claude Code CLI double.
+fn claude_double(env: &Env, id: &str) -> Value {
+    let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double");
+    json!({"id": id, "type": "claude-code", "projectId": "web", "command": [double.display().to_string()],
+        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string()}})
+}
+
 fn ids(list: &Value) -> Vec<String> {
     list["agents"].as_array().expect("agents").iter().map(|a| a["id"].as_str().unwrap_or("").to_owned()).collect()
 }
@@ -762,7 +769,7 @@ fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
             }
         }
     }
-    assert_eq!(operations, 37);
+    assert_eq!(operations, 38);
     let page = api.request("GET", "/", &[], None).expect(200);
     assert!(page.header("Content-Type").unwrap().starts_with("text/html"));
     assert!(page.header("Content-Security-Policy").unwrap().contains("default-src 'self'"));
@@ -813,8 +820,8 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let count = |label: &str| {
         report.lines().find_map(|l| l.trim().strip_prefix(label)).map(|n| n.trim().to_owned()).unwrap_or_default()
     };
-    assert_eq!(count("Selected:"), "37/37", "every operation, the event streams too:\n{report}");
-    assert_eq!(count("Tested:"), "37", "every operation was tested:\n{report}");
+    assert_eq!(count("Selected:"), "38/38", "every operation, the event streams too:\n{report}");
+    assert_eq!(count("Tested:"), "38", "every operation was tested:\n{report}");
     let events = util::read(&env.home.join("events.log"));
     assert!(
         events.lines().any(|l| l.contains("\"checkpoint.created\"") && l.contains("deploy-1")),
@@ -1016,10 +1023,7 @@ fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
         api.call("POST", "/api/agents/q1/messages", Some(json!({"payload": n}))).expect(201);
     }
     // A claude-code agent (the Claude Code test double) that has done one task: it cost $0.01.
-    let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double");
-    let claude = json!({"id": "c1", "type": "claude-code", "projectId": "web",
-        "command": [double.display().to_string()],
-        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string()}});
+    let claude = claude_double(&env, "c1");
     api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
     // A task through the bus, as anyone would send it; request waits for the turn's answer.
     let answer = env.ok("af-bus", &["request", "--to", "c1", "--timeout", "20", r#""hello""#]);
@@ -1599,10 +1603,8 @@ fn the_cockpit_serves_conversations_checkpoints_requests_flow_and_agent_deltas()
     env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
     let api = Api::start(&env, &[]);
     // The conversation of a claude-code agent on the CLI double, paged.
-    let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double");
-    let claude = json!({"id": "c1", "type": "claude-code", "projectId": "web", "budgetUsd": 5.0,
-        "command": [double.display().to_string()],
-        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string()}});
+    let mut claude = claude_double(&env, "c1");
+    claude["budgetUsd"] = json!(5.0);
     api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
     env.ok("af-bus", &["request", "--to", "c1", "--timeout", "20", r#""hello there""#]);
     util::wait_for("c1's cost", Duration::from_secs(10), || env.show("c1")["state"]["costUsd"] == 0.01);
@@ -1620,11 +1622,14 @@ fn the_cockpit_serves_conversations_checkpoints_requests_flow_and_agent_deltas()
     assert_eq!(rest["messages"][0]["role"], "assistant");
     assert_eq!(rest["more"], false);
     api.call("GET", "/api/agents/c1/conversation?limit=0", None).expect(400);
+    let idle = api.call("POST", "/api/agents/c1/interrupt", None).expect(200).json();
+    assert_eq!(idle["interrupted"], false, "no turn runs: {idle}");
 
     // A task from the API to a task worker, and its answer read apart.
     let tw = json!({"id": "tw", "type": "worker", "projectId": "web", "taskCommand": ["sh", "-c", "cat"]});
     api.call("POST", "/api/agents/create?start=true", Some(tw)).expect(201);
     api.call("GET", "/api/agents/tw/conversation", None).expect(400);
+    api.call("POST", "/api/agents/tw/interrupt", None).expect(409);
     let sent = api
         .call(
             "POST",
@@ -1710,4 +1715,204 @@ fn the_cockpit_serves_conversations_checkpoints_requests_flow_and_agent_deltas()
     let delta: Value = serde_json::from_str(&delta.last().unwrap().2).unwrap();
     assert_eq!(delta["reset"], false);
     assert!(delta["agents"].as_array().unwrap().len() < 4, "only what changed: {delta}");
+}
+
+/// Presses a key in the page, as a person would (keyDown, then keyUp).
+fn press(page: &mut Browser, key: &str) {
+    let code = match key {
+        "Enter" => 13,
+        "Escape" => 27,
+        k => k.chars().next().map_or(0, |c| c.to_ascii_uppercase() as i64),
+    };
+    let text = if key.chars().count() == 1 {
+        key
+    } else if key == "Enter" {
+        "\r"
+    } else {
+        ""
+    };
+    let mut down = json!({"type": "keyDown", "key": key, "windowsVirtualKeyCode": code});
+    if !text.is_empty() {
+        down["text"] = json!(text);
+    }
+    page.send("Input.dispatchKeyEvent", down);
+    page.send("Input.dispatchKeyEvent", json!({"type": "keyUp", "key": key, "windowsVirtualKeyCode": code}));
+}
+
+#[test]
+fn the_cockpit_in_chromium_shows_live_output_a_task_and_its_answer_a_conversation_and_checkpoints() {
+    if !util::have_tool("chromium", "Debian: apt-get install chromium") {
+        return;
+    }
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    // An agent that prints whatever lands in its marker file.
+    env.worker("o1", "while :; do if [ -f marker ]; then cat marker; rm -f marker; fi; sleep 0.05; done");
+    // A task worker, a claude-code agent on the CLI double with one turn done, and an agent with
+    // a checkpoint of its working tree.
+    let tw = json!({"id": "tw", "type": "worker", "projectId": "web", "taskCommand": ["sh", "-c", "cat"]});
+    api.call("POST", "/api/agents/create?start=true", Some(tw)).expect(201);
+    let mut claude = claude_double(&env, "c1");
+    claude["budgetUsd"] = json!(5.0);
+    api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
+    env.ok("af-bus", &["request", "--to", "c1", "--timeout", "20", r#""hello page""#]);
+    let dir = env.path("ckwork");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "one\n").unwrap();
+    let k1 = json!({"id": "k1", "type": "worker", "projectId": "web", "workdir": dir, "command": ["sleep", "300"]});
+    api.call("POST", "/api/agents/create", Some(k1)).expect(201);
+    let made = api.call("POST", "/api/agents/k1/checkpoints", Some(json!({"description": "the start"}))).expect(201);
+    let ckpt = made.json()["checkpoint"]["id"].as_str().unwrap().to_owned();
+    std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+
+    // The deep link opens o1's detail view; its output follows the stream, as a terminal shows it.
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}&agent=o1", api.addr, api.token));
+    page.wait_until(
+        "o1's detail view",
+        "!document.getElementById('detail').hidden && document.getElementById('d-id').textContent",
+        json!("o1"),
+    );
+    assert_eq!(page.eval("location.hash"), json!("#agent=o1"), "the token leaves the address bar, the deep link stays");
+    page.wait_until("the output stream open", "document.getElementById('term-state').textContent", json!("live"));
+    std::fs::write(env.work.join("marker"), "\x1b[32mMARK-7731\x1b[0m done\r\nprogress 10%\rprogress 99%\n").unwrap();
+    page.wait_until(
+        "the marker in green",
+        "[...document.querySelectorAll('#term span')].some(s => s.textContent === 'MARK-7731' && s.style.color === 'rgb(78, 154, 6)')",
+        json!(true),
+    );
+    page.wait_until(
+        "the carriage return rewriting its line",
+        "(window.af.termText || '').includes('progress 99%')",
+        json!(true),
+    );
+    assert_eq!(
+        page.eval("window.af.termText.includes('progress 10%')"),
+        json!(false),
+        "{}",
+        page.eval("window.af.termText")
+    );
+
+    // A task from the composer, and its answer.
+    page.eval("location.hash = 'agent=tw'; true");
+    page.wait_until("tw's detail view", "document.getElementById('d-id').textContent", json!("tw"));
+    page.eval(r#"document.getElementById('c-payload').value = '{"job": "from-the-page"}'; document.getElementById('c-send').click(); true"#);
+    page.wait_until("the task's answer", "document.getElementById('c-answer').dataset.state", json!("answered"));
+    let answer = page.eval("document.getElementById('c-answer').textContent");
+    assert!(answer.as_str().unwrap().contains("from-the-page"), "{answer}");
+    assert_eq!(page.eval("document.getElementById('conv').hidden"), json!(true), "a worker has no conversation");
+
+    // The conversation of the claude-code agent, its cost against its budget, its activity.
+    page.eval("location.hash = 'agent=c1'; true");
+    page.wait_until(
+        "c1's answer in the conversation",
+        "(document.querySelector('#conv-list [data-role=\"assistant\"]') || {}).textContent || null",
+        json!("assistantecho: hello page"),
+    );
+    page.wait_until("c1's cost", "document.getElementById('d-cost').textContent", json!("$0.0100"));
+    assert_eq!(page.eval("document.getElementById('d-budget').textContent"), json!("of $5.00"));
+    page.wait_until("c1's activity", "document.getElementById('d-activity').dataset.activity", json!("idle"));
+    page.eval("document.getElementById('d-interrupt').click(); true");
+    page.wait_until(
+        "the interrupt's answer",
+        "document.getElementById('error').textContent.startsWith('interrupt: ')",
+        json!(true),
+    );
+
+    // The checkpoint timeline: a diff on click, a rollback after confirmation.
+    page.eval("location.hash = 'agent=k1'; true");
+    let diff_button = format!("document.querySelector('#ckpts [data-ckpt=\"{ckpt}\"] button.diff')");
+    page.wait_until("k1's checkpoint", &format!("!!{diff_button}"), json!(true));
+    page.eval(&format!("{diff_button}.click(); true"));
+    page.wait_until("the diff", "document.getElementById('diff').dataset.state", json!("shown"));
+    assert_eq!(page.eval("[...document.querySelectorAll('#diff .add')].map(d => d.textContent).join()"), json!("+two"));
+    assert_eq!(page.eval("[...document.querySelectorAll('#diff .del')].map(d => d.textContent).join()"), json!("-one"));
+    page.eval(&format!("document.querySelector('#ckpts [data-ckpt=\"{ckpt}\"] button.rollback').click(); true"));
+    page.wait_until("the confirmation", "document.getElementById('confirm').hidden", json!(false));
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "two\n", "nothing before the confirmation");
+    page.eval("document.getElementById('confirm-yes').click(); true");
+    page.wait_until("the rollback", "window.af.rolledBack || null", json!(ckpt));
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "one\n", "the page rolled back for real");
+    // Esc closes the detail view.
+    press(&mut page, "Escape");
+    page.wait_until("the detail view closed", "document.getElementById('detail').hidden", json!(true));
+}
+
+#[test]
+fn the_cockpit_in_chromium_draws_the_message_flow_and_filters_many_agents_by_keyboard() {
+    if !util::have_tool("chromium", "Debian: apt-get install chromium") {
+        return;
+    }
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &["--rate-limit", "0"]);
+    // 500 agents (created, not started: the page's work is the same), in two projects.
+    const MANY: usize = 500;
+    let configs: Vec<Value> = (0..MANY)
+        .map(|i| json!({"id": format!("f-{i:04}"), "type": "worker", "projectId": if i % 5 == 0 { "five" } else { "rest" }, "command": ["sleep", "300"]}))
+        .collect();
+    api.call("POST", "/api/agents/create", Some(Value::Array(configs))).expect(201);
+    // A burst of messages to f-0001, received and acked; one dead letter in f-0002.
+    for n in 0..20 {
+        api.call("POST", "/api/agents/f-0001/messages", Some(json!({"payload": n, "kind": "task"}))).expect(201);
+    }
+    for _ in 0..20 {
+        let m = api.call("PUT", "/api/agents/f-0001/messages", None).expect(200).json();
+        let id = m["message"]["id"].as_str().unwrap().to_owned();
+        api.call("PATCH", "/api/agents/f-0001/messages", Some(json!({"action": "ack", "messageId": id}))).expect(200);
+    }
+    env.ok("af-bus", &["send", "--to", "f-0002", "--ttl", "0.01", r#""late""#]);
+    std::thread::sleep(Duration::from_millis(50));
+    api.call("PUT", "/api/agents/f-0002/messages", None).expect(200);
+
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    page.wait_until("every agent", "document.getElementById('shown').textContent", json!(format!("{MANY} of {MANY}")));
+    // The flow view: the burst as an edge, the dead letter as a stuck queue.
+    page.eval("document.getElementById('tab-flow').click(); true");
+    page.wait_until(
+        "the burst's edge",
+        "(document.querySelector('#flow-svg path[data-edge=\"cli>f-0001\"]') || {dataset: {}}).dataset.count || null",
+        json!("20"),
+    );
+    page.wait_until(
+        "f-0002 marked stuck",
+        "(document.querySelector('#flow-svg [data-node=\"f-0002\"]') || {dataset: {}}).dataset.stuck || null",
+        json!("true"),
+    );
+    assert_eq!(page.eval("document.querySelector('#flow-svg [data-node=\"f-0001\"]').dataset.stuck"), json!("false"));
+    page.eval("document.getElementById('tab-agents').click(); true");
+    // Filters: project, then free text typed after '/'.
+    page.eval(
+        "const p = document.getElementById('f-project'); p.value = 'five'; p.dispatchEvent(new Event('input')); true",
+    );
+    page.wait_until(
+        "project five",
+        "document.getElementById('shown').textContent",
+        json!(format!("{} of {MANY}", MANY / 5)),
+    );
+    press(&mut page, "/");
+    assert_eq!(page.eval("document.activeElement.id"), json!("filter"), "'/' goes to the filter");
+    page.send("Input.insertText", json!({"text": "f-004"}));
+    page.wait_until("free text", "document.getElementById('shown').textContent", json!(format!("2 of {MANY}")));
+    assert_eq!(page.eval("window.af.visible"), json!(["f-0040", "f-0045"]));
+    press(&mut page, "Escape");
+    // j and k move, Enter opens, Esc closes.
+    press(&mut page, "j");
+    press(&mut page, "j");
+    press(&mut page, "k");
+    assert_eq!(page.eval("window.af.selected"), json!("f-0040"));
+    press(&mut page, "Enter");
+    page.wait_until("f-0040 opened", "location.hash", json!("#agent=f-0040"));
+    press(&mut page, "Escape");
+    page.wait_until("closed", "document.getElementById('detail').hidden", json!(true));
+    // Sorting, and a change made elsewhere arriving as a delta.
+    page.eval("const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input')); true");
+    page.eval(
+        "const s = document.getElementById('sort'); s.value = 'status'; s.dispatchEvent(new Event('input')); true",
+    );
+    env.ok("af-spawn", &["start", "f-0045"]);
+    page.wait_until("f-0045 running, first by status", "window.af.visible[0]", json!("f-0045"));
+    // The create form shows the server's verdict inline.
+    page.eval(r#"document.getElementById('create-config').value = '{"id": "-bad", "type": "worker"}'; document.getElementById('create-btn').click(); true"#);
+    page.wait_until("the create error", "document.getElementById('create-error').dataset.state", json!("error"));
 }

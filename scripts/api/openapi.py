@@ -220,6 +220,9 @@ paths["/api/agents/{id}/requests/{requestId}"] = {"parameters": [idparam, {"name
   "get": {"summary": "a request's answer: waiting, or answered with the response; 404 once its time is up", "operationId": "requestAnswer",
     "responses": responses("200", obj({"id": S, "request": S, "state": {"type": "string", "enum": ["waiting", "answered"]}, "answer": nul(MESSAGE), "secondsLeft": I},
         ["id", "request", "state", "answer"]), READ + ["409"] + TOOL)}}
+paths["/api/agents/{id}/interrupt"] = {"parameters": [idparam],
+  "post": {"summary": "interrupt a claude-code agent's running turn (af-bus interrupt; its task is answered interrupted); interrupted false with the reason when no turn runs", "operationId": "interruptAgent",
+    "responses": responses("200", obj({"id": S, "interrupted": B, "reason": nul(S), "status": S}, ["id", "interrupted"]), ALL)}}
 paths["/api/flow"] = {"get": {"summary": "the bus's message flow over a window, from its own records: edges by sender, queue and kind (count, bytes, send-to-ack p50 and p99), and every queue's depth, in flight, dead letters and oldest waiting age", "operationId": "messageFlow",
   "parameters": [{"name": "window", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 86400}, "description": "seconds (default 60)"}],
   "responses": responses("200", obj({"windowSecs": I, "at": S,
