@@ -113,8 +113,9 @@ X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n: conne
     Ok(out)
 }
 
-/// How often a stream with `?agents=true` looks for changed agents when nothing else woke it.
-const AGENTS_EVERY: Duration = Duration::from_secs(1);
+/// How often a stream with `?agents=true` looks for changed agents (heartbeats) when nothing else
+/// woke it: the old page polled the list every 2 s.
+const AGENTS_EVERY: Duration = Duration::from_secs(2);
 
 fn stream(app: &App, rq: tiny_http::Request, start: Start, audit: bool, agents: bool) -> std::io::Result<()> {
     // Subscribe before looking at the log, so nothing appended in between is missed.
