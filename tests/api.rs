@@ -1775,7 +1775,10 @@ fn the_cockpit_in_chromium_shows_live_output_a_task_and_its_answer_a_conversatio
     );
     assert_eq!(page.eval("location.hash"), json!("#agent=o1"), "the token leaves the address bar, the deep link stays");
     page.wait_until("the output stream open", "document.getElementById('term-state').textContent", json!("live"));
-    std::fs::write(env.work.join("marker"), "\x1b[32mMARK-7731\x1b[0m done\r\nprogress 10%\rprogress 99%\n").unwrap();
+    // Written whole, then renamed: the agent must never cat (and remove) a half-written marker.
+    std::fs::write(env.work.join("marker.tmp"), "\x1b[32mMARK-7731\x1b[0m done\r\nprogress 10%\rprogress 99%\n")
+        .unwrap();
+    std::fs::rename(env.work.join("marker.tmp"), env.work.join("marker")).unwrap();
     page.wait_until(
         "the marker in green",
         "[...document.querySelectorAll('#term span')].some(s => s.textContent === 'MARK-7731' && s.style.color === 'rgb(78, 154, 6)')",
