@@ -85,11 +85,18 @@ pub fn summary(spool: &Spool, o: &Observed) -> Value {
     v
 }
 
-/// `GET /api/agents?project=&type=&status=`.
+/// The healths an agent can have.
+pub const HEALTHS: [&str; 4] = ["unknown", "healthy", "degraded", "unhealthy"];
+
+/// `GET /api/agents?project=&type=&status=&health=`.
 pub fn list(app: &App, req: &Req) -> Answer {
     let project = req.param("project");
     let kind = req.param("type");
     let status = req.param("status");
+    let health = req.param("health");
+    if let Some(h) = health.filter(|h| !HEALTHS.contains(h)) {
+        return Err(ApiError::bad(format!("unknown health '{h}': one of {}", HEALTHS.join(", "))));
+    }
     if let Some(t) = kind.filter(|t| !TYPES.contains(t)) {
         return Err(ApiError::bad(format!("unknown type '{t}': one of {}", TYPES.join(", "))));
     }
@@ -97,7 +104,7 @@ pub fn list(app: &App, req: &Req) -> Answer {
         return Err(ApiError::bad(format!("unknown status '{s}': one of {}", STATUSES.join(", "))));
     }
     let (rows, all) = app.cache.snapshot(&app.spool)?;
-    if project.is_none() && kind.is_none() && status.is_none() {
+    if project.is_none() && kind.is_none() && status.is_none() && health.is_none() {
         return Ok(Reply::bytes("application/json", all.as_ref().clone()));
     }
     let picked: Vec<&Value> = rows
@@ -105,6 +112,7 @@ pub fn list(app: &App, req: &Req) -> Answer {
         .filter(|r| project.is_none_or(|p| r["projectId"] == p))
         .filter(|r| kind.is_none_or(|t| r["type"] == t))
         .filter(|r| status.is_none_or(|s| r["status"] == s))
+        .filter(|r| health.is_none_or(|h| r["health"] == h))
         .collect();
     Ok(Reply::json(200, &json!({"agents": picked, "count": picked.len()})))
 }

@@ -5,6 +5,7 @@ mod agents;
 mod assets;
 mod cli;
 mod cluster;
+mod cockpit;
 mod events;
 mod guard;
 mod host;

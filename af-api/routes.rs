@@ -3,7 +3,7 @@
 use crate::agents::Cache;
 use crate::guard::{Hosts, RateLimit, Token};
 use crate::http::{Answer, ApiError, Reply, Req, percent_decode};
-use crate::{agent, agents, assets, cluster, messages, orchestrator};
+use crate::{agent, agents, assets, cluster, cockpit, messages, orchestrator};
 use af_spool::Spool;
 use af_spool::time::Timestamp;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -34,6 +34,8 @@ pub struct App {
     pub metrics_public: bool,
     /// af-api's request figures, for `/metrics`.
     pub http: crate::metrics::HttpFigures,
+    /// Requests sent from af-api awaiting their answer (the cockpit's composer).
+    pub pending: cockpit::Pending,
 }
 
 /// The resources af-api serves.
@@ -69,6 +71,27 @@ pub enum Resource {
     Metrics,
     /// `/api/cluster`: every bridged host's agents, from Redis.
     Cluster,
+    // The cockpit (cockpit.rs).
+    /// `/api/agents/{id}/output`.
+    Output(String),
+    /// `/api/agents/{id}/output/stream`: Server-Sent Events.
+    OutputStream(String),
+    /// `/api/agents/{id}/conversation`.
+    Conversation(String),
+    /// `/api/agents/{id}/checkpoints`.
+    Checkpoints(String),
+    /// `/api/agents/{id}/checkpoints/{ckpt}/diff`.
+    CheckpointDiff(String, String),
+    /// `/api/agents/{id}/checkpoints/{ckpt}/rollback`.
+    CheckpointRollback(String, String),
+    /// `/api/agents/{id}/requests`.
+    Requests(String),
+    /// `/api/agents/{id}/interrupt`.
+    Interrupt(String),
+    /// `/api/agents/{id}/requests/{requestId}`.
+    Request(String, String),
+    /// `/api/flow`.
+    Flow,
 }
 
 impl Resource {
@@ -92,6 +115,21 @@ impl Resource {
             ["api", "alerts"] => Resource::Alerts,
             ["api", "cluster"] => Resource::Cluster,
             ["api", "alerts", x, "ack"] if !x.is_empty() => Resource::AlertAck(id(x)),
+            // The cockpit.
+            ["api", "agents", x, "output"] if !x.is_empty() => Resource::Output(id(x)),
+            ["api", "agents", x, "output", "stream"] if !x.is_empty() => Resource::OutputStream(id(x)),
+            ["api", "agents", x, "conversation"] if !x.is_empty() => Resource::Conversation(id(x)),
+            ["api", "agents", x, "checkpoints"] if !x.is_empty() => Resource::Checkpoints(id(x)),
+            ["api", "agents", x, "checkpoints", c, "diff"] if !x.is_empty() && !c.is_empty() => {
+                Resource::CheckpointDiff(id(x), id(c))
+            }
+            ["api", "agents", x, "checkpoints", c, "rollback"] if !x.is_empty() && !c.is_empty() => {
+                Resource::CheckpointRollback(id(x), id(c))
+            }
+            ["api", "agents", x, "requests"] if !x.is_empty() => Resource::Requests(id(x)),
+            ["api", "agents", x, "interrupt"] if !x.is_empty() => Resource::Interrupt(id(x)),
+            ["api", "agents", x, "requests", r] if !x.is_empty() && !r.is_empty() => Resource::Request(id(x), id(r)),
+            ["api", "flow"] => Resource::Flow,
             _ => return None,
         })
     }
@@ -113,6 +151,14 @@ impl Resource {
             Resource::Status(_) => &["GET", "POST", "PUT"],
             Resource::Messages(_) => &["GET", "POST", "PUT", "DELETE", "PATCH"],
             Resource::Orchestrator => &["GET", "POST", "PUT", "DELETE"],
+            Resource::Output(_)
+            | Resource::OutputStream(_)
+            | Resource::Conversation(_)
+            | Resource::CheckpointDiff(..)
+            | Resource::Request(..)
+            | Resource::Flow => &["GET"],
+            Resource::Checkpoints(_) => &["GET", "POST"],
+            Resource::CheckpointRollback(..) | Resource::Requests(_) | Resource::Interrupt(_) => &["POST"],
         }
     }
 
@@ -134,6 +180,16 @@ impl Resource {
             Resource::AlertAck(_) => "alert_ack",
             Resource::Metrics => "metrics",
             Resource::Cluster => "cluster",
+            Resource::Output(_) => "agent_output",
+            Resource::OutputStream(_) => "agent_output_stream",
+            Resource::Conversation(_) => "agent_conversation",
+            Resource::Checkpoints(_) => "agent_checkpoints",
+            Resource::CheckpointDiff(..) => "agent_checkpoint_diff",
+            Resource::CheckpointRollback(..) => "agent_checkpoint_rollback",
+            Resource::Requests(_) => "agent_requests",
+            Resource::Interrupt(_) => "agent_interrupt",
+            Resource::Request(..) => "agent_request",
+            Resource::Flow => "flow",
         }
     }
 
@@ -175,6 +231,17 @@ pub fn dispatch(app: &App, res: &Resource, req: &Req) -> Answer {
         (Resource::Alerts, _) => orchestrator::alerts(app, req),
         (Resource::AlertAck(id), _) => orchestrator::ack(app, id),
         (Resource::Cluster, _) => cluster::get(app),
-        (Resource::Events, _) => Err(ApiError::new(500, "event streams are served apart")),
+        (Resource::Events | Resource::OutputStream(_), _) => Err(ApiError::new(500, "event streams are served apart")),
+        // The cockpit.
+        (Resource::Output(id), _) => cockpit::output(app, id, req),
+        (Resource::Conversation(id), _) => cockpit::conversation(app, id, req),
+        (Resource::Checkpoints(id), "GET") => cockpit::checkpoints(app, id),
+        (Resource::Checkpoints(id), _) => cockpit::checkpoint_create(app, id, req),
+        (Resource::CheckpointDiff(id, c), _) => cockpit::checkpoint_diff(app, id, c, req),
+        (Resource::CheckpointRollback(id, c), _) => cockpit::checkpoint_rollback(app, id, c),
+        (Resource::Requests(id), _) => cockpit::request_send(app, id, req),
+        (Resource::Interrupt(id), _) => cockpit::interrupt(app, id),
+        (Resource::Request(id, r), _) => cockpit::request_answer(app, id, r),
+        (Resource::Flow, _) => cockpit::flow(app, req),
     }
 }

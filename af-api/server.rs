@@ -64,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         host: crate::host::Host::new(),
         metrics_public: cli.metrics_public,
         http: Default::default(),
+        pending: Default::default(),
     });
     let (fatal_tx, fatal_rx) = std::sync::mpsc::channel::<String>();
     for _ in 0..cli.workers {
@@ -179,6 +180,9 @@ fn handle(app: &Arc<App>, mut rq: tiny_http::Request) {
     if res == Resource::Events {
         return crate::events::serve(app.clone(), rq, &req);
     }
+    if let Resource::OutputStream(id) = &res {
+        return crate::cockpit::output_stream(app.clone(), rq, id, &req);
+    }
     let reply = dispatch(app, &res, &req).unwrap_or_else(ApiError::reply);
     if mutating {
         guard::audit(&app.spool, &req, &app.token.id, reply.status);
@@ -202,7 +206,9 @@ fn gate(app: &App, rq: &mut tiny_http::Request, req: &mut Req, client: std::net:
     }
     let open_metrics = res == Resource::Metrics && (app.metrics_public || client.is_loopback());
     if !res.public() && !open_metrics {
-        let query_token = if res == Resource::Events { req.param("token") } else { None };
+        // EventSource cannot send headers: streams take the token as a query parameter too.
+        let stream = matches!(res, Resource::Events | Resource::OutputStream(_));
+        let query_token = if stream { req.param("token") } else { None };
         guard::authorize(&app.token, header(rq, "authorization"), query_token)?;
     }
     if !matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {

@@ -63,7 +63,7 @@ pub enum Command {
         /// The checkpoint.
         #[arg(value_name = "CHECKPOINT")]
         ckpt: String,
-        /// Print the full patch (git repositories only).
+        /// Print the full patch (a unified diff).
         #[arg(long, short)]
         patch: bool,
     },

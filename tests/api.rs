@@ -150,6 +150,13 @@ fn worker(id: &str, project: &str) -> Value {
     json!({"id": id, "type": "worker", "projectId": project, "command": ["sleep", "300"]})
 }
 
+/// A claude-code agent of project web on the Claude Code CLI double.
+fn claude_double(env: &Env, id: &str) -> Value {
+    let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double");
+    json!({"id": id, "type": "claude-code", "projectId": "web", "command": [double.display().to_string()],
+        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string()}})
+}
+
 fn ids(list: &Value) -> Vec<String> {
     list["agents"].as_array().expect("agents").iter().map(|a| a["id"].as_str().unwrap_or("").to_owned()).collect()
 }
@@ -597,25 +604,7 @@ fn token_is_made_once_with_mode_0600_loopback_is_the_default_and_changes_are_aud
 
 /// Reads Server-Sent Events until `want` shows in a `data:` line.
 fn read_events_until(stream: &mut BufReader<TcpStream>, want: &str) -> Vec<String> {
-    let mut data = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let mut line = String::new();
-        match stream.read_line(&mut line) {
-            Ok(0) => break,
-            Ok(_) => {
-                if let Some(d) = line.strip_prefix("data: ") {
-                    data.push(d.trim().to_owned());
-                    if d.contains(want) {
-                        return data;
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(e) => panic!("reading events: {e}"),
-        }
-    }
-    panic!("never saw {want} in the event stream; saw {data:?}");
+    read_sse_until(stream, |_, d| d.contains(want)).into_iter().map(|(_, _, d)| d).collect()
 }
 
 #[test]
@@ -684,15 +673,7 @@ fn events_stream_live_from_the_event_log_and_slow_clients_starve_nobody() {
 
 /// Opens an event stream with `query` and reads its status line.
 fn open_events(api: &Api, query: &str) -> BufReader<TcpStream> {
-    let mut s = TcpStream::connect(&api.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    write!(s, "GET /api/events?{query} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n", api.addr, api.token)
-        .unwrap();
-    let mut reader = BufReader::new(s);
-    let mut status = String::new();
-    reader.read_line(&mut status).unwrap();
-    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-    reader
+    open_sse(api, &format!("/api/events?{query}"), "")
 }
 
 /// Reads Server-Sent Events until the hook event of `session`; returns the hook events' ids and
@@ -767,7 +748,11 @@ fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
         if path == "/api/events" {
             continue; // a stream: checked above
         }
-        let concrete = path.replace("{id}", "nobody").replace("{alertId}", "a1");
+        let concrete = path
+            .replace("{id}", "nobody")
+            .replace("{alertId}", "a1")
+            .replace("{ckpt}", "ck-1")
+            .replace("{requestId}", "r1");
         for m in all {
             let r = api.call(&m.to_uppercase(), &concrete, Some(json!({})));
             if let Some(op) = item.get(m) {
@@ -784,7 +769,7 @@ fn openapi_document_matches_the_routes_and_the_dashboard_is_self_contained() {
             }
         }
     }
-    assert_eq!(operations, 28);
+    assert_eq!(operations, 39);
     let page = api.request("GET", "/", &[], None).expect(200);
     assert!(page.header("Content-Type").unwrap().starts_with("text/html"));
     assert!(page.header("Content-Security-Policy").unwrap().contains("default-src 'self'"));
@@ -810,7 +795,8 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let config = env.work.join("schemathesis.toml");
     std::fs::write(
         &config,
-        "[[operations]]\ninclude-path = \"/api/events\"\nrequest-timeout = 2\nmax-stream-events = 3\n",
+        "[[operations]]\ninclude-path = \"/api/events\"\nrequest-timeout = 2\nmax-stream-events = 3\n\
+         [[operations]]\ninclude-path = \"/api/agents/{id}/output/stream\"\nrequest-timeout = 2\nmax-stream-events = 3\n",
     )
     .expect("schemathesis.toml");
     let mut st = std::process::Command::new("schemathesis");
@@ -834,8 +820,8 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let count = |label: &str| {
         report.lines().find_map(|l| l.trim().strip_prefix(label)).map(|n| n.trim().to_owned()).unwrap_or_default()
     };
-    assert_eq!(count("Selected:"), "28/28", "every operation, the event stream too:\n{report}");
-    assert_eq!(count("Tested:"), "28", "every operation was tested:\n{report}");
+    assert_eq!(count("Selected:"), "39/39", "every operation, the event streams too:\n{report}");
+    assert_eq!(count("Tested:"), "39", "every operation was tested:\n{report}");
     let events = util::read(&env.home.join("events.log"));
     assert!(
         events.lines().any(|l| l.contains("\"checkpoint.created\"") && l.contains("deploy-1")),
@@ -1067,10 +1053,7 @@ fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
         api.call("POST", "/api/agents/q1/messages", Some(json!({"payload": n}))).expect(201);
     }
     // A claude-code agent (the Claude Code test double) that has done one task: it cost $0.01.
-    let double = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-double");
-    let claude = json!({"id": "c1", "type": "claude-code", "projectId": "web",
-        "command": [double.display().to_string()],
-        "environment": {"CLAUDE_CONFIG_DIR": env.path("claude-config").display().to_string()}});
+    let claude = claude_double(&env, "c1");
     api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
     // A task through the bus, as anyone would send it; request waits for the turn's answer.
     let answer = env.ok("af-bus", &["request", "--to", "c1", "--timeout", "20", r#""hello""#]);
@@ -1654,4 +1637,420 @@ fn an_env_secret_reaches_the_agents_process_alone_never_the_spool_logs_api_or_en
     assert!(agent_had_it, "the agent's process holds it in its environment");
     drop(api);
     env.ok("af-spawn", &["stop", "envsec"]);
+}
+
+// The cockpit's endpoints: output, conversation, checkpoints, requests, flow, agent deltas.
+
+/// Opens a Server-Sent Events stream at `target` (path and query), with extra header lines.
+fn open_sse(api: &Api, target: &str, extra: &str) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(&api.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    write!(s, "GET {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n{extra}\r\n", api.addr, api.token)
+        .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    reader
+}
+
+/// Reads events (`(event, id, data)`) until one's data satisfies `done`.
+fn read_sse_until(
+    r: &mut BufReader<TcpStream>,
+    mut done: impl FnMut(&str, &str) -> bool,
+) -> Vec<(String, String, String)> {
+    let mut seen = Vec::new();
+    let (mut event, mut id, mut data) = (String::from("message"), String::new(), String::new());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {
+                let line = line.trim_end_matches(['\r', '\n']);
+                if let Some(v) = line.strip_prefix("event: ") {
+                    event = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = v.to_owned();
+                } else if line.is_empty() && !data.is_empty() {
+                    let finished = done(&event, &data);
+                    seen.push((std::mem::replace(&mut event, "message".into()), id.clone(), std::mem::take(&mut data)));
+                    if finished {
+                        return seen;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("reading events: {e}"),
+        }
+    }
+    panic!("the stream never gave what was awaited; saw {seen:?}");
+}
+
+#[test]
+fn an_agents_output_is_served_with_its_colours_and_streamed_live_resuming_by_last_event_id() {
+    let env = Env::new();
+    let api = Api::start(&env, &[]);
+    env.worker(
+        "o1",
+        r#"printf '\033[31mred-marker\033[0m\n'; i=0; while :; do i=$((i+1)); echo tick-$i; sleep 0.2; done"#,
+    );
+    util::wait_for("red-marker in the output", Duration::from_secs(10), || {
+        api.call("GET", "/api/agents/o1/output?lines=1000", None).json()["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("red-marker")
+    });
+    let out = api.call("GET", "/api/agents/o1/output?lines=1000", None).expect(200).json();
+    assert!(out["text"].as_str().unwrap().contains("\u{1b}[31mred-marker"), "ANSI kept: {out}");
+    let two = api.call("GET", "/api/agents/o1/output?lines=2", None).expect(200).json();
+    assert_eq!(two["text"].as_str().unwrap().trim_end().lines().count(), 2, "{two}");
+    assert!(two["offset"].as_u64().unwrap() > 0);
+    api.call("GET", "/api/agents/o1/output?lines=x", None).expect(400);
+    api.call("GET", "/api/agents/nobody/output", None).expect(404);
+
+    // Live: new ticks come as events, each id the place in the log after its text.
+    let mut s = open_sse(&api, "/api/agents/o1/output/stream", "");
+    let first = read_sse_until(&mut s, |_, d| d.contains("tick-"));
+    let (_, id, data) = first.last().unwrap().clone();
+    let chunk: Value = serde_json::from_str(&data).unwrap();
+    let log = std::fs::read(env.home.join("agents/o1/output.log")).unwrap();
+    let end: usize = id.parse().unwrap();
+    assert!(log[..end].ends_with(chunk["text"].as_str().unwrap().as_bytes()), "the id is where the text ends");
+    // Resuming after that id gives exactly what followed it.
+    let mut again = open_sse(&api, "/api/agents/o1/output/stream", &format!("Last-Event-ID: {id}\r\n"));
+    let next = read_sse_until(&mut again, |_, d| d.contains("tick-"));
+    let (_, id2, data2) = next[0].clone();
+    let text2 = serde_json::from_str::<Value>(&data2).unwrap()["text"].as_str().unwrap().to_owned();
+    let log = std::fs::read(env.home.join("agents/o1/output.log")).unwrap();
+    assert_eq!(&log[end..id2.parse::<usize>().unwrap()], text2.as_bytes());
+    // ?lines=N starts with the past; a bad Last-Event-ID is a 400.
+    let mut past = open_sse(&api, "/api/agents/o1/output/stream?lines=1000", "");
+    read_sse_until(&mut past, |_, d| d.contains("red-marker"));
+    api.call("GET", "/api/agents/o1/output/stream?since=nope", None).expect(400);
+}
+
+#[test]
+fn the_cockpit_serves_conversations_checkpoints_requests_flow_and_agent_deltas() {
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    // The conversation of a claude-code agent on the CLI double, paged.
+    let mut claude = claude_double(&env, "c1");
+    claude["budgetUsd"] = json!(5.0);
+    api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
+    env.ok("af-bus", &["request", "--to", "c1", "--timeout", "20", r#""hello there""#]);
+    util::wait_for("c1's cost", Duration::from_secs(10), || env.show("c1")["state"]["costUsd"] == 0.01);
+    let conv = api.call("GET", "/api/agents/c1/conversation", None).expect(200).json();
+    assert_eq!(conv["cli"], "claude-code");
+    assert_eq!((conv["costUsd"].as_f64(), conv["budgetUsd"].as_f64()), (Some(0.01), Some(5.0)), "{conv}");
+    let msgs = conv["messages"].as_array().unwrap();
+    let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "assistant"], "{conv}");
+    assert!(msgs[0]["text"].as_str().unwrap().contains("hello there"), "{conv}");
+    assert_eq!(msgs[1]["text"], "echo: hello there");
+    let one = api.call("GET", "/api/agents/c1/conversation?limit=1", None).expect(200).json();
+    assert_eq!((one["messages"].as_array().unwrap().len(), &one["more"]), (1, &json!(true)));
+    let rest = api.call("GET", &format!("/api/agents/c1/conversation?after={}", one["next"]), None).expect(200).json();
+    assert_eq!(rest["messages"][0]["role"], "assistant");
+    assert_eq!(rest["more"], false);
+    api.call("GET", "/api/agents/c1/conversation?limit=0", None).expect(400);
+    let idle = api.call("POST", "/api/agents/c1/interrupt", None).expect(200).json();
+    assert_eq!(idle["interrupted"], false, "no turn runs: {idle}");
+
+    // A task from the API to a task worker, and its answer read apart.
+    let tw = json!({"id": "tw", "type": "worker", "projectId": "web", "taskCommand": ["sh", "-c", "cat"]});
+    api.call("POST", "/api/agents/create?start=true", Some(tw)).expect(201);
+    api.call("GET", "/api/agents/tw/conversation", None).expect(400);
+    api.call("POST", "/api/agents/tw/interrupt", None).expect(409);
+    let sent = api
+        .call(
+            "POST",
+            "/api/agents/tw/requests",
+            Some(json!({"payload": {"job": "x"}, "priority": "high", "timeoutSecs": 30})),
+        )
+        .expect(201)
+        .json();
+    let rid = sent["request"].as_str().unwrap().to_owned();
+    assert_eq!(sent["sent"]["kind"], "task");
+    let mut answer = Value::Null;
+    util::wait_for("the task's answer", Duration::from_secs(20), || {
+        answer = api.call("GET", &format!("/api/agents/tw/requests/{rid}"), None).expect(200).json();
+        answer["state"] == "answered"
+    });
+    assert_eq!(answer["answer"]["payload"]["ok"], true, "{answer}");
+    assert_eq!(answer["answer"]["payload"]["stdout"]["payload"], json!({"job": "x", "timeout": 30000}), "{answer}");
+    api.call("GET", "/api/agents/tw/requests/nope", None).expect(404);
+    api.call("GET", &format!("/api/agents/c1/requests/{rid}"), None).expect(404);
+    api.call("POST", "/api/agents/tw/requests", Some(json!({"payload": 1, "kind": "event"}))).expect(400);
+
+    // Checkpoints: list, diff since one (files and unified diff, capped), rollback.
+    let dir = env.path("ckwork");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "one\n").unwrap();
+    let ck = json!({"id": "k1", "type": "worker", "projectId": "web", "workdir": dir, "command": ["sleep", "300"]});
+    api.call("POST", "/api/agents/create", Some(ck)).expect(201);
+    let made =
+        api.call("POST", "/api/agents/k1/checkpoints", Some(json!({"description": "before"}))).expect(201).json();
+    let ckpt = made["checkpoint"]["id"].as_str().unwrap().to_owned();
+    let list = api.call("GET", "/api/agents/k1/checkpoints", None).expect(200).json();
+    assert_eq!(list["checkpoints"][0]["id"], ckpt.as_str());
+    assert_eq!(list["checkpoints"][0]["description"], "before");
+    std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+    std::fs::write(dir.join("b.txt"), "new\n").unwrap();
+    let d = api.call("GET", &format!("/api/agents/k1/checkpoints/{ckpt}/diff"), None).expect(200).json();
+    assert_eq!(d["files"], json!([{"status": "M", "path": "a.txt"}, {"status": "A", "path": "b.txt"}]), "{d}");
+    let text = d["diff"].as_str().unwrap();
+    for want in ["--- a/a.txt", "+++ b/a.txt", "-one", "+two", "+++ b/b.txt", "+new"] {
+        assert!(text.lines().any(|l| l == want), "{want} in {text}");
+    }
+    assert_eq!(d["truncated"], false);
+    let cut = api.call("GET", &format!("/api/agents/k1/checkpoints/{ckpt}/diff?maxBytes=10"), None).expect(200).json();
+    assert_eq!((cut["diff"].as_str().unwrap().len(), &cut["truncated"]), (10, &json!(true)));
+    api.call("GET", "/api/agents/k1/checkpoints/ck-nope/diff", None).expect(404);
+    api.call("POST", &format!("/api/agents/k1/checkpoints/{ckpt}/rollback"), None).expect(200);
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "one\n");
+    assert!(!dir.join("b.txt").exists(), "the rollback removed what came after");
+
+    // The flow: five messages to q1, acked, one waiting.
+    env.create(&worker("q1", "web").to_string());
+    for n in 0..5 {
+        api.call("POST", "/api/agents/q1/messages", Some(json!({"payload": n, "kind": "request"}))).expect(201);
+    }
+    for _ in 0..5 {
+        let m = api.call("PUT", "/api/agents/q1/messages", None).expect(200).json();
+        let id = m["message"]["id"].as_str().unwrap().to_owned();
+        api.call("PATCH", "/api/agents/q1/messages", Some(json!({"action": "ack", "messageId": id}))).expect(200);
+    }
+    api.call("POST", "/api/agents/q1/messages", Some(json!({"payload": "late"}))).expect(201);
+    let flow = api.call("GET", "/api/flow?window=600", None).expect(200).json();
+    let edge = flow["edges"].as_array().unwrap().iter().find(|e| e["to"] == "q1").cloned().expect("an edge to q1");
+    assert_eq!((&edge["from"], &edge["kind"], &edge["count"]), (&json!("cli"), &json!("request"), &json!(5)), "{flow}");
+    assert!(edge["bytes"].as_u64().unwrap() > 0 && edge["p99Ms"].as_u64() >= edge["p50Ms"].as_u64(), "{edge}");
+    let q = flow["queues"].as_array().unwrap().iter().find(|q| q["queue"] == "q1").cloned().unwrap();
+    assert_eq!((&q["depth"], &q["acked"]), (&json!(1), &json!(5)), "{q}");
+    assert!(q["oldestWaitingMs"].is_u64(), "{q}");
+    api.call("GET", "/api/flow?window=0", None).expect(400);
+
+    // Filters: health too.
+    let unknown = api.call("GET", "/api/agents?health=unknown", None).expect(200).json();
+    assert!(ids(&unknown).contains(&"q1".to_owned()), "{unknown}");
+    api.call("GET", "/api/agents?health=bad", None).expect(400);
+
+    // Agent deltas on the event stream: first every agent, then only what changed.
+    let mut s = open_sse(&api, "/api/events?agents=true", "");
+    let first = read_sse_until(&mut s, |e, _| e == "agents");
+    let reset: Value = serde_json::from_str(&first.last().unwrap().2).unwrap();
+    assert_eq!(reset["reset"], true);
+    assert_eq!(reset["agents"].as_array().unwrap().len(), 4, "{reset}");
+    env.ok("af-spawn", &["start", "q1"]);
+    let delta = read_sse_until(&mut s, |e, d| e == "agents" && d.contains("\"running\"") && d.contains("\"q1\""));
+    let delta: Value = serde_json::from_str(&delta.last().unwrap().2).unwrap();
+    assert_eq!(delta["reset"], false);
+    assert!(delta["agents"].as_array().unwrap().len() < 4, "only what changed: {delta}");
+}
+
+/// Presses a key in the page, as a person would (keyDown, then keyUp).
+fn press(page: &mut Browser, key: &str) {
+    let code = match key {
+        "Enter" => 13,
+        "Escape" => 27,
+        k => k.chars().next().map_or(0, |c| c.to_ascii_uppercase() as i64),
+    };
+    let text = if key.chars().count() == 1 {
+        key
+    } else if key == "Enter" {
+        "\r"
+    } else {
+        ""
+    };
+    let mut down = json!({"type": "keyDown", "key": key, "windowsVirtualKeyCode": code});
+    if !text.is_empty() {
+        down["text"] = json!(text);
+    }
+    page.send("Input.dispatchKeyEvent", down);
+    page.send("Input.dispatchKeyEvent", json!({"type": "keyUp", "key": key, "windowsVirtualKeyCode": code}));
+}
+
+#[test]
+fn the_cockpit_in_chromium_shows_live_output_a_task_and_its_answer_a_conversation_and_checkpoints() {
+    if !util::have_tool("chromium", "Debian: apt-get install chromium") {
+        return;
+    }
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &[]);
+    // An agent that prints whatever lands in its marker file.
+    env.worker("o1", "while :; do if [ -f marker ]; then cat marker; rm -f marker; fi; sleep 0.05; done");
+    // A task worker, a claude-code agent on the CLI double with one turn done, and an agent with
+    // a checkpoint of its working tree.
+    let tw = json!({"id": "tw", "type": "worker", "projectId": "web", "taskCommand": ["sh", "-c", "cat"]});
+    api.call("POST", "/api/agents/create?start=true", Some(tw)).expect(201);
+    let mut claude = claude_double(&env, "c1");
+    claude["budgetUsd"] = json!(5.0);
+    api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
+    env.ok("af-bus", &["request", "--to", "c1", "--timeout", "20", r#""hello page""#]);
+    let dir = env.path("ckwork");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "one\n").unwrap();
+    let k1 = json!({"id": "k1", "type": "worker", "projectId": "web", "workdir": dir, "command": ["sleep", "300"]});
+    api.call("POST", "/api/agents/create", Some(k1)).expect(201);
+    let made = api.call("POST", "/api/agents/k1/checkpoints", Some(json!({"description": "the start"}))).expect(201);
+    let ckpt = made.json()["checkpoint"]["id"].as_str().unwrap().to_owned();
+    std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+
+    // The deep link opens o1's detail view; its output follows the stream, as a terminal shows it.
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}&agent=o1", api.addr, api.token));
+    page.wait_until(
+        "o1's detail view",
+        "!document.getElementById('detail').hidden && document.getElementById('d-id').textContent",
+        json!("o1"),
+    );
+    assert_eq!(page.eval("location.hash"), json!("#agent=o1"), "the token leaves the address bar, the deep link stays");
+    page.wait_until("the output stream open", "document.getElementById('term-state').textContent", json!("live"));
+    // Written whole, then renamed: the agent must never cat (and remove) a half-written marker.
+    std::fs::write(env.work.join("marker.tmp"), "\x1b[32mMARK-7731\x1b[0m done\r\nprogress 10%\rprogress 99%\n")
+        .unwrap();
+    std::fs::rename(env.work.join("marker.tmp"), env.work.join("marker")).unwrap();
+    page.wait_until(
+        "the marker in green",
+        "[...document.querySelectorAll('#term span')].some(s => s.textContent === 'MARK-7731' && s.style.color === 'rgb(78, 154, 6)')",
+        json!(true),
+    );
+    page.wait_until(
+        "the carriage return rewriting its line",
+        "(window.af.termText || '').includes('progress 99%')",
+        json!(true),
+    );
+    assert_eq!(
+        page.eval("window.af.termText.includes('progress 10%')"),
+        json!(false),
+        "{}",
+        page.eval("window.af.termText")
+    );
+
+    // A task from the composer, and its answer.
+    page.eval("location.hash = 'agent=tw'; true");
+    page.wait_until("tw's detail view", "document.getElementById('d-id').textContent", json!("tw"));
+    page.eval(r#"document.getElementById('c-payload').value = '{"job": "from-the-page"}'; document.getElementById('c-send').click(); true"#);
+    page.wait_until("the task's answer", "document.getElementById('c-answer').dataset.state", json!("answered"));
+    let answer = page.eval("document.getElementById('c-answer').textContent");
+    assert!(answer.as_str().unwrap().contains("from-the-page"), "{answer}");
+    assert_eq!(page.eval("document.getElementById('conv').hidden"), json!(true), "a worker has no conversation");
+
+    // The conversation of the claude-code agent, its cost against its budget, its activity.
+    page.eval("location.hash = 'agent=c1'; true");
+    page.wait_until(
+        "c1's answer in the conversation",
+        "(document.querySelector('#conv-list [data-role=\"assistant\"]') || {}).textContent || null",
+        json!("assistantecho: hello page"),
+    );
+    page.wait_until("c1's cost", "document.getElementById('d-cost').textContent", json!("$0.0100"));
+    assert_eq!(page.eval("document.getElementById('d-budget').textContent"), json!("of $5.00"));
+    page.wait_until("c1's activity", "document.getElementById('d-activity').dataset.activity", json!("idle"));
+    page.eval("document.getElementById('d-interrupt').click(); true");
+    page.wait_until(
+        "the interrupt's answer",
+        "document.getElementById('error').textContent.startsWith('interrupt: ')",
+        json!(true),
+    );
+
+    // The checkpoint timeline: a diff on click, a rollback after confirmation.
+    page.eval("location.hash = 'agent=k1'; true");
+    let diff_button = format!("document.querySelector('#ckpts [data-ckpt=\"{ckpt}\"] button.diff')");
+    page.wait_until("k1's checkpoint", &format!("!!{diff_button}"), json!(true));
+    page.eval(&format!("{diff_button}.click(); true"));
+    page.wait_until("the diff", "document.getElementById('diff').dataset.state", json!("shown"));
+    assert_eq!(page.eval("[...document.querySelectorAll('#diff .add')].map(d => d.textContent).join()"), json!("+two"));
+    assert_eq!(page.eval("[...document.querySelectorAll('#diff .del')].map(d => d.textContent).join()"), json!("-one"));
+    page.eval(&format!("document.querySelector('#ckpts [data-ckpt=\"{ckpt}\"] button.rollback').click(); true"));
+    page.wait_until("the confirmation", "document.getElementById('confirm').hidden", json!(false));
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "two\n", "nothing before the confirmation");
+    page.eval("document.getElementById('confirm-yes').click(); true");
+    page.wait_until("the rollback", "window.af.rolledBack || null", json!(ckpt));
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "one\n", "the page rolled back for real");
+    // Esc closes the detail view.
+    press(&mut page, "Escape");
+    page.wait_until("the detail view closed", "document.getElementById('detail').hidden", json!(true));
+}
+
+#[test]
+fn the_cockpit_in_chromium_draws_the_message_flow_and_filters_many_agents_by_keyboard() {
+    if !util::have_tool("chromium", "Debian: apt-get install chromium") {
+        return;
+    }
+    let env = Env::new();
+    env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
+    let api = Api::start(&env, &["--rate-limit", "0"]);
+    // 500 agents (created, not started: the page's work is the same), in two projects.
+    const MANY: usize = 500;
+    let configs: Vec<Value> = (0..MANY)
+        .map(|i| json!({"id": format!("f-{i:04}"), "type": "worker", "projectId": if i % 5 == 0 { "five" } else { "rest" }, "command": ["sleep", "300"]}))
+        .collect();
+    api.call("POST", "/api/agents/create", Some(Value::Array(configs))).expect(201);
+    // A burst of messages to f-0001, received and acked; one dead letter in f-0002.
+    for n in 0..20 {
+        api.call("POST", "/api/agents/f-0001/messages", Some(json!({"payload": n, "kind": "task"}))).expect(201);
+    }
+    for _ in 0..20 {
+        let m = api.call("PUT", "/api/agents/f-0001/messages", None).expect(200).json();
+        let id = m["message"]["id"].as_str().unwrap().to_owned();
+        api.call("PATCH", "/api/agents/f-0001/messages", Some(json!({"action": "ack", "messageId": id}))).expect(200);
+    }
+    env.ok("af-bus", &["send", "--to", "f-0002", "--ttl", "0.01", r#""late""#]);
+    std::thread::sleep(Duration::from_millis(50));
+    api.call("PUT", "/api/agents/f-0002/messages", None).expect(200);
+
+    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    page.wait_until("every agent", "document.getElementById('shown').textContent", json!(format!("{MANY} of {MANY}")));
+    // The flow view: the burst as an edge, the dead letter as a stuck queue.
+    page.eval("document.getElementById('tab-flow').click(); true");
+    page.wait_until(
+        "the burst's edge",
+        "(document.querySelector('#flow-svg path[data-edge=\"cli>f-0001\"]') || {dataset: {}}).dataset.count || null",
+        json!("20"),
+    );
+    page.wait_until(
+        "f-0002 marked stuck",
+        "(document.querySelector('#flow-svg [data-node=\"f-0002\"]') || {dataset: {}}).dataset.stuck || null",
+        json!("true"),
+    );
+    assert_eq!(page.eval("document.querySelector('#flow-svg [data-node=\"f-0001\"]').dataset.stuck"), json!("false"));
+    page.eval("document.getElementById('tab-agents').click(); true");
+    // Filters: project, then free text typed after '/'.
+    page.eval(
+        "const p = document.getElementById('f-project'); p.value = 'five'; p.dispatchEvent(new Event('input')); true",
+    );
+    page.wait_until(
+        "project five",
+        "document.getElementById('shown').textContent",
+        json!(format!("{} of {MANY}", MANY / 5)),
+    );
+    press(&mut page, "/");
+    assert_eq!(page.eval("document.activeElement.id"), json!("filter"), "'/' goes to the filter");
+    page.send("Input.insertText", json!({"text": "f-004"}));
+    page.wait_until("free text", "document.getElementById('shown').textContent", json!(format!("2 of {MANY}")));
+    assert_eq!(page.eval("window.af.visible"), json!(["f-0040", "f-0045"]));
+    press(&mut page, "Escape");
+    // j and k move, Enter opens, Esc closes.
+    press(&mut page, "j");
+    press(&mut page, "j");
+    press(&mut page, "k");
+    assert_eq!(page.eval("window.af.selected"), json!("f-0040"));
+    press(&mut page, "Enter");
+    page.wait_until("f-0040 opened", "location.hash", json!("#agent=f-0040"));
+    press(&mut page, "Escape");
+    page.wait_until("closed", "document.getElementById('detail').hidden", json!(true));
+    // Sorting, and a change made elsewhere arriving as a delta.
+    page.eval("const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input')); true");
+    page.eval(
+        "const s = document.getElementById('sort'); s.value = 'status'; s.dispatchEvent(new Event('input')); true",
+    );
+    env.ok("af-spawn", &["start", "f-0045"]);
+    page.wait_until("f-0045 running, first by status", "window.af.visible[0]", json!("f-0045"));
+    // The create form shows the server's verdict inline.
+    page.eval(r#"document.getElementById('create-config').value = '{"id": "-bad", "type": "worker"}'; document.getElementById('create-btn').click(); true"#);
+    page.wait_until("the create error", "document.getElementById('create-error').dataset.state", json!("error"));
 }

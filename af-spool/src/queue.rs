@@ -114,6 +114,17 @@ pub struct QueueStats {
     pub ack_rate: f64,
 }
 
+/// An acked message, as [`Queue::acked_since`] finds it.
+#[derive(Debug, Clone)]
+pub struct Acked {
+    /// The message.
+    pub message: Message,
+    /// When it was acked.
+    pub acked_at: Timestamp,
+    /// Its size on disk in bytes.
+    pub bytes: u64,
+}
+
 /// A queue directory.
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -545,6 +556,36 @@ impl Queue {
                 Some(m)
             })
             .collect())
+    }
+
+    /// The messages acked at or after `since` (Unix milliseconds), each with when it was acked
+    /// (its archive file's ctime: the ack is the rename into `archive/`) and its size in bytes.
+    /// Unreadable files are skipped.
+    pub fn acked_since(&self, since: Timestamp) -> Result<Vec<Acked>> {
+        let mut out = Vec::new();
+        for e in self.entries("archive")? {
+            let Ok(m) = fs::symlink_metadata(self.part("archive").join(&e.name)) else { continue };
+            let at = (m.ctime().max(0) as u64) * 1000 + (m.ctime_nsec().max(0) as u64) / 1_000_000;
+            if at < since.0 {
+                continue;
+            }
+            if let Ok(message) = self.read("archive", &e.name) {
+                out.push(Acked { message, acked_at: Timestamp(at), bytes: m.len() });
+            }
+        }
+        out.sort_by_key(|a| a.acked_at);
+        Ok(out)
+    }
+
+    /// When the oldest waiting message was sent (`None` when none waits).
+    pub fn oldest_waiting(&self) -> Result<Option<Timestamp>> {
+        let mut oldest: Option<Timestamp> = None;
+        for e in self.entries("new")? {
+            if let Ok(m) = self.read("new", &e.name) {
+                oldest = Some(oldest.map_or(m.created_at, |o| o.min(m.created_at)));
+            }
+        }
+        Ok(oldest)
     }
 
     /// The waiting messages, in queue order.

@@ -74,14 +74,15 @@ paths["/metrics"] = {"get": {"summary": "the spool's and af-api's figures in the
   "responses": dict(responses("200", {"type": "string"}, ["401", "403", "429"], media="text/plain"), **{"500": err("the spool could not be read")})}}
 SSE_EVENT = {"type": "object", "required": ["data"], "properties": {
   "data": {"type": "string", "description": "one event-log record, a JSON object (contentMediaType application/json)"},
-  "id": {"type": "string", "pattern": "^[0-9]+:[0-9]+$", "description": "its place in the log, INODE:OFFSET: resume after it with ?since= or Last-Event-ID"},
-  "event": {"type": "string", "description": "always the default, message"},
+  "id": {"type": "string", "pattern": "^[0-9]+:[0-9]+$", "description": "its place in the log, INODE:OFFSET: resume after it with ?since= or Last-Event-ID (agents events have none)"},
+  "event": {"type": "string", "enum": ["message", "agents"], "description": "the default, message (an event-log record); agents with ?agents=true (data: {reset, agents, removed})"},
   "retry": {"type": "integer", "minimum": 0, "description": "milliseconds before EventSource reconnects"}}}
 paths["/api/events"] = {"get": {"summary": "Server-Sent Events of the event log (token as a query parameter, since EventSource cannot send headers)",
   "operationId": "events", "security": [{"queryToken": []}, {"bearer": []}],
   "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+(:[0-9]+)?$"}, "description": "the id of the last event seen, to resume after it (or Last-Event-ID): INODE:OFFSET, which survives the log's rotation; a bare number is a byte offset in the live events.log"},
                  {"name": "recent", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1000}, "description": "start with the last N events"},
-                 {"name": "audit", "in": "query", "schema": B, "description": "include the API's audit records"}],
+                 {"name": "audit", "in": "query", "schema": B, "description": "include the API's audit records"},
+                 {"name": "agents", "in": "query", "schema": B, "description": "add `agents` events: {reset, agents: [AgentSummary], removed: [id]}, the agents that changed (the first event: all of them, reset true)"}],
   # The schema of a text/event-stream response is that of one event, as EventSource hands it over
   # (OpenAPI 3.2's itemSchema; 3.0 tools such as schemathesis read `schema` so): `data` is one
   # event-log record as JSON, `id` its place in the log. Comments (keep-alives) are no events.
@@ -94,11 +95,13 @@ paths["/api/agents/create"] = {"post": {"summary": "create agents (af-spawn crea
 paths["/api/agents/create"]["post"]["responses"]["201"]["links"] = {
     op: {"operationId": op, "parameters": {"id": "$request.body#/id"}}
     for op in ["getAgent", "replaceAgent", "removeAgent", "operateAgent", "getStatus", "setStatus", "checkStatus",
-               "messageHistory", "sendMessage", "receiveMessage", "settleMessage", "clearMessages", "healthHistory"]}
+               "messageHistory", "sendMessage", "receiveMessage", "settleMessage", "clearMessages", "healthHistory",
+               "agentOutput", "agentConversation", "listCheckpoints", "createCheckpoint", "sendRequest"]}
 paths["/api/agents"] = {
   "get": {"summary": "list agents", "operationId": "listAgents", "parameters": [
       {"name": "project", "in": "query", "schema": S}, {"name": "type", "in": "query", "schema": {"type": "string", "enum": ["claude-code", "codex", "worker", "monitor"]}},
-      {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["created", "starting", "running", "paused", "stopping", "stopped", "failed"]}}],
+      {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["created", "starting", "running", "paused", "stopping", "stopped", "failed"]}},
+      {"name": "health", "in": "query", "schema": {"type": "string", "enum": ["unknown", "healthy", "degraded", "unhealthy"]}}],
     "responses": responses("200", obj({"agents": {"type": "array", "items": ref("AgentSummary")}, "count": I}, ["agents", "count"]), ["400", "401", "403", "429"])},
   "post": {"summary": "one lifecycle action over many agents", "operationId": "bulkAgents",
     "requestBody": body(obj({"action": {"type": "string", "enum": ["start", "stop", "pause", "resume", "restart", "remove"]},
@@ -166,6 +169,71 @@ paths["/api/cluster"] = {"get": {"summary": "every bridged host and its agents, 
   "responses": responses("200", obj({"hosts": {"type": "array", "items": obj({"host": S, "reachable": B, "heartbeatAt": nul(S), "agents": I,
       "counts": {"type": "object", "additionalProperties": I}}, ["host", "reachable", "agents", "counts"])},
     "agents": {"type": "array", "items": cluster_agent}}, ["hosts", "agents"]), ["401", "403", "404", "429", "502"])}}
+# The cockpit: an agent's output, conversation, checkpoints, requests with their answers, and the bus's flow.
+CKPT_ID = {"name": "ckpt", "in": "path", "required": True, "schema": {"type": "string"}, "description": "the checkpoint's id"}
+CHECKPOINT = obj({"id": S, "agent": S, "description": S, "createdAt": S, "holds": {"type": "array", "items": S}, "workdir": S,
+  "tree": {"type": "object"}, "messages": I, "conversation": {"type": "object"}, "tookMs": I}, ["id", "agent", "createdAt", "holds"])
+comp["Checkpoint"] = CHECKPOINT
+comp["ConversationMessage"] = obj({"cursor": I, "role": {"type": "string", "enum": ["user", "assistant", "tool"]}, "text": S,
+  "tools": {"type": "array", "items": obj({"name": S, "summary": S}, ["name", "summary"])}, "time": S, "error": B, "truncated": B}, ["cursor", "role", "text"])
+paths["/api/agents/{id}/output"] = {"parameters": [idparam],
+  "get": {"summary": "the last lines the agent printed (its tmux pane, ANSI sequences kept), and the place after them", "operationId": "agentOutput",
+    "parameters": [{"name": "lines", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10000}, "description": "how many lines (default 100)"}],
+    "responses": responses("200", obj({"id": S, "text": S, "offset": dict(I, minimum=0, description="the place in the log after the text: the stream resumes from it")}, ["id", "text", "offset"]), READ + ["409"] + TOOL)}}
+OUTPUT_EVENT = {"type": "object", "required": ["data"], "properties": {
+  "data": {"type": "string", "description": "a chunk of output as JSON: {text, restarted} (restarted: the log was rotated, the text starts it anew)"},
+  "id": {"type": "string", "pattern": "^[0-9]+$", "description": "the place in the log after the chunk: resume after it with ?since= or Last-Event-ID"},
+  "event": {"type": "string", "description": "always the default, message"},
+  "retry": {"type": "integer", "minimum": 0}}}
+paths["/api/agents/{id}/output/stream"] = {"parameters": [idparam],
+  "get": {"summary": "the agent's output live, as Server-Sent Events (token as a query parameter, since EventSource cannot send headers)", "operationId": "agentOutputStream",
+    "security": [{"queryToken": []}, {"bearer": []}],
+    "parameters": [{"name": "since", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]+$"}, "description": "the id of the last event seen (or Last-Event-ID)"},
+                   {"name": "lines", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 10000}, "description": "without since: start with the last N lines (default 0)"}],
+    "responses": responses("200", OUTPUT_EVENT, ["400", "401", "403", "404", "409", "429"], media="text/event-stream")}}
+paths["/api/agents/{id}/conversation"] = {"parameters": [idparam],
+  "get": {"summary": "an agent CLI's conversation (claude-code): messages with tool calls summarized, paged, and what it has spent against its budget; 400 for agents that run no agent CLI", "operationId": "agentConversation",
+    "parameters": [{"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "the cursor of the last message seen (default 0: from the start)"},
+                   {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}, "description": "at most this many messages (default 100)"}],
+    "responses": responses("200", obj({"id": S, "cli": S, "session": nul(S), "messages": {"type": "array", "items": ref("ConversationMessage")},
+        "next": dict(I, description="pass as after for the next page"), "more": B, "costUsd": {"type": "number"}, "budgetUsd": nul({"type": "number"}),
+        "activity": nul(S), "waitingUntil": nul(S), "inputPrompt": nul(S)}, ["id", "cli", "messages", "next", "more", "costUsd"]), READ + ["409"] + TOOL)}}
+paths["/api/agents/{id}/checkpoints"] = {"parameters": [idparam],
+  "get": {"summary": "the agent's checkpoints, oldest first (af-checkpoint ls)", "operationId": "listCheckpoints",
+    "responses": responses("200", obj({"id": S, "checkpoints": {"type": "array", "items": ref("Checkpoint")}}, ["id", "checkpoints"]), READ + ["409"] + TOOL)},
+  "post": {"summary": "take a checkpoint (af-checkpoint create)", "operationId": "createCheckpoint",
+    "requestBody": body(obj({"description": {"type": "string", "maxLength": 1000}}), required=False),
+    "responses": dict(responses("201", obj({"id": S, "checkpoint": ref("Checkpoint")}, ["id", "checkpoint"]), ALL, "taken"),
+      **{"201": {"description": "taken", "content": {"application/json": {"schema": obj({"id": S, "checkpoint": ref("Checkpoint")}, ["id", "checkpoint"])}},
+         "links": {op: {"operationId": op, "parameters": {"id": "$request.path.id", "ckpt": "$response.body#/checkpoint/id"}} for op in ["checkpointDiff", "rollbackCheckpoint"]}}})}}
+paths["/api/agents/{id}/checkpoints/{ckpt}/diff"] = {"parameters": [idparam, CKPT_ID],
+  "get": {"summary": "what changed in the working tree since the checkpoint: the files and the unified diff, cut at maxBytes", "operationId": "checkpointDiff",
+    "parameters": [{"name": "maxBytes", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4194304}, "description": "cut the diff here (default 262144)"}],
+    "responses": responses("200", obj({"id": S, "checkpoint": S, "files": {"type": "array", "items": obj({"status": {"type": "string", "enum": ["A", "D", "M", "T"]}, "path": S}, ["status", "path"])},
+        "diff": S, "bytes": dict(I, description="the whole diff's size"), "truncated": B}, ["id", "checkpoint", "files", "diff", "bytes", "truncated"]), READ + ["409"] + TOOL)}}
+paths["/api/agents/{id}/checkpoints/{ckpt}/rollback"] = {"parameters": [idparam, CKPT_ID],
+  "post": {"summary": "roll back to the checkpoint (af-checkpoint rollback: config, messages, conversation, working tree; a running agent restarts)", "operationId": "rollbackCheckpoint",
+    "responses": responses("200", obj({"id": S, "checkpoint": S, "rolledBack": ANY}, ["id", "checkpoint", "rolledBack"]), ALL)}}
+paths["/api/agents/{id}/requests"] = {"parameters": [idparam],
+  "post": {"summary": "send a task or request with a reply queue (as af-bus request); its answer is read apart, by the request's id, until timeoutSecs pass", "operationId": "sendRequest",
+    "requestBody": body(obj({"payload": ANY, "kind": {"type": "string", "enum": ["task", "request"]}, "priority": {"type": "string", "enum": ["critical", "high", "normal", "low"]},
+        "timeoutSecs": {"type": "integer", "minimum": 1, "maximum": 3600}}, ["payload"])),
+    "responses": dict(responses("201", obj({"id": S, "request": S, "sent": ref("Message")}, ["id", "request", "sent"]), ALL, "sent"),
+      **{"201": {"description": "sent", "content": {"application/json": {"schema": obj({"id": S, "request": S, "sent": ref("Message")}, ["id", "request", "sent"])}},
+         "links": {"requestAnswer": {"operationId": "requestAnswer", "parameters": {"id": "$request.path.id", "requestId": "$response.body#/request"}}}}})}}
+paths["/api/agents/{id}/requests/{requestId}"] = {"parameters": [idparam, {"name": "requestId", "in": "path", "required": True, "schema": S}],
+  "get": {"summary": "a request's answer: waiting, or answered with the response; 404 once its time is up", "operationId": "requestAnswer",
+    "responses": responses("200", obj({"id": S, "request": S, "state": {"type": "string", "enum": ["waiting", "answered"]}, "answer": nul(MESSAGE), "secondsLeft": I},
+        ["id", "request", "state", "answer"]), READ + ["409"] + TOOL)}}
+paths["/api/agents/{id}/interrupt"] = {"parameters": [idparam],
+  "post": {"summary": "interrupt a claude-code agent's running turn (af-bus interrupt; its task is answered interrupted); interrupted false with the reason when no turn runs", "operationId": "interruptAgent",
+    "responses": responses("200", obj({"id": S, "interrupted": B, "reason": nul(S), "status": S}, ["id", "interrupted"]), ALL)}}
+paths["/api/flow"] = {"get": {"summary": "the bus's message flow over a window, from its own records: edges by sender, queue and kind (count, bytes, send-to-ack p50 and p99), and every queue's depth, in flight, dead letters and oldest waiting age", "operationId": "messageFlow",
+  "parameters": [{"name": "window", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 86400}, "description": "seconds (default 60)"}],
+  "responses": responses("200", obj({"windowSecs": I, "at": S,
+      "edges": {"type": "array", "items": obj({"from": S, "to": S, "kind": S, "count": I, "bytes": I, "p50Ms": I, "p99Ms": I}, ["from", "to", "kind", "count", "bytes", "p50Ms", "p99Ms"])},
+      "queues": {"type": "array", "items": obj({"queue": S, "depth": I, "inFlight": I, "dead": I, "acked": I, "oldestWaitingMs": nul(I)}, ["queue", "depth", "inFlight", "dead", "acked", "oldestWaitingMs"])}},
+      ["windowSecs", "edges", "queues"]), ["400", "401", "403", "429"] + TOOL)}}
 doc = {"openapi": "3.0.3", "info": {"title": "AgentFlow af-api", "version": "0.1.0",
   "description": "The seed's REST API over the AgentFlow spool. Every change runs the AgentFlow program a shell user would (af-spawn, af-bus, af-health, af-checkpoint), so the CLI and the API agree. Errors are {error, detail}."},
   "servers": [{"url": "/"}], "security": [{"bearer": []}], "paths": paths,

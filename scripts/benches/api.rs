@@ -2,7 +2,10 @@
 //! concurrent keep-alive clients on loopback; unfiltered, then filtered) beside `GET /healthz` on the same server (tiny_http's own floor);
 //! `PATCH` lifecycle operations/s beside running the same `af-spawn` verb directly; messages sent
 //! with `POST /api/agents/{id}/messages` beside `af-bus send` directly; and how long a
-//! real request takes while 100 idle connections (half of them with half a request) are open.
+//! real request takes while 100 idle connections (half of them with half a request) are open;
+//! the cockpit: how long a line an agent prints takes to reach a client of
+//! `GET /api/agents/{id}/output/stream` (p99) beside the same line reaching `output.log` (the
+//! tmux pipe-pane floor), and `GET /api/agents/{id}/output?lines=100` beside `GET /healthz`.
 
 #[path = "common.rs"]
 mod common;
@@ -252,6 +255,84 @@ fn main() {
         higher_is_better: false,
         target: "< 1000 ms",
     });
+    output_rows(&w, addr, token, floor_p99);
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// An agent that echoes each line written to its fifo; each line's time to the SSE client of its
+/// output stream, beside its time to `output.log` (polled every 0.2 ms: tmux's own delay).
+fn output_rows(w: &World, addr: &str, token: &str, floor_p99: f64) {
+    let fifo = w.path("echo.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let script = format!("exec 3<>{}; while read -r l <&3; do echo \"$l\"; done", fifo.display());
+    let config =
+        serde_json::json!({"id": "echo", "type": "worker", "projectId": "bench", "command": ["sh", "-c", script]});
+    w.run_with_input("af-spawn", &["create", "--start"], &config.to_string());
+    let log = w.home.join("agents/echo/output.log");
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    write!(s, "GET /api/agents/echo/output/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
+        .expect("open the stream");
+    let (tx, rx) = std::sync::mpsc::channel::<(String, Instant)>();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if let Some(data) = line.strip_prefix("data: ") {
+                let at = Instant::now();
+                let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+                for l in v["text"].as_str().unwrap_or("").lines() {
+                    if tx.send((l.trim().to_owned(), at)).is_err() {
+                        return;
+                    }
+                }
+            }
+            line.clear();
+        }
+    });
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).expect("the fifo");
+    let lines = common::count("AF_BENCH_API_LINES", 200);
+    let (mut to_log, mut to_client) = (Vec::new(), Vec::new());
+    for i in 0..lines {
+        let marker = format!("line-{i}-x");
+        let t0 = Instant::now();
+        writeln!(writer, "{marker}").expect("write a line");
+        let deadline = t0 + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read(&log).unwrap_or_default();
+            if text.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                to_log.push(t0.elapsed());
+                break;
+            }
+            assert!(Instant::now() < deadline, "{marker} never reached output.log");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        loop {
+            let (l, at) = rx.recv_timeout(Duration::from_secs(10)).expect("the line on the stream");
+            if l == marker {
+                to_client.push(at - t0);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    row(Row {
+        what: "output line to an SSE client p99",
+        value: percentile_ms(&mut to_client, 99.0),
+        unit: "ms",
+        baseline: Some(("the line to output.log p99", percentile_ms(&mut to_log, 99.0))),
+        higher_is_better: false,
+        target: "< 500 ms",
+    });
+    let secs = 3.0;
+    let (_, out_p99) = load(addr, token, "/api/agents/echo/output?lines=100", 4, secs);
+    row(Row {
+        what: "GET /api/agents/{id}/output?lines=100 p99",
+        value: out_p99,
+        unit: "ms",
+        baseline: Some(("GET /healthz p99", floor_p99)),
+        higher_is_better: false,
+        target: "-",
+    });
 }

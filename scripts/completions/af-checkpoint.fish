@@ -46,7 +46,7 @@ complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand ls" -s h -l 
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand show" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand show" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand show" -s h -l help -d 'Print help'
-complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -s p -l patch -d 'Print the full patch (git repositories only)'
+complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -s p -l patch -d 'Print the full patch (a unified diff)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-checkpoint -n "__fish_af_checkpoint_using_subcommand diff" -s h -l help -d 'Print help'

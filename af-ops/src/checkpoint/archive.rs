@@ -135,6 +135,38 @@ fn empty(dir: &Path, keep: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// The unified diff of one path between two trees (`diff -u`, labelled `a/PATH` and `b/PATH`).
+fn unified(rel: &Path, then: Option<&Entry>, old: &Path, now: Option<&Entry>, new: &Path) -> Result<String> {
+    let shown = |e: Option<&Entry>, p: &Path| match e {
+        Some(Entry::File { .. }) => p.to_path_buf(),
+        _ => PathBuf::from("/dev/null"),
+    };
+    let mut out = String::new();
+    for (side, e) in [("a", then), ("b", now)] {
+        if let Some(Entry::Link(to)) = e {
+            out.push_str(&format!("# {side}/{} is a symbolic link to {}\n", rel.display(), to.display()));
+        }
+    }
+    let (a, b) = (shown(then, old), shown(now, new));
+    if a == b {
+        return Ok(out);
+    }
+    let mut cmd = Command::new("diff");
+    cmd.arg("-u")
+        .arg(format!("--label=a/{}", rel.display()))
+        .arg(format!("--label=b/{}", rel.display()))
+        .arg(&a)
+        .arg(&b)
+        .stdin(Stdio::null());
+    let done = cmd.output().map_err(|e| Error::System(format!("cannot run diff (is diffutils installed?): {e}")))?;
+    if done.status.code().is_some_and(|c| c > 1) || done.status.code().is_none() {
+        let err = String::from_utf8_lossy(&done.stderr);
+        return Err(Error::System(format!("diff failed on {}: {}", rel.display(), err.lines().next().unwrap_or(""))));
+    }
+    out.push_str(&String::from_utf8_lossy(&done.stdout));
+    Ok(out)
+}
+
 /// One entry of a tree, for comparing.
 #[derive(PartialEq)]
 enum Entry {
@@ -164,9 +196,10 @@ fn walk(root: &Path, rel: &Path, skip: Option<&Path>, out: &mut BTreeMap<PathBuf
     Ok(())
 }
 
-/// What changed in `dir` since the archive: (status letter, path) lines, `scratch` being an empty
-/// directory to extract into.
-pub fn diff(dir: &Path, file: &Path, scratch: &Path, spool: &Path) -> Result<String> {
+/// What changed in `dir` since the archive: (status letter, path) lines, or with `patch` a
+/// unified diff (`diff -u` of each changed file), `scratch` being an empty directory to extract
+/// into.
+pub fn diff(dir: &Path, file: &Path, scratch: &Path, spool: &Path, patch: bool) -> Result<String> {
     af_spool::atomic::create_dir(scratch)?;
     let result = (|| {
         let args: Vec<&std::ffi::OsStr> =
@@ -187,7 +220,15 @@ pub fn diff(dir: &Path, file: &Path, scratch: &Path, spool: &Path) -> Result<Str
             lines.push(format!("A\t{}", path.display()));
         }
         lines.sort_by(|a, b| a[2..].cmp(&b[2..]));
-        Ok(lines.join("\n"))
+        if !patch {
+            return Ok(lines.join("\n"));
+        }
+        let mut out = String::new();
+        for l in &lines {
+            let rel = Path::new(&l[2..]);
+            out.push_str(&unified(rel, then.get(rel), &scratch.join(rel), now.get(rel), &dir.join(rel))?);
+        }
+        Ok(out)
     })();
     let _ = std::fs::remove_dir_all(scratch);
     result

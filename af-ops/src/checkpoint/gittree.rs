@@ -58,7 +58,7 @@ pub fn output_as_user(cmd: &mut Command) -> std::io::Result<std::process::Output
     use std::os::unix::process::CommandExt;
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let parent = std::process::id() as nix::libc::pid_t;
-    let lock_fd = super::store::LOCK_FD.load(std::sync::atomic::Ordering::Relaxed);
+    let lock_fd = super::store::lock_fd().unwrap_or(-1);
     // SAFETY: prctl, getppid and fcntl are async-signal-safe system calls; nothing is allocated.
     unsafe {
         cmd.pre_exec(move || {

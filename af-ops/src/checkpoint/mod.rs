@@ -10,8 +10,8 @@ pub mod store;
 
 pub use create::{create, take};
 
-use af_spool::checkpoint::{Checkpoint, CheckpointId};
-use af_spool::{AgentId, Result, Spool};
+use af_spool::checkpoint::{Checkpoint, CheckpointId, TreeSnapshot};
+use af_spool::{AgentId, Error, Result, Spool};
 
 /// Removes one checkpoint (its files and its git ref) and announces it.
 pub fn remove(spool: &Spool, id: &AgentId, ckpt: &str) -> Result<CheckpointId> {
@@ -36,6 +36,24 @@ pub fn prune(spool: &Spool, id: &AgentId, keep: usize) -> Result<Vec<CheckpointI
         store::announce(spool, "checkpoint.pruned", id, serde_json::json!({"removed": removed, "kept": keep}));
     }
     Ok(removed)
+}
+
+/// What changed in the agent's working tree since checkpoint `ckpt`: (status letter, tab, path)
+/// lines (A added, D deleted, M modified), or with `patch` the unified diff.
+pub fn diff(spool: &Spool, id: &AgentId, ckpt: &str, patch: bool) -> Result<String> {
+    let c = store::find(spool, id, ckpt)?;
+    match &c.tree {
+        Some(TreeSnapshot::Git { repo, tree, .. }) => {
+            let repo = gittree::Repo::at(repo)?.with_cache(spool.index_cache_path(id, repo)).excluding(spool.root());
+            repo.diff(&store::scratch(spool, id, "diff-index"), tree, patch)
+        }
+        Some(TreeSnapshot::Archive { file, .. }) => {
+            let dir = c.workdir.as_deref().ok_or_else(|| Error::Invalid("the checkpoint names no workdir".into()))?;
+            let archive = spool.checkpoint_dir(id, &c.id).join(file);
+            archive::diff(dir, &archive, &store::scratch(spool, id, "diff"), spool.root(), patch)
+        }
+        None => Err(Error::NotFound(format!("checkpoint '{}' holds no working tree", c.id))),
+    }
 }
 
 /// The agent's checkpoints, oldest first.

@@ -13,19 +13,48 @@ use std::path::{Path, PathBuf};
 /// of a killed run is found by it and its ref deleted.
 pub const PENDING_REF: &str = "ref.pending";
 
-/// The descriptor of the checkpoint lock this process holds (-1: none), which git and tar inherit.
-pub static LOCK_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+thread_local! {
+    /// The descriptor of the checkpoint lock this thread holds (-1: none), which the git and tar
+    /// it starts inherit. Per thread, and forgotten when the lock is released: af-api lives on
+    /// after a checkpoint, and runs several at once.
+    static LOCK_FD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
+}
+
+/// The descriptor of the checkpoint lock this thread holds, if any.
+pub fn lock_fd() -> Option<i32> {
+    Some(LOCK_FD.with(std::cell::Cell::get)).filter(|fd| *fd >= 0)
+}
+
+/// An agent's checkpoint lock, held until dropped.
+pub struct Held {
+    lock: Lock,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let fd = self.lock.raw_fd();
+        LOCK_FD.with(|c| {
+            if c.get() == fd {
+                c.set(-1);
+            }
+        });
+    }
+}
 
 /// Takes the agent's checkpoint lock and clears what interrupted runs left behind.
-pub fn lock(spool: &Spool, id: &AgentId) -> Result<Lock> {
+pub fn lock(spool: &Spool, id: &AgentId) -> Result<Held> {
     spool.require(id)?;
-    let lock = Lock::exclusive(&spool.checkpoints_lock_path(id))?;
-    // git and tar hold the lock with us (see gittree::output_as_user): killed with us, they may
-    // outlive us by a moment, and the next run must not clean up before they are gone (or a late
-    // ref would survive).
-    LOCK_FD.store(lock.raw_fd(), std::sync::atomic::Ordering::Relaxed);
+    let lock = hold(Lock::exclusive(&spool.checkpoints_lock_path(id))?);
     clean(spool, id);
     Ok(lock)
+}
+
+/// Names the lock as the one git and tar inherit (see gittree::output_as_user): killed with us,
+/// they may outlive us by a moment, and the next run must not clean up before they are gone (or
+/// a late ref would survive).
+fn hold(lock: Lock) -> Held {
+    LOCK_FD.with(|c| c.set(lock.raw_fd()));
+    Held { lock }
 }
 
 /// Removes hidden leftovers (half-built or half-removed checkpoints, scratch files), deleting the
@@ -87,5 +116,38 @@ pub fn announce(spool: &Spool, kind: &str, id: &AgentId, detail: serde_json::Val
     eventlog::record(spool, event);
     if let Err(e) = crate::bus::post(spool, m, &crate::bus::Target::Topic, true) {
         tracing::info!("checkpoint event not published on the bus ({e}); it is in the log only");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_started_after_the_lock_is_released_start() {
+        // af-api lives on after a checkpoint: its later git and tar must not be handed the
+        // descriptor of a lock long closed (EBADF, or another file that took its number).
+        let dir = std::env::temp_dir().join(atomic::unique_name("store-test"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = hold(Lock::exclusive(&dir.join("lock")).unwrap());
+        let out = gittree::output_as_user(&mut std::process::Command::new("true")).unwrap();
+        assert!(out.status.success());
+        let number = held.lock.raw_fd();
+        drop(held);
+        // Another file takes the lock's old number; the next child must not inherit it.
+        let occupant = std::fs::File::open(&dir).unwrap();
+        use std::os::fd::AsRawFd;
+        nix::unistd::dup2(occupant.as_raw_fd(), number).unwrap();
+        nix::fcntl::fcntl(number, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).unwrap();
+        {
+            let mut c = std::process::Command::new("sh");
+            c.args(["-c", &format!("test ! -e /proc/$$/fd/{number}")]);
+            let out = gittree::output_as_user(&mut c).unwrap();
+            assert!(out.status.success(), "a child started after the lock was released inherits {number}");
+        }
+        let _ = nix::unistd::close(number);
+        let out = gittree::output_as_user(&mut std::process::Command::new("true"));
+        assert!(out.is_ok_and(|o| o.status.success()), "a child after the lock was released");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

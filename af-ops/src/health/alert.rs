@@ -110,38 +110,6 @@ fn uptime_ms(spool: &Spool, id: &AgentId) -> u64 {
     spool.read_state(id).ok().and_then(|s| s.started_at).map_or(0, |t| t.age_ms())
 }
 
-/// Closes one open alert of `agent` with a recovery that says `why` ("was stopped"). The alert
-/// is claimed by a rename first, so that a pass and a stop never close one twice. Returns whether
-/// this call closed it.
-pub fn close(spool: &Spool, agent: &AgentId, check: &str, why: &str) -> bool {
-    let path = spool.open_alert_path(agent, check);
-    let Ok(Some(a)) = af_spool::atomic::read_json::<Alert>(&path) else { return false };
-    let claim = spool.open_alerts_dir().join(af_spool::atomic::unique_name("closing"));
-    if std::fs::rename(&path, &claim).is_err() {
-        return false;
-    }
-    let closed = Alert {
-        level: AlertLevel::Recovery,
-        message: format!("{} alert closed: agent {} {why}", a.check, a.agent),
-        time: Timestamp::now(),
-        ..a
-    };
-    if let Err(e) = emit(spool, &closed) {
-        tracing::warn!("cannot close alert {}: {e}", closed.id);
-    }
-    let _ = std::fs::remove_file(&claim);
-    true
-}
-
-/// Closes every open alert of `agent` (see [`close`]): what a stop or a removal does, so that no
-/// alert waits for the next af-health pass to learn that its agent is gone.
-pub fn close_all(spool: &Spool, agent: &AgentId, why: &str) {
-    let Ok(open) = spool.open_alerts() else { return };
-    for a in open.iter().filter(|a| &a.agent == agent) {
-        close(spool, agent, &a.check, why);
-    }
-}
-
 /// Records an alert through the spool library (open file, alert log, event log, bus, hooks),
 /// waiting for the hooks.
 pub fn emit(spool: &Spool, alert: &Alert) -> af_spool::Result<()> {

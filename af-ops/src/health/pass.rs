@@ -222,7 +222,7 @@ fn close_idle_alerts(spool: &Spool, scope: &Scope, ids: &[AgentId], reports: &[R
     };
     for (agent, check) in names.into_iter().filter(|(agent, _)| idle(agent)) {
         let why = if spool.exists(&agent) { "is not running" } else { "was removed" };
-        alert::close(spool, &agent, &check, why);
+        crate::alert::close(spool, &agent, &check, why);
     }
 }
 

@@ -49,7 +49,7 @@ fn remove_one(ctx: &Lifecycle, id: &AgentId) -> Result<()> {
     procfs::remove_cgroups(&obs.state.limits.cgroups);
     let detail = kept.map_or(serde_json::Value::Null, |r| serde_json::json!({"keptIn": r}));
     eventlog::record(&ctx.spool, Event::new("agent.removed", Some(id), detail));
-    crate::health::alert::close_all(&ctx.spool, id, "was removed");
+    crate::alert::close_all(&ctx.spool, id, "was removed");
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// open alerts close with a recovery, since nothing watches a stopped agent.
 pub fn stop(ctx: &Lifecycle, id: &AgentId, force: bool, grace: Duration) -> Result<Observed> {
     let obs = stop_one(ctx, id, force, grace)?;
-    crate::health::alert::close_all(&ctx.spool, id, "was stopped");
+    crate::alert::close_all(&ctx.spool, id, "was stopped");
     Ok(obs)
 }
 
