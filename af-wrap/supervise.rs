@@ -198,6 +198,7 @@ fn supervise(spool: &Spool, id: &AgentId, cadence: Cadence, generation: u64) -> 
         }
         Ok(()) => {
             tracing::debug!(pid = sup.leader, "agent process spawned");
+            sup.next_beat = Instant::now() + sup.cadence.first();
             sup.mark_running()?;
             sup.run_loop(&signals)
         }

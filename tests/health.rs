@@ -212,16 +212,24 @@ fn a_crash_loop_climbs_the_whole_ladder_then_recovers_after_reset() {
     assert_eq!(show["state"]["status"], "failed");
     assert!(show["state"]["reason"].as_str().unwrap().contains("gave up"), "{show}");
     assert_eq!(alert_levels(&env, "loop", "process"), ["warning", "critical"]);
-    // The ladder's steps are counted for the metrics: two restarts, a rollback, the give-up.
-    let metrics = env.ok("af-health", &["metrics"]);
-    for (series, want) in [
+    // The ladder's steps are counted for the metrics: two restarts, a rollback, the give-up (each
+    // counted after its event is logged, so the count is waited for).
+    let wanted = [
         (r#"agentflow_ladder_steps_total{step="restart",outcome="ok"}"#, 2.0),
         (r#"agentflow_ladder_steps_total{step="rollback",outcome="ok"}"#, 1.0),
         (r#"agentflow_ladder_steps_total{step="give-up",outcome="done"}"#, 1.0),
         (r#"agentflow_alerts_raised_total{level="critical"}"#, 1.0),
-    ] {
-        let got = metrics.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok());
-        assert_eq!(got, Some(want), "{series}: {metrics}");
+    ];
+    let counted = |metrics: &str| {
+        wanted.map(|(series, _)| metrics.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok()))
+    };
+    let mut metrics = String::new();
+    wait_for("the ladder's steps counted", Duration::from_secs(10), || {
+        metrics = env.ok("af-health", &["metrics"]);
+        counted(&metrics).iter().zip(&wanted).all(|(got, (_, want))| got.is_some_and(|g| g >= *want))
+    });
+    for (got, (series, want)) in counted(&metrics).iter().zip(&wanted) {
+        assert_eq!(*got, Some(*want), "{series}: {metrics}");
     }
     // Given up: nothing more happens, until a person resets it.
     let (code, _) = health_json(&env, &["check", "loop"]);
