@@ -180,21 +180,9 @@ fn pieces(shown: &str) -> Vec<Piece> {
             while i < chars.len() && chars[i].is_whitespace() {
                 i += 1;
             }
-        } else if c.is_ascii_hexdigit() && (i == 0 || !chars[i - 1].is_alphanumeric()) {
-            // A whole word of hex digits with a digit in it stands for any such word.
-            let end = (i..chars.len()).find(|&k| !chars[k].is_alphanumeric()).unwrap_or(chars.len());
-            let word = &chars[i..end];
-            if word.len() >= 4 && word.iter().all(|c| c.is_ascii_hexdigit()) && word.iter().any(|c| c.is_ascii_digit())
-            {
-                out.push(Piece::Hex);
-                i = end;
-            } else if c.is_ascii_digit() {
-                out.push(Piece::Number);
-                i = (i..chars.len()).find(|&k| !chars[k].is_ascii_digit()).unwrap_or(chars.len());
-            } else {
-                out.push(Piece::Char(c));
-                i += 1;
-            }
+        } else if let Some(end) = hex_word(&chars, i) {
+            out.push(Piece::Hex);
+            i = end;
         } else if c.is_ascii_digit() {
             out.push(Piece::Number);
             i = (i..chars.len()).find(|&k| !chars[k].is_ascii_digit()).unwrap_or(chars.len());
@@ -204,6 +192,18 @@ fn pieces(shown: &str) -> Vec<Piece> {
         }
     }
     out
+}
+
+/// Where the word starting at `i` ends, when it is a whole word of at least four hex digits
+/// with a digit in it (it stands for any such word).
+fn hex_word(chars: &[char], i: usize) -> Option<usize> {
+    if i > 0 && chars[i - 1].is_alphanumeric() {
+        return None;
+    }
+    let end = (i..chars.len()).find(|&k| !chars[k].is_alphanumeric()).unwrap_or(chars.len());
+    let word = &chars[i..end];
+    (word.len() >= 4 && word.iter().all(|c| c.is_ascii_hexdigit()) && word.iter().any(|c| c.is_ascii_digit()))
+        .then_some(end)
 }
 
 fn match_here(p: &[Piece], s: &[char]) -> bool {
