@@ -32,9 +32,10 @@ impl Cadence {
         self.busy.min(Duration::from_millis(200))
     }
 
-    /// Whether the agent has idled long enough to beat at the idle maximum.
+    /// Whether the agent has idled long enough to beat at the idle maximum, its warm-up beats
+    /// done (with an idle maximum no longer than the busy interval, only the warm-up counts).
     pub fn settled(&self) -> bool {
-        self.now >= self.idle_max
+        self.beats >= WARM_UP_BEATS && self.now >= self.idle_max
     }
 
     /// The interval until the next beat, after a beat that found the agent `busy` (or not).
@@ -54,6 +55,7 @@ mod tests {
     fn idle_doubles_up_to_the_maximum_and_busy_snaps_back() {
         let s = Duration::from_secs;
         let mut c = Cadence::new(s(2), s(30));
+        assert!(!c.settled());
         // Two beats at the busy interval after a start, then doubling.
         let idle: Vec<u64> = (0..8).map(|_| c.next(false).as_secs()).collect();
         assert_eq!(idle, [2, 2, 4, 8, 16, 30, 30, 30]);
@@ -62,6 +64,7 @@ mod tests {
         assert_eq!(c.next(false), s(4));
         // A maximum below the busy interval never makes idle beats more frequent than busy ones.
         let mut c = Cadence::new(s(2), s(1));
+        assert!(!c.settled(), "not before its warm-up beats");
         assert_eq!((c.next(false), c.next(false), c.next(false), c.next(true)), (s(2), s(2), s(2), s(2)));
         assert_eq!(c.first(), Duration::from_millis(200));
     }
