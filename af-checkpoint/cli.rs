@@ -33,7 +33,7 @@ pub struct Cli {
 pub enum Command {
     /// Take a checkpoint of an agent; prints its id.
     Create {
-        /// The agent.
+        /// The agent (ID@HOST: an agent of another host, through the bridges).
         #[arg(value_name = "AGENT")]
         id: String,
         /// What this checkpoint is.
@@ -87,7 +87,7 @@ pub enum Command {
     },
     /// Roll an agent back to a checkpoint: stop it if it runs, restore, start it again.
     Rollback {
-        /// The agent.
+        /// The agent (ID@HOST: an agent of another host, through the bridges).
         #[arg(value_name = "AGENT")]
         id: String,
         /// The checkpoint.

@@ -91,7 +91,8 @@ pub enum Command {
     },
     /// Acknowledge an open alert.
     Ack {
-        /// The alert's id (see af-health alerts).
+        /// The alert's id (see af-health alerts); ALERT@HOST acknowledges an alert of another host,
+        /// through the bridges.
         alert_id: String,
     },
     /// The spool's figures in the Prometheus text format: agents by status, health and type, each

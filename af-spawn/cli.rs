@@ -54,7 +54,7 @@ pub enum Command {
     },
     /// Start agents in their tmux sessions; waits until each runs.
     Start {
-        /// The agents.
+        /// The agents (ID@HOST: an agent of another host, through the bridges).
         #[arg(value_name = "AGENT", required = true)]
         ids: Vec<String>,
         /// Return once tmux has the session, without waiting for af-wrap.
@@ -71,7 +71,7 @@ pub enum Command {
     },
     /// Stop agents: SIGTERM to the process group, SIGKILL after the timeout.
     Stop {
-        /// The agents.
+        /// The agents (ID@HOST: an agent of another host, through the bridges).
         #[arg(value_name = "AGENT", required = true)]
         ids: Vec<String>,
         /// SIGKILL at once.
@@ -83,13 +83,13 @@ pub enum Command {
     },
     /// Pause an agent (SIGSTOP to its process group).
     Pause {
-        /// The agent.
+        /// The agent (ID@HOST: an agent of another host, through the bridges).
         #[arg(value_name = "AGENT")]
         id: String,
     },
     /// Resume a paused agent (SIGCONT).
     Resume {
-        /// The agent.
+        /// The agent (ID@HOST: an agent of another host, through the bridges).
         #[arg(value_name = "AGENT")]
         id: String,
     },

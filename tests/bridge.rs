@@ -609,3 +609,60 @@ fn a_remote_stop_runs_only_where_the_bridge_allows_control() {
     assert_eq!(remote.len(), 3, "{remote:?}");
     assert!(remote.iter().all(|e| e["detail"]["origin"] == "alpha"), "{remote:?}");
 }
+
+#[test]
+fn checkpoints_pauses_and_alert_acks_travel_to_another_host() {
+    let Some((alpha, beta, redis)) = two_hosts() else { return };
+    let dir = beta.path("tree");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "first\n").unwrap();
+    let w = json!({"id": "w1", "type": "worker", "projectId": "p", "workdir": dir, "command": ["sleep", "300"]});
+    beta.ok_in("af-spawn", &["create", "--start"], Some(&w.to_string()));
+    let bad = json!({"id": "bad", "type": "worker", "projectId": "p", "command": ["sh", "-c", "exit 1"]});
+    beta.create(&bad.to_string());
+    let _ = beta.run("af-spawn", &["start", "bad"], None);
+    wait_for("bad failed", Duration::from_secs(10), || beta.status("bad") == "failed");
+    let _ = beta.run("af-health", &["check"], None);
+    let alert = beta.json("af-health", &["alerts"])[0]["id"].as_str().expect("an open alert on beta").to_owned();
+    let _a = Bridge::start(&alpha, &redis);
+    let b = Bridge::start(&beta, &redis);
+    // Refused without --allow-control, as every remote verb is; nothing was taken.
+    let out = alpha.run("af-checkpoint", &["create", "w1@beta", "--json"], None);
+    assert_eq!(out.status.code(), Some(4), "{}", util::describe(&out));
+    assert_eq!(beta.json("af-checkpoint", &["ls", "w1"]).as_array().map(Vec::len), Some(0));
+    b.stop();
+    let _b = Bridge::start_with(&beta, &redis, &["--allow-control"]);
+    // A checkpoint taken from alpha is beta's, and its id comes back.
+    let c = alpha.json("af-checkpoint", &["create", "w1@beta", "-m", "from alpha"]);
+    assert_eq!((c["host"].as_str(), c["description"].as_str()), (Some("beta"), Some("from alpha")), "{c}");
+    let ckpt = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(beta.json("af-checkpoint", &["ls", "w1"])[0]["id"], ckpt.as_str());
+    // Rolled back from alpha: beta's tree is as it was, and w1 runs again.
+    std::fs::write(dir.join("a.txt"), "changed\n").unwrap();
+    std::fs::write(dir.join("b.txt"), "added\n").unwrap();
+    let text = alpha.ok("af-checkpoint", &["rollback", "w1@beta", &ckpt]);
+    assert_eq!(text.trim(), format!("w1@beta rolled back to {ckpt}, started again"));
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "first\n");
+    assert!(!dir.join("b.txt").exists());
+    assert_eq!(beta.status("w1"), "running");
+    // Paused and resumed from alpha.
+    assert_eq!(alpha.ok("af-spawn", &["pause", "w1@beta"]).trim(), "w1@beta paused");
+    assert_eq!(beta.status("w1"), "paused");
+    assert_eq!(alpha.json("af-spawn", &["resume", "w1@beta"])[0]["status"], "running");
+    // beta's alert acknowledged from alpha; an unknown one is not found there (3), as on beta.
+    assert_eq!(alpha.ok("af-health", &["ack", &format!("{alert}@beta")]).trim(), format!("{alert}@beta acknowledged"));
+    assert_eq!(beta.json("af-health", &["alerts"])[0]["acknowledged"], true);
+    alpha.fails("af-health", &["ack", "al-0-00000000@beta"], None, 3);
+    // A rollback to a checkpoint beta lacks: not found, with beta's words.
+    alpha.fails("af-checkpoint", &["rollback", "w1@beta", "nope"], None, 3);
+    let events = std::fs::read_to_string(beta.home.join("events.log")).unwrap_or_default();
+    let verbs: Vec<String> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "control.remote" && e["detail"]["origin"] == "alpha")
+        .map(|e| e["detail"]["verb"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for v in ["checkpoint.create", "checkpoint.rollback", "pause", "resume", "health.ack"] {
+        assert!(verbs.iter().any(|x| x == v), "{v} in beta's event log: {verbs:?}");
+    }
+}

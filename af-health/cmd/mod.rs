@@ -36,7 +36,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             history::run(&spool, &AgentId::new(&id)?, since.as_deref(), limit, json)
         }
         Command::Alerts { all } => alerts::list(&spool, all, json),
-        Command::Ack { alert_id } => alerts::ack(&spool, &alert_id, json),
+        Command::Ack { alert_id } => match af_ops::bridge::control::far(&alert_id)? {
+            Some((alert_id, host)) => alerts::ack_remote(&spool, &alert_id, &host, json),
+            None => alerts::ack(&spool, af_ops::bridge::control::local(&alert_id)?, json),
+        },
         Command::Metrics { output } => metrics::run(&spool, output.as_deref()),
         Command::Rules { command: crate::cli::RulesCommand::Check { file } } => {
             rules::check(&file.unwrap_or_else(|| spool.rules_path()), json)

@@ -53,8 +53,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             (local, far) if local.is_empty() => remote::run(&ctx, "stop", &far, force, seconds(timeout)?),
             _ => Err(mixed()),
         },
-        Command::Pause { id } => stop::pause(&ctx, &agent_id(&id)?, true),
-        Command::Resume { id } => stop::pause(&ctx, &agent_id(&id)?, false),
+        Command::Pause { id } => match remote::split(std::slice::from_ref(&id))? {
+            (_, far) if !far.is_empty() => remote::run(&ctx, "pause", &far, false, remote::QUICK),
+            (local, _) => stop::pause(&ctx, &agent_id(&local[0])?, true),
+        },
+        Command::Resume { id } => match remote::split(std::slice::from_ref(&id))? {
+            (_, far) if !far.is_empty() => remote::run(&ctx, "resume", &far, false, remote::QUICK),
+            (local, _) => stop::pause(&ctx, &agent_id(&local[0])?, false),
+        },
         Command::Restart { id, timeout } => match remote::split(std::slice::from_ref(&id))? {
             (_, far) if !far.is_empty() => remote::run(&ctx, "restart", &far, false, seconds(timeout)?),
             (local, _) => start::restart(&ctx, &agent_id(&local[0])?, seconds(timeout)?),

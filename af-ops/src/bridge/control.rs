@@ -1,4 +1,5 @@
-//! Remote control: `af-spawn stop|start|restart ID@HOST` sends a control request (a message to
+//! Remote control: `af-spawn stop|start|restart|pause|resume ID@HOST`, `af-checkpoint
+//! create|rollback ID@HOST` and `af-health ack ALERT@HOST` send a control request (a message to
 //! `bridge:control@HOST`, answered on a reply queue of its own, with a deadline) and waits for its
 //! typed answer; the bridge of HOST runs it through the lifecycle operations only when it runs
 //! with `--allow-control`, else answers a refusal (conflict, exit 4). A request past its deadline
@@ -20,15 +21,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The verbs that travel.
-pub const VERBS: [&str; 3] = ["stop", "start", "restart"];
+pub const VERBS: [&str; 8] =
+    ["stop", "start", "restart", "pause", "resume", "checkpoint.create", "checkpoint.rollback", "health.ack"];
 
 /// A control request's payload.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Request {
-    /// stop, start or restart.
+    /// One of [`VERBS`].
     pub verb: String,
-    /// The agent, on the receiving host.
+    /// The agent, on the receiving host (health.ack: the alert's id).
     pub agent: String,
     /// The host that asked.
     pub origin: String,
@@ -38,6 +40,49 @@ pub struct Request {
     /// stop and restart: how long between SIGTERM and SIGKILL (ms).
     #[serde(default)]
     pub grace_ms: Option<u64>,
+    /// checkpoint.create: the checkpoint's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// checkpoint.rollback: the checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// checkpoint.rollback: leave the agent stopped afterwards.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_restart: bool,
+    /// checkpoint.rollback: also set the git index to the checkpoint's tree.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset_index: bool,
+}
+
+impl Request {
+    /// A request of `verb` on `agent` (or alert) from this host, with every option at its default.
+    pub fn new(verb: &str, agent: &str, origin: &str) -> Request {
+        Request {
+            verb: verb.to_owned(),
+            agent: agent.to_owned(),
+            origin: origin.to_owned(),
+            force: false,
+            grace_ms: None,
+            description: None,
+            checkpoint: None,
+            no_restart: false,
+            reset_index: false,
+        }
+    }
+}
+
+/// The host an argument of the form `ID@HOST` names, when it is not this host: `Some((ID, HOST))`;
+/// `None` for a bare id or one naming this host (whose `@HOST` the caller drops).
+pub fn far(arg: &str) -> Result<Option<(String, String)>> {
+    match af_spool::host::split_host(arg)? {
+        (id, Some(host)) if host != af_spool::host::own_host()? => Ok(Some((id.to_owned(), host.to_owned()))),
+        _ => Ok(None),
+    }
+}
+
+/// This host's part of an argument: the argument without an `@HOST` naming this host.
+pub fn local(arg: &str) -> Result<&str> {
+    Ok(af_spool::host::split_host(arg)?.0)
 }
 
 /// Sends `request` to `host`'s bridge and waits up to `timeout` for the answer; the request
@@ -133,7 +178,7 @@ fn handle(b: &Bridge, m: &Message) -> Value {
     };
     let origin = request.as_ref().map(|r| r.origin.clone()).unwrap_or_else(|_| m.from.clone());
     let (verb, agent) = request.as_ref().map(|r| (r.verb.clone(), r.agent.clone())).unwrap_or_default();
-    let id = AgentId::new(&agent).ok();
+    let id = if verb == "health.ack" { None } else { AgentId::new(&agent).ok() };
     let answer = match outcome {
         Ok(result) => json!({"ok": true, "exitCode": 0, "result": result}),
         Err(e) => {
@@ -153,6 +198,10 @@ fn handle(b: &Bridge, m: &Message) -> Value {
 }
 
 fn run(b: &Bridge, r: &Request) -> Result<Value> {
+    if r.verb == "health.ack" {
+        let a = crate::health::ack(&b.spool, &r.agent)?;
+        return serde_json::to_value(&a).map_err(|e| Error::System(e.to_string()));
+    }
     let id = AgentId::new(&r.agent)?;
     let ctx = Lifecycle::of(b.spool.clone());
     let grace = r.grace_ms.map_or(lifecycle::DEFAULT_GRACE, Duration::from_millis);
@@ -163,6 +212,21 @@ fn run(b: &Bridge, r: &Request) -> Result<Value> {
             &lifecycle::start_one(&ctx, &id, true, lifecycle::DEFAULT_START_TIMEOUT, false)?,
         )),
         "restart" => Ok(lifecycle::started_report(&id, &lifecycle::restart(&ctx, &id, grace)?)),
+        "pause" | "resume" => {
+            let status = lifecycle::pause(&ctx, &id, r.verb == "pause")?;
+            Ok(json!({"id": id, "status": status}))
+        }
+        "checkpoint.create" => {
+            let c = crate::checkpoint::create(&b.spool, &id, r.description.as_deref().unwrap_or(""))?;
+            serde_json::to_value(&c).map_err(|e| Error::System(e.to_string()))
+        }
+        "checkpoint.rollback" => {
+            let Some(ckpt) = r.checkpoint.as_deref() else {
+                return Err(Error::Invalid("a remote rollback names its checkpoint".into()));
+            };
+            let done = crate::rollback::rollback(&ctx, &id, ckpt, !r.no_restart, r.reset_index)?;
+            serde_json::to_value(&done).map_err(|e| Error::System(e.to_string()))
+        }
         other => Err(Error::Invalid(format!("'{other}' is no remote verb (use {})", VERBS.join(", ")))),
     }
 }
