@@ -222,7 +222,8 @@ pub enum Command {
     Bridge {
         #[command(flatten)]
         redis: af_cli::Redis,
-        /// Run the control requests of other hosts (af-spawn stop|start|restart ID@THISHOST);
+        /// Run the control requests of other hosts (af-spawn stop|start|restart|pause|resume
+        /// ID@THISHOST, af-checkpoint create|rollback ID@THISHOST, af-health ack ALERT@THISHOST);
         /// without it they are refused (the caller exits 4, error conflict).
         #[arg(long)]
         allow_control: bool,

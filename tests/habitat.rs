@@ -476,3 +476,60 @@ fn zsh_completion_offers_agents_and_checkpoints_from_the_spool() {
     let screen = zsh_screen(&env, "af-checkpoint diff w1 ", &ckpt);
     assert!(screen.contains(&ckpt), "{screen:?}");
 }
+
+/// scripts/demo-cluster of a test: removed (hosts' agents, bridges, redis-server, tmux servers)
+/// whatever the test's end.
+struct ClusterDemo<'a> {
+    env: &'a Env,
+    top: PathBuf,
+}
+
+impl ClusterDemo<'_> {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new("bash");
+        self.env.apply(&mut c);
+        c.arg(repo().join("scripts/demo-cluster")).args(args).env("AF_HOME", &self.top);
+        c.env("AF_DEMO_FROM", bins_dir()).output().unwrap()
+    }
+}
+
+impl Drop for ClusterDemo<'_> {
+    fn drop(&mut self) {
+        let _ = self.run(&["--clean"]);
+    }
+}
+
+#[test]
+fn the_cluster_demo_meets_two_hosts_through_redis_and_cleans_up() {
+    if !util::have_tool("redis-server", "apt-get install redis-server") {
+        return;
+    }
+    let env = Env::new();
+    let demo = ClusterDemo { env: &env, top: env.path("cluster") };
+    let out = demo.run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", describe(&out));
+    let listed = |host: &str, id: &str| {
+        text.lines().any(|l| l.split_whitespace().take(2).eq([host, id]) && l.contains("running"))
+    };
+    assert!(listed("alpha", "builder") && listed("beta", "gpu-1"), "ls --cluster: {text}");
+    assert!(text.contains("\"stdout\":\"ran on beta by gpu-1\""), "the request's answer: {text}");
+    assert!(text.contains("\"payload\":\"v2 is out\""), "the topic on beta: {text}");
+    assert!(text.lines().any(|l| l.starts_with("ck-")), "the checkpoint's id: {text}");
+    assert!(
+        text.contains("gpu-1@beta stopped") && text.contains("gpu-1 on beta is now: \"status\":\"stopped\""),
+        "{text}"
+    );
+    let pid = |f: &str| util::read(&demo.top.join(f)).trim().parse::<i32>().unwrap();
+    let pids = [pid("alpha/bridge.pid"), pid("beta/bridge.pid"), pid("redis/pid")];
+    let clean = demo.run(&["--clean"]);
+    assert!(clean.status.success(), "{}", describe(&clean));
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("demo-cluster removed"), "{}", describe(&clean));
+    for p in pids {
+        assert!(!Path::new(&format!("/proc/{p}")).exists(), "process {p} is left behind");
+    }
+    for host in ["alpha", "beta"] {
+        let ls = Command::new("tmux").args(["-L", &format!("{}-{host}", env.socket), "ls"]).output().unwrap();
+        assert!(!ls.status.success(), "the tmux server of {host} is stopped");
+    }
+}
