@@ -138,9 +138,12 @@ pub enum Command {
     },
     /// Show an agent's config, state and last heartbeat.
     Show {
-        /// The agent.
+        /// The agent. ID@HOST: an agent of another host, as its bridge last published it to
+        /// Redis (the record of ls --cluster).
         #[arg(value_name = "AGENT")]
         id: String,
+        #[command(flatten)]
+        redis: af_cli::Redis,
     },
     /// Attach to an agent's tmux session.
     Attach {

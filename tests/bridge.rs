@@ -536,6 +536,15 @@ fn every_hosts_agents_are_listed_and_a_silent_host_raises_one_alert_until_it_ret
     wait_for("beta's new agent", Duration::from_secs(30), || cluster(&alpha).len() == 3);
     let only_q = alpha.json("af-spawn", &["ls", "--cluster", "--project", "q"]);
     assert_eq!(only_q.as_array().map(Vec::len), Some(1), "{only_q}");
+    // One agent of another host, as its bridge published it; an unknown one or host: not found.
+    let shown = alpha.json("af-spawn", &["show", "box2@beta"]);
+    assert_eq!(
+        (shown["id"].as_str(), shown["host"].as_str(), shown["projectId"].as_str()),
+        (Some("box2"), Some("beta"), Some("q"))
+    );
+    assert!(alpha.ok("af-spawn", &["show", "box2@beta"]).lines().any(|l| l == format!("{:<15}beta", "host:")));
+    alpha.fails("af-spawn", &["show", "nobody@beta"], None, 3);
+    alpha.fails("af-spawn", &["show", "box2@gamma"], None, 3);
     // af-api serves the same.
     let mut api = alpha.cmd("af-api");
     api.args(["--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null());

@@ -69,7 +69,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reset { id } => reset::run(&ctx, &agent_id(&id)?),
         Command::Ls { project, summary: _, cluster: true, redis } => ls::cluster(&ctx, project.as_deref(), &redis.url),
         Command::Ls { project, summary, .. } => ls::run(&ctx, project.as_deref(), summary),
-        Command::Show { id } => show::run(&ctx, &agent_id(&id)?),
+        Command::Show { id, redis } => match af_ops::bridge::control::far(&id)? {
+            Some((id, host)) => show::far(&ctx, &id, &host, &redis.url),
+            None => show::run(&ctx, &agent_id(af_ops::bridge::control::local(&id)?)?),
+        },
         Command::Attach { id } => attach::run(&ctx, &agent_id(&id)?),
         Command::Logs { id, follow, lines, supervisor } => logs::run(&ctx, &agent_id(&id)?, follow, lines, supervisor),
         Command::Gc { dry_run } => gc::run(&ctx, dry_run),

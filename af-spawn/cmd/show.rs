@@ -117,3 +117,24 @@ pub fn format_age(ms: u64) -> String {
         s => format!("{}h", s / 3600),
     }
 }
+
+/// `show ID@HOST`: the agent as HOST's bridge last published it (JSON: the record of
+/// `ls --cluster --json`; text: one `field: value` line each).
+pub fn far(ctx: &Ctx, id: &str, host: &str, url: &str) -> anyhow::Result<ExitCode> {
+    AgentId::new(id)?;
+    let a = af_ops::bridge::cluster::agent(url, host, id)?;
+    if ctx.json {
+        print_json(&a)?;
+        return Ok(ExitCode::Ok);
+    }
+    let mut out = std::io::stdout().lock();
+    for (k, v) in a.as_object().into_iter().flatten() {
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        writeln!(out, "{:<15}{v}", format!("{k}:"))?;
+    }
+    Ok(ExitCode::Ok)
+}

@@ -557,12 +557,16 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__show)
-            opts="-h --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
+            opts="-h --redis --json --pretty --help $(af-spawn complete agents 2>/dev/null)"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --redis)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -86,6 +86,7 @@ complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l cluster -d 'Eve
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l redis -d 'The Redis the hosts meet through: redis://[user:password@]host:port[/db] (rediss:// for TLS is not built in yet). This host\'s name is AF_HOST, else the hostname' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -s h -l help -d 'Print help'

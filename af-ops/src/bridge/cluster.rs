@@ -232,3 +232,16 @@ pub fn agents(hosts: &[HostState]) -> Vec<Value> {
     }
     out
 }
+
+/// One agent of `host` as its bridge last published it (with `host` and `hostReachable`), from
+/// the Redis at `url`: NotFound when the host or the agent is not in the cluster state.
+pub fn agent(url: &str, host: &str, id: &str) -> Result<Value> {
+    let hosts = read(url)?;
+    let Some(h) = hosts.iter().find(|h| h.host == host) else {
+        return Err(Error::NotFound(format!("no host '{host}' in the cluster (is its af-bus bridge running?)")));
+    };
+    agents(std::slice::from_ref(h))
+        .into_iter()
+        .find(|a| a["id"] == id)
+        .ok_or_else(|| Error::NotFound(format!("no agent '{id}' on host {host} (as its bridge last published)")))
+}
