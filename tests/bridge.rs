@@ -64,6 +64,8 @@ struct Redis {
     port: u16,
     dir: std::path::PathBuf,
     child: Option<Child>,
+    /// TLS only (rediss://), with a private CA, and a client certificate required.
+    tls: bool,
 }
 
 impl Redis {
@@ -74,14 +76,54 @@ impl Redis {
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Redis { port, dir, child: None };
+        let mut r = Redis { port, dir, child: None, tls: false };
+        r.spawn();
+        Some(r)
+    }
+
+    /// One that speaks TLS only, with a CA made here (`dir/ca.crt`), its own certificate for
+    /// 127.0.0.1, and a client certificate required (`dir/client.crt`, `dir/client.key`).
+    fn start_tls(dir: std::path::PathBuf) -> Option<Redis> {
+        if !util::have_tool("redis-server", "apt-get install redis-server")
+            || !util::have_tool("openssl", "apt-get install openssl")
+        {
+            return None;
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = r#"set -e
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+key ca.key; key server.key; key client.key
+openssl req -x509 -new -key ca.key -out ca.crt -days 2 -subj /CN=af-test-ca
+openssl req -new -key server.key -out server.csr -subj /CN=localhost
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile server.ext 2>/dev/null
+openssl req -new -key client.key -out client.csr -subj /CN=af-test-client
+printf 'extendedKeyUsage=clientAuth\n' > client.ext
+openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2 -extfile client.ext 2>/dev/null
+"#;
+        let made = Command::new("sh").arg("-c").arg(script).current_dir(&dir).output().unwrap();
+        assert!(made.status.success(), "making the certificates: {}", util::describe(&made));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut r = Redis { port, dir, child: None, tls: true };
         r.spawn();
         Some(r)
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+        let mut c = Command::new("redis-server");
+        let port = self.port.to_string();
+        if self.tls {
+            c.args(["--port", "0", "--tls-port", &port, "--tls-auth-clients", "yes"]);
+            for (flag, file) in
+                [("--tls-cert-file", "server.crt"), ("--tls-key-file", "server.key"), ("--tls-ca-cert-file", "ca.crt")]
+            {
+                c.arg(flag).arg(self.dir.join(file));
+            }
+        } else {
+            c.args(["--port", &port]);
+        }
+        let child = c
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
             .args(["--appendfsync", "always", "--dir"])
             .arg(&self.dir)
             .stdin(Stdio::null())
@@ -90,11 +132,15 @@ impl Redis {
             .spawn()
             .expect("starting redis-server");
         self.child = Some(child);
-        wait_for("redis-server to answer", Duration::from_secs(10), || self.query(&["PING"]).is_some());
+        wait_for("redis-server to answer", Duration::from_secs(10), || match self.tls {
+            true => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            false => self.query(&["PING"]).is_some(),
+        });
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn pid(&self) -> Pid {
@@ -674,4 +720,46 @@ fn checkpoints_pauses_and_alert_acks_travel_to_another_host() {
     for v in ["checkpoint.create", "checkpoint.rollback", "pause", "resume", "health.ack"] {
         assert!(verbs.iter().any(|x| x == v), "{v} in beta's event log: {verbs:?}");
     }
+}
+
+#[test]
+fn hosts_meet_through_redis_over_tls_with_a_private_ca_and_client_certificates() {
+    let (mut alpha, mut beta) = (host("alpha"), host("beta"));
+    let Some(redis) = Redis::start_tls(alpha.path("redis")) else { return };
+    for e in [&mut alpha, &mut beta] {
+        e.set_env("AF_REDIS_URL", &redis.url());
+        e.set_env("AF_REDIS_CA", &redis.dir.join("ca.crt").display().to_string());
+        e.set_env("AF_REDIS_CERT", &redis.dir.join("client.crt").display().to_string());
+        e.set_env("AF_REDIS_KEY", &redis.dir.join("client.key").display().to_string());
+    }
+    beta.ok_in(
+        "af-spawn",
+        &["create", "--start"],
+        Some(&json!({"id": "w1", "type": "worker", "projectId": "p"}).to_string()),
+    );
+    let _a = Bridge::start(&alpha, &redis);
+    let _b = Bridge::start(&beta, &redis);
+    let answer = alpha
+        .json("af-bus", &["request", "--to", "w1@beta", "--timeout", "30", r#"{"command": ["echo", "over tls"]}"#]);
+    let answer = &answer["payload"];
+    assert_eq!((answer["ok"].as_bool(), answer["stdout"].as_str()), (Some(true), Some("over tls")), "{answer}");
+    let listed = vec![("beta".to_owned(), "w1".to_owned(), true)];
+    wait_for("beta's agent listed on alpha", Duration::from_secs(30), || cluster(&alpha) == listed);
+    // Without the private CA the server's certificate is not trusted: one line, exit 111.
+    let mut c = alpha.cmd("af-spawn");
+    let out = c.args(["ls", "--cluster"]).env_remove("AF_REDIS_CA").output().unwrap();
+    assert_eq!(out.status.code(), Some(111), "{}", util::describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("certificate") && err.lines().count() == 1, "{err}");
+    // Without a client certificate the server refuses; half of one is invalid input (2).
+    let out = alpha
+        .cmd("af-spawn")
+        .args(["ls", "--cluster"])
+        .env_remove("AF_REDIS_CERT")
+        .env_remove("AF_REDIS_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(111), "{}", util::describe(&out));
+    let out = alpha.cmd("af-spawn").args(["ls", "--cluster"]).env_remove("AF_REDIS_KEY").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", util::describe(&out));
 }

@@ -52,8 +52,10 @@ pub fn command<C: clap::CommandFactory>() -> clap::Command {
 /// The Redis that hosts meet through (`af-bus bridge`, `af-spawn ls --cluster`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Redis {
-    /// The Redis the hosts meet through: redis://[user:password@]host:port[/db] (rediss:// for
-    /// TLS is not built in yet). This host's name is AF_HOST, else the hostname.
+    /// The Redis the hosts meet through: redis://[user:password@]host:port[/db], or rediss://
+    /// for TLS (checked against the system's roots, or the CA in the PEM file AF_REDIS_CA;
+    /// AF_REDIS_CERT and AF_REDIS_KEY give a client certificate). This host's name is AF_HOST,
+    /// else the hostname.
     #[arg(
         long = "redis",
         env = "AF_REDIS_URL",

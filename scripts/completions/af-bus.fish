@@ -141,7 +141,7 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand interrupt" -l json -d 'Pri
 complete -c af-bus -n "__fish_af_bus_using_subcommand interrupt" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
 complete -c af-bus -n "__fish_af_bus_using_subcommand interrupt" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand interrupt" -s h -l help -d 'Print help'
-complete -c af-bus -n "__fish_af_bus_using_subcommand bridge" -l redis -d 'The Redis the hosts meet through: redis://[user:password@]host:port[/db] (rediss:// for TLS is not built in yet). This host\'s name is AF_HOST, else the hostname' -r
+complete -c af-bus -n "__fish_af_bus_using_subcommand bridge" -l redis -d 'The Redis the hosts meet through: redis://[user:password@]host:port[/db], or rediss:// for TLS (checked against the system\'s roots, or the CA in the PEM file AF_REDIS_CA; AF_REDIS_CERT and AF_REDIS_KEY give a client certificate). This host\'s name is AF_HOST, else the hostname' -r
 complete -c af-bus -n "__fish_af_bus_using_subcommand bridge" -l allow-control -d 'Run the control requests of other hosts (af-spawn stop|start|restart|pause|resume ID@THISHOST, af-checkpoint create|rollback ID@THISHOST, af-health ack ALERT@THISHOST); without it they are refused (the caller exits 4, error conflict)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand bridge" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand bridge" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'

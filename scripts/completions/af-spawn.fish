@@ -80,13 +80,13 @@ complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l json -d 'Print 
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s p -l project -d 'Only this project\'s agents' -r
-complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l redis -d 'The Redis the hosts meet through: redis://[user:password@]host:port[/db] (rediss:// for TLS is not built in yet). This host\'s name is AF_HOST, else the hostname' -r
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l redis -d 'The Redis the hosts meet through: redis://[user:password@]host:port[/db], or rediss:// for TLS (checked against the system\'s roots, or the CA in the PEM file AF_REDIS_CA; AF_REDIS_CERT and AF_REDIS_KEY give a client certificate). This host\'s name is AF_HOST, else the hostname' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l summary -d 'One line of counts by status (for tmux status lines and cron mail)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l cluster -d 'Every bridged host\'s agents, as their af-bus bridge last published them to Redis (AF_REDIS_URL), with a HOST column; a host whose heartbeat expired is marked unreachable (JSON: each record has host and hostReachable)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand ls" -s h -l help -d 'Print help'
-complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l redis -d 'The Redis the hosts meet through: redis://[user:password@]host:port[/db] (rediss:// for TLS is not built in yet). This host\'s name is AF_HOST, else the hostname' -r
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l redis -d 'The Redis the hosts meet through: redis://[user:password@]host:port[/db], or rediss:// for TLS (checked against the system\'s roots, or the CA in the PEM file AF_REDIS_CA; AF_REDIS_CERT and AF_REDIS_KEY give a client certificate). This host\'s name is AF_HOST, else the hostname' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -s h -l help -d 'Print help'

@@ -182,9 +182,7 @@ impl HostState {
 /// Every host's state, by name, from the Redis at `url` (`AF_REDIS_URL`): two round trips.
 /// System when Redis cannot be reached; Invalid for a bad URL.
 pub fn read(url: &str) -> Result<Vec<HostState>> {
-    let client = redis::Client::open(url).map_err(|e| {
-        Error::Invalid(format!("AF_REDIS_URL is no Redis URL ({e}); use redis://[user:password@]host:port"))
-    })?;
+    let client = super::connect::client(url)?;
     let unreachable = |e: redis::RedisError| Error::System(format!("cannot read the cluster from redis: {e}"));
     let mut c = client.get_connection_with_timeout(super::IO_TIMEOUT).map_err(unreachable)?;
     c.set_read_timeout(Some(super::IO_TIMEOUT)).map_err(unreachable)?;

@@ -11,6 +11,7 @@
 //! connection, and reconnects with a capped backoff, saying so in the log.
 
 pub mod cluster;
+pub mod connect;
 pub mod control;
 mod inbound;
 mod outbound;
@@ -65,9 +66,7 @@ impl Bridge {
     /// with `user:password@` for an ACL user). Invalid when the URL does not parse.
     pub fn new(spool: Spool, host: String, url: &str, durable: bool) -> Result<Bridge> {
         af_spool::host::validate_host(&host)?;
-        let client = redis::Client::open(url).map_err(|e| {
-            Error::Invalid(format!("AF_REDIS_URL is no Redis URL ({e}); use redis://[user:password@]host:port"))
-        })?;
+        let client = connect::client(url)?;
         Ok(Bridge { spool, host, client, durable, allow_control: false })
     }
 
