@@ -447,6 +447,7 @@ impl Observed {
             "health": self.state.health,
             "pid": self.state.pid,
             "tmuxSession": self.state.tmux_session,
+            "tmuxSocket": self.state.tmux_socket,
             "restarts": self.state.restarts,
             "failures": self.state.failures,
             "costUsd": self.state.cost_usd,
