@@ -129,8 +129,12 @@ pub fn orphans(ctx: &Lifecycle, id: &AgentId) -> Vec<u32> {
 /// Kills the agent's tmux session (on the server it was started on) if it exists and belongs to
 /// this spool.
 pub fn kill_our_session(ctx: &Lifecycle, id: &AgentId) -> bool {
+    kill_our_session_on(ctx, &ctx.server_of(id), id)
+}
+
+/// Kills the agent's tmux session on `server` if it exists there and belongs to this spool.
+pub fn kill_our_session_on(ctx: &Lifecycle, server: &Tmux, id: &AgentId) -> bool {
     let name = id.session();
-    let server = ctx.server_of(id);
     let ours = server
         .sessions()
         .unwrap_or_default()
