@@ -99,6 +99,8 @@ impl Tmux {
         if let Some(s) = &self.socket {
             c.arg("-L").arg(s);
         }
+        // Without -L, tmux run in a pane talks to the pane's server: the default server is meant.
+        c.env_remove("TMUX");
         c.stdin(Stdio::null());
         c
     }

@@ -16,22 +16,19 @@ pub fn run(ctx: &Ctx, id: &AgentId) -> anyhow::Result<ExitCode> {
         );
     }
     let mut cmd = server.command();
-    if inside(server.socket()) {
-        cmd.args(["switch-client", "-t", &tmux::exact(&name)]);
-    } else {
-        // From a pane of another server, a client of the agent's server runs in that pane.
-        cmd.env_remove("TMUX").args(["attach-session", "-t", &tmux::exact(&name)]);
-    }
+    match std::env::var_os("TMUX").filter(|v| inside(v, server.name())) {
+        // tmux finds the client to switch through the variable.
+        Some(var) => cmd.env("TMUX", var).args(["switch-client", "-t", &tmux::exact(&name)]),
+        // Outside tmux, or in a pane of another server: a client of the agent's server (nested).
+        None => cmd.args(["attach-session", "-t", &tmux::exact(&name)]),
+    };
     let err = cmd.stdin(std::process::Stdio::inherit()).exec();
     Err(Error::System(format!("cannot run tmux: {err}")).into())
 }
 
-/// Whether we run inside tmux on the server `socket` (None: the default server, which a tmux
-/// command run in a pane takes to be the pane's own).
-fn inside(socket: Option<&str>) -> bool {
-    let Some(tmux_var) = std::env::var_os("TMUX") else { return false };
-    let Some(socket) = socket else { return true };
+/// Whether `TMUX` (`SOCKET_PATH,PID,SESSION`, set in a tmux pane) names the server `name`.
+fn inside(tmux_var: &std::ffi::OsStr, name: &str) -> bool {
     let tmux_var = tmux_var.to_string_lossy();
     let path = tmux_var.split(',').next().unwrap_or_default();
-    std::path::Path::new(path) == tmux::socket_path(socket)
+    std::path::Path::new(path) == tmux::socket_path(name)
 }
