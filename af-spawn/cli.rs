@@ -13,12 +13,15 @@ use std::path::PathBuf;
     long_about = "Agent lifecycle in tmux.\n\n\
 Each agent lives in the tmux session agent-<id>: window `main' runs af-wrap (the supervisor), window \
 `monitor' shows the agent's processes, CPU and memory. Records live in the spool ($AF_HOME). \
-AF_TMUX_SOCKET=NAME makes af-spawn use the private tmux server `tmux -L NAME'.\n\n\
+AF_TMUX_SOCKET=NAME makes af-spawn use the private tmux server `tmux -L NAME'. Past \
+AF_TMUX_SESSIONS_PER_SERVER sessions on a server (default 400) a start uses the next one, NAME-2, NAME-3, ...; \
+every verb finds an agent on the server it was started on (ls shows it).\n\n\
 Agent configs are the seed's AgentConfig JSON (camelCase): {\"id\", \"type\": \"claude-code\"|\"codex\"|\"worker\"|\"monitor\", \
 \"projectId\", \"taskId\", \"capabilities\", \"maxConcurrentTasks\", \"resourceLimits\": {\"memory\": \"2GB\", \
 \"cpu\": \"2\", \"timeout\": ms}, \"environment\": {}} plus AgentFlow's \"workdir\", \"command\" (argv array), \"worktree\" (true: the agent's own git worktree \
 on branch af/<id>), \"setup\" (a shell command af-wrap runs once in the workdir before the first start) and \
-\"permanentExitCodes\" (exit codes af-health never restarts). \
+\"permanentExitCodes\" (exit codes af-health never restarts) and \"tmuxSocket\" (the tmux server of its session, \
+e.g. one per project, instead of AF_TMUX_SOCKET's). \
 Defaults: projectId \"default\", capabilities [], maxConcurrentTasks 1, no memory or cpu limit, timeout 30 minutes, \
 environment {}, workdir the directory create runs in. Unknown fields are refused.",
     after_help = af_spool::ExitCode::TABLE
@@ -120,7 +123,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// List agents.
+    /// List agents (with a SERVER column when any is on another tmux server than AF_TMUX_SOCKET's;
+    /// `tmuxSocket` in --json).
     Ls {
         /// Only this project's agents.
         #[arg(long, short)]
@@ -145,7 +149,8 @@ pub enum Command {
         #[command(flatten)]
         redis: af_cli::Redis,
     },
-    /// Attach to an agent's tmux session.
+    /// Attach to an agent's tmux session, on the tmux server it runs on (inside tmux on that
+    /// server: switch the client; elsewhere, also in a pane of another server: a client of its own).
     Attach {
         /// The agent.
         #[arg(value_name = "AGENT")]

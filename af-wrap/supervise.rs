@@ -108,8 +108,8 @@ pub fn run(spool: &Spool, id: &AgentId, heartbeat: Cadence) -> anyhow::Result<Ex
 /// Why a hangup is a failure, if it is one: the tmux server died (nothing answers on its socket).
 /// A session killed by a person (`tmux kill-session`), or a SIGHUP sent by hand, is a stop as
 /// before; a dead server is a crash, so af-health's ladder starts the agent again.
-fn hangup_failure() -> Option<String> {
-    match af_ops::tmux::Tmux::from_env().server_running() {
+fn hangup_failure(spool: &Spool, id: &AgentId) -> Option<String> {
+    match af_ops::shard::own(spool, id).server_running() {
         Ok(false) => Some("the tmux server died".into()),
         Ok(true) => None,
         Err(e) => Some(format!("its terminal hung up and tmux does not answer: {e}")),
@@ -385,7 +385,7 @@ impl Supervisor<'_> {
     fn run_loop(&mut self, signals: &Signals) -> anyhow::Result<Option<String>> {
         loop {
             if signals.hangup.swap(false, Ordering::Relaxed) && self.hangup.is_none() {
-                self.hangup = hangup_failure();
+                self.hangup = hangup_failure(self.spool, self.id);
                 tracing::warn!("hangup: {}", self.hangup.as_deref().unwrap_or("a stop"));
             }
             if signals.term.swap(false, Ordering::Relaxed) {

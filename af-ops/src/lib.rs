@@ -18,4 +18,5 @@ pub mod process;
 pub mod procfs;
 pub mod rollback;
 pub mod secrets;
+pub mod shard;
 pub mod tmux;

@@ -71,6 +71,21 @@ impl Tmux {
         self.socket.as_deref()
     }
 
+    /// The server named `socket` (`-L`; None: the default server) with this one's deadline: an
+    /// agent's own server, as its state records it (see [`crate::shard`]). It shares this one's
+    /// wedged flag only when it is the same server: a wedged server fails no call to another.
+    pub fn on(&self, socket: Option<&str>) -> Tmux {
+        if socket == self.socket() {
+            return self.clone();
+        }
+        Tmux { socket: socket.map(str::to_owned), timeout: self.timeout, wedged: Arc::default() }
+    }
+
+    /// The server's name as `tmux -L` takes it (`default` for the default server).
+    pub fn name(&self) -> &str {
+        self.socket().unwrap_or("default")
+    }
+
     /// A `tmux` command aimed at this server. It goes without the identity of an agent we may
     /// run in (a monitor restarting others): a tmux server it starts must never count as part of
     /// that agent, whose orphans are found by that identity.
@@ -84,6 +99,8 @@ impl Tmux {
         if let Some(s) = &self.socket {
             c.arg("-L").arg(s);
         }
+        // Without -L, tmux run in a pane talks to the pane's server: the default server is meant.
+        c.env_remove("TMUX");
         c.stdin(Stdio::null());
         c
     }
@@ -150,10 +167,22 @@ impl Tmux {
         self.call(&["has-session", "-t", &exact(name)]).is_ok_and(|out| out.status.success())
     }
 
-    /// Whether a server answers on this socket (false when none runs, or it died).
+    /// Whether a server answers on this socket (false when none runs, or it died). A server dying
+    /// as we ask (killed: its panes hung up before its socket closed) may take the connection and
+    /// drop it: that answer is asked again for up to a second, until it is a clear one.
     pub fn server_running(&self) -> Result<bool> {
-        let out = self.call(&["list-sessions", "-F", "#{session_name}"])?;
-        Ok(out.status.success() || !no_server(&String::from_utf8_lossy(&out.stderr)))
+        for _ in 0..40 {
+            let out = self.call(&["list-sessions", "-F", "#{session_name}"])?;
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() || no_server(&err) {
+                return Ok(out.status.success());
+            }
+            if !server_exiting(&err) {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Ok(false)
     }
 
     /// Kills a session of exactly this name (no error if it is gone already).

@@ -80,16 +80,29 @@ fn counts(ctx: &Ctx, rows: &[Observed]) -> anyhow::Result<ExitCode> {
 
 fn table(ctx: &Ctx, rows: &[Observed]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    // The tmux server of each agent, when any is on a server other than AF_TMUX_SOCKET's (spread
+    // over several, or a config's tmuxSocket).
+    let spread = rows.iter().any(|o| o.state.tmux_socket.as_deref() != ctx.tmux.socket());
+    let server = |o: &Observed| {
+        if spread { format!(" {:<16}", o.state.tmux_socket.as_deref().unwrap_or("default")) } else { String::new() }
+    };
     writeln!(
         out,
-        "{:<24} {:<12} {:<16} {:<9} {:<9} {:>8} {:>3}  REASON",
-        "ID", "TYPE", "PROJECT", "STATUS", "HEALTH", "PID", "RST"
+        "{:<24} {:<12} {:<16} {:<9} {:<9} {:>8} {:>3}{}  REASON",
+        "ID",
+        "TYPE",
+        "PROJECT",
+        "STATUS",
+        "HEALTH",
+        "PID",
+        "RST",
+        if spread { format!(" {:<16}", "SERVER") } else { String::new() }
     )?;
     for o in rows {
         let health = live::health(&ctx.spool, o).as_str();
         writeln!(
             out,
-            "{:<24} {:<12} {:<16} {:<9} {:<9} {:>8} {:>3}  {}",
+            "{:<24} {:<12} {:<16} {:<9} {:<9} {:>8} {:>3}{}  {}",
             o.config.id,
             o.config.kind.as_str(),
             o.config.project_id,
@@ -97,6 +110,7 @@ fn table(ctx: &Ctx, rows: &[Observed]) -> anyhow::Result<()> {
             health,
             o.state.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             o.state.restarts,
+            server(o),
             o.reason().unwrap_or_default()
         )?;
     }

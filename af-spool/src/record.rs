@@ -174,6 +174,11 @@ pub struct AgentConfig {
     /// (e.g. `[78]`, sysexits' EX_CONFIG). Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub permanent_exit_codes: Vec<i32>,
+    /// The tmux server the agent's session goes on (`tmux -L NAME`), e.g. one per project; None:
+    /// `AF_TMUX_SOCKET`'s, else the default server. Past `AF_TMUX_SESSIONS_PER_SERVER` sessions
+    /// the next of its family takes it (`NAME-2`, `NAME-3`, …). The state records where it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmux_socket: Option<String>,
 }
 
 /// Where a secret's value comes from: `{"file": "/abs/path"}` or `{"env": "NAME"}`.
@@ -267,6 +272,12 @@ impl AgentConfig {
                     return bad(format!("secret {name}: env {var:?} is not a variable name (letters, digits and _)"));
                 }
                 _ => {}
+            }
+        }
+        if let Some(s) = &self.tmux_socket {
+            let ok = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+            if s.is_empty() || s.len() > 64 || s.starts_with('.') || !s.bytes().all(ok) {
+                return bad(format!("tmuxSocket {s:?} must be 1 to 64 letters, digits, '-', '_' or '.', not first"));
             }
         }
         if let Some(cmd) = &self.task_command {
@@ -406,7 +417,9 @@ pub struct AgentState {
     pub generation: u64,
     /// The tmux session.
     pub tmux_session: String,
-    /// The tmux server's socket name (`-L`), when not the default server.
+    /// The tmux server the agent was last started on (its socket name, `-L`): every operation on
+    /// its session goes there. None: the default server (and every agent recorded before servers
+    /// were chosen per agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmux_socket: Option<String>,
     /// How many times it was restarted.

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 ///   events.lock                       flock: taken to rotate the log, and shared to open its files
 ///   events.d/                         fifodir: woken after every event
 ///   agents/<id>/config.json           AgentConfig
-///   agents/<id>/state.json            AgentState
+///   agents/<id>/state.json            AgentState (tmuxSocket: the tmux server it runs on)
 ///   agents/<id>/heartbeat.json        Heartbeat (af-wrap, every few seconds, rewritten in place)
 ///   agents/<id>/lock                  flock: held while changing the agent's records
 ///   agents/<id>/wrap.lock             flock: held by the agent's af-wrap for its whole life
@@ -447,6 +447,7 @@ impl Observed {
             "health": self.state.health,
             "pid": self.state.pid,
             "tmuxSession": self.state.tmux_session,
+            "tmuxSocket": self.state.tmux_socket,
             "restarts": self.state.restarts,
             "failures": self.state.failures,
             "costUsd": self.state.cost_usd,

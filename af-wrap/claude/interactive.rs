@@ -150,7 +150,7 @@ impl Pane {
             .and_then(|v| af_spool::human::parse_duration(&v).ok())
             .unwrap_or(Duration::from_secs(10));
         Ok(Pane {
-            tmux: Tmux::from_env(),
+            tmux: af_ops::shard::own(spool, id),
             target,
             events: EventTail::open(spool)?,
             idle: false,

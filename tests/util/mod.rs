@@ -188,6 +188,26 @@ impl Env {
         Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("running tmux")
     }
 
+    /// The socket names of this test's tmux servers that have a socket: its own and the others
+    /// of its family (`SOCKET-2`, `SOCKET-3`, …, where agents spread past a server's share).
+    pub fn servers(&self) -> Vec<String> {
+        let path = af_ops::tmux::socket_path(&self.socket);
+        let dir = path.parent().expect("a socket directory");
+        let mut found: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n == &self.socket
+                    || n.strip_prefix(&format!("{}-", self.socket))
+                        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
     /// Whether the tmux server has a session of exactly this name.
     pub fn has_session(&self, name: &str) -> bool {
         self.tmux(&["has-session", "-t", &format!("={name}")]).status.success()
@@ -233,7 +253,15 @@ impl Env {
     /// environment, and waits (up to 5 s) until they are gone: what Drop does first, for a test
     /// that must let go of the spool earlier (to unmount a filesystem under it).
     pub fn kill_everything(&self) {
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
+        // Every server of the family (`SOCKET`, `SOCKET-2`, …: agents spread over several), by pid.
+        for name in self.servers() {
+            let pid = Command::new("tmux").args(["-L", &name, "display-message", "-p", "#{pid}"]).output();
+            let pid = pid.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<i32>().ok());
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = Command::new("tmux").arg("-L").arg(&name).arg("kill-server").output();
+        }
         let left = self.processes();
         for &pid in &left {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
@@ -249,6 +277,9 @@ impl Drop for Env {
     fn drop(&mut self) {
         self.kill_everything();
         let _ = std::fs::remove_file(af_ops::tmux::socket_path(&self.socket));
+        for name in self.servers() {
+            let _ = std::fs::remove_file(af_ops::tmux::socket_path(&name));
+        }
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }

@@ -8,21 +8,31 @@ use af_spool::health::{Check, Level};
 use af_spool::record::{Health, Heartbeat, Status};
 use af_spool::{Observed, Spool};
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-/// The tmux server as one pass sees it (one tmux call per pass, not one per agent).
+/// The tmux servers as one pass sees them: one listing per server per pass, not one call per
+/// agent. `AF_TMUX_SOCKET`'s server is listed up front; another server (see [`crate::shard`]) when
+/// the first of its agents is checked.
 pub struct World {
-    tmux_socket: Option<String>,
-    /// Session name → its `@af_home`; None when tmux does not answer.
-    sessions: Option<HashMap<String, Option<String>>>,
-    windows: HashSet<(String, String)>,
+    tmux: Tmux,
+    /// Each server's listing, by socket name (None: the default server).
+    servers: Mutex<HashMap<Option<String>, Arc<Listing>>>,
     root: String,
 }
 
-impl World {
-    /// Lists every window of the tmux server once. A server that does not answer in time is an
-    /// error (Timeout): a pass must not hang on it, nor pretend it checked.
-    pub fn snapshot(spool: &Spool) -> af_spool::Result<World> {
-        let tmux = Tmux::from_env();
+/// One tmux server's sessions and windows.
+struct Listing {
+    /// Its name, for messages.
+    name: String,
+    /// Session name → its `@af_home`; None when tmux does not answer.
+    sessions: Option<HashMap<String, Option<String>>>,
+    windows: HashSet<(String, String)>,
+}
+
+impl Listing {
+    /// Lists every window of one server. A server that does not answer in time is an error
+    /// (Timeout).
+    fn of(tmux: &Tmux) -> af_spool::Result<Listing> {
         let format = format!("#{{session_name}}\t#{{window_name}}\t#{{{}}}", crate::tmux::MARKER);
         let mut windows = HashSet::new();
         let sessions = match tmux.run(&["list-windows", "-a", "-F", &format]) {
@@ -40,12 +50,37 @@ impl World {
             Err(e @ af_spool::Error::Timeout(_)) => return Err(e),
             Err(e) => crate::tmux::no_server(&e.to_string()).then(HashMap::new),
         };
-        Ok(World {
-            tmux_socket: tmux.socket().map(str::to_owned),
-            sessions,
-            windows,
-            root: spool.root().display().to_string(),
-        })
+        Ok(Listing { name: tmux.name().to_owned(), sessions, windows })
+    }
+}
+
+impl World {
+    /// Lists every window of `AF_TMUX_SOCKET`'s server once. When it does not answer in time the
+    /// pass is an error (Timeout): it must not hang on it, nor pretend it checked.
+    pub fn snapshot(spool: &Spool) -> af_spool::Result<World> {
+        let tmux = Tmux::from_env();
+        let first = Listing::of(&tmux)?;
+        let servers = HashMap::from([(tmux.socket().map(str::to_owned), Arc::new(first))]);
+        Ok(World { tmux, servers: Mutex::new(servers), root: spool.root().display().to_string() })
+    }
+
+    /// The listing of the server `socket`, made at its first use in the pass. One that does not
+    /// answer in time lists nothing: its agents' tmux check says so, and the others are checked.
+    fn listing(&self, socket: Option<&str>) -> Arc<Listing> {
+        let mut servers = self.servers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = socket.map(str::to_owned);
+        if let Some(l) = servers.get(&key) {
+            return l.clone();
+        }
+        let server = self.tmux.on(socket);
+        let listing = Listing::of(&server).unwrap_or_else(|_| Listing {
+            name: server.name().to_owned(),
+            sessions: None,
+            windows: HashSet::new(),
+        });
+        let listing = Arc::new(listing);
+        servers.insert(key, listing.clone());
+        listing
     }
 }
 
@@ -281,11 +316,9 @@ fn process(f: &mut Finding, obs: &Observed) {
 
 fn tmux(f: &mut Finding, obs: &Observed, world: &World) {
     let state = &obs.state;
-    if state.tmux_socket != world.tmux_socket {
-        return; // started on another tmux server: not ours to judge
-    }
-    let Some(sessions) = &world.sessions else {
-        f.add("tmux", Level::Critical, "the tmux server does not answer".into());
+    let listing = world.listing(state.tmux_socket.as_deref());
+    let Some(sessions) = &listing.sessions else {
+        f.add("tmux", Level::Critical, format!("the tmux server {} does not answer", listing.name));
         return;
     };
     let name = &state.tmux_session;
@@ -294,7 +327,7 @@ fn tmux(f: &mut Finding, obs: &Observed, world: &World) {
         Some(home) if home.as_deref() != Some(world.root.as_str()) => {
             f.add("tmux", Level::Critical, format!("tmux session {name} is not this spool's"));
         }
-        Some(_) if !world.windows.contains(&(name.clone(), "main".to_owned())) => {
+        Some(_) if !listing.windows.contains(&(name.clone(), "main".to_owned())) => {
             f.add("tmux", Level::Critical, format!("tmux session {name} has no `main' window"));
         }
         Some(_) => f.add("tmux", Level::Ok, format!("tmux session {name} and its main window exist")),

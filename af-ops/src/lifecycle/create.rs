@@ -156,7 +156,9 @@ fn stage(ctx: &Lifecycle, config: &AgentConfig) -> Result<PathBuf> {
     atomic::create_dir(&tmp)?;
     let written = (|| {
         atomic::write_json(&tmp.join(CONFIG_FILE), config, Durability::Volatile)?;
-        let state = AgentState::new(&config.id, ctx.tmux.socket().map(str::to_owned));
+        // Until it starts (and its server is chosen): its family's first server.
+        let base = config.tmux_socket.as_deref().or(ctx.tmux.socket());
+        let state = AgentState::new(&config.id, base.map(str::to_owned));
         atomic::write_json(&tmp.join(STATE_FILE), &state, Durability::Volatile)
     })();
     match written {

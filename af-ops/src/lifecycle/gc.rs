@@ -80,25 +80,55 @@ pub fn gc(ctx: &Lifecycle, dry_run: bool) -> Result<GcReport> {
     Ok(report)
 }
 
-/// AgentFlow sessions of this spool whose agent is gone or not live.
+/// AgentFlow sessions of this spool whose agent is gone, not live, or live on another server, on
+/// every tmux server its agents may use (see [`servers`]).
 fn kill_stray_sessions(ctx: &Lifecycle, dry_run: bool) -> Result<Vec<String>> {
     let root = ctx.spool.root().display().to_string();
     let mut killed = Vec::new();
-    for s in ctx.tmux.sessions()? {
-        if s.af_home.as_deref() != Some(root.as_str()) {
-            continue;
-        }
-        let live = s
-            .name
-            .strip_prefix("agent-")
-            .and_then(|n| AgentId::new(n).ok())
-            .and_then(|id| ctx.spool.observe(&id).ok())
-            .is_some_and(|o| o.status().is_live());
-        if !live && (dry_run || ctx.tmux.kill_session(&s.name).is_ok()) {
-            killed.push(s.name);
+    for socket in servers(ctx) {
+        let server = ctx.tmux.on(socket.as_deref());
+        for s in server.sessions()? {
+            if s.af_home.as_deref() != Some(root.as_str()) {
+                continue;
+            }
+            let live_here = s
+                .name
+                .strip_prefix("agent-")
+                .and_then(|n| AgentId::new(n).ok())
+                .and_then(|id| ctx.spool.observe(&id).ok())
+                .is_some_and(|o| o.status().is_live() && o.state.tmux_socket == socket);
+            if !live_here && (dry_run || server.kill_session(&s.name).is_ok()) {
+                killed.push(s.name);
+            }
         }
     }
     Ok(killed)
+}
+
+/// The tmux servers this spool's agents may be on: `AF_TMUX_SOCKET`'s family and that of every
+/// agent's `tmuxSocket` (those with a socket), and every server an agent's state records.
+fn servers(ctx: &Lifecycle) -> Vec<Option<String>> {
+    let mut bases = vec![ctx.tmux.socket().map(str::to_owned)];
+    let mut out: Vec<Option<String>> = vec![ctx.tmux.socket().map(str::to_owned)];
+    for id in ctx.spool.agent_ids().unwrap_or_default() {
+        let Ok(obs) = ctx.spool.observe(&id) else { continue };
+        for s in [obs.state.tmux_socket, obs.config.tmux_socket.clone()] {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        if obs.config.tmux_socket.is_some() && !bases.contains(&obs.config.tmux_socket) {
+            bases.push(obs.config.tmux_socket);
+        }
+    }
+    for base in &bases {
+        for s in crate::shard::family(base.as_deref()) {
+            if !out.contains(&s) {
+                out.push(s);
+            }
+        }
+    }
+    out
 }
 
 /// Hidden directories and files (`.new.*`, `.trash.*`, `.tmp.*`) left by a killed program: their

@@ -23,12 +23,14 @@ use af_spool::fifodir::Listener;
 use af_spool::{AgentId, Error, Observed, Result, Spool};
 use std::time::{Duration, Instant};
 
-/// What the lifecycle works on: a spool and the tmux server its agents live on.
+/// What the lifecycle works on: a spool and the tmux server new agents go on (the first of its
+/// family, see [`crate::shard`]); an agent already started is found on the server its state
+/// records ([`Lifecycle::server_of`]).
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     /// The spool.
     pub spool: Spool,
-    /// The tmux server.
+    /// The tmux server (`AF_TMUX_SOCKET`).
     pub tmux: Tmux,
 }
 
@@ -41,6 +43,15 @@ impl Lifecycle {
     /// The lifecycle of `spool`'s agents on the tmux server named by `AF_TMUX_SOCKET`.
     pub fn of(spool: Spool) -> Self {
         Lifecycle { spool, tmux: Tmux::from_env() }
+    }
+
+    /// The tmux server the agent was started on, as its state records it (this one when the
+    /// state cannot be read).
+    pub fn server_of(&self, id: &AgentId) -> Tmux {
+        match self.spool.read_state(id) {
+            Ok(state) => crate::shard::of(&self.tmux, &state),
+            Err(_) => self.tmux.clone(),
+        }
     }
 }
 
@@ -115,14 +126,19 @@ pub fn orphans(ctx: &Lifecycle, id: &AgentId) -> Vec<u32> {
         .collect()
 }
 
-/// Kills the agent's tmux session if it exists and belongs to this spool.
+/// Kills the agent's tmux session (on the server it was started on) if it exists and belongs to
+/// this spool.
 pub fn kill_our_session(ctx: &Lifecycle, id: &AgentId) -> bool {
+    kill_our_session_on(ctx, &ctx.server_of(id), id)
+}
+
+/// Kills the agent's tmux session on `server` if it exists there and belongs to this spool.
+pub fn kill_our_session_on(ctx: &Lifecycle, server: &Tmux, id: &AgentId) -> bool {
     let name = id.session();
-    let ours = ctx
-        .tmux
+    let ours = server
         .sessions()
         .unwrap_or_default()
         .into_iter()
         .any(|s| s.name == name && s.af_home.as_deref() == Some(&*ctx.spool.root().display().to_string()));
-    ours && ctx.tmux.kill_session(&name).is_ok()
+    ours && server.kill_session(&name).is_ok()
 }

@@ -1,7 +1,7 @@
 //! Removing agents: the agent's directory is renamed out of sight (atomic), then deleted. A
 //! worktree holding work is kept in a checkpoint first (only with `force`).
 
-use super::{Lifecycle, kill_our_session, worktree};
+use super::{Lifecycle, kill_our_session_on, worktree};
 use crate::{checkpoint, procfs};
 use af_spool::record::Event;
 use af_spool::{AgentId, Error, Result, atomic, eventlog};
@@ -45,7 +45,8 @@ fn remove_one(ctx: &Lifecycle, id: &AgentId) -> Result<()> {
     atomic::sync_dir(&ctx.spool.agents_dir())?;
     drop(lock);
     std::fs::remove_dir_all(&trash).map_err(|e| Error::io("delete", &trash, e))?;
-    kill_our_session(ctx, id);
+    // Its records are gone: the server is the one they named.
+    kill_our_session_on(ctx, &crate::shard::of(&ctx.tmux, &obs.state), id);
     procfs::remove_cgroups(&obs.state.limits.cgroups);
     let detail = kept.map_or(serde_json::Value::Null, |r| serde_json::json!({"keptIn": r}));
     eventlog::record(&ctx.spool, Event::new("agent.removed", Some(id), detail));

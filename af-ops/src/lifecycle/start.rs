@@ -2,7 +2,8 @@
 //! (woken by the agent's fifodir) until af-wrap reports it running or failed.
 
 use super::{Lifecycle, layout, reap_orphans, wait_until};
-use crate::tmux;
+use crate::shard::Placer;
+use crate::tmux::{self, Tmux};
 use af_spool::control;
 use af_spool::record::{Event, Status};
 use af_spool::time::Timestamp;
@@ -33,8 +34,9 @@ pub fn start_many(
         check_startable(&ctx.spool.observe(id)?)?;
     }
     let mut out = Vec::new();
+    let mut placer = Placer::new();
     for chunk in ids.chunks(CHUNK) {
-        for (id, started) in start_chunk(ctx, chunk, wait, timeout, false, step)? {
+        for (id, started) in start_chunk(ctx, chunk, wait, timeout, false, &mut placer, step)? {
             out.push((id, started?));
         }
     }
@@ -54,8 +56,9 @@ pub fn start_each(
     step: &mut dyn FnMut(),
 ) -> Vec<(AgentId, Result<Observed>)> {
     let mut out = Vec::new();
+    let mut placer = Placer::new();
     for chunk in ids.chunks(CHUNK) {
-        match start_chunk(ctx, chunk, wait, timeout, true, step) {
+        match start_chunk(ctx, chunk, wait, timeout, true, &mut placer, step) {
             Ok(outcomes) => out.extend(outcomes),
             // Only a failure of the whole chunk (never with keep_going): each agent shares it.
             Err(e) => out.extend(chunk.iter().map(|id| (id.clone(), Err(Error::System(e.to_string()))))),
@@ -74,12 +77,13 @@ fn start_chunk(
     wait: bool,
     timeout: Duration,
     keep_going: bool,
+    placer: &mut Placer,
     step: &mut dyn FnMut(),
 ) -> Result<Vec<(AgentId, Result<Observed>)>> {
     let mut launches = Vec::new();
     let mut out = Vec::new();
     for id in ids {
-        match prepare(ctx, id, false) {
+        match prepare(ctx, id, false, placer) {
             Ok(l) => launches.push(l),
             Err(e) if keep_going => {
                 out.push((id.clone(), Err(e)));
@@ -99,7 +103,9 @@ fn start_chunk(
     let mut groups = Vec::new();
     for (i, l) in launches.iter().enumerate() {
         let size: usize = l.commands.iter().flatten().map(|a| a.len() + 1).sum();
-        if !group.is_empty() && bytes + size > MAX_CALL_BYTES {
+        // One call builds sessions on one server: a group ends where the next agent goes elsewhere.
+        let elsewhere = group.last().is_some_and(|&j: &usize| launches[j].server.socket() != l.server.socket());
+        if !group.is_empty() && (bytes + size > MAX_CALL_BYTES || elsewhere) {
             groups.push(std::mem::take(&mut group));
             bytes = 0;
         }
@@ -110,15 +116,16 @@ fn start_chunk(
     tracing::debug!(count = launches.len(), "agents prepared");
     let mut failed: Vec<Option<Error>> = launches.iter().map(|_| None).collect();
     for g in groups {
+        let Some(server) = g.first().map(|&i| &launches[i].server) else { continue };
         let commands: Vec<Vec<String>> = g.iter().flat_map(|&i| launches[i].commands.clone()).collect();
-        if g.len() > 1 && ctx.tmux.run(&layout::chained(commands)).is_ok() {
+        if g.len() > 1 && server.run(&layout::chained(commands)).is_ok() {
             continue;
         }
         // One at a time: a leftover session or a dying server is handled per agent. Those the group
         // call built before it stopped are ours already (marked with this spool).
         let root = ctx.spool.root().display().to_string();
         let built: Vec<String> = if g.len() > 1 {
-            let sessions = ctx.tmux.sessions().unwrap_or_default();
+            let sessions = server.sessions().unwrap_or_default();
             sessions.into_iter().filter(|s| s.af_home.as_deref() == Some(root.as_str())).map(|s| s.name).collect()
         } else {
             Vec::new()
@@ -181,6 +188,8 @@ struct Launch {
     /// The status it had before it was marked `starting`.
     before: Status,
     listener: af_spool::fifodir::Listener,
+    /// The tmux server its session goes on.
+    server: Tmux,
     commands: Vec<Vec<String>>,
     /// The agent's `env` secrets on their way to its af-wrap, held until it has reported in.
     secrets: Option<crate::secrets::Handoff>,
@@ -199,9 +208,9 @@ fn check_startable(obs: &Observed) -> Result<()> {
     }
 }
 
-/// Checks the agent and marks it `starting` under its lock; the status, not the lock, keeps a
-/// second start away from then on.
-fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool) -> Result<Launch> {
+/// Checks the agent, chooses its tmux server and marks it `starting` under its lock; the status,
+/// not the lock, keeps a second start away from then on.
+fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool, placer: &mut Placer) -> Result<Launch> {
     let spool = &ctx.spool;
     let _lock = spool.lock_agent(id)?;
     let obs = spool.observe(id)?;
@@ -218,11 +227,18 @@ fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool) -> Result<Launch> {
     // tmux's pipe-pane appends to output.log from a shell; made here first, never through a
     // symlink, so that a link planted there refuses the start before anything changes.
     drop(af_spool::beneath::open_append(&spool.output_log_path(id))?);
+    let base = obs.config.tmux_socket.as_deref().or(ctx.tmux.socket());
+    let server = ctx.tmux.on(placer.place(&ctx.tmux, base)?.as_deref());
+    if obs.state.tmux_socket.as_deref() != server.socket() {
+        // Moving to another server: a session it left on its last one (a monitor window outlives
+        // af-wrap) goes, so that no server holds two of its sessions.
+        super::kill_our_session(ctx, id);
+    }
     let listener = control::listen(spool, id)?;
     let mut state = obs.state.clone();
     state.status = Status::Starting;
     state.reason = None;
-    state.tmux_socket = ctx.tmux.socket().map(str::to_owned);
+    state.tmux_socket = server.socket().map(str::to_owned);
     state.tmux_session = id.session();
     state.updated_at = Timestamp::now();
     if restarting {
@@ -230,12 +246,13 @@ fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool) -> Result<Launch> {
     }
     state.generation += 1;
     spool.write_state(id, &state)?;
+    // The session's AF_TMUX_SOCKET stays the caller's: what runs in it starts agents in that family.
     let mut commands = layout::commands(spool, &ctx.tmux, &obs.config, &workdir);
     layout::set_generation(&mut commands, state.generation);
     if let Some(h) = &secrets {
         layout::set_var(&mut commands, crate::secrets::HANDOFF_VAR, &h.path);
     }
-    Ok(Launch { id: id.clone(), before: obs.status(), listener, commands, secrets })
+    Ok(Launch { id: id.clone(), before: obs.status(), listener, server, commands, secrets })
 }
 
 /// Builds one agent's session, clearing a stale one of ours and waiting out a server that is
@@ -243,10 +260,10 @@ fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool) -> Result<Launch> {
 fn launch(ctx: &Lifecycle, l: &Launch) -> Result<()> {
     let args = layout::chained(l.commands.clone());
     // Try first, look later: a leftover session is rare, and asking tmux costs as much as starting.
-    let mut launched = ctx.tmux.run(&args);
+    let mut launched = l.server.run(&args);
     if matches!(&launched, Err(Error::System(m)) if m.contains("duplicate session")) {
-        launched = match clear_stale_session(ctx, &l.id) {
-            Ok(()) => ctx.tmux.run(&args),
+        launched = match clear_stale_session(ctx, &l.server, &l.id) {
+            Ok(()) => l.server.run(&args),
             Err(e) => Err(e),
         };
     }
@@ -255,7 +272,7 @@ fn launch(ctx: &Lifecycle, l: &Launch) -> Result<()> {
         match &launched {
             Err(Error::System(m)) if tmux::server_exiting(m) => {
                 std::thread::sleep(Duration::from_millis(25));
-                launched = ctx.tmux.run(&args);
+                launched = l.server.run(&args);
             }
             _ => break,
         }
@@ -294,25 +311,26 @@ fn finish(ctx: &Lifecycle, l: &mut Launch, wait: bool, timeout: Duration) -> Res
 
 /// Starts one agent; with `wait`, returns once af-wrap has reported in.
 pub fn start_one(ctx: &Lifecycle, id: &AgentId, wait: bool, timeout: Duration, restarting: bool) -> Result<Observed> {
-    let mut l = prepare(ctx, id, restarting)?;
+    let mut l = prepare(ctx, id, restarting, &mut Placer::new())?;
     launch(ctx, &l)?;
     finish(ctx, &mut l, wait, timeout)
 }
 
-/// Removes a leftover session of this agent (ours, with no live supervisor); refuses a session of
-/// the same name that AgentFlow did not create.
-fn clear_stale_session(ctx: &Lifecycle, id: &AgentId) -> Result<()> {
+/// Removes a leftover session of this agent on `server` (ours, with no live supervisor); refuses a
+/// session of the same name that AgentFlow did not create.
+fn clear_stale_session(ctx: &Lifecycle, server: &Tmux, id: &AgentId) -> Result<()> {
     let name = id.session();
     let root = ctx.spool.root().display().to_string();
-    for s in ctx.tmux.sessions()? {
+    for s in server.sessions()? {
         if s.name == name {
             if s.af_home.as_deref() != Some(root.as_str()) {
                 return Err(Error::Conflict(format!(
-                    "tmux session '{name}' exists and is not this spool's; rename or kill it (tmux kill-session -t {})",
+                    "tmux session '{name}' exists and is not this spool's; rename or kill it ({} kill-session -t {})",
+                    server.shell_prefix(),
                     tmux::exact(&name)
                 )));
             }
-            ctx.tmux.kill_session(&name)?;
+            server.kill_session(&name)?;
         }
     }
     Ok(())
