@@ -105,6 +105,8 @@ pub struct Generation {
     pub len: u64,
     /// When it was last written (a compressed one keeps the time of its plain file).
     pub modified: SystemTime,
+    /// Its inode: a removal checks that the name still holds it (a rotation may have moved it).
+    pub ino: u64,
 }
 
 /// The generations of `path`, newest first: `.1` up to the first number with neither form.
@@ -124,6 +126,7 @@ pub fn generations(path: &Path) -> Vec<Generation> {
             compressed,
             len: m.len(),
             modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            ino: m.ino(),
         });
     }
     out
@@ -351,7 +354,7 @@ pub fn apply(path: &Path, r: &Retention, lock: Option<&Path>, now: SystemTime, d
     let mut gens = generations(path);
     // By age: the first generation past it goes, with every older one.
     let keep = r.max_age.map_or(gens.len(), |max| gens.iter().position(|g| older(g, max)).unwrap_or(gens.len()));
-    done += remove(path, &gens[keep..], lock, dry_run)?;
+    done += remove(&gens[keep..], lock, dry_run)?;
     gens.truncate(keep);
     for g in gens.iter().filter(|g| !g.compressed && older(g, r.quiet)) {
         if dry_run || compress(&g.path, lock)? {
@@ -367,7 +370,7 @@ pub fn apply(path: &Path, r: &Retention, lock: Option<&Path>, now: SystemTime, d
             total > max
         });
         if let Some(i) = over {
-            done += remove(path, &gens[i..], lock, dry_run)?;
+            done += remove(&gens[i..], lock, dry_run)?;
         }
     }
     Ok(done)
@@ -375,7 +378,7 @@ pub fn apply(path: &Path, r: &Retention, lock: Option<&Path>, now: SystemTime, d
 
 /// Removes `gens` (the oldest of a log), oldest first, so that the ones left stay numbered from 1
 /// without a gap.
-fn remove(path: &Path, gens: &[Generation], lock: Option<&Path>, dry_run: bool) -> Result<Applied> {
+fn remove(gens: &[Generation], lock: Option<&Path>, dry_run: bool) -> Result<Applied> {
     let mut done = Applied::default();
     if gens.is_empty() {
         return Ok(done);
@@ -389,19 +392,12 @@ fn remove(path: &Path, gens: &[Generation], lock: Option<&Path>, dry_run: bool) 
     }
     for g in gens.iter().rev() {
         if !dry_run {
-            // Both forms, if a killed compression left both. A rotation (of a log without a lock)
-            // may have renamed it meanwhile: what is gone is not counted.
-            let mut gone = false;
-            for p in [generation(path, g.n), compressed(path, g.n)] {
-                match std::fs::remove_file(&p) {
-                    Ok(()) => gone = true,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("remove", &p, e)),
-                }
+            // A rotation since the listing moved the generations up: what is under this name now
+            // is a newer one, kept (and so is every newer one: no gap is made).
+            if std::fs::symlink_metadata(&g.path).map_or(true, |m| m.ino() != g.ino) {
+                break;
             }
-            if !gone {
-                continue;
-            }
+            std::fs::remove_file(&g.path).map_err(|e| Error::io("remove", &g.path, e))?;
         }
         done.removed += 1;
         done.freed_bytes += g.len;
@@ -502,6 +498,23 @@ mod tests {
             assert_eq!(names.len(), 2, "{step:?}: {names:?}");
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    #[test]
+    fn a_removal_after_a_rotation_keeps_what_moved_under_the_name() {
+        let dir = temp_dir("logfile-race");
+        let log = dir.join("x.log");
+        for n in 1..=3 {
+            std::fs::write(generation(&log, n), format!("{n}\n")).unwrap();
+        }
+        let listed = generations(&log);
+        // A writer rotates between the listing and the removal of the oldest (.3).
+        std::fs::write(&log, b"new\n").unwrap();
+        assert!(rotate_if_larger(&log, 1, 4));
+        let done = remove(&listed[2..], None, false).unwrap();
+        assert_eq!(done.removed, 0, "the old .3 is .4 now; .3 is the old .2");
+        assert_eq!(std::fs::read(generation(&log, 3)).unwrap(), b"2\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
