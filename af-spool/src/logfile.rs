@@ -162,6 +162,16 @@ pub fn decompressed(gz: &Path) -> Result<Option<(File, u64)>> {
     Ok(Some((out, ino)))
 }
 
+/// The inode that names a compressed generation: its plain file's (from the gzip header, read no
+/// further), else the `.gz`'s own; `None` if it is not there.
+pub fn compressed_ino(gz: &Path) -> Option<u64> {
+    let f = crate::beneath::open_read(gz).ok()??;
+    let own = f.metadata().ok()?.ino();
+    let mut dec = flate2::read::GzDecoder::new(f);
+    let _ = dec.read(&mut [0u8; 1]);
+    Some(original_ino(dec.header()).unwrap_or(own))
+}
+
 /// Reads a generation whole, decompressing it if need be.
 pub fn read_generation(g: &Generation) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();

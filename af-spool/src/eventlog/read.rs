@@ -99,6 +99,31 @@ pub(super) fn open_generations(spool: &Spool) -> Result<VecDeque<LineReader>> {
     Ok(files)
 }
 
+/// The generations newer than the one named `ino`, oldest first, the live file last, if `ino`
+/// names one of them (`None` if not): found from the newest on, so that a follower that read to
+/// the end of the generation just rotated opens only what came after it, never decompressing the
+/// older, compressed ones.
+pub(super) fn open_newer_than(spool: &Spool, ino: u64) -> Result<Option<VecDeque<LineReader>>> {
+    let _lock = Lock::shared(&spool.events_lock_path())?;
+    let mut files = VecDeque::new();
+    files.extend(open(&spool.events_path())?);
+    for n in 1.. {
+        let plain = std::fs::symlink_metadata(spool.events_generation_path(n)).ok().map(|m| m.ino());
+        let named =
+            plain.or_else(|| crate::logfile::compressed_ino(&crate::logfile::compressed(&spool.events_path(), n)));
+        match named {
+            None => return Ok(None),
+            Some(i) if i == ino => return Ok(Some(files)),
+            Some(_) => {
+                if let Some(f) = open_generation(spool, n)? {
+                    files.push_front(f);
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The log's lines, oldest generation first, streamed (see [`lines`]).
 #[derive(Debug)]
 pub struct Lines {

@@ -350,3 +350,23 @@ fn compressed_generations_are_read_and_rotated_like_plain_ones_and_positions_in_
     assert!(!crate::logfile::has_generation(&t.spool.events_path(), 5));
     assert!(disk_bytes(&t.spool) > 0);
 }
+
+#[test]
+fn a_follower_past_a_rotation_opens_only_the_newer_generations() {
+    let t = TempSpool::new();
+    let limits = Limits { max_bytes: 1500, keep: 4 };
+    for seq in 0..30 {
+        append_with(&t.spool, &event(0, seq, 100), limits).unwrap();
+    }
+    let lock = t.spool.events_lock_path();
+    assert!(crate::logfile::compress(&t.spool.events_generation_path(3), Some(&lock)).unwrap());
+    let mut f = Follower::open(&t.spool, Start::End).unwrap();
+    // The old compressed generation is unreadable now: a follower that opened it would fail.
+    std::fs::write(crate::logfile::compressed(&t.spool.events_path(), 3), b"not gzip").unwrap();
+    let mut seen = Vec::new();
+    for seq in 30..45 {
+        append_with(&t.spool, &event(0, seq, 100), limits).unwrap();
+        seen.extend(follow_seqs(&mut f));
+    }
+    assert_eq!(seen, (30..45).collect::<Vec<_>>());
+}
