@@ -173,11 +173,21 @@ pub enum Command {
     },
     /// Reconcile the whole spool with tmux and the processes: mark dead agents, kill stray
     /// sessions and orphans, remove leftovers of interrupted commands and what killed senders and
-    /// listeners left in the bus (named pipes, undelivered message files, half-made subscriptions).
+    /// listeners left in the bus (named pipes, undelivered message files, half-made subscriptions);
+    /// and apply the logs' retention: rotated generations of the event log, the programs' logs and
+    /// the agents' output and af-wrap logs past the age or size are removed, oldest first, and the
+    /// others compressed (gzip) once unwritten for 5 minutes.
     Gc {
         /// Report what would be done, and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Remove log generations last written longer ago than this (`0`: no age limit).
+        #[arg(long, value_name = "DURATION", default_value = "14d")]
+        max_age: String,
+        /// The most one log may take, live file and generations together; the oldest generations
+        /// beyond it are removed (`0`: no size limit).
+        #[arg(long, value_name = "SIZE", default_value = "256MiB")]
+        max_size: String,
     },
     /// Print a shell script that recreates an agent's tmux layout.
     Script {

@@ -126,6 +126,22 @@ pub fn keep_last(lines: &mut std::collections::VecDeque<String>, line: String) {
     lines.push_back(line);
 }
 
+/// The tally key of a driver's turns: `turn` for claude (`agentflow_claude_turns_total`, as it
+/// always was), `<prefix>-turn` for the others (`codex-turn`: `agentflow_codex_turns_total`).
+pub fn turn_tally_key(prefix: &str) -> String {
+    if prefix == "claude" { "turn".to_owned() } else { format!("{prefix}-turn") }
+}
+
+/// A turn's outcome as a bounded label value: at most 40 characters, lower-case letters, digits
+/// and `_`.
+fn outcome_label(outcome: &str) -> String {
+    outcome
+        .chars()
+        .take(40)
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' })
+        .collect()
+}
+
 /// How a driver answers tasks, keeps the agent's state and raises alerts, whatever its CLI.
 #[derive(Clone)]
 pub struct Reporter {
@@ -181,9 +197,11 @@ impl Reporter {
         }
     }
 
-    /// Sends a turn's answer: a failure raises `<prefix>.task` (critical, and the driver's fault,
-    /// when a restart cannot help: `authentication_failed`, `cli_missing`), a success closes
-    /// `checks`; the answer is logged, sent to whoever asked and published.
+    /// Sends a turn's answer: the turn is counted in the spool's tally by outcome (`success`, or
+    /// the error code) under [`turn_tally_key`] of `prefix`; a failure raises `<prefix>.task`
+    /// (critical, and the driver's fault, when a restart cannot help: `authentication_failed`,
+    /// `cli_missing`), a success closes `checks`; the answer is logged, sent to whoever asked and
+    /// published.
     pub fn deliver(
         &self,
         queue: &mut dyn TaskSource,
@@ -193,6 +211,9 @@ impl Reporter {
         checks: &[&str],
     ) {
         let task = claimed.message.id.clone();
+        // Counted before the answer goes: whoever waits for the answer finds the turn counted.
+        let outcome = response.error.as_deref().filter(|_| response.is_error).unwrap_or("success");
+        self.spool.tally().add(&[format!("{}:{}", turn_tally_key(prefix), outcome_label(outcome))]);
         match response.error.as_deref().filter(|_| response.is_error) {
             Some(code) => {
                 let critical = code == "authentication_failed" || code == "cli_missing";

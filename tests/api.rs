@@ -2054,3 +2054,90 @@ fn the_cockpit_in_chromium_draws_the_message_flow_and_filters_many_agents_by_key
     page.eval(r#"document.getElementById('create-config').value = '{"id": "-bad", "type": "worker"}'; document.getElementById('create-btn').click(); true"#);
     page.wait_until("the create error", "document.getElementById('create-error').dataset.state", json!("error"));
 }
+
+/// Sets a file's modification time `secs` seconds back.
+fn age_file(path: &std::path::Path, secs: u64) {
+    let f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(secs)).unwrap();
+}
+
+#[test]
+fn gc_compresses_and_prunes_old_log_generations_and_the_readers_still_see_the_kept_history() {
+    let mut env = Env::new();
+    env.set_env("AF_EVENTS_MAX_BYTES", "1KB");
+    env.set_env("AF_EVENTS_KEEP", "5");
+    for i in 0..60 {
+        env.create(&format!(r#"{{"id":"r{i}","type":"worker","command":["sleep","1"]}}"#));
+    }
+    let plain = |n: usize| env.home.join(format!("events.log.{n}"));
+    let gz = |n: usize| env.home.join(format!("events.log.{n}.gz"));
+    assert!(plain(5).exists() && !plain(6).exists(), "five generations");
+    // Two generations a month old, two an hour old, the newest just written.
+    for (n, secs) in [(5, 30 * 86_400), (4, 29 * 86_400), (3, 3_600), (2, 3_500)] {
+        age_file(&plain(n), secs);
+    }
+    let kept: Vec<String> = [plain(3), plain(2), plain(1), env.home.join("events.log")]
+        .iter()
+        .flat_map(|p| util::read(p).lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    // A program's log and an agent's output log with generations as rotation leaves them.
+    let log = env.home.join("log/af-x.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "live\n").unwrap();
+    std::fs::write(env.home.join("log/af-x.log.1"), "an hour ago\n".repeat(100)).unwrap();
+    std::fs::write(env.home.join("log/af-x.log.2"), "a month ago\n").unwrap();
+    age_file(&env.home.join("log/af-x.log.1"), 3_600);
+    age_file(&env.home.join("log/af-x.log.2"), 30 * 86_400);
+    let output = env.home.join("agents/r0/output.log.1");
+    std::fs::write(&output, "what r0 printed\n".repeat(100)).unwrap();
+    age_file(&output, 3_600);
+
+    let dry = env.json("af-spawn", &["gc", "--dry-run"]);
+    assert_eq!(dry["logs"], json!({"compressed": 4, "removed": 3, "freedBytes": dry["logs"]["freedBytes"]}), "{dry}");
+    assert!(plain(5).exists() && !gz(3).exists(), "a dry run changes nothing");
+    let done = env.json("af-spawn", &["gc"]);
+    assert_eq!((done["logs"]["compressed"].as_u64(), done["logs"]["removed"].as_u64()), (Some(4), Some(3)), "{done}");
+    assert!(!plain(5).exists() && !plain(4).exists() && !gz(4).exists(), "the month-old ones are gone");
+    assert!(
+        gz(3).exists() && gz(2).exists() && !plain(3).exists() && !plain(2).exists(),
+        "the hour-old ones compressed"
+    );
+    assert!(plain(1).exists() && !gz(1).exists(), "the newest is left alone for now");
+    assert!(env.home.join("log/af-x.log.1.gz").exists() && !env.home.join("log/af-x.log.2").exists());
+    assert!(env.home.join("agents/r0/output.log.1.gz").exists() && !output.exists());
+    let text = String::from_utf8(
+        std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(env.home.join("agents/r0/output.log.1.gz"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(text, "what r0 printed\n".repeat(100), "plain gzip");
+    // A second gc finds nothing more to do.
+    let again = env.json("af-spawn", &["gc"]);
+    assert_eq!((again["logs"]["compressed"].as_u64(), again["logs"]["removed"].as_u64()), (Some(0), Some(0)));
+
+    // af-api replays the kept history, compressed generations included, in order (from a
+    // position in no generation: the oldest kept).
+    let api = Api::start(&env, &[]);
+    let last = kept.last().unwrap().clone();
+    let mut all = open_events(&api, &format!("since={}:0&audit=true", u64::MAX));
+    let replay = read_sse_until(&mut all, |_, d| d == last);
+    let data: Vec<String> = replay.iter().map(|(_, _, d)| d.clone()).collect();
+    assert_eq!(data, kept, "every kept line once, oldest first");
+    // A position inside a compressed generation, given back: what came after it.
+    let (_, id, _) = &replay[2];
+    let mut resumed = open_events(&api, &format!("since={id}&audit=true"));
+    let after: Vec<String> = read_sse_until(&mut resumed, |_, d| d == last).into_iter().map(|(_, _, d)| d).collect();
+    assert_eq!(after, kept[3..], "resumed after {id}");
+    // The log goes on rotating over its compressed generations.
+    for i in 60..80 {
+        env.create(&format!(r#"{{"id":"r{i}","type":"worker","command":["sleep","1"]}}"#));
+    }
+    assert!((1..=5).all(|n| plain(n).exists() || gz(n).exists()) && !plain(6).exists() && !gz(6).exists());
+    let lines: usize =
+        (1..=5).filter(|n| plain(*n).exists()).map(|n| util::read(&plain(n)).lines().count()).sum::<usize>();
+    assert!(lines > 0);
+}

@@ -164,6 +164,12 @@ fn a_failed_turn_answers_ok_false_with_an_alert_and_the_next_success_clears_it()
     assert_eq!(levels, [json!("warning"), json!("recovery")]);
     assert_eq!(a.invocations().len(), 2, "a failed turn is answered, not sent again");
     assert_eq!(env.status("x2"), "running");
+    // Both turns are counted by outcome, as codex turns, not as Claude Code's.
+    let metrics = env.ok("af-health", &["metrics"]);
+    let count = |l: &str| metrics.lines().find_map(|m| m.strip_prefix(l)).map(str::to_owned);
+    assert_eq!(count(r#"agentflow_codex_turns_total{outcome="success"} "#).as_deref(), Some("1"), "{metrics}");
+    assert_eq!(count(r#"agentflow_codex_turns_total{outcome="turn_failed"} "#).as_deref(), Some("1"), "{metrics}");
+    assert!(!metrics.contains("agentflow_claude_turns_total{"), "{metrics}");
 }
 
 #[test]

@@ -217,3 +217,48 @@ fn a_low_soft_descriptor_limit_is_no_ceiling() {
     let soft = limits.lines().find(|l| l.starts_with("Max open files")).and_then(|l| l.split_whitespace().nth(3));
     assert_eq!(soft, Some("32"), "the agent has the user's own soft limit: {limits}");
 }
+
+#[test]
+fn gc_killed_mid_compression_loses_no_log_line() {
+    let env = Env::new();
+    env.create(r#"{"id":"k1","type":"worker","command":["sleep","1"]}"#);
+    let dir = env.home.join("agents/k1");
+    let plain = dir.join("output.log.1");
+    let gz = dir.join("output.log.1.gz");
+    let mut text = String::new();
+    let mut i = 0u64;
+    while text.len() < 4 << 20 {
+        text.push_str(&format!("line {i} of what k1 printed, {}\n", i.wrapping_mul(2654435761) % 100_000));
+        i += 1;
+    }
+    let gunzip = |p: &Path| {
+        let out = std::process::Command::new("gzip").arg("-dc").arg(p).output().unwrap();
+        assert!(out.status.success(), "{}: {}", p.display(), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for delay_ms in [0, 100, 400] {
+        let _ = std::fs::remove_file(&gz);
+        std::fs::write(&plain, &text).unwrap();
+        let f = std::fs::OpenOptions::new().append(true).open(&plain).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)).unwrap();
+        let mut gc = env.cmd("af-spawn");
+        gc.arg("gc").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut child = gc.spawn().unwrap();
+        let part = dir.join(format!(".output.log.1.gz.part.{}", child.id()));
+        wait_for("gc to start compressing", Duration::from_secs(30), || part.exists() || gz.exists());
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        // Whenever it died: the lines are whole in the plain file, or in a complete .gz.
+        let whole_plain = plain.exists() && std::fs::read_to_string(&plain).unwrap() == text;
+        let whole_gz = gz.exists() && gunzip(&gz) == text;
+        assert!(whole_plain || whole_gz, "killed after {delay_ms} ms: {:?}", names(&dir));
+        if gz.exists() {
+            assert!(whole_gz, "a .gz under its final name is whole");
+        }
+        // The next gc finishes the job and clears what the killed one left.
+        env.ok("af-spawn", &["gc"]);
+        assert!(!plain.exists() && gunzip(&gz) == text, "{:?}", names(&dir));
+        assert!(names(&dir).iter().all(|n| !n.contains(".part.")), "{:?}", names(&dir));
+    }
+}

@@ -533,3 +533,122 @@ fn the_cluster_demo_meets_two_hosts_through_redis_and_cleans_up() {
         assert!(!ls.status.success(), "the tmux server of {host} is stopped");
     }
 }
+
+/// The fields of one journald native-protocol datagram: `NAME=value` lines, or for a value that
+/// may hold newlines `NAME`, a newline, its length (u64 little-endian), the value and a newline.
+fn journal_fields(mut rest: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let nl = rest.iter().position(|b| *b == b'\n').expect("a field ends in a newline");
+        let line = &rest[..nl];
+        let name_of = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        match line.iter().position(|b| *b == b'=') {
+            Some(eq) => {
+                out.push((name_of(&line[..eq]), line[eq + 1..].to_vec()));
+                rest = &rest[nl + 1..];
+            }
+            None => {
+                let len = u64::from_le_bytes(rest[nl + 1..nl + 9].try_into().unwrap()) as usize;
+                let value = rest[nl + 9..nl + 9 + len].to_vec();
+                assert_eq!(rest[nl + 9 + len], b'\n', "a binary-safe value ends in a newline");
+                out.push((name_of(line), value));
+                rest = &rest[nl + 10 + len..];
+            }
+        }
+    }
+    out
+}
+
+/// The records sent to `socket` until it is quiet, each as its fields by name (empty datagrams,
+/// the programs' probes, left out).
+fn journal_records(socket: &std::os::unix::net::UnixDatagram) -> Vec<std::collections::BTreeMap<String, String>> {
+    socket.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut out = Vec::new();
+    while let Ok(n) = socket.recv(&mut buf) {
+        if n > 0 {
+            let fields = journal_fields(&buf[..n]);
+            out.push(fields.into_iter().map(|(k, v)| (k, String::from_utf8(v).unwrap())).collect());
+        }
+    }
+    out
+}
+
+#[test]
+fn under_systemd_records_go_to_journald_with_their_fields() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let sock_path = env.path("journal.sock");
+    let journal = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    let config = |id: &str| format!(r#"{{"id":"{id}","type":"worker","command":["sleep","1"]}}"#);
+    let create = |id: &str, vars: &[(&str, &str)], stderr: std::process::Stdio| {
+        let mut c = env.cmd("af-spawn");
+        // An invalid event-log setting makes a warning, its message holding a newline.
+        c.arg("create").env("AF_EVENTS_KEEP", "two\nthree").stdin(std::process::Stdio::piped());
+        c.stdout(std::process::Stdio::piped()).stderr(stderr);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(config(id).as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        out
+    };
+    use std::io::Write;
+    let socket = sock_path.to_str().unwrap();
+
+    // Asked for: the event, with its fields, and the warning, neither on stderr.
+    let out =
+        create("jw1", &[("AF_LOG_FORMAT", "journald"), ("AF_JOURNAL_SOCKET", socket)], std::process::Stdio::piped());
+    assert!(out.stderr.is_empty(), "{}", describe(&out));
+    let records = journal_records(&journal);
+    let event = records.iter().find(|r| r.get("KIND").map(String::as_str) == Some("agent.created"));
+    let event = event.unwrap_or_else(|| panic!("no agent.created record: {records:?}"));
+    assert_eq!(event["AGENT_ID"], "jw1", "{event:?}");
+    assert_eq!(event["MESSAGE"], "agent.created jw1", "{event:?}");
+    assert_eq!(event["PRIORITY"], "6", "{event:?}");
+    assert_eq!(event["SYSLOG_IDENTIFIER"], "af-spawn", "{event:?}");
+    assert_eq!(event["BY"], "af-spawn", "{event:?}");
+    let warning = records.iter().find(|r| r["PRIORITY"] == "4").unwrap_or_else(|| panic!("{records:?}"));
+    assert!(warning["MESSAGE"].contains("'two\nthree'"), "the newline is kept: {warning:?}");
+    assert_eq!(warning["SYSLOG_IDENTIFIER"], "af-spawn");
+    // The spool's log file has the warning as text, and no copy of the event log.
+    let log = util::read(&env.home.join("log/af-spawn.log"));
+    assert!(log.contains("AF_EVENTS_KEEP") && !log.contains("agent.created"), "{log}");
+
+    // As a systemd service: JOURNAL_STREAM names the stream stderr is.
+    let stderr_path = env.path("stderr.txt");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    create("jw2", &[("JOURNAL_STREAM", &stream), ("AF_JOURNAL_SOCKET", socket)], stderr.into());
+    let records = journal_records(&journal);
+    assert!(records.iter().any(|r| r.get("AGENT_ID").map(String::as_str) == Some("jw2")), "{records:?}");
+    assert_eq!(util::read(&stderr_path), "", "nothing on stderr");
+    // A variable inherited with another stderr (a child whose stderr was redirected) is not the journal.
+    let out =
+        create("jw3", &[("JOURNAL_STREAM", &stream), ("AF_JOURNAL_SOCKET", socket)], std::process::Stdio::piped());
+    assert!(journal_records(&journal).is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AF_EVENTS_KEEP"), "{}", describe(&out));
+    // AF_LOG_FORMAT=text wins over the detection.
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let stream = format!("{}:{}", meta.dev(), meta.ino());
+    create(
+        "jw4",
+        &[("JOURNAL_STREAM", &stream), ("AF_JOURNAL_SOCKET", socket), ("AF_LOG_FORMAT", "text")],
+        stderr.into(),
+    );
+    assert!(journal_records(&journal).is_empty());
+    assert!(util::read(&stderr_path).contains("AF_EVENTS_KEEP"));
+
+    // journald not there: stderr, as without it, and the program does its work.
+    drop(journal);
+    std::fs::remove_file(&sock_path).unwrap();
+    let out =
+        create("jw5", &[("AF_LOG_FORMAT", "journald"), ("AF_JOURNAL_SOCKET", socket)], std::process::Stdio::piped());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("journald is not reachable") && err.contains("AF_EVENTS_KEEP"), "{err}");
+    assert_eq!(env.status("jw5"), "created");
+}

@@ -3,6 +3,7 @@
 //! and an exit code.
 
 pub mod complete;
+pub mod journald;
 mod logging;
 pub mod progress;
 
@@ -224,7 +225,9 @@ io, corrupt, system, agent-failed, unrecorded: scripts branch on the exit code a
 .TP\nAF_TMUX_SOCKET\nuse the private tmux server `tmux -L NAME' instead of the default one\n\
 .TP\nAF_TMUX_SESSIONS_PER_SERVER\nhow many sessions one tmux server takes before a start uses the next, NAME-2, NAME-3, ... (default 400, 0 for no limit); each agent is then found on the server it was started on\n\
 .TP\nAF_HOST\nthis host's name, in addresses QUEUE@HOST (default: the hostname)\n\
-.TP\nAF_LOG\nlog level: error, warn, info, debug, trace\n.TP\nAF_LOG_FORMAT\njson for JSON log lines\n\
+.TP\nAF_LOG\nlog level: error, warn, info, debug, trace\n.TP\nAF_LOG_FORMAT\njson for JSON log lines; journald to send records to journald with their fields \
+(the default when systemd connected stderr to the journal, as JOURNAL_STREAM tells); text for plain lines\n\
+.TP\nAF_JOURNAL_SOCKET\njournald's socket (default /run/systemd/journal/socket): for tests and journal namespaces\n\
 .SH \"SEE ALSO\"\nagentflow(7), af-spool(5), af-spawn(1), af-wrap(1), af-bus(1), af-health(1), af-checkpoint(1), af-api(1)\n",
     );
     out

@@ -113,27 +113,79 @@ impl<'a> MakeWriter<'a> for SpoolLog {
 
 type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
 
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+    /// To journald, natively (stderr then gets nothing; the spool's log file still gets text).
+    Journald,
+}
+
+/// `AF_LOG_FORMAT` (`text`, `json`, `journald`); unset (or anything else), journald when systemd
+/// connected stderr to the journal, else text.
+fn format() -> Format {
+    match std::env::var("AF_LOG_FORMAT").as_deref() {
+        Ok("json") => Format::Json,
+        Ok("journald") => Format::Journald,
+        Ok("text") => Format::Text,
+        _ if crate::journald::stderr_is_journal() => Format::Journald,
+        _ => Format::Text,
+    }
+}
+
+/// A text or JSON layer at `level`. The event log's own records (target
+/// [`af_spool::eventlog::LOG_TARGET`], mirrored for journald) are left out: they are in the event
+/// log already.
 fn layer<W>(writer: W, json: bool, ansi: bool, level: LevelFilter) -> BoxedLayer
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target(af_spool::eventlog::LOG_TARGET, LevelFilter::OFF);
     let base = tracing_subscriber::fmt::layer().with_writer(writer).with_target(false).with_ansi(ansi);
-    if json { base.json().with_filter(level).boxed() } else { base.with_filter(level).boxed() }
+    if json { base.json().with_filter(filter).boxed() } else { base.with_filter(filter).boxed() }
+}
+
+/// The journald layer at `level` (the event log's records included), if journald answers.
+fn journald_layer(level: LevelFilter) -> Option<BoxedLayer> {
+    use tracing_subscriber::Layer;
+    let path = crate::journald::socket_path();
+    match crate::journald::Journald::connect(path.clone(), &program_name()) {
+        Ok(j) => Some(j.with_filter(level).boxed()),
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: journald is not reachable at {} ({e}): logging to stderr",
+                program_name(),
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// Sets up tracing. `AF_LOG` sets the level (error, warn, info, debug, trace); `AF_LOG_FORMAT=json`
-/// writes JSON lines. With `file`, logs go there (default level info); without, to stderr
-/// (default warn) and to `$AF_HOME/log/<program>.log` at info, a file opened (and the spool's
-/// `log/` made) only when a record is written to it, and only in a spool that exists and passes
-/// the spool's checks. Log files are rotated by size when opened (`AF_LOG_MAX_BYTES`, three
-/// generations kept).
+/// writes JSON lines, `AF_LOG_FORMAT=journald` sends records to journald with their fields (see
+/// [`crate::journald`]), as does a program whose stderr systemd connected to the journal, unless
+/// `AF_LOG_FORMAT` says `text` or `json`. With `file`, logs go there (default level info), and to
+/// journald too when it is chosen; without, to stderr (default warn) or journald in its place
+/// (default info, the event log's events included), and to `$AF_HOME/log/<program>.log` at info,
+/// a file opened (and the spool's `log/` made) only when a record is written to it, and only in a
+/// spool that exists and passes the spool's checks. Log files are rotated by size when opened
+/// (`AF_LOG_MAX_BYTES`, three generations kept). journald unreachable: stderr, as without it.
 pub fn init_logging(file: Option<&Path>) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let chosen = std::env::var("AF_LOG").ok().and_then(|l| l.parse::<LevelFilter>().ok());
-    let json = std::env::var("AF_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let format = format();
+    let json = format == Format::Json;
     let mut layers: Vec<BoxedLayer> = Vec::new();
+    let journald = if format == Format::Journald { journald_layer(chosen.unwrap_or(LevelFilter::INFO)) } else { None };
+    let to_journald = journald.is_some();
+    layers.extend(journald);
     match file {
         Some(path) => {
             if let Some(f) = open_log(path) {
@@ -141,7 +193,9 @@ pub fn init_logging(file: Option<&Path>) {
             }
         }
         None => {
-            layers.push(layer(std::io::stderr, json, true, chosen.unwrap_or(LevelFilter::WARN)));
+            if !to_journald {
+                layers.push(layer(std::io::stderr, json, true, chosen.unwrap_or(LevelFilter::WARN)));
+            }
             if let Ok(root) = Spool::default_root() {
                 let log = SpoolLog { root, program: program_name(), file: OnceLock::new() };
                 layers.push(layer(log, json, false, chosen.unwrap_or(LevelFilter::INFO)));

@@ -251,6 +251,7 @@ pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
         "Recovery-ladder steps af-health took, by step (restart, rollback, give-up) and outcome.",
     );
     let mut turns = Family::new("agentflow_claude_turns_total", Kind::Counter, "Claude Code turns, by outcome.");
+    let mut codex_turns = Family::new("agentflow_codex_turns_total", Kind::Counter, "Codex turns, by outcome.");
     let mut raised =
         Family::new("agentflow_alerts_raised_total", Kind::Counter, "Alerts raised (or raised a level), by level.");
     let mut resolved =
@@ -265,6 +266,7 @@ pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
         match parts.as_slice() {
             ["ladder", step, outcome] => ladder.add(&[("step", step), ("outcome", outcome)], *n as f64),
             ["turn", outcome] => turns.add(&[("outcome", outcome)], *n as f64),
+            ["codex-turn", outcome] => codex_turns.add(&[("outcome", outcome)], *n as f64),
             _ => {}
         }
     }
@@ -294,7 +296,7 @@ pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
         ack_rate,
     ];
     families.extend(bus);
-    families.extend([latency, alerts, raised, resolved, ladder, turns, took]);
+    families.extend([latency, alerts, raised, resolved, ladder, turns, codex_turns, took]);
     Ok(families)
 }
 

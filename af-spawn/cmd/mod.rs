@@ -75,7 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Attach { id } => attach::run(&ctx, &agent_id(&id)?),
         Command::Logs { id, follow, lines, supervisor } => logs::run(&ctx, &agent_id(&id)?, follow, lines, supervisor),
-        Command::Gc { dry_run } => gc::run(&ctx, dry_run),
+        Command::Gc { dry_run, max_age, max_size } => gc::run(&ctx, dry_run, &max_age, &max_size),
         Command::Script { id } => script::run(&ctx, &agent_id(&id)?),
         Command::Top { id, once, interval } => top::run(&ctx, &agent_id(&id)?, once, seconds(interval)?),
     }

@@ -102,10 +102,21 @@ pub fn append(spool: &Spool, event: &Event) -> Result<()> {
     append_with(spool, event, Limits::from_env())
 }
 
+/// The tracing target of the records that mirror the events a program appends: logging sends
+/// them to journald alone (with `KIND`, `AGENT_ID`, `BY` and `DETAIL` fields), the log files and
+/// stderr leave them out.
+pub const LOG_TARGET: &str = "agentflow::event";
+
 /// [`append`] under explicit limits.
 pub fn append_with(spool: &Spool, event: &Event, limits: Limits) -> Result<()> {
     let line = encode(event)?;
     write_line(spool, &line, limits)?;
+    match &event.agent {
+        Some(a) => tracing::info!(target: LOG_TARGET, kind = %event.kind, agent_id = %a, by = %event.by,
+            detail = %event.detail, "{} {a}", event.kind),
+        None => tracing::info!(target: LOG_TARGET, kind = %event.kind, by = %event.by, detail = %event.detail,
+            "{}", event.kind),
+    }
     Fifodir::new(spool.events_notify_dir()).notify(&serde_json::json!({"kind": event.kind}));
     Ok(())
 }

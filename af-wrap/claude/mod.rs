@@ -394,12 +394,6 @@ impl Driver {
         // The cost and the alert are on record before the answer is: whoever waits for the answer
         // finds them.
         self.save_cost();
-        let outcome: String = if is_error { code } else { "success" }
-            .chars()
-            .take(40)
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' })
-            .collect();
-        self.spool.tally().add(&[format!("turn:{outcome}")]);
         self.report.deliver(self.queue.as_mut(), turn.claimed, &response, "claude", &CHECKS);
         self.done += 1;
     }

@@ -169,12 +169,20 @@ _af__spawn() {
             return 0
             ;;
         af__spawn__subcmd__gc)
-            opts="-h --dry-run --json --pretty --help"
+            opts="-h --dry-run --max-age --max-size --json --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --max-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -93,6 +93,8 @@ impl Env {
             .env("AF_TMUX_SOCKET", &self.socket)
             .env_remove("TMUX")
             .env_remove("AF_LOG_FORMAT")
+            .env_remove("AF_JOURNAL_SOCKET")
+            .env_remove("JOURNAL_STREAM")
             .current_dir(&self.work)
             .stdin(Stdio::null());
         for (k, v) in &self.extra_env {

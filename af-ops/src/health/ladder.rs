@@ -99,7 +99,7 @@ pub fn give_up(spool: &Spool, id: &AgentId, obs: &Observed, finding: &Finding, r
         }
     });
     if let Err(e) = result {
-        tracing::warn!("cannot mark agent {id} failed: {e}");
+        tracing::warn!(agent_id = %id, "cannot mark agent {id} failed: {e}");
     }
     eventlog::record(spool, Event::new("health.failed", Some(id), serde_json::json!({"reason": reason})));
     spool.tally().add(&["ladder:give-up:done".to_owned()]);
@@ -112,7 +112,7 @@ fn kill_hung(spool: &Spool, id: &AgentId, obs: &Observed) {
     if !crate::procfs::cmdline(wrap).contains("af-wrap") {
         return;
     }
-    tracing::info!("killing hung af-wrap {wrap} of agent {id}");
+    tracing::info!(agent_id = %id, "killing hung af-wrap {wrap} of agent {id}");
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(wrap as i32), nix::sys::signal::Signal::SIGKILL);
     if let Some(pid) = obs.state.pid.filter(|&p| crate::procfs::same_process(p, obs.state.pid_start)) {
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);

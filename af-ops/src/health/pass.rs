@@ -161,7 +161,7 @@ pub fn run(spool: &Spool, scope: &Scope, p: &Policy, recover: bool) -> Result<Ou
     }
     checked_something(&reports, &errors)?;
     for (id, e) in &errors {
-        tracing::warn!("cannot check agent {id}: {e}");
+        tracing::warn!(agent_id = %id, "cannot check agent {id}: {e}");
     }
     close_idle_alerts(spool, scope, &ids, &reports, open);
     Ok(Outcome { reports, next_at })
@@ -379,7 +379,7 @@ fn record(spool: &Spool, id: &AgentId, obs: &af_spool::Observed, f: &Finding, ac
         action,
     };
     if let Err(e) = health::append_line(&spool.history_path(id), &entry, health::HISTORY_MAX_BYTES) {
-        tracing::warn!("cannot append to the history of {id}: {e}");
+        tracing::warn!(agent_id = %id, "cannot append to the history of {id}: {e}");
     }
     let h = f.health();
     if obs.state.health != h {

@@ -3,14 +3,19 @@
 //! with no live agent are killed; leftovers of interrupted creates and removes are deleted, and so
 //! are what killed senders and listeners left in the bus and the fifodirs (pipes, undelivered
 //! message files, half-made subscriptions: see af_spool::leftovers). Sessions this spool did not
-//! create are never touched. A dry run finds the same and changes nothing.
+//! create are never touched. The logs' retention is applied too (af_spool::logfile): the event
+//! log, the programs' logs in `log/`, and each agent's `output.log` and `wrap.log` lose their
+//! generations past the age or size, and the others are compressed. A dry run finds the same and
+//! changes nothing.
 
 use super::{Lifecycle, orphans, reap_orphans};
 use crate::procfs;
 use af_spool::leftovers::{self, Kind};
+use af_spool::logfile::{self, Applied, Retention};
 use af_spool::record::{Event, Status};
 use af_spool::time::Timestamp;
 use af_spool::{AgentId, Result, eventlog};
+use std::path::Path;
 
 /// What a gc did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -32,12 +37,20 @@ pub struct GcReport {
     pub removed_tmp_files: usize,
     /// Subscriptions half made (or half removed) by dead programs removed.
     pub removed_subscriptions: usize,
+    /// What the logs' retention did: generations compressed, removed, and the bytes freed.
+    pub logs: Applied,
 }
 
-/// Reconciles the spool with tmux and the processes; returns what it did. With `dry_run`,
-/// changes nothing and returns what it would do.
+/// Reconciles the spool with tmux and the processes, and applies the default retention to the
+/// logs; returns what it did. With `dry_run`, changes nothing and returns what it would do.
 pub fn gc(ctx: &Lifecycle, dry_run: bool) -> Result<GcReport> {
+    gc_with(ctx, dry_run, &Retention::default())
+}
+
+/// [`gc`] with the logs' `retention`.
+pub fn gc_with(ctx: &Lifecycle, dry_run: bool, retention: &Retention) -> Result<GcReport> {
     let mut report = GcReport { dry_run, ..GcReport::default() };
+    report.logs = retain(ctx, retention, dry_run);
     report.removed_leftovers = remove_leftovers(ctx, dry_run);
     for left in leftovers::find(&ctx.spool, &procfs::alive) {
         if dry_run || left.remove() {
@@ -165,4 +178,31 @@ fn remove_leftovers(ctx: &Lifecycle, dry_run: bool) -> usize {
         }
     }
     removed
+}
+
+/// Applies `r` to every log of the spool: the event log (under its rotation lock), the programs'
+/// logs in `log/`, and each agent's output and af-wrap logs. A log that cannot be handled is
+/// logged and left for the next gc.
+fn retain(ctx: &Lifecycle, r: &Retention, dry_run: bool) -> Applied {
+    let spool = &ctx.spool;
+    let now = std::time::SystemTime::now();
+    let mut done = Applied::default();
+    let mut one = |path: &Path, lock: Option<&Path>| match logfile::apply(path, r, lock, now, dry_run) {
+        Ok(a) => done += a,
+        Err(e) => tracing::warn!("cannot apply the retention to {}: {e}", path.display()),
+    };
+    one(&spool.events_path(), Some(&spool.events_lock_path()));
+    if let Ok(entries) = std::fs::read_dir(spool.root().join("log")) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "log") && e.file_type().is_ok_and(|t| t.is_file()) {
+                one(&path, None);
+            }
+        }
+    }
+    for id in spool.agent_ids().unwrap_or_default() {
+        one(&spool.output_log_path(&id), None);
+        one(&spool.wrap_log_path(&id), None);
+    }
+    done
 }

@@ -11,7 +11,7 @@ mod stop;
 pub mod worktree;
 
 pub use create::{create, create_started, parse_configs};
-pub use gc::{GcReport, gc};
+pub use gc::{GcReport, gc, gc_with};
 pub use reset::reset;
 pub use rm::rm;
 pub use start::{restart, start_each, start_many, start_one};

@@ -64,6 +64,6 @@ fn keep_worktree_work(ctx: &Lifecycle, id: &AgentId) -> Result<Option<String>> {
         ))
     })?;
     let reference = af_spool::checkpoint::git_ref(id, &made.id);
-    tracing::warn!("agent '{id}' had {risk}; kept in {reference}");
+    tracing::warn!(agent_id = %id, "agent '{id}' had {risk}; kept in {reference}");
     Ok(Some(reference))
 }

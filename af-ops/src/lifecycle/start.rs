@@ -166,7 +166,7 @@ fn unprepare(ctx: &Lifecycle, l: &Launch) {
         }
     });
     if let Err(e) = undone {
-        tracing::warn!("agent {} stays starting: {e}", l.id);
+        tracing::warn!(agent_id = %l.id, "agent {} stays starting: {e}", l.id);
     }
 }
 

@@ -112,10 +112,10 @@ impl Follower {
             }
             return Ok(false);
         }
-        let mut gens = read::open_generations(&self.spool)?;
-        let newer: VecDeque<LineReader> = match gens.iter().position(|g| g.ino == cur.ino) {
-            Some(i) => gens.split_off(i + 1),
+        let newer: VecDeque<LineReader> = match read::open_newer_than(&self.spool, cur.ino)? {
+            Some(newer) => newer,
             None => {
+                let mut gens = read::open_generations(&self.spool)?;
                 // Ours is gone: dropped after more rotations than are kept (every generation
                 // left is newer), or removed by hand (the older ones are not). The newer ones
                 // were written after ours.

@@ -41,6 +41,14 @@ impl LineReader {
         Ok(LineReader { file, path, ino, buf: Vec::new(), head: 0, scanned: 0, base: 0, skipping: false })
     }
 
+    /// A reader of `file` from its start, named by `ino` (a decompressed generation, named by the
+    /// inode its plain file had).
+    pub fn with_ino(file: File, path: PathBuf, ino: u64) -> io::Result<LineReader> {
+        let mut r = LineReader::new(file, path)?;
+        r.ino = ino;
+        Ok(r)
+    }
+
     /// The file's size now.
     pub fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())

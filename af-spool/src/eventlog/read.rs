@@ -70,6 +70,19 @@ pub(super) fn open(path: &Path) -> Result<Option<LineReader>> {
     }
 }
 
+/// Opens generation `n`: `events.log.N`, or its compressed form `events.log.N.gz` decompressed
+/// into an unnamed file that keeps the plain file's inode for positions; `None` if neither is
+/// there.
+pub(super) fn open_generation(spool: &Spool, n: usize) -> Result<Option<LineReader>> {
+    let plain = spool.events_generation_path(n);
+    if let Some(r) = open(&plain)? {
+        return Ok(Some(r));
+    }
+    let gz = crate::logfile::compressed(&spool.events_path(), n);
+    let Some((file, ino)) = crate::logfile::decompressed(&gz)? else { return Ok(None) };
+    LineReader::with_ino(file, gz.clone(), ino).map(Some).map_err(|e| Error::io("stat", &gz, e))
+}
+
 /// Opens every generation, oldest first (the live file last). The rotation lock is held shared
 /// while they are opened, so no rotation shifts them half-way; once open, a rename changes nothing
 /// for the reader.
@@ -78,12 +91,37 @@ pub(super) fn open_generations(spool: &Spool) -> Result<VecDeque<LineReader>> {
     let mut files = VecDeque::new();
     files.extend(open(&spool.events_path())?);
     for n in 1.. {
-        match open(&spool.events_generation_path(n))? {
+        match open_generation(spool, n)? {
             Some(f) => files.push_front(f),
             None => break,
         }
     }
     Ok(files)
+}
+
+/// The generations newer than the one named `ino`, oldest first, the live file last, if `ino`
+/// names one of them (`None` if not): found from the newest on, so that a follower that read to
+/// the end of the generation just rotated opens only what came after it, never decompressing the
+/// older, compressed ones.
+pub(super) fn open_newer_than(spool: &Spool, ino: u64) -> Result<Option<VecDeque<LineReader>>> {
+    let _lock = Lock::shared(&spool.events_lock_path())?;
+    let mut files = VecDeque::new();
+    files.extend(open(&spool.events_path())?);
+    for n in 1.. {
+        let plain = std::fs::symlink_metadata(spool.events_generation_path(n)).ok().map(|m| m.ino());
+        let named =
+            plain.or_else(|| crate::logfile::compressed_ino(&crate::logfile::compressed(&spool.events_path(), n)));
+        match named {
+            None => return Ok(None),
+            Some(i) if i == ino => return Ok(Some(files)),
+            Some(_) => {
+                if let Some(f) = open_generation(spool, n)? {
+                    files.push_front(f);
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The log's lines, oldest generation first, streamed (see [`lines`]).
@@ -183,9 +221,9 @@ pub fn stamp(spool: &Spool) -> Stamp {
     std::fs::symlink_metadata(spool.events_path()).map_or(Stamp::default(), |m| Stamp { file: m.ino(), len: m.len() })
 }
 
-/// The bytes the log takes on disk, every generation together.
+/// The bytes the log takes on disk, every generation together (compressed ones as they are).
 pub fn disk_bytes(spool: &Spool) -> u64 {
     let size = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.len()).ok();
-    let older = (1..).map_while(|n| size(&spool.events_generation_path(n)));
+    let older = crate::logfile::generations(&spool.events_path()).into_iter().map(|g| g.len);
     size(&spool.events_path()).unwrap_or(0) + older.sum::<u64>()
 }

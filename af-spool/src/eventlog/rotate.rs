@@ -37,17 +37,27 @@ pub fn rotate_if_due(spool: &Spool, limits: Limits, incoming: u64) -> Result<boo
 
 /// Makes room for a new `events.log.1`: drops the generations from `keep` on (`keep` itself would
 /// be overwritten, and older ones were left by a larger `AF_EVENTS_KEEP`), then moves each of the
-/// others one up.
+/// others one up, plain or compressed (`events.log.N.gz`, by `af-spawn gc`).
 fn shift(spool: &Spool, keep: usize) -> Result<()> {
+    let live = spool.events_path();
     // The generations there are: `.1` up to the first one missing, where readers stop too.
-    let have = (1..).take_while(|&n| std::fs::symlink_metadata(spool.events_generation_path(n)).is_ok()).count();
+    let have = (1..).take_while(|&n| crate::logfile::has_generation(&live, n)).count();
+    let forms = |n: usize| [crate::logfile::generation(&live, n), crate::logfile::compressed(&live, n)];
     for n in (keep.max(1)..=have).rev() {
-        let path = spool.events_generation_path(n);
-        std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+        for path in forms(n) {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(Error::io("remove", &path, e)),
+                _ => {}
+            }
+        }
     }
     for n in (1..keep.min(have + 1)).rev() {
-        let (from, to) = (spool.events_generation_path(n), spool.events_generation_path(n + 1));
-        std::fs::rename(&from, &to).map_err(|e| Error::io("rotate", &from, e))?;
+        for (from, to) in forms(n).into_iter().zip(forms(n + 1)) {
+            match std::fs::rename(&from, &to) {
+                Err(e) if e.kind() != ErrorKind::NotFound => return Err(Error::io("rotate", &from, e)),
+                _ => {}
+            }
+        }
     }
     Ok(())
 }
