@@ -479,6 +479,8 @@ fn every_error_status_and_bad_input_changes_nothing() {
     api.call("GET", "/api/agents/%2Dflag", None).expect(400);
     api.call("GET", "/api/agents?type=robot", None).expect(400);
     api.call("GET", "/api/agents?status=asleep", None).expect(400);
+    api.call("GET", "/api/agents?host=-flag", None).expect(400);
+    api.call("GET", "/api/agents?cluster=maybe", None).expect(400);
     api.call("PATCH", "/api/agents/w1", Some(json!([1, 2]))).expect(400);
     api.call("PUT", "/api/agents/w1", Some(json!({"id": "other", "type": "worker"}))).expect(400);
     api.call("PUT", "/api/agents/w1", Some(json!({"type": "worker", "surprise": 1}))).expect(400);
@@ -498,6 +500,8 @@ fn every_error_status_and_bad_input_changes_nothing() {
     // 404 and 405.
     api.call("GET", "/api/nothing", None).expect(404);
     api.call("GET", "/api/agents/nobody", None).expect(404);
+    // No AF_REDIS_URL: no cluster to list.
+    api.call("GET", "/api/agents?cluster=1", None).expect(404);
     api.call("PATCH", "/api/agents/nobody", Some(json!({"action": "start"}))).expect(404);
     let r = api.call("DELETE", "/api/orchestrator/x", None).expect(404);
     assert_eq!(r.json()["error"], "not_found");

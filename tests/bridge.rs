@@ -553,6 +553,30 @@ fn every_hosts_agents_are_listed_and_a_silent_host_raises_one_alert_until_it_ret
         .collect();
     assert_eq!(hosts, [("alpha", true, 1), ("beta", true, 2)], "{doc}");
     assert_eq!(doc["agents"].as_array().map(Vec::len), Some(3), "{doc}");
+    // The agent list: every host's with cluster=1, one host's with host=H (filters combine).
+    let listed = |path: &str| -> Vec<(String, String)> {
+        let (status, doc) = api_get(&alpha, &addr, path);
+        assert_eq!(status, 200, "{path}: {doc}");
+        assert_eq!(doc["count"].as_u64(), doc["agents"].as_array().map(|a| a.len() as u64), "{doc}");
+        let mut got: Vec<(String, String)> = doc["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["host"].as_str().unwrap_or("-").to_owned(), a["id"].as_str().unwrap().to_owned()))
+            .collect();
+        got.sort();
+        got
+    };
+    let pair = |h: &str, id: &str| (h.to_owned(), id.to_owned());
+    assert_eq!(listed("/api/agents?cluster=1"), [pair("alpha", "a1"), pair("beta", "box"), pair("beta", "box2")]);
+    assert_eq!(listed("/api/agents?cluster=1&host=beta"), [pair("beta", "box"), pair("beta", "box2")]);
+    assert_eq!(listed("/api/agents?cluster=true&host=beta&project=q"), [pair("beta", "box2")]);
+    assert_eq!(listed("/api/agents?cluster=1&host=gamma"), []);
+    // Without cluster, the list is this host's own: another host's name lists none.
+    assert_eq!(listed("/api/agents?host=alpha"), [pair("-", "a1")]);
+    assert_eq!(listed("/api/agents?host=beta"), []);
+    let (status, doc) = api_get(&alpha, &addr, "/api/agents?cluster=1&host=no%20such");
+    assert_eq!((status, doc["error"].as_str()), (400, Some("bad_request")), "{doc}");
     let _ = api.kill();
     let _ = api.wait();
     // Beta goes silent: one alert on alpha, beta's agents marked unreachable (as last known).
