@@ -8,8 +8,11 @@ use crate::routes::App;
 use af_ops::bridge::cluster;
 
 /// `GET /api/cluster`: 404 when af-api has no `AF_REDIS_URL`, 502 when Redis cannot be reached.
+/// The document carries `thisHost`, this af-api's own host name (the dashboard shows it first).
 pub fn get(_app: &App) -> Answer {
-    Ok(Reply::json(200, &cluster::document(&hosts()?)))
+    let mut doc = cluster::document(&hosts()?);
+    doc["thisHost"] = af_spool::host::own_host()?.into();
+    Ok(Reply::json(200, &doc))
 }
 
 /// Every bridged host's state, read from the Redis of `AF_REDIS_URL`: 404 without one, 502 when

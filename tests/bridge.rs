@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use util::chromium::Browser;
 use util::{Env, wait_for};
 
 /// A host: a test world with its own AF_HOST.
@@ -577,6 +578,42 @@ fn every_hosts_agents_are_listed_and_a_silent_host_raises_one_alert_until_it_ret
     assert_eq!(listed("/api/agents?host=beta"), []);
     let (status, doc) = api_get(&alpha, &addr, "/api/agents?cluster=1&host=no%20such");
     assert_eq!((status, doc["error"].as_str()), (400, Some("bad_request")), "{doc}");
+    // The dashboard, all hosts: grouped by host, this host first with its live cards.
+    if util::have_tool("chromium", "Debian: apt-get install chromium") {
+        let token = util::read(&alpha.home.join("api/token")).lines().next().unwrap_or("").trim().to_owned();
+        let mut page = Browser::open(&alpha.path("chromium-profile"), &format!("http://{addr}/#token={token}"));
+        page.wait_until("the host switch", "document.getElementById('cluster-box').hidden", json!(false));
+        page.wait_until("alpha's own grid", "document.getElementById('shown').textContent", json!("1 of 1"));
+        assert_eq!(page.eval("window.af.groups"), Value::Null, "one host's grid has no groups");
+        page.eval("document.getElementById('f-cluster').click(); true");
+        let groups = json!([{"host": "alpha", "ids": ["a1"]}, {"host": "beta", "ids": ["box", "box2"]}]);
+        page.wait_until("the agents grouped by host", "window.af.groups", groups);
+        assert_eq!(
+            page.eval(
+                "[...document.querySelectorAll('#grid .hostgroup')].map(g => g.dataset.host + ':' + g.dataset.count)"
+            ),
+            json!(["alpha:1", "beta:2"])
+        );
+        // beta's cards follow beta's header and have no controls here; alpha's has its own.
+        assert_eq!(
+            page.eval(
+                "[...document.querySelectorAll('#grid .card.remote')].map(c => c.dataset.host + '/' + c.dataset.agent)"
+            ),
+            json!(["beta/box", "beta/box2"])
+        );
+        assert_eq!(page.eval("!!document.querySelector('.card.remote button')"), json!(false));
+        assert_eq!(
+            page.eval("!!document.querySelector('.card:not(.remote)[data-agent=\"a1\"] button[data-act=\"start\"]')"),
+            json!(true)
+        );
+        page.wait_until("three of three", "document.getElementById('shown').textContent", json!("3 of 3"));
+        // Filters apply across hosts; off again, the grid is this host's.
+        page.eval("{ const p = document.getElementById('f-project'); p.value = 'q'; p.dispatchEvent(new Event('input')); true }");
+        page.wait_until("project q", "window.af.groups", json!([{"host": "beta", "ids": ["box2"]}]));
+        page.eval("{ const p = document.getElementById('f-project'); p.value = ''; p.dispatchEvent(new Event('input')); document.getElementById('f-cluster').click(); true }");
+        page.wait_until("this host alone again", "window.af.groups", Value::Null);
+        assert_eq!(page.eval("window.af.visible"), json!(["a1"]));
+    }
     let _ = api.kill();
     let _ = api.wait();
     // Beta goes silent: one alert on alpha, beta's agents marked unreachable (as last known).

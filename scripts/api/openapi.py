@@ -173,7 +173,7 @@ cluster_agent = dict(summary, properties=dict(summary["properties"], host=S, hos
 paths["/api/cluster"] = {"get": {"summary": "every bridged host and its agents, as their af-bus bridge last published them to Redis (AF_REDIS_URL); the records of af-spawn ls --cluster --json", "operationId": "getCluster",
   "responses": responses("200", obj({"hosts": {"type": "array", "items": obj({"host": S, "reachable": B, "heartbeatAt": nul(S), "agents": I,
       "counts": {"type": "object", "additionalProperties": I}}, ["host", "reachable", "agents", "counts"])},
-    "agents": {"type": "array", "items": cluster_agent}}, ["hosts", "agents"]), ["401", "403", "404", "429", "502"])}}
+    "agents": {"type": "array", "items": cluster_agent}, "thisHost": dict(S, description="this af-api's host: AF_HOST, else the hostname")}, ["hosts", "agents", "thisHost"]), ["400", "401", "403", "404", "429", "502"])}}
 # The cockpit: an agent's output, conversation, checkpoints, requests with their answers, and the bus's flow.
 CKPT_ID = {"name": "ckpt", "in": "path", "required": True, "schema": {"type": "string"}, "description": "the checkpoint's id"}
 CHECKPOINT = obj({"id": S, "agent": S, "description": S, "createdAt": S, "holds": {"type": "array", "items": S}, "workdir": S,
