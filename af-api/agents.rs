@@ -88,12 +88,16 @@ pub fn summary(spool: &Spool, o: &Observed) -> Value {
 /// The healths an agent can have.
 pub const HEALTHS: [&str; 4] = ["unknown", "healthy", "degraded", "unhealthy"];
 
-/// `GET /api/agents?project=&type=&status=&health=`.
+/// `GET /api/agents?project=&type=&status=&health=&host=&cluster=`: this host's agents, or with
+/// `cluster=1` every bridged host's (as `GET /api/cluster` lists them, each with `host` and
+/// `hostReachable`); `host` keeps one host's (this host's name is `AF_HOST`, else the hostname).
 pub fn list(app: &App, req: &Req) -> Answer {
     let project = req.param("project");
     let kind = req.param("type");
     let status = req.param("status");
     let health = req.param("health");
+    let host = req.param("host");
+    let cluster = crate::agent::flag(req.param("cluster"), "cluster")?;
     if let Some(h) = health.filter(|h| !HEALTHS.contains(h)) {
         return Err(ApiError::bad(format!("unknown health '{h}': one of {}", HEALTHS.join(", "))));
     }
@@ -103,17 +107,29 @@ pub fn list(app: &App, req: &Req) -> Answer {
     if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad(format!("unknown status '{s}': one of {}", STATUSES.join(", "))));
     }
+    if let Some(h) = host {
+        af_spool::host::validate_host(h)?;
+    }
+    let keep = |r: &&Value| {
+        project.is_none_or(|p| r["projectId"] == p)
+            && kind.is_none_or(|t| r["type"] == t)
+            && status.is_none_or(|s| r["status"] == s)
+            && health.is_none_or(|h| r["health"] == h)
+    };
+    if cluster {
+        let rows = af_ops::bridge::cluster::agents(&crate::cluster::hosts()?);
+        let picked: Vec<&Value> = rows.iter().filter(keep).filter(|r| host.is_none_or(|h| r["host"] == h)).collect();
+        return Ok(Reply::json(200, &json!({"agents": picked, "count": picked.len()})));
+    }
+    // Without the cluster, every agent listed is this host's.
+    if host.is_some_and(|h| af_spool::host::own_host().is_ok_and(|own| own != h)) {
+        return Ok(Reply::json(200, &json!({"agents": [], "count": 0})));
+    }
     let (rows, all) = app.cache.snapshot(&app.spool)?;
     if project.is_none() && kind.is_none() && status.is_none() && health.is_none() {
         return Ok(Reply::bytes("application/json", all.as_ref().clone()));
     }
-    let picked: Vec<&Value> = rows
-        .iter()
-        .filter(|r| project.is_none_or(|p| r["projectId"] == p))
-        .filter(|r| kind.is_none_or(|t| r["type"] == t))
-        .filter(|r| status.is_none_or(|s| r["status"] == s))
-        .filter(|r| health.is_none_or(|h| r["health"] == h))
-        .collect();
+    let picked: Vec<&Value> = rows.iter().filter(keep).collect();
     Ok(Reply::json(200, &json!({"agents": picked, "count": picked.len()})))
 }
 

@@ -1,17 +1,26 @@
 //! `GET /api/cluster`: every bridged host (reachable or not, its counts by status) and its
 //! agents, as their `af-bus bridge` last published them to the Redis of `AF_REDIS_URL`; the
-//! same records as `af-spawn ls --cluster --json`.
+//! same records as `af-spawn ls --cluster --json`. `GET /api/agents?cluster=1` lists the same
+//! agents (see agents.rs).
 
 use crate::http::{Answer, ApiError, Reply};
 use crate::routes::App;
 use af_ops::bridge::cluster;
 
 /// `GET /api/cluster`: 404 when af-api has no `AF_REDIS_URL`, 502 when Redis cannot be reached.
+/// The document carries `thisHost`, this af-api's own host name (the dashboard shows it first).
 pub fn get(_app: &App) -> Answer {
+    let mut doc = cluster::document(&hosts()?);
+    doc["thisHost"] = af_spool::host::own_host()?.into();
+    Ok(Reply::json(200, &doc))
+}
+
+/// Every bridged host's state, read from the Redis of `AF_REDIS_URL`: 404 without one, 502 when
+/// it cannot be reached.
+pub fn hosts() -> Result<Vec<cluster::HostState>, ApiError> {
     let url = std::env::var("AF_REDIS_URL")
         .ok()
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ApiError::new(404, "no cluster: af-api runs without AF_REDIS_URL"))?;
-    let hosts = cluster::read(&url)?;
-    Ok(Reply::json(200, &cluster::document(&hosts)))
+    Ok(cluster::read(&url)?)
 }

@@ -10,6 +10,7 @@ use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use util::Env;
+use util::chromium::Browser;
 
 /// A running af-api.
 struct Api {
@@ -479,6 +480,8 @@ fn every_error_status_and_bad_input_changes_nothing() {
     api.call("GET", "/api/agents/%2Dflag", None).expect(400);
     api.call("GET", "/api/agents?type=robot", None).expect(400);
     api.call("GET", "/api/agents?status=asleep", None).expect(400);
+    api.call("GET", "/api/agents?host=-flag", None).expect(400);
+    api.call("GET", "/api/agents?cluster=maybe", None).expect(400);
     api.call("PATCH", "/api/agents/w1", Some(json!([1, 2]))).expect(400);
     api.call("PUT", "/api/agents/w1", Some(json!({"id": "other", "type": "worker"}))).expect(400);
     api.call("PUT", "/api/agents/w1", Some(json!({"type": "worker", "surprise": 1}))).expect(400);
@@ -498,6 +501,8 @@ fn every_error_status_and_bad_input_changes_nothing() {
     // 404 and 405.
     api.call("GET", "/api/nothing", None).expect(404);
     api.call("GET", "/api/agents/nobody", None).expect(404);
+    // No AF_REDIS_URL: no cluster to list.
+    api.call("GET", "/api/agents?cluster=1", None).expect(404);
     api.call("PATCH", "/api/agents/nobody", Some(json!({"action": "start"}))).expect(404);
     let r = api.call("DELETE", "/api/orchestrator/x", None).expect(404);
     assert_eq!(r.json()["error"], "not_found");
@@ -829,155 +834,6 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     );
 }
 
-/// A headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
-/// commands in on fd 3, answers out on fd 4, each a JSON text ended by NUL).
-struct Browser {
-    child: Child,
-    to: std::fs::File,
-    from: std::sync::mpsc::Receiver<Value>,
-    next: u64,
-    session: String,
-    _profile: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl Browser {
-    fn open(env: &Env, url: &str) -> Browser {
-        use std::os::fd::{AsRawFd, OwnedFd};
-        use std::os::unix::process::CommandExt;
-        let profile = tempdir::Dir(env.path("chromium-profile"));
-        let (cmd_read, cmd_write): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
-        let (out_read, out_write): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
-        let mut c = std::process::Command::new("chromium");
-        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
-            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
-            .args(["--remote-debugging-pipe", "--window-size=1280,900"])
-            .arg(format!("--user-data-dir={}", profile.0.display()))
-            .arg(url)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        let (r, w) = (cmd_read.as_raw_fd(), out_write.as_raw_fd());
-        // SAFETY: only async-signal-safe dup2 calls between fork and exec.
-        unsafe {
-            c.pre_exec(move || {
-                nix::unistd::dup2(r, 3).map_err(std::io::Error::from)?;
-                nix::unistd::dup2(w, 4).map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
-        let child = c.spawn().expect("chromium");
-        drop((cmd_read, out_write));
-        let (tx, from) = std::sync::mpsc::channel();
-        let mut reader = BufReader::new(std::fs::File::from(out_read));
-        std::thread::spawn(move || {
-            loop {
-                let mut msg = Vec::new();
-                match reader.read_until(0, &mut msg) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        msg.pop();
-                        if let Ok(v) = serde_json::from_slice::<Value>(&msg) {
-                            if tx.send(v).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        let mut b = Browser {
-            child,
-            to: std::fs::File::from(cmd_write),
-            from,
-            next: 0,
-            session: String::new(),
-            _profile: profile,
-        };
-        let mut target = String::new();
-        wait_for_ok("a page in chromium", || {
-            let targets = b.send("Target.getTargets", json!({}));
-            let page = targets["targetInfos"].as_array().and_then(|t| t.iter().find(|t| t["type"] == "page").cloned());
-            page.map(|p| target = p["targetId"].as_str().unwrap_or("").to_owned()).is_some()
-        });
-        let attached = b.send("Target.attachToTarget", json!({"targetId": target, "flatten": true}));
-        b.session = attached["sessionId"].as_str().expect("session").to_owned();
-        b
-    }
-
-    fn send(&mut self, method: &str, params: Value) -> Value {
-        self.next += 1;
-        let id = self.next;
-        let mut msg = json!({"id": id, "method": method, "params": params});
-        if !self.session.is_empty() {
-            msg["sessionId"] = json!(self.session);
-        }
-        let mut bytes = msg.to_string().into_bytes();
-        bytes.push(0);
-        self.to.write_all(&bytes).expect("to chromium");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = self.from.recv_timeout(left).unwrap_or_else(|_| panic!("chromium did not answer {method}"));
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
-            }
-        }
-    }
-
-    /// Evaluates JavaScript in the page; returns its value.
-    fn eval(&mut self, js: &str) -> Value {
-        let r = self.send("Runtime.evaluate", json!({"expression": js, "returnByValue": true, "awaitPromise": true}));
-        r["result"]["value"].clone()
-    }
-
-    /// Waits until `js` evaluates to `want` in the page.
-    fn wait_until(&mut self, what: &str, js: &str, want: Value) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut last = Value::Null;
-        while Instant::now() < deadline {
-            last = self.eval(js);
-            if last == want {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the page never showed {what}: {js} is {last}, not {want}");
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_ok(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 #[test]
 fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
     if !util::have_tool("chromium", "Debian: apt-get install chromium") {
@@ -987,7 +843,7 @@ fn the_dashboard_in_chromium_starts_an_agent_and_shows_it_live() {
     env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
     let api = Api::start(&env, &[]);
     env.create(&worker("w1", "web").to_string());
-    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    let mut page = Browser::open(&env.path("chromium-profile"), &format!("http://{}/#token={}", api.addr, api.token));
     let status = r#"(document.querySelector('[data-agent="w1"] .status') || {}).textContent || null"#;
     page.wait_until("w1 as created", status, json!("created"));
     page.wait_until("the event stream open", "document.getElementById('live').textContent", json!("live"));
@@ -1034,7 +890,7 @@ fn a_cli_waiting_for_a_person_shows_its_prompt_in_the_api_and_on_the_dashboard_c
         let doc = api.call("GET", "/api/agents/c1", None).expect(200).json();
         doc["state"]["activity"] == "input" && doc["state"]["inputPrompt"].as_str().is_some_and(|p| p.contains(asks))
     });
-    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    let mut page = Browser::open(&env.path("chromium-profile"), &format!("http://{}/#token={}", api.addr, api.token));
     let card = r#"((document.querySelector('[data-agent="c1"] .asks') || {}).textContent || '')"#;
     page.wait_until("the prompt on c1's card", &format!("{card}.includes({})", json!(asks)), json!(true));
 }
@@ -1072,7 +928,7 @@ fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
     });
     let alert = env.json("af-health", &["alerts"])[0]["id"].as_str().unwrap().to_owned();
 
-    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    let mut page = Browser::open(&env.path("chromium-profile"), &format!("http://{}/#token={}", api.addr, api.token));
     let depth = r#"(document.querySelector('[data-queue="q1"] .depth') || {}).textContent || null"#;
     page.wait_until("q1's depth from af-bus stats", depth, json!("2"));
     page.wait_until(
@@ -1115,54 +971,108 @@ fn the_dashboard_shows_real_queues_alerts_health_history_and_cost() {
     assert_eq!(page.eval(r#"!!document.querySelector('#host [data-spool="true"] .bar')"#), json!(true), "its bar");
 }
 
-fn base64_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        _ => 63,
-    };
-    let clean: Vec<u8> = text.bytes().filter(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/').collect();
-    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
-    for chunk in clean.chunks(4) {
-        let v: Vec<u32> = chunk.iter().map(|&c| u32::from(value(c))).collect();
-        let n = v.iter().enumerate().fold(0u32, |acc, (i, x)| acc | (x << (18 - 6 * i)));
-        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
-    }
-    out
-}
-
-/// Regenerates docs/dashboard.png (five agents): `cargo test --test api -- --ignored screenshot`.
+/// Makes the docs' screenshots from a real run (`scripts/screenshots`, which runs this ignored
+/// test): `dashboard.png` (the grid), `dashboard-detail.png` (a claude-code agent's detail view on
+/// the CLI double: output, conversation, cost, checkpoints with a diff) and `dashboard-flow.png`
+/// (the message flow after a burst), in `$AF_SCREENSHOTS_DIR` (default docs/).
 #[test]
 #[ignore]
-fn screenshot_of_the_dashboard_with_five_agents() {
+fn screenshots_of_the_grid_the_detail_view_and_the_message_flow() {
     let mut env = Env::new();
     env.set_env("AF_HEARTBEAT_INTERVAL", "500ms");
     env.tmux(&["new-session", "-d", "-s", "keep", "sleep", "600"]);
-    let api = Api::start(&env, &[]);
-    let busy = "i=0; while :; do i=$((i+1)); if [ $((i % 20000)) -eq 0 ]; then sleep 0.3; fi; done";
+    let api = Api::start(&env, &["--rate-limit", "0"]);
+    // A claude-code agent on the CLI double with a budget, in a working tree with a checkpoint.
+    let dir = env.path("web-app");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/app.js"), "export function greet(name) {\n  return 'Hello ' + name;\n}\n").unwrap();
+    std::fs::write(dir.join("README.md"), "# web-app\n\nA small web app.\n").unwrap();
+    let mut claude = claude_double(&env, "claude-dev-001");
+    claude["projectId"] = json!("web-app");
+    claude["workdir"] = json!(dir);
+    claude["budgetUsd"] = json!(2.0);
+    api.call("POST", "/api/agents/create?start=true", Some(claude)).expect(201);
+    for ask in ["summarize src/app.js", "add a farewell function"] {
+        env.ok("af-bus", &["request", "--to", "claude-dev-001", "--timeout", "20", &json!(ask).to_string()]);
+    }
+    api.call("POST", "/api/agents/claude-dev-001/checkpoints", Some(json!({"description": "before the farewell"})))
+        .expect(201);
+    std::fs::write(
+        dir.join("src/app.js"),
+        "export function greet(name) {\n  return `Hello, ${name}!`;\n}\n\nexport function farewell(name) {\n  return `Goodbye, ${name}.`;\n}\n",
+    )
+    .unwrap();
+    // Workers: one printing coloured progress, a task worker, a paused one, a monitor.
+    let printer = r#"i=0; while :; do i=$((i+1)); printf '\033[32m✔\033[0m batch %d: \033[1m%d\033[0m rows \033[36m(%d ms)\033[0m\n' $i $((i*128)) $((40+i%17)); j=0; while [ $j -lt 20000 ]; do j=$((j+1)); done; sleep 0.4; done"#;
     let agents = [
-        json!({"id": "claude-dev-001", "type": "claude-code", "projectId": "web-app-project", "command": ["sh", "-c", busy]}),
-        json!({"id": "worker-batch-001", "type": "worker", "projectId": "data-processing", "command": ["sh", "-c", busy]}),
-        json!({"id": "deploy-1", "type": "claude-code", "projectId": "org/repo", "command": ["sleep", "600"]}),
+        json!({"id": "worker-batch-001", "type": "worker", "projectId": "data-processing", "command": ["sh", "-c", printer]}),
+        json!({"id": "build-worker", "type": "worker", "projectId": "web-app", "taskCommand": ["sh", "-c", "sleep 0.05; cat"]}),
         json!({"id": "worker-002", "type": "worker", "projectId": "data-processing", "command": ["sleep", "600"]}),
         json!({"id": "monitor", "type": "monitor", "projectId": "ops", "command": ["sleep", "600"]}),
     ];
-    for a in &agents {
-        api.call("POST", "/api/agents/create", Some(a.clone())).expect(201);
-    }
-    for id in ["claude-dev-001", "worker-batch-001", "deploy-1", "worker-002"] {
-        api.call("PATCH", &format!("/api/agents/{id}"), Some(json!({"action": "start"}))).expect(200);
-    }
+    api.call("POST", "/api/agents/create?start=true", Some(Value::Array(agents.to_vec()))).expect(201);
     api.call("PATCH", "/api/agents/worker-002", Some(json!({"action": "pause"}))).expect(200);
-    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
-    std::thread::sleep(Duration::from_secs(16)); // sparklines fill from heartbeats as they come
-    let shot = page.send("Page.captureScreenshot", json!({"format": "png"}));
-    let png = base64_decode(shot["data"].as_str().expect("png"));
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    std::fs::write(&out, png).unwrap();
+    // A bus burst: a planner and the CLI hand build-worker tasks it answers; one message to the
+    // monitor expires unread (a dead letter: a stuck queue).
+    let tasks =
+        |n: usize| -> String { (0..n).map(|i| format!("{}\n", json!({"job": format!("build-{i}")}))).collect() };
+    for (sender, lines) in [("planner", tasks(24)), ("claude-dev-001", tasks(12))] {
+        let mut c = env.cmd("af-bus");
+        c.env("AF_AGENT_ID", sender).args(["send", "--batch", "--kind", "task", "--to", "build-worker"]);
+        c.stdin(Stdio::piped()).stdout(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    env.ok("af-bus", &["send", "--to", "monitor", "--ttl", "0.01", r#""disk check""#]);
+    std::thread::sleep(Duration::from_millis(50));
+    api.call("PUT", "/api/agents/monitor/messages", None).expect(200);
+    util::wait_for("the burst answered", Duration::from_secs(60), || {
+        let flow = api.call("GET", "/api/flow?window=300", None).expect(200).json();
+        flow["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["to"] == "build-worker")
+            .map(|e| e["count"].as_u64().unwrap())
+            .sum::<u64>()
+            == 36
+    });
+
+    let out = std::env::var_os("AF_SCREENSHOTS_DIR")
+        .map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs"), std::path::PathBuf::from);
+    std::fs::create_dir_all(&out).unwrap();
+    let url = format!("http://{}/#token={}", api.addr, api.token);
+    let mut page = Browser::open_sized(&env.path("chromium-profile"), &url, 1440, 900);
+    page.wait_until("the grid", "document.getElementById('shown').textContent", json!("5 of 5"));
+    std::thread::sleep(Duration::from_secs(12)); // sparklines fill from heartbeats as they come
+    std::fs::write(out.join("dashboard.png"), page.screenshot()).unwrap();
+
+    page.eval("location.hash = 'agent=claude-dev-001'; true");
+    page.wait_until(
+        "the conversation",
+        "document.querySelectorAll('#conv-list [data-role=\"assistant\"]').length",
+        json!(2),
+    );
+    page.wait_until("the checkpoint", "!!document.querySelector('#ckpts button.diff')", json!(true));
+    page.eval("document.querySelector('#ckpts button.diff').click(); true");
+    page.wait_until("the diff", "document.getElementById('diff').dataset.state", json!("shown"));
+    std::thread::sleep(Duration::from_secs(2)); // the health charts
+    std::fs::write(out.join("dashboard-detail.png"), page.screenshot()).unwrap();
+
+    page.eval("closeAgent(); document.getElementById('flow-window').value = '300'; document.getElementById('tab-flow').click(); true");
+    page.wait_until(
+        "the burst's edges",
+        "document.querySelectorAll('#flow-svg path[data-edge]').length >= 3",
+        json!(true),
+    );
+    page.wait_until(
+        "the monitor's queue stuck",
+        "(document.querySelector('#flow-svg [data-node=\"monitor\"]') || {dataset: {}}).dataset.stuck || null",
+        json!("true"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(out.join("dashboard-flow.png"), page.screenshot()).unwrap();
 }
 
 #[test]
@@ -1902,7 +1812,8 @@ fn the_cockpit_in_chromium_shows_live_output_a_task_and_its_answer_a_conversatio
     std::fs::write(dir.join("a.txt"), "two\n").unwrap();
 
     // The deep link opens o1's detail view; its output follows the stream, as a terminal shows it.
-    let mut page = Browser::open(&env, &format!("http://{}/#token={}&agent=o1", api.addr, api.token));
+    let mut page =
+        Browser::open(&env.path("chromium-profile"), &format!("http://{}/#token={}&agent=o1", api.addr, api.token));
     page.wait_until(
         "o1's detail view",
         "!document.getElementById('detail').hidden && document.getElementById('d-id').textContent",
@@ -1934,10 +1845,18 @@ fn the_cockpit_in_chromium_shows_live_output_a_task_and_its_answer_a_conversatio
     // A task from the composer, and its answer.
     page.eval("location.hash = 'agent=tw'; true");
     page.wait_until("tw's detail view", "document.getElementById('d-id').textContent", json!("tw"));
-    page.eval(r#"document.getElementById('c-payload').value = '{"job": "from-the-page"}'; document.getElementById('c-send').click(); true"#);
+    page.eval(r#"document.getElementById('c-payload').value = '{"job": "from-the-page"}'; document.getElementById('c-priority').value = 'high'; document.getElementById('c-send').click(); true"#);
     page.wait_until("the task's answer", "document.getElementById('c-answer').dataset.state", json!("answered"));
     let answer = page.eval("document.getElementById('c-answer').textContent");
     assert!(answer.as_str().unwrap().contains("from-the-page"), "{answer}");
+    // The task went with the priority chosen, as a task (tw's bus history of what it took).
+    let taken = api.call("GET", "/api/agents/tw/messages", None).expect(200).json();
+    let task = taken["messages"].as_array().unwrap().iter().find(|m| m["payload"]["job"] == "from-the-page").cloned();
+    assert_eq!(
+        task.as_ref().map(|m| (m["kind"].clone(), m["priority"].clone())),
+        Some((json!("task"), json!("high"))),
+        "{taken}"
+    );
     assert_eq!(page.eval("document.getElementById('conv').hidden"), json!(true), "a worker has no conversation");
 
     // The conversation of the claude-code agent, its cost against its budget, its activity.
@@ -2003,7 +1922,7 @@ fn the_cockpit_in_chromium_draws_the_message_flow_and_filters_many_agents_by_key
     std::thread::sleep(Duration::from_millis(50));
     api.call("PUT", "/api/agents/f-0002/messages", None).expect(200);
 
-    let mut page = Browser::open(&env, &format!("http://{}/#token={}", api.addr, api.token));
+    let mut page = Browser::open(&env.path("chromium-profile"), &format!("http://{}/#token={}", api.addr, api.token));
     page.wait_until("every agent", "document.getElementById('shown').textContent", json!(format!("{MANY} of {MANY}")));
     // The flow view: the burst as an edge, the dead letter as a stuck queue.
     page.eval("document.getElementById('tab-flow').click(); true");
@@ -2050,6 +1969,22 @@ fn the_cockpit_in_chromium_draws_the_message_flow_and_filters_many_agents_by_key
     );
     env.ok("af-spawn", &["start", "f-0045"]);
     page.wait_until("f-0045 running, first by status", "window.af.visible[0]", json!("f-0045"));
+    // The status, type and health filters.
+    let pick = |id: &str, v: &str| {
+        format!(
+            "{{ const s = document.getElementById('{id}'); s.value = '{v}'; s.dispatchEvent(new Event('input')); true }}"
+        )
+    };
+    page.eval(&pick("f-project", ""));
+    page.eval(&pick("f-status", "running"));
+    page.wait_until("the running one", "window.af.visible", json!(["f-0045"]));
+    page.eval(&pick("f-status", ""));
+    page.eval(&pick("f-type", "worker"));
+    page.wait_until("every worker", "document.getElementById('shown').textContent", json!(format!("{MANY} of {MANY}")));
+    page.eval(&pick("f-health", "unhealthy"));
+    page.wait_until("no unhealthy one", "document.getElementById('shown').textContent", json!(format!("0 of {MANY}")));
+    page.eval(&pick("f-health", ""));
+    page.eval(&pick("f-type", ""));
     // The create form shows the server's verdict inline.
     page.eval(r#"document.getElementById('create-config').value = '{"id": "-bad", "type": "worker"}'; document.getElementById('create-btn').click(); true"#);
     page.wait_until("the create error", "document.getElementById('create-error').dataset.state", json!("error"));

@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use util::chromium::Browser;
 use util::{Env, wait_for};
 
 /// A host: a test world with its own AF_HOST.
@@ -608,6 +609,66 @@ fn every_hosts_agents_are_listed_and_a_silent_host_raises_one_alert_until_it_ret
         .collect();
     assert_eq!(hosts, [("alpha", true, 1), ("beta", true, 2)], "{doc}");
     assert_eq!(doc["agents"].as_array().map(Vec::len), Some(3), "{doc}");
+    // The agent list: every host's with cluster=1, one host's with host=H (filters combine).
+    let listed = |path: &str| -> Vec<(String, String)> {
+        let (status, doc) = api_get(&alpha, &addr, path);
+        assert_eq!(status, 200, "{path}: {doc}");
+        assert_eq!(doc["count"].as_u64(), doc["agents"].as_array().map(|a| a.len() as u64), "{doc}");
+        let mut got: Vec<(String, String)> = doc["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["host"].as_str().unwrap_or("-").to_owned(), a["id"].as_str().unwrap().to_owned()))
+            .collect();
+        got.sort();
+        got
+    };
+    let pair = |h: &str, id: &str| (h.to_owned(), id.to_owned());
+    assert_eq!(listed("/api/agents?cluster=1"), [pair("alpha", "a1"), pair("beta", "box"), pair("beta", "box2")]);
+    assert_eq!(listed("/api/agents?cluster=1&host=beta"), [pair("beta", "box"), pair("beta", "box2")]);
+    assert_eq!(listed("/api/agents?cluster=true&host=beta&project=q"), [pair("beta", "box2")]);
+    assert_eq!(listed("/api/agents?cluster=1&host=gamma"), []);
+    // Without cluster, the list is this host's own: another host's name lists none.
+    assert_eq!(listed("/api/agents?host=alpha"), [pair("-", "a1")]);
+    assert_eq!(listed("/api/agents?host=beta"), []);
+    let (status, doc) = api_get(&alpha, &addr, "/api/agents?cluster=1&host=no%20such");
+    assert_eq!((status, doc["error"].as_str()), (400, Some("bad_request")), "{doc}");
+    // The dashboard, all hosts: grouped by host, this host first with its live cards.
+    if util::have_tool("chromium", "Debian: apt-get install chromium") {
+        let token = util::read(&alpha.home.join("api/token")).lines().next().unwrap_or("").trim().to_owned();
+        let mut page = Browser::open(&alpha.path("chromium-profile"), &format!("http://{addr}/#token={token}"));
+        page.wait_until("the host switch", "document.getElementById('cluster-box').hidden", json!(false));
+        page.wait_until("alpha's own grid", "document.getElementById('shown').textContent", json!("1 of 1"));
+        assert_eq!(page.eval("window.af.groups"), Value::Null, "one host's grid has no groups");
+        page.eval("document.getElementById('f-cluster').click(); true");
+        let groups = json!([{"host": "alpha", "ids": ["a1"]}, {"host": "beta", "ids": ["box", "box2"]}]);
+        page.wait_until("the agents grouped by host", "window.af.groups", groups);
+        assert_eq!(
+            page.eval(
+                "[...document.querySelectorAll('#grid .hostgroup')].map(g => g.dataset.host + ':' + g.dataset.count)"
+            ),
+            json!(["alpha:1", "beta:2"])
+        );
+        // beta's cards follow beta's header and have no controls here; alpha's has its own.
+        assert_eq!(
+            page.eval(
+                "[...document.querySelectorAll('#grid .card.remote')].map(c => c.dataset.host + '/' + c.dataset.agent)"
+            ),
+            json!(["beta/box", "beta/box2"])
+        );
+        assert_eq!(page.eval("!!document.querySelector('.card.remote button')"), json!(false));
+        assert_eq!(
+            page.eval("!!document.querySelector('.card:not(.remote)[data-agent=\"a1\"] button[data-act=\"start\"]')"),
+            json!(true)
+        );
+        page.wait_until("three of three", "document.getElementById('shown').textContent", json!("3 of 3"));
+        // Filters apply across hosts; off again, the grid is this host's.
+        page.eval("{ const p = document.getElementById('f-project'); p.value = 'q'; p.dispatchEvent(new Event('input')); true }");
+        page.wait_until("project q", "window.af.groups", json!([{"host": "beta", "ids": ["box2"]}]));
+        page.eval("{ const p = document.getElementById('f-project'); p.value = ''; p.dispatchEvent(new Event('input')); document.getElementById('f-cluster').click(); true }");
+        page.wait_until("this host alone again", "window.af.groups", Value::Null);
+        assert_eq!(page.eval("window.af.visible"), json!(["a1"]));
+    }
     let _ = api.kill();
     let _ = api.wait();
     // Beta goes silent: one alert on alpha, beta's agents marked unreachable (as last known).

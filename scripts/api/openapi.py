@@ -40,9 +40,12 @@ agent_config_props = {
                          "timeout": {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)$"}]}}, extra=False),
   "environment": {"type": "object", "additionalProperties": S},
   "workdir": S, "command": {"type": "array", "items": S, "minItems": 1}}
+HOST = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 summary = obj({"id": S, "type": S, "projectId": S, "capabilities": {"type": "array", "items": S}, "status": S, "health": S,
   "pid": nul(I), "tmuxSession": S, "restarts": I, "failures": I, "costUsd": {"type": "number"}, "activity": nul(S), "inputPrompt": nul(S), "reason": nul(S),
-  "createdAt": S, "startedAt": nul(S), "heartbeat": nul({"type": "object"})}, ["id", "type", "projectId", "status", "health"])
+  "createdAt": S, "startedAt": nul(S), "heartbeat": nul({"type": "object"}),
+  "host": dict(S, description="with cluster=1: the host it runs on"), "hostReachable": dict(B, description="with cluster=1: whether its host's heartbeat is alive")},
+  ["id", "type", "projectId", "status", "health"])
 detail = obj({"id": S, "config": {"type": "object"}, "state": {"type": "object"}, "heartbeat": nul({"type": "object"}), "supervisorAlive": B},
   ["id", "config", "state", "supervisorAlive"])
 MESSAGE = obj({"id": S, "from": S, "to": S, "kind": S, "priority": S, "attempts": I, "createdAt": S, "payload": ANY}, ["id", "kind", "priority"])
@@ -101,8 +104,10 @@ paths["/api/agents"] = {
   "get": {"summary": "list agents", "operationId": "listAgents", "parameters": [
       {"name": "project", "in": "query", "schema": S}, {"name": "type", "in": "query", "schema": {"type": "string", "enum": ["claude-code", "codex", "worker", "monitor"]}},
       {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["created", "starting", "running", "paused", "stopping", "stopped", "failed"]}},
-      {"name": "health", "in": "query", "schema": {"type": "string", "enum": ["unknown", "healthy", "degraded", "unhealthy"]}}],
-    "responses": responses("200", obj({"agents": {"type": "array", "items": ref("AgentSummary")}, "count": I}, ["agents", "count"]), ["400", "401", "403", "429"])},
+      {"name": "health", "in": "query", "schema": {"type": "string", "enum": ["unknown", "healthy", "degraded", "unhealthy"]}},
+      {"name": "host", "in": "query", "schema": HOST, "description": "one host's agents (this host is AF_HOST, else the hostname; without cluster, another host's name lists none)"},
+      {"name": "cluster", "in": "query", "schema": {"type": "string", "enum": ["true", "false", "1", "0"]}, "description": "every bridged host's agents, from the Redis of AF_REDIS_URL as GET /api/cluster lists them, each with host and hostReachable (404 without AF_REDIS_URL, 502 when Redis cannot be reached)"}],
+    "responses": responses("200", obj({"agents": {"type": "array", "items": ref("AgentSummary")}, "count": I}, ["agents", "count"]), ["400", "401", "403", "404", "429", "502"])},
   "post": {"summary": "one lifecycle action over many agents", "operationId": "bulkAgents",
     "requestBody": body(obj({"action": {"type": "string", "enum": ["start", "stop", "pause", "resume", "restart", "remove"]},
         "ids": {"type": "array", "items": ID, "minItems": 1, "maxItems": 1000}, "graceful": B}, ["action", "ids"])),
@@ -168,7 +173,7 @@ cluster_agent = dict(summary, properties=dict(summary["properties"], host=S, hos
 paths["/api/cluster"] = {"get": {"summary": "every bridged host and its agents, as their af-bus bridge last published them to Redis (AF_REDIS_URL); the records of af-spawn ls --cluster --json", "operationId": "getCluster",
   "responses": responses("200", obj({"hosts": {"type": "array", "items": obj({"host": S, "reachable": B, "heartbeatAt": nul(S), "agents": I,
       "counts": {"type": "object", "additionalProperties": I}}, ["host", "reachable", "agents", "counts"])},
-    "agents": {"type": "array", "items": cluster_agent}}, ["hosts", "agents"]), ["401", "403", "404", "429", "502"])}}
+    "agents": {"type": "array", "items": cluster_agent}, "thisHost": dict(S, description="this af-api's host: AF_HOST, else the hostname")}, ["hosts", "agents", "thisHost"]), ["400", "401", "403", "404", "429", "502"])}}
 # The cockpit: an agent's output, conversation, checkpoints, requests with their answers, and the bus's flow.
 CKPT_ID = {"name": "ckpt", "in": "path", "required": True, "schema": {"type": "string"}, "description": "the checkpoint's id"}
 CHECKPOINT = obj({"id": S, "agent": S, "description": S, "createdAt": S, "holds": {"type": "array", "items": S}, "workdir": S,

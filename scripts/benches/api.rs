@@ -7,6 +7,8 @@
 //! `GET /api/agents/{id}/output/stream` (p99) beside the same line reaching `output.log` (the
 //! tmux pipe-pane floor), and `GET /api/agents/{id}/output?lines=100` beside `GET /healthz`.
 
+#[path = "../../tests/util/chromium.rs"]
+mod chromium;
 #[path = "common.rs"]
 mod common;
 
@@ -108,6 +110,11 @@ fn load(addr: &str, token: &str, path: &str, clients: usize, secs: f64) -> (f64,
 }
 
 fn main() {
+    if std::env::var_os("AF_BENCH_API_ONLY_DASHBOARD").is_some() {
+        header("af-api: the dashboard");
+        dashboard_rows();
+        return;
+    }
     let agents = common::count("AF_BENCH_API_AGENTS", 100);
     let clients = common::count("AF_BENCH_API_CLIENTS", 8);
     header(&format!("af-api ({agents} agents, {clients} keep-alive clients on loopback)"));
@@ -127,19 +134,8 @@ fn main() {
     args.extend(running.iter().map(String::as_str));
     w.run("af-spawn", &args);
 
-    let mut api = w.cmd("af-api");
-    api.args(["--listen", "127.0.0.1:0", "--rate-limit", "0", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut server = api.spawn().expect("af-api");
-    let mut url = String::new();
-    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut url).expect("url");
-    // stdout is a pipe: the startup line names the token file, not the token.
-    let start: serde_json::Value = serde_json::from_str(&url).expect("the startup line as JSON");
-    let addr = start["listen"].as_str().expect("listen").to_owned();
-    let token_file = start["tokenFile"].as_str().expect("tokenFile");
-    let token = std::fs::read_to_string(token_file).expect("the token file");
-    let (addr, token) = (addr.as_str(), token.trim());
+    let (mut server, addr, token) = start_api(&w);
+    let (addr, token) = (addr.as_str(), token.as_str());
 
     let secs = 5.0;
     let (floor_rate, floor_p99) = load(addr, token, "/healthz", clients, secs);
@@ -258,6 +254,25 @@ fn main() {
     output_rows(&w, addr, token, floor_p99);
     let _ = server.kill();
     let _ = server.wait();
+    drop(w);
+    dashboard_rows();
+}
+
+/// Starts af-api in `w` on a free loopback port: the child, its address and its token.
+fn start_api(w: &World) -> (std::process::Child, String, String) {
+    let mut api = w.cmd("af-api");
+    api.args(["--listen", "127.0.0.1:0", "--rate-limit", "0", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut server = api.spawn().expect("af-api");
+    let mut url = String::new();
+    BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut url).expect("url");
+    // stdout is a pipe: the startup line names the token file, not the token.
+    let start: serde_json::Value = serde_json::from_str(&url).expect("the startup line as JSON");
+    let addr = start["listen"].as_str().expect("listen").to_owned();
+    let token_file = start["tokenFile"].as_str().expect("tokenFile");
+    let token = std::fs::read_to_string(token_file).expect("the token file");
+    (server, addr, token.trim().to_owned())
 }
 
 /// An agent that echoes each line written to its fifo; each line's time to the SSE client of its
@@ -278,11 +293,15 @@ fn output_rows(w: &World, addr: &str, token: &str, floor_p99: f64) {
     std::thread::spawn(move || {
         let mut r = BufReader::new(s);
         let mut line = String::new();
+        // A chunk may end in the middle of a line: its rest comes with the next chunk.
+        let mut partial = String::new();
         while r.read_line(&mut line).is_ok_and(|n| n > 0) {
             if let Some(data) = line.strip_prefix("data: ") {
                 let at = Instant::now();
                 let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
-                for l in v["text"].as_str().unwrap_or("").lines() {
+                partial.push_str(v["text"].as_str().unwrap_or(""));
+                while let Some(end) = partial.find('\n') {
+                    let l: String = partial.drain(..=end).collect();
                     if tx.send((l.trim().to_owned(), at)).is_err() {
                         return;
                     }
@@ -335,4 +354,131 @@ fn output_rows(w: &World, addr: &str, token: &str, floor_p99: f64) {
         higher_is_better: false,
         target: "-",
     });
+}
+
+/// CPU ticks (user + system) of these processes, together, from /proc.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|p| af_ops::procfs::stat(*p)).map(|s| s.cpu_ticks).sum()
+}
+
+/// Every live process of the world's spool (its environment names `AF_HOME`) but `except`.
+fn spool_pids(w: &World, except: u32) -> Vec<u32> {
+    let needle = format!("AF_HOME={}", w.home.display());
+    af_ops::procfs::all()
+        .into_iter()
+        .filter(|p| p.pid != except && p.state != 'Z' && af_ops::procfs::environ_has(p.pid, &needle))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// The CPU of af-api and of the rest of the spool over `secs`, in % of one core.
+fn cpu_window(w: &World, api: u32, secs: f64) -> (f64, f64) {
+    let others = spool_pids(w, api);
+    let before = (cpu_ticks(&[api]), cpu_ticks(&others));
+    let began = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let took = began.elapsed().as_secs_f64();
+    let after = (cpu_ticks(&[api]), cpu_ticks(&others));
+    let pct = |t: u64| 100.0 * t as f64 / af_ops::procfs::ticks_per_second() as f64 / took;
+    (pct(after.0.saturating_sub(before.0)), pct(after.1.saturating_sub(before.1)))
+}
+
+/// Reloads the page `n` times; the median of `af.firstPaint` (ms from navigation start to the
+/// grid filled with every agent).
+fn first_paint_ms(page: &mut chromium::Browser, n: usize, agents: usize) -> f64 {
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        let before = page.eval("window.af ? window.af.loadedAt : 0");
+        page.send("Page.reload", serde_json::json!({"ignoreCache": true}));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = page.eval(&format!(
+                "window.af && window.af.loadedAt !== {before} && window.af.firstPaint !== null && document.getElementById('shown').textContent === '{agents} of {agents}' ? window.af.firstPaint : null"
+            ));
+            if let Some(ms) = v.as_f64() {
+                samples.push(Duration::from_secs_f64(ms / 1000.0));
+                break;
+            }
+            assert!(Instant::now() < deadline, "the dashboard never painted {agents} agents");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    percentile_ms(&mut samples, 50.0)
+}
+
+/// The dashboard's first paint at many agents, and af-api's CPU with many dashboards open.
+fn dashboard_rows() {
+    let n = common::count("AF_BENCH_API_DASH_AGENTS", 500);
+    let dashboards = common::count("AF_BENCH_API_DASHBOARDS", 10);
+    let paints = common::count("AF_BENCH_API_PAINTS", 5);
+    let secs = common::count("AF_BENCH_API_CPU_SECS", 20) as f64;
+    if std::process::Command::new("chromium").arg("--version").output().is_err() {
+        println!("  (no chromium on PATH: the dashboard rows are left out; apt-get install chromium)");
+        return;
+    }
+    let w = World::new("api-dash");
+    let _ = w.tmux().args(["new-session", "-d", "-s", "keep", "sleep", "3600"]).status();
+    let config = |i: usize| {
+        format!(
+            "{{\"id\":\"d{i:04}\",\"type\":\"worker\",\"projectId\":\"p{}\",\"command\":[\"sleep\",\"3600\"]}}\n",
+            i % 10
+        )
+    };
+    w.run_with_input("af-spawn", &["create", "--start"], &config(0));
+    let (mut server, addr, token) = start_api(&w);
+    let url = format!("http://{addr}/#token={token}");
+    let mut page = chromium::Browser::open(&w.path("chromium-profile"), &url);
+    page.wait_until("the grid", "document.getElementById('shown').textContent", serde_json::json!("1 of 1"));
+    let one = first_paint_ms(&mut page, paints, 1);
+    // The rest, in one call.
+    let batch: String = (1..n).map(config).collect();
+    w.run_with_input("af-spawn", &["create", "--start"], &batch);
+    let many = first_paint_ms(&mut page, paints, n);
+    row(Row {
+        what: &format!("dashboard first paint, {n} agents"),
+        value: many,
+        unit: "ms",
+        baseline: Some(("the same page, 1 agent", one)),
+        higher_is_better: false,
+        target: "< 1000 ms",
+    });
+    drop(page);
+
+    // af-api's CPU: no dashboard (once the agents have left the busy pace a watched spool asks
+    // for), then `dashboards` of them, each a page with its event stream and its polls.
+    std::thread::sleep(Duration::from_secs(10));
+    let api = server.id();
+    let (bare, agents_bare) = cpu_window(&w, api, secs);
+    let mut browser = chromium::Browser::open(&w.path("chromium-profile"), &url);
+    for _ in 1..dashboards {
+        browser.open_tab(&url);
+    }
+    // Ten pages of 500 cards load slowly on a small machine: each page's grid, before measuring.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let full = serde_json::json!(format!("{n} of {n}"));
+    while browser.eval("document.getElementById('shown').textContent") != full {
+        assert!(Instant::now() < deadline, "the dashboard never showed {n} agents");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(10));
+    let (watched, agents_watched) = cpu_window(&w, api, secs);
+    row(Row {
+        what: &format!("af-api CPU, {dashboards} dashboards, {n} idle agents"),
+        value: watched,
+        unit: "% core",
+        baseline: Some(("af-api, no dashboard", bare.max(0.01))),
+        higher_is_better: false,
+        target: "< 5 %",
+    });
+    row(Row {
+        what: &format!("  the {n} agents' own CPU meanwhile"),
+        value: agents_watched,
+        unit: "% core",
+        baseline: Some(("theirs with no dashboard", agents_bare.max(0.01))),
+        higher_is_better: false,
+        target: "-",
+    });
+    drop(browser);
+    let _ = server.kill();
+    let _ = server.wait();
 }

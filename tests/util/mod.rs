@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod freezer;
 mod skip;
 pub mod tmpfs;
