@@ -57,12 +57,6 @@ pub fn reclaim_after() -> Duration {
     super::env_seconds("AF_POOL_RECLAIM", Duration::from_secs(60))
 }
 
-/// Whether a post to `pool:PROJECT` on this spool goes to the cluster-wide pool (through the
-/// outbox): the spool is bridged (its bridge has run). Otherwise the pool is local.
-pub fn cluster_wide(spool: &Spool) -> bool {
-    af_spool::bridge::bridged(spool)
-}
-
 /// The project of a message of the outbox that is for the cluster-wide pool: addressed
 /// `pool:PROJECT`, without a host.
 pub(crate) fn project_of(m: &Message) -> Option<&str> {
