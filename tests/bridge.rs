@@ -824,3 +824,130 @@ fn hosts_meet_through_redis_over_tls_with_a_private_ca_and_client_certificates()
     let out = alpha.cmd("af-spawn").args(["ls", "--cluster"]).env_remove("AF_REDIS_KEY").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", util::describe(&out));
 }
+
+/// A task that waits until `n` tasks of the same barrier run at once (each leaves a file in `dir`),
+/// so that `n` of them can only finish when `n` workers took one each.
+fn barrier_task(dir: &std::path::Path, n: usize) -> String {
+    let script = format!("touch \"$0/$AF_TASK_ID\"; while [ $(ls \"$0\" | wc -l) -lt {n} ]; do sleep 0.05; done");
+    json!({"command": ["sh", "-c", script, dir], "timeout": "120s"}).to_string()
+}
+
+/// The `from` of each response in `got`, sorted; every one says ok.
+#[track_caller]
+fn answered_by(got: &[Value]) -> Vec<String> {
+    let mut from: Vec<String> = got
+        .iter()
+        .map(|m| {
+            assert_eq!((m["kind"].as_str(), m["payload"]["ok"].as_bool()), (Some("response"), Some(true)), "{m}");
+            m["from"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    from.sort();
+    from
+}
+
+#[test]
+fn a_pool_is_taken_by_idle_workers_of_every_host_and_a_busy_host_takes_none() {
+    let hosts = [host("alpha"), host("beta"), host("gamma")];
+    let names = ["alpha", "beta", "gamma"];
+    let Some(redis) = Redis::start(hosts[0].path("redis")) else { return };
+    for (h, name) in hosts.iter().zip(names) {
+        let w = json!({"id": format!("w-{name}"), "type": "worker", "projectId": "web", "maxConcurrentTasks": 1});
+        h.ok_in("af-spawn", &["create", "--start"], Some(&w.to_string()));
+    }
+    let alpha = &hosts[0];
+    alpha.create(&json!({"id": "box", "type": "worker", "projectId": "p"}).to_string());
+    alpha.ok("af-bus", &["subscribe", "results", "--topic", "tasks.results"]);
+    let _bridges: Vec<Bridge> = hosts.iter().map(|h| Bridge::start(h, &redis)).collect();
+    wait_for("every host to join", Duration::from_secs(30), || redis.int(&["SCARD", "af:hosts"]) == 3);
+    // Three tasks that can only finish together, each worker has one slot: one per host.
+    let three = alpha.path("barrier3");
+    std::fs::create_dir_all(&three).unwrap();
+    let lines: String = (0..3).map(|_| barrier_task(&three, 3) + "\n").collect();
+    alpha.ok_in(
+        "af-bus",
+        &["send", "--batch", "--to", "pool:web", "--kind", "task", "--reply-to", "box"],
+        Some(&lines),
+    );
+    // The answers come to the reply-to queue on alpha, the results on tasks.results there.
+    assert_eq!(answered_by(&take_messages(alpha, "box", 3)), ["w-alpha", "w-beta", "w-gamma"]);
+    let mut results: Vec<String> =
+        take_messages(alpha, "results", 3).iter().map(|m| m["payload"]["agent"].as_str().unwrap().to_owned()).collect();
+    results.sort();
+    assert_eq!(results, ["w-alpha", "w-beta", "w-gamma"]);
+    // Alpha's worker busy with a task of its inbox: alpha's bridge takes no task of the pool, so
+    // two more (sent on beta, answered on alpha) go to beta and gamma.
+    let hold = alpha.path("hold");
+    std::fs::create_dir_all(&hold).unwrap();
+    let script = "touch \"$0/started\"; while [ ! -e \"$0/release\" ]; do sleep 0.05; done";
+    let busy = json!({"command": ["sh", "-c", script, &hold], "timeout": "120s"}).to_string();
+    alpha.ok("af-bus", &["send", "--to", "w-alpha", "--kind", "task", &busy]);
+    wait_for("alpha's worker to be busy", Duration::from_secs(30), || hold.join("started").exists());
+    let two = alpha.path("barrier2");
+    std::fs::create_dir_all(&two).unwrap();
+    let lines: String = (0..2).map(|_| barrier_task(&two, 2) + "\n").collect();
+    hosts[1].ok_in(
+        "af-bus",
+        &["send", "--batch", "--to", "pool:web", "--kind", "task", "--reply-to", "box@alpha"],
+        Some(&lines),
+    );
+    assert_eq!(answered_by(&take_messages(alpha, "box", 2)), ["w-beta", "w-gamma"]);
+    let pool = stats(alpha, "pool:web");
+    assert_eq!(
+        (pool["depth"].as_u64(), pool["inFlight"].as_u64(), pool["acked"].as_u64()),
+        (Some(0), Some(0), Some(1))
+    );
+    std::fs::write(hold.join("release"), "").unwrap();
+    for (h, name) in hosts.iter().zip(names) {
+        assert_eq!(stats(h, "bridge:in")["dead"].as_u64().unwrap_or(0), 0, "nothing refused on {name}");
+    }
+}
+
+#[test]
+fn a_killed_bridge_loses_no_pool_task_and_runs_none_twice_and_a_gone_hosts_tasks_are_taken_over() {
+    let Some((alpha, mut beta, redis)) = two_hosts() else { return };
+    beta.set_env("AF_POOL_RECLAIM", "1");
+    let w = json!({"id": "w1", "type": "worker", "projectId": "web", "maxConcurrentTasks": 8});
+    beta.ok_in("af-spawn", &["create", "--start"], Some(&w.to_string()));
+    beta.ok("af-bus", &["subscribe", "results", "--topic", "tasks.results"]);
+    let a = Bridge::start(&alpha, &redis);
+    let n = 100;
+    let tasks: String = (0..n).map(|_| "{\"command\": [\"true\"]}\n").collect();
+    alpha.ok_in("af-bus", &["send", "--batch", "--to", "pool:web", "--kind", "task"], Some(&tasks));
+    wait_for("the tasks in the pool's stream", Duration::from_secs(30), || {
+        redis.int(&["XLEN", "af:pool:web"]) == n as i64
+    });
+    // Five read by a host that is gone since (ghost), five by beta's bridge before it was killed.
+    redis.query(&["XGROUP", "CREATE", "af:pool:web", "af-bridge", "0", "MKSTREAM"]).expect("XGROUP");
+    for consumer in ["ghost", "beta"] {
+        redis.query(&["XREADGROUP", "GROUP", "af-bridge", consumer, "COUNT", "5", "STREAMS", "af:pool:web", ">"]);
+    }
+    assert_eq!(redis.query(&["XPENDING", "af:pool:web", "af-bridge"]).as_deref(), Some("*4"));
+    let b = Bridge::start(&beta, &redis);
+    wait_for("beta's worker to take tasks", Duration::from_secs(30), || {
+        stats(&beta, "pool:web")["acked"].as_u64() > Some(0)
+    });
+    kill(b.pid(), Signal::SIGKILL).unwrap();
+    drop(b);
+    let _b = Bridge::start(&beta, &redis);
+    let results = take_messages(&beta, "results", n);
+    wait_for("the stream and beta's pool to empty", Duration::from_secs(60), || {
+        redis.int(&["XLEN", "af:pool:web"]) == 0 && depth(&beta, "pool:web") == 0
+    });
+    let mut ids: Vec<String> = results.iter().map(|m| m["correlationId"].as_str().unwrap().to_owned()).collect();
+    let more = beta.run("af-bus", &["recv", "results", "-n", "1000"], None);
+    assert_eq!(more.status.code(), Some(1), "nothing more: {}", util::describe(&more));
+    ids.sort();
+    ids.dedup();
+    assert_eq!((ids.len(), results.len()), (n, n), "every task ran once");
+    assert!(results.iter().all(|m| m["payload"]["ok"] == true));
+    // The ghost's five were taken over as a second attempt; the rest, beta's own, as the first.
+    let history = beta.json("af-bus", &["history", "pool:web", "--limit", "1000"]);
+    let mut attempts: Vec<u64> = history.as_array().unwrap().iter().map(|m| m["attempts"].as_u64().unwrap()).collect();
+    attempts.sort_unstable();
+    assert_eq!(attempts.len(), n);
+    assert_eq!(attempts.iter().filter(|a| **a == 1).count(), 5, "{attempts:?}");
+    assert_eq!(attempts.iter().filter(|a| **a == 0).count(), n - 5, "{attempts:?}");
+    assert_eq!(stats(&beta, "bridge:in")["dead"].as_u64().unwrap_or(0), 0, "nothing refused");
+    a.stop();
+}

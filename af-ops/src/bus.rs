@@ -96,6 +96,10 @@ pub fn queues_of(spool: &Spool, message: &Message, target: &Target, durable: boo
             }
             queues.push(q.durable(false));
         }
+        // On a bridged spool a project's pool is the cluster's: its tasks go through the outbox.
+        Target::Queue(Address::Pool(_)) if af_spool::bridge::bridged(spool) => {
+            queues.push(Address::Outbox.queue(spool).durable(durable))
+        }
         Target::Queue(a) => queues.push(a.queue(spool).durable(durable)),
         Target::Broadcast(project) => {
             for id in spool.agent_ids()? {

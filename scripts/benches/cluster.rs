@@ -5,7 +5,8 @@
 //! one stream and adds the answer to another) and the same request on one host, measured in the
 //! same run; and batch delivery alpha→beta (every message fsynced on both sides) in msg/s beside
 //! bare pipelined XADDs; then the same batch split in two: `send --batch` into alpha's outbox
-//! (alpha's bridge stopped), and the bridges alone moving it to beta's inbox; and
+//! (alpha's bridge stopped), and the bridges alone moving it to beta's inbox; pool tasks through
+//! both hosts (the cluster-wide `pool:PROJECT`) in tasks/s beside the same bare XADDs; and
 //! `af-spawn ls --cluster` over 3 hosts x 300 agents (published records, see [`ls_cluster`]).
 
 #[path = "common.rs"]
@@ -127,6 +128,7 @@ fn main() {
         higher_is_better: true,
         target: "-",
     });
+    pool(&alpha, &beta, &url, bare);
     ls_cluster(&alpha, &url);
     // redis-server rewrites its environment (its process title), so the worlds' cleanup, which
     // finds their processes by AF_HOME, cannot: it is killed here by pid.
@@ -134,6 +136,35 @@ fn main() {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+/// The cluster-wide pool: `AF_BENCH_POOL_TASKS` (500) tasks running `true` sent with `send
+/// --batch --to pool:bench` on alpha, taken by one worker on each host (8 slots each) through
+/// `af:pool:bench`, until alpha has every result on `tasks.results` (beta's mirrored back); in
+/// tasks/s, beside the bare pipelined XADDs of the same run.
+fn pool(alpha: &World, beta: &World, url: &str, bare: f64) {
+    let n = common::count("AF_BENCH_POOL_TASKS", 500);
+    for (w, host) in [(alpha, "alpha"), (beta, "beta")] {
+        let config = format!(r#"{{"id":"p-{host}","type":"worker","projectId":"bench","maxConcurrentTasks":8}}"#);
+        run(on(w, host, url, "af-spawn").args(["create", "--start"]), &config);
+    }
+    run(on(alpha, "alpha", url, "af-bus").args(["subscribe", "pool-results", "--topic", "tasks.results"]), "");
+    let results = Address::Sub("pool-results".into()).queue(&Spool::open(&alpha.home).expect("spool"));
+    let input: String = (0..n).map(|_| "{\"command\":[\"true\"]}\n").collect();
+    let t = Instant::now();
+    run(on(alpha, "alpha", url, "af-bus").args(["send", "--batch", "--kind", "task", "--to", "pool:bench"]), &input);
+    while results.stats().map(|s| s.depth).unwrap_or(0) < n {
+        assert!(t.elapsed() < Duration::from_secs(600), "the pool's results did not all come");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    row(Row {
+        what: "pool tasks through two hosts, results back on alpha",
+        value: n as f64 / t.elapsed().as_secs_f64(),
+        unit: "tasks/s",
+        baseline: Some(("bare pipelined XADD", bare)),
+        higher_is_better: true,
+        target: "-",
+    });
 }
 
 /// A command of one host: its spool, tmux server, name and Redis.

@@ -33,11 +33,7 @@ pub const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How long a host's heartbeat lasts: a host not heard of for this long is unreachable.
 /// `AF_CLUSTER_TTL` (seconds) changes it.
 pub fn heartbeat_ttl() -> Duration {
-    std::env::var("AF_CLUSTER_TTL")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+    super::env_seconds("AF_CLUSTER_TTL", Duration::from_secs(10))
 }
 
 /// The alert raised about a host whose heartbeat expired.

@@ -85,6 +85,18 @@ fn reclaim(b: &Bridge, c: &mut redis::Connection, key: &str) -> Result<(), Failu
 
 /// Delivers a batch of entries (the bad ones to the dead letters), then acks and deletes them.
 fn handle(b: &Bridge, c: &mut redis::Connection, key: &str, entries: Vec<StreamId>) -> Result<(), Failure> {
+    deliver(b, c, key, entries, check)
+}
+
+/// Delivers a batch of entries of stream `key`, each where `check` says (the refused ones to the
+/// dead letters), exactly once by message id; then acks and deletes them.
+pub(super) fn deliver(
+    b: &Bridge,
+    c: &mut redis::Connection,
+    key: &str,
+    entries: Vec<StreamId>,
+    check: impl Fn(&Bridge, &StreamId) -> Result<(Message, Vec<Queue>), Refusal>,
+) -> Result<(), Failure> {
     let rejects = Address::Inbound.queue(&b.spool).durable(b.durable);
     let mut good = Vec::with_capacity(entries.len());
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
@@ -123,7 +135,7 @@ fn handle(b: &Bridge, c: &mut redis::Connection, key: &str, entries: Vec<StreamI
 }
 
 /// Why an entry was refused.
-struct Refusal {
+pub(super) struct Refusal {
     /// A word, the dead letter's reason: too-big, invalid, wrong-host, no-queue.
     reason: &'static str,
     detail: String,
@@ -133,6 +145,11 @@ struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal of entry `e` (its origin as it says).
+    pub(super) fn new(reason: &'static str, detail: String, content: serde_json::Value, e: &StreamId) -> Refusal {
+        Refusal { reason, detail, content, origin: origin_of(e) }
+    }
+
     /// The dead letter: named by the stream entry's id, holding what came and why it was refused.
     fn letter(&self, e: &StreamId) -> Message {
         let mut m = Message::new(&self.origin, Kind::Event, Priority::Normal, serde_json::Value::Null);
@@ -159,13 +176,17 @@ fn mirrored(m: &Message) -> Option<Target> {
     }
 }
 
-/// An entry as a message for its local queues, or why not.
-fn check(b: &Bridge, e: &StreamId) -> Result<(Message, Vec<Queue>), Refusal> {
-    let origin = match e.map.get("origin") {
+/// The host an entry says it comes from.
+fn origin_of(e: &StreamId) -> String {
+    match e.map.get("origin") {
         Some(Value::BulkString(o)) => String::from_utf8_lossy(o).chars().take(64).collect(),
         _ => "unknown".to_owned(),
-    };
-    let refuse = |reason, detail: String, content| Err(Refusal { reason, detail, content, origin: origin.clone() });
+    }
+}
+
+/// An entry's message, checked for size, form and id; with its content for a dead letter.
+pub(super) fn parse(e: &StreamId) -> Result<(Message, serde_json::Value), Refusal> {
+    let refuse = |reason, detail: String, content| Err(Refusal::new(reason, detail, content, e));
     let Some(Value::BulkString(raw)) = e.map.get("msg") else {
         return refuse("invalid", "the entry has no msg field".into(), serde_json::Value::Null);
     };
@@ -185,6 +206,13 @@ fn check(b: &Bridge, e: &StreamId) -> Result<(Message, Vec<Queue>), Refusal> {
     if let Err(err) = validate_id(&m.id) {
         return refuse("invalid", err.to_string(), content);
     }
+    Ok((m, content))
+}
+
+/// An entry as a message for its local queues, or why not.
+fn check(b: &Bridge, e: &StreamId) -> Result<(Message, Vec<Queue>), Refusal> {
+    let (m, content) = parse(e)?;
+    let refuse = |reason, detail: String, content| Err(Refusal::new(reason, detail, content, e));
     if let Some(target) = mirrored(&m) {
         // Never back to where it came from: a mirrored message names its origin, another host.
         if m.origin.as_deref().is_none_or(|o| o == b.host) {

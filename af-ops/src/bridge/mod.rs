@@ -7,7 +7,8 @@
 //! queue exactly once by message id (af-spool `bridge`), and only then XACKs (and XDELs) it. On
 //! every (re)connection it first takes over the group's pending entries (XAUTOCLAIM), so an entry
 //! read by a bridge that died is delivered now. Inbound deliveries are group-committed: one
-//! journal fsync per batch read, one syncfs every [`RETIRE_EVERY`] (af-spool `bridge`). Each direction runs in its own thread with its own
+//! journal fsync per batch read, one syncfs every [`RETIRE_EVERY`] (af-spool `bridge`). A third
+//! pump makes `pool:PROJECT` cluster-wide ([`pool`]). Each direction runs in its own thread with its own
 //! connection, and reconnects with a capped backoff, saying so in the log.
 
 pub mod cluster;
@@ -15,6 +16,7 @@ pub mod connect;
 pub mod control;
 mod inbound;
 mod outbound;
+pub mod pool;
 
 use af_spool::{Error, Result, Spool};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,9 +88,10 @@ impl Bridge {
             let out = s.spawn(|| self.direction("outbound", stop, |c| outbound::pump(self, c, stop)));
             let inn = s.spawn(|| self.direction("inbound", stop, |c| inbound::pump(self, c, stop)));
             let state = s.spawn(|| self.direction("cluster", stop, |c| cluster::pump(self, c, stop)));
+            let pool = s.spawn(|| self.direction("pool", stop, |c| pool::pump(self, c, stop)));
             let retire = s.spawn(|| self.retire_journals(stop));
             let control = s.spawn(|| self.until_stopped(stop, control::serve(self, stop)));
-            let joined = [out.join(), inn.join(), state.join(), retire.join(), control.join()];
+            let joined = [out.join(), inn.join(), state.join(), pool.join(), retire.join(), control.join()];
             for r in joined {
                 match r {
                     Ok(r) => r?,
@@ -198,6 +201,16 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure::Spool(e)
     }
+}
+
+/// A duration from the environment variable `var` (seconds, fractions allowed, above 0), else
+/// `default`.
+pub(crate) fn env_seconds(var: &str, default: Duration) -> Duration {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(default, Duration::from_secs_f64)
 }
 
 /// Sleeps `d`, waking early when `stop` is set.

@@ -43,6 +43,10 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
             let hosts = match destination(b, &claim.message) {
                 Some(host) => vec![host],
                 None if mirrored(b, &claim.message) => others.clone(),
+                None if super::pool::add(&mut pipe, b, &claim.message)? => {
+                    sent.push(claim);
+                    continue;
+                }
                 None => {
                     tracing::warn!(id = %claim.message.id, to = ?claim.message.to, "not for another host: to the dead letters");
                     outbox.reject(&claim.receipt, "invalid")?;
