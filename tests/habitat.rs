@@ -514,6 +514,7 @@ fn the_cluster_demo_meets_two_hosts_through_redis_and_cleans_up() {
     };
     assert!(listed("alpha", "builder") && listed("beta", "gpu-1"), "ls --cluster: {text}");
     assert!(text.contains("\"stdout\":\"ran on beta by gpu-1\""), "the request's answer: {text}");
+    assert!(text.contains("\"stdout\":\"pool task ran on beta by gpu-1\""), "the pool task's answer: {text}");
     assert!(text.contains("\"payload\":\"v2 is out\""), "the topic on beta: {text}");
     assert!(text.lines().any(|l| l.starts_with("ck-")), "the checkpoint's id: {text}");
     assert!(
