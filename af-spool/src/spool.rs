@@ -38,13 +38,13 @@ use std::path::{Path, PathBuf};
 ///   bus/pool/<project>/               a project's shared queue (see bus.rs)
 ///   bus/sub/<name>/                   a subscription: subscription.json + a queue
 ///   bus/reply/<id>/                   a waiting requester's reply queue
+///   bus/batch/<batch>/                a batch of messages being delivered together (see batch.rs)
 ///   bus.d/                            middleware executables
 ///   bridge/outbox/                    messages to other hosts, waiting for af-bus bridge (a queue)
 ///   bridge/in/                        the bridge's queue of network entries: bad ones die here
 ///   bridge/control/                   remote control requests from other hosts (a queue)
 ///   bridge/journal/<batch>            inbound messages being delivered, one batch (JSON lines)
-///   bridge/staged/                    an inbound message's file on its way into its local queue
-///   bridge/seen/<id>                  an inbound message already delivered (kept 7 days)
+///   bridge/seen/<batch>               the ids of inbound messages already delivered (kept 7 days)
 ///   bridge/lock                       flock: held by the running af-bus bridge
 ///   alerts/open/<id>.<check>.json     open alerts (see health.rs)
 ///   alerts.log                        every alert, JSON lines
