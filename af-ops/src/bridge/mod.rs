@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod control;
 mod inbound;
+pub mod leave;
 mod outbound;
 
 use af_spool::{Error, Result, Spool};
