@@ -5,17 +5,17 @@
 //!
 //! ```text
 //! $AF_HOME/bridge/journal/<batch>    a batch of inbound messages being delivered (JSON lines)
-//! $AF_HOME/bridge/seen/<batch>       the ids of a batch's messages, delivered (one a line; kept
-//!                                    SEEN_KEEP; an empty file named by an id is one delivered)
+//! $AF_HOME/bridge/staged/            an inbound message's file on its way into its queue
+//! $AF_HOME/bridge/seen/<id>          the message <id> was delivered (empty; kept SEEN_KEEP)
 //! $AF_HOME/bridge/lock               flock: held by the running bridge
 //! ```
 //!
 //! A batch's new messages are first written, all in one file, to `journal/` (fsynced, with its
 //! directory, when durable: the batch's one commit), headed by the machine's boot id. Then each
-//! is written into its queues' `tmp/` and renamed into `new/`, and the batch's ids are marked in
-//! one file of `seen/`, in that order, none of it fsynced. The journal stays until a later
-//! `syncfs` has made all of that durable ([`retire_journals`]); a bridge that starts after a crash
-//! first replays what journals are left ([`recover`]), and only then reads the network:
+//! is renamed into its queues and marked `seen/<id>`, in that order, none of it fsynced. The
+//! journal stays until a later `syncfs` has made all of that durable ([`retire_journals`]); a
+//! bridge that starts after a crash first replays what journals are left ([`recover`]), and only
+//! then reads the network:
 //! - after a crash of the bridge alone (the journal's boot is this one), the page cache kept every
 //!   write: a message marked seen was delivered (and may since have been taken, acked and
 //!   trimmed from the archive, so its absence from the queue means nothing); one not marked is
@@ -24,8 +24,7 @@
 //!   is delivered unless one of its queue's folders holds it.
 //!
 //! So a message whose id is seen is in its queue, or in a journal that delivers it, and an entry
-//! that comes again is never delivered twice. The running bridge keeps the seen ids in memory
-//! ([`Seen`]), read once when it starts.
+//! that comes again is never delivered twice.
 
 use crate::atomic::{self, Durability};
 use crate::error::{Error, Result};
@@ -34,9 +33,9 @@ use crate::message::{Message, validate_id};
 use crate::queue::Queue;
 use crate::spool::Spool;
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::Duration;
 
 /// How long the record of a delivered message is kept: longer than any entry waits in Redis.
 pub const SEEN_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -44,6 +43,10 @@ pub const SEEN_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
 impl Spool {
     fn journal_dir(&self) -> PathBuf {
         self.bridge_dir().join("journal")
+    }
+
+    fn staged_dir(&self) -> PathBuf {
+        self.bridge_dir().join("staged")
     }
 
     fn seen_dir(&self) -> PathBuf {
@@ -105,94 +108,18 @@ struct Line {
     message: Message,
 }
 
-/// The ids of the messages delivered from the network, as the running bridge knows them: read
-/// once from `seen/`, then kept up to date by [`deliver_once`].
-#[derive(Debug, Default)]
-pub struct Seen {
-    /// Each id, with when it was marked (seconds since the epoch).
-    ids: HashMap<String, u64>,
-}
-
-impl Seen {
-    /// Every id marked in `seen/` (a file of ids, one a line, or an older bridge's empty file
-    /// named by its id).
-    pub fn load(spool: &Spool) -> Result<Seen> {
-        let dir = spool.seen_dir();
-        let read = match std::fs::read_dir(&dir) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Seen::default()),
-            Err(e) => return Err(Error::io("list", &dir, e)),
-        };
-        let mut seen = Seen::default();
-        for entry in read.flatten() {
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            let Ok(meta) = entry.metadata() else { continue };
-            if name.starts_with('.') || !meta.is_file() {
-                continue;
-            }
-            let at = meta.modified().map_or(0, secs);
-            if meta.len() == 0 {
-                seen.ids.insert(name, at);
-                continue;
-            }
-            let text = std::fs::read_to_string(entry.path()).map_err(|e| Error::io("read", &entry.path(), e))?;
-            seen.ids.extend(text.lines().filter(|l| !l.is_empty()).map(|id| (id.to_owned(), at)));
-        }
-        Ok(seen)
-    }
-
-    /// Whether message `id` was delivered.
-    pub fn contains(&self, id: &str) -> bool {
-        self.ids.contains_key(id)
-    }
-
-    /// How many ids it holds.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Whether it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// Marks `ids` delivered: one file, `seen/<name>`, not fsynced.
-    fn mark(&mut self, spool: &Spool, name: &str, ids: &[&str]) -> Result<()> {
-        let mut text = ids.join("\n");
-        text.push('\n');
-        atomic::write(&spool.seen_dir().join(name), text.as_bytes(), Durability::Volatile)?;
-        let now = secs(SystemTime::now());
-        self.ids.extend(ids.iter().map(|id| ((*id).to_owned(), now)));
-        Ok(())
-    }
-
-    /// Forgets the ids marked longer ago than `keep` (as [`prune_seen`] removes their files).
-    pub fn forget_older(&mut self, keep: Duration) {
-        let limit = secs(SystemTime::now()).saturating_sub(keep.as_secs());
-        self.ids.retain(|_, at| *at >= limit);
-    }
-}
-
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Delivers inbound messages, each into its queues (none: it is only marked seen), exactly once
 /// by message id (see the module's comment). With `durable`, the batch is fsynced once, in its
-/// journal; the queues' listeners are woken once each, and their counts written once each.
-pub fn deliver_once(
-    spool: &Spool,
-    seen: &mut Seen,
-    batch: &[(Message, Vec<Queue>)],
-    durable: bool,
-) -> Result<Vec<Delivery>> {
-    atomic::create_dir(&spool.seen_dir())?;
+/// journal; the queues' listeners are woken once each.
+pub fn deliver_once(spool: &Spool, batch: &[(Message, Vec<Queue>)], durable: bool) -> Result<Vec<Delivery>> {
+    let seen_dir = spool.seen_dir();
+    atomic::create_dir(&seen_dir)?;
     let mut out = Vec::with_capacity(batch.len());
     let mut in_batch = HashSet::new();
     let mut fresh = Vec::new();
     for (m, queues) in batch {
         validate_id(&m.id)?;
-        if !in_batch.insert(m.id.as_str()) || seen.contains(&m.id) {
+        if !in_batch.insert(m.id.as_str()) || seen_dir.join(&m.id).exists() {
             out.push(Delivery::Duplicate);
             continue;
         }
@@ -203,26 +130,26 @@ pub fn deliver_once(
         return Ok(out);
     }
     let journal = write_journal(spool, &fresh, durable)?;
-    let mut puts = Puts::default();
+    let mut touched: Vec<&Queue> = Vec::new();
     for (m, queues) in &fresh {
         let bytes = m.encode()?;
         for q in queues.iter() {
-            puts.put(q, m, &bytes)?;
+            put(spool, q, m, &bytes)?;
+            if !touched.iter().any(|t| t.dir() == q.dir()) {
+                touched.push(q);
+            }
         }
+        // Seen only once it is in every queue: a bridge killed in between finds it unseen.
+        atomic::write(&seen_dir.join(&m.id), b"", Durability::Volatile)?;
     }
-    // Seen only once all are in every queue: a bridge killed in between finds them unseen.
-    let ids: Vec<&str> = fresh.iter().map(|(m, _)| m.id.as_str()).collect();
-    seen.mark(spool, &file_name(&journal), &ids)?;
     if !durable {
         // Nothing to wait for: the journal only had to outlive a bridge killed in the middle.
         remove(&journal);
     }
-    puts.finish();
+    for q in touched {
+        q.notify("bridge");
+    }
     Ok(out)
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Writes a journal of `fresh` (durably when `durable`: file and directory). Returns its path.
@@ -245,48 +172,13 @@ fn write_journal(spool: &Spool, fresh: &[(&Message, &Vec<Queue>)], durable: bool
     Ok(path)
 }
 
-/// Deliveries into queues, unsynced: each message written into its queue's `tmp/` (reached once
-/// per queue) and renamed into `new/` with the attempts it carries; each queue counted and woken
-/// once, at the end.
-#[derive(Debug, Default)]
-struct Puts {
-    /// Each queue's directory, its `tmp/` open, and how many messages went to it.
-    queues: Vec<(PathBuf, OwnedFd, usize)>,
-}
-
-impl Puts {
-    /// Puts one message into `q`, made when missing.
-    fn put(&mut self, q: &Queue, m: &Message, bytes: &[u8]) -> Result<()> {
-        let i = match self.queues.iter().position(|(d, _, _)| d == q.dir()) {
-            Some(i) => i,
-            None => {
-                q.create()?;
-                let fd = crate::beneath::open_dir(&q.dir().join("tmp"))?;
-                self.queues.push((q.dir().to_path_buf(), fd, 0));
-                self.queues.len() - 1
-            }
-        };
-        let (dir, fd, n) = &mut self.queues[i];
-        let tmp = dir.join("tmp");
-        let name = atomic::unique_name("m");
-        drop(atomic::create_in(fd, &tmp, &name, bytes)?);
-        let target = dir.join("new").join(format!("{},{}", m.stem(), m.attempts));
-        if let Err(e) = nix::fcntl::renameat(Some(fd.as_raw_fd()), name.as_str(), None, &target) {
-            let _ = nix::unistd::unlinkat(Some(fd.as_raw_fd()), name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-            return Err(Error::io("deliver", &target, e.into()));
-        }
-        *n += 1;
-        Ok(())
-    }
-
-    /// Counts the deliveries and wakes each queue's listeners.
-    fn finish(self) {
-        for (dir, _, n) in self.queues {
-            let q = Queue::new(dir);
-            q.tally().add(&vec!["sent".to_owned(); n]);
-            q.notify("bridge");
-        }
-    }
+/// Puts one message into `q` (made when missing) with the attempts it carries; not fsynced.
+fn put(spool: &Spool, q: &Queue, m: &Message, bytes: &[u8]) -> Result<()> {
+    let staged = spool.staged_dir().join(atomic::unique_name("in"));
+    atomic::create_dir(&spool.staged_dir())?;
+    atomic::write(&staged, bytes, Durability::Volatile)?;
+    q.adopt(m, &staged)?;
+    Ok(())
 }
 
 fn remove(path: &std::path::Path) {
@@ -331,8 +223,7 @@ fn sync_filesystem(spool: &Spool) -> Result<()> {
 /// its content), delivered; leftover staged files are removed. Run under the bridge's lock
 /// before anything is read from the network. Returns how many messages were delivered again.
 pub fn recover(spool: &Spool) -> Result<usize> {
-    // What an older bridge staged here, on the way to its queue.
-    if let Ok(read) = std::fs::read_dir(spool.bridge_dir().join("staged")) {
+    if let Ok(read) = std::fs::read_dir(spool.staged_dir()) {
         for e in read.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
@@ -342,8 +233,6 @@ pub fn recover(spool: &Spool) -> Result<usize> {
         return Ok(0);
     }
     atomic::create_dir(&spool.seen_dir())?;
-    let mut seen = Seen::load(spool)?;
-    let mut puts = Puts::default();
     let mut again = 0;
     // Each queue's entries, listed once: id -> (folder, file name).
     let mut held: HashMap<PathBuf, Listing> = HashMap::new();
@@ -354,12 +243,11 @@ pub fn recover(spool: &Spool) -> Result<usize> {
         // The bridge alone crashed: its seen marks are exact (see the module's comment).
         let same_boot = boot.is_some_and(|b| !b.is_empty() && b == boot_id());
         // A journal cut short by a crash: its whole lines are all that can have been delivered.
-        let mut ids = Vec::new();
         for line in lines.filter_map(|l| serde_json::from_slice::<Line>(l).ok()) {
             let m = &line.message;
             validate_id(&m.id)?;
-            ids.push(m.id.clone());
-            if same_boot && seen.contains(&m.id) {
+            let seen = spool.seen_dir().join(&m.id);
+            if same_boot && seen.exists() {
                 continue;
             }
             let bytes = m.encode()?;
@@ -378,16 +266,12 @@ pub fn recover(spool: &Spool) -> Result<usize> {
                 if holds(&q, entries, m) {
                     continue;
                 }
-                puts.put(&q, m, &bytes)?;
+                put(spool, &q, m, &bytes)?;
                 again += 1;
             }
-        }
-        if !ids.is_empty() {
-            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-            seen.mark(spool, &file_name(j), &ids)?;
+            atomic::write(&seen, b"", Durability::Volatile)?;
         }
     }
-    puts.finish();
     sync_filesystem(spool)?;
     for j in &found {
         remove(j);
@@ -450,9 +334,8 @@ mod tests {
         let q = Queue::new(root.join("q"));
         let m = Message::new("t", Kind::Event, Priority::High, serde_json::json!(1));
         let twice = [(m.clone(), vec![q.clone()]), (m.clone(), vec![q.clone()])];
-        let mut seen = Seen::default();
-        assert_eq!(deliver_once(&spool, &mut seen, &twice, true).unwrap(), [Delivery::Delivered, Delivery::Duplicate]);
-        assert_eq!(deliver_once(&spool, &mut seen, &twice[..1], true).unwrap(), [Delivery::Duplicate]);
+        assert_eq!(deliver_once(&spool, &twice, true).unwrap(), [Delivery::Delivered, Delivery::Duplicate]);
+        assert_eq!(deliver_once(&spool, &twice[..1], true).unwrap(), [Delivery::Duplicate]);
         assert_eq!(q.pending().unwrap().len(), 1);
         assert_eq!(journals(&spool).len(), 1, "kept until the filesystem is synced");
         assert_eq!(retire_journals(&spool).unwrap(), 1);
@@ -466,26 +349,18 @@ mod tests {
         );
         let qs = vec![q.clone()];
         write_journal(&spool, &[(&a, &qs), (&b, &qs), (&c, &qs)], true).unwrap();
-        let mut puts = Puts::default();
-        puts.put(&q, &a, &a.encode().unwrap()).unwrap();
-        puts.put(&q, &c, b"").unwrap();
-        drop(puts);
+        put(&spool, &q, &a, &a.encode().unwrap()).unwrap();
+        put(&spool, &q, &c, b"").unwrap();
         assert_eq!(recover(&spool).unwrap(), 2);
         assert!(journals(&spool).is_empty());
         let ids: Vec<String> = q.pending().unwrap().into_iter().map(|p| p.id).collect();
         assert_eq!(ids, [m.id.clone(), a.id.clone(), b.id.clone(), c.id.clone()]);
-        let mut seen = Seen::load(&spool).unwrap();
-        assert_eq!(seen.len(), 4, "what recovery delivered is marked seen");
-        assert_eq!(deliver_once(&spool, &mut seen, &[(b.clone(), qs.clone())], false).unwrap(), [Delivery::Duplicate]);
-        assert_eq!(prune_seen(&spool, Duration::ZERO), 2, "one file of ids a batch");
-        // An older bridge's mark: an empty file named by the id.
-        std::fs::write(spool.seen_dir().join(&b.id), "").unwrap();
-        assert!(Seen::load(&spool).unwrap().contains(&b.id));
-        prune_seen(&spool, Duration::ZERO);
+        assert_eq!(deliver_once(&spool, &[(b.clone(), qs.clone())], false).unwrap(), [Delivery::Duplicate]);
+        assert_eq!(prune_seen(&spool, Duration::ZERO), 4);
         // The bridge killed after a delivery that was since taken, acked and trimmed from the
         // archive: in this boot its seen mark says it was delivered, and it is not again.
         let d = Message::new("t", Kind::Event, Priority::Low, serde_json::json!(5));
-        assert_eq!(deliver_once(&spool, &mut seen, &[(d.clone(), qs.clone())], true).unwrap(), [Delivery::Delivered]);
+        assert_eq!(deliver_once(&spool, &[(d.clone(), qs.clone())], true).unwrap(), [Delivery::Delivered]);
         for e in q.entries("new").unwrap() {
             std::fs::remove_file(q.dir().join("new").join(&e.name)).unwrap();
         }

@@ -4,7 +4,7 @@
 
 use super::{BATCH, BLOCK, Bridge, Failure, GROUP, HOSTS, stream_key};
 use crate::bus::{Target, queues_of};
-use af_spool::bridge::{Delivery, SEEN_KEEP, Seen, deliver_once, prune_seen};
+use af_spool::bridge::{Delivery, deliver_once};
 use af_spool::bus::Address;
 use af_spool::host::split_host;
 use af_spool::message::{Kind, Message, Priority, max_bytes, validate_id};
@@ -12,28 +12,17 @@ use af_spool::queue::Queue;
 use redis::Value;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 /// How much of a refused entry its dead letter keeps.
 const KEEP_OF_BAD_ENTRY: usize = 4096;
-
-/// How often a running bridge forgets the ids delivered longer ago than [`SEEN_KEEP`].
-const FORGET_EVERY: Duration = Duration::from_secs(3600);
 
 /// Reads this host's stream until `stop` is set or Redis fails; first takes over the group's
 /// pending entries.
 pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> Result<(), Failure> {
     let key = stream_key(&b.host);
-    let mut seen = Seen::load(&b.spool)?;
-    let mut forgot = Instant::now();
     ensure_group(c, &key, &b.host)?;
-    reclaim(b, c, &key, &mut seen)?;
+    reclaim(b, c, &key)?;
     while !stop.load(Ordering::SeqCst) {
-        if forgot.elapsed() >= FORGET_EVERY {
-            prune_seen(&b.spool, SEEN_KEEP);
-            seen.forget_older(SEEN_KEEP);
-            forgot = Instant::now();
-        }
         let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
@@ -49,7 +38,7 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
         let entries: Vec<StreamId> =
             reply.map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect()).unwrap_or_default();
         if !entries.is_empty() {
-            handle(b, c, &key, entries, &mut seen)?;
+            handle(b, c, &key, entries)?;
         }
     }
     Ok(())
@@ -68,7 +57,7 @@ fn ensure_group(c: &mut redis::Connection, key: &str, host: &str) -> redis::Redi
 
 /// Takes over every pending entry of the group (read by a bridge that died before its XACK)
 /// and handles it now.
-fn reclaim(b: &Bridge, c: &mut redis::Connection, key: &str, seen: &mut Seen) -> Result<(), Failure> {
+fn reclaim(b: &Bridge, c: &mut redis::Connection, key: &str) -> Result<(), Failure> {
     let mut cursor = "0-0".to_owned();
     loop {
         let r: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
@@ -85,7 +74,7 @@ fn reclaim(b: &Bridge, c: &mut redis::Connection, key: &str, seen: &mut Seen) ->
         }
         if !r.claimed.is_empty() {
             tracing::info!(entries = r.claimed.len(), "taking over pending entries");
-            handle(b, c, key, r.claimed, seen)?;
+            handle(b, c, key, r.claimed)?;
         }
         if r.next_stream_id == "0-0" {
             return Ok(());
@@ -95,13 +84,7 @@ fn reclaim(b: &Bridge, c: &mut redis::Connection, key: &str, seen: &mut Seen) ->
 }
 
 /// Delivers a batch of entries (the bad ones to the dead letters), then acks and deletes them.
-fn handle(
-    b: &Bridge,
-    c: &mut redis::Connection,
-    key: &str,
-    entries: Vec<StreamId>,
-    seen: &mut Seen,
-) -> Result<(), Failure> {
+fn handle(b: &Bridge, c: &mut redis::Connection, key: &str, entries: Vec<StreamId>) -> Result<(), Failure> {
     let rejects = Address::Inbound.queue(&b.spool).durable(b.durable);
     let mut good = Vec::with_capacity(entries.len());
     let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
@@ -119,7 +102,7 @@ fn handle(
             }
         }
     }
-    let outcomes = deliver_once(&b.spool, seen, &good, b.durable)?;
+    let outcomes = deliver_once(&b.spool, &good, b.durable)?;
     let duplicates = outcomes.iter().filter(|o| **o == Delivery::Duplicate).count();
     redis::pipe()
         .cmd("XACK")
