@@ -227,6 +227,13 @@ pub enum Command {
         /// without it they are refused (the caller exits 4, error conflict).
         #[arg(long)]
         allow_control: bool,
+        /// Leave the cluster instead, and exit: this host is taken out of the Redis set af:hosts
+        /// with its heartbeat and published agents, so that the other hosts stop mirroring
+        /// topics and broadcasts to it and raise no host.unreachable about it; publish and
+        /// broadcast stop copying into the outbox (the copies in it go to its dead letters).
+        /// Stop this host's bridge first (exit 4 while one runs); running it again joins again.
+        #[arg(long, conflicts_with = "allow_control")]
+        leave: bool,
     },
     /// Put a dead letter back into its queue, attempts reset.
     Retry {

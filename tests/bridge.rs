@@ -396,8 +396,8 @@ fn while_redis_is_stopped_the_outbox_grows_and_then_drains() {
     kill(redis.pid(), Signal::SIGSTOP).unwrap();
     let rest: String = (2..=300).map(|i| format!("{i}\n")).collect();
     alpha.ok_in("af-bus", &["send", "--batch", "--to", "box@beta"], Some(&rest));
-    // The bridge claims and gives back batches while its Redis calls fail, and a count made
-    // while it moves them can see one twice: the outbox is looked at until a count is exact.
+    // The bridge claims and gives back batches while its Redis calls fail (each message is
+    // counted once all the same): the outbox is looked at until all are there.
     wait_for("the outbox to hold them while Redis is away", Duration::from_secs(30), || {
         depth(&alpha, "bridge:out") == 299
     });
@@ -950,4 +950,61 @@ fn a_killed_bridge_loses_no_pool_task_and_runs_none_twice_and_a_gone_hosts_tasks
     assert_eq!(attempts.iter().filter(|a| **a == 0).count(), n - 5, "{attempts:?}");
     assert_eq!(stats(&beta, "bridge:in")["dead"].as_u64().unwrap_or(0), 0, "nothing refused");
     a.stop();
+}
+
+#[test]
+fn a_host_that_leaves_is_mirrored_to_no_more_and_raises_no_alert() {
+    let Some((mut alpha, mut beta, redis)) = two_hosts() else { return };
+    for e in [&mut alpha, &mut beta] {
+        e.set_env("AF_CLUSTER_TTL", "2");
+        e.set_env("AF_REDIS_URL", &redis.url());
+        e.ok("af-bus", &["subscribe", "news", "--topic", "news.*"]);
+    }
+    let a = Bridge::start(&alpha, &redis);
+    let _b = Bridge::start(&beta, &redis);
+    wait_for("both hosts to join", Duration::from_secs(30), || redis.int(&["SCARD", "af:hosts"]) == 2);
+    beta.ok("af-bus", &["publish", "--topic", "news.one", "1"]);
+    assert_eq!(take_messages(&alpha, "news", 1)[0]["payload"], 1, "mirrored while alpha is in the cluster");
+    // Alpha's bridge dies: beta raises host.unreachable about it.
+    kill(a.pid(), Signal::SIGKILL).unwrap();
+    drop(a);
+    wait_for("the alert about alpha", Duration::from_secs(30), || !alerts(&beta, "host.unreachable").is_empty());
+    // Not while a bridge runs on the spool.
+    let running = Bridge::start(&alpha, &redis);
+    wait_for("alpha's bridge to rejoin", Duration::from_secs(30), || alerts(&beta, "host.unreachable").len() == 2);
+    let err = alpha.fails("af-bus", &["bridge", "--leave", "--json"], None, 4);
+    assert!(err.contains("stop it before leaving"), "{err}");
+    kill(running.pid(), Signal::SIGKILL).unwrap();
+    drop(running);
+    // A copy for the other hosts waiting in alpha's outbox, and a message for beta's box.
+    alpha.ok("af-bus", &["publish", "--topic", "news.two", "2"]);
+    alpha.ok("af-bus", &["send", "--to", "box@beta", "3"]);
+    let left = alpha.json("af-bus", &["bridge", "--leave"]);
+    // What waits in alpha's stream (beta's alert events, mirrored while alpha's bridge was away).
+    let inbound = redis.int(&["XLEN", "af:host:alpha:in"]);
+    assert_eq!(left, json!({"host": "alpha", "outbox": 1, "dropped": 1, "inbound": inbound}), "{left}");
+    assert_eq!(redis.int(&["SISMEMBER", "af:hosts", "alpha"]), 0);
+    for key in ["heartbeat", "agents", "unreachable"] {
+        assert_eq!(redis.int(&["EXISTS", &format!("af:host:alpha:{key}")]), 0, "{key}");
+    }
+    // Beta closes its alert and raises none again; its listing no longer names alpha.
+    wait_for("beta to close the alert", Duration::from_secs(30), || alerts(&beta, "host.unreachable").len() == 2);
+    assert_eq!(alerts(&beta, "host.unreachable")[1].0, "recovery");
+    assert!(cluster(&beta).iter().all(|(h, _, _)| h == "beta"), "{:?}", cluster(&beta));
+    // Beta's topics are mirrored to alpha no more.
+    beta.ok("af-bus", &["publish", "--topic", "news.three", "3"]);
+    wait_for("beta's outbox to drain", Duration::from_secs(30), || depth(&beta, "bridge:out") == 0);
+    assert_eq!(redis.int(&["XLEN", "af:host:alpha:in"]), inbound, "nothing more mirrored to alpha");
+    // Alpha's own topics stay home: nothing more in its outbox.
+    alpha.ok("af-bus", &["publish", "--topic", "news.four", "4"]);
+    assert_eq!(depth(&alpha, "bridge:out"), 1, "only the message for beta's box waits");
+    assert_eq!(stats(&alpha, "bridge:out")["dead"], 1, "the copy for the cluster left went to the dead letters");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(alerts(&beta, "host.unreachable").len(), 2, "no alert about a host that left");
+    // Joining again: the bridge sends what waited.
+    let _a = Bridge::start(&alpha, &redis);
+    assert_eq!(take_messages(&beta, "box", 1)[0]["payload"], 3);
+    wait_for("alpha back in the cluster", Duration::from_secs(30), || {
+        redis.int(&["SISMEMBER", "af:hosts", "alpha"]) == 1
+    });
 }

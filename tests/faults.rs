@@ -262,3 +262,86 @@ fn gc_killed_mid_compression_loses_no_log_line() {
         assert!(names(&dir).iter().all(|n| !n.contains(".part.")), "{:?}", names(&dir));
     }
 }
+
+/// The committed batches in a spool's `bus/batch/`: directories without a leading dot.
+fn committed_batches(home: &Path) -> usize {
+    names(&home.join("bus/batch")).iter().filter(|n| !n.starts_with('.')).count()
+}
+
+/// `af-bus send --batch` killed (SIGKILL) at any moment queues its batch whole or not at all,
+/// every message whole. Every other round the kill comes once the batch is committed (its
+/// directory in `bus/batch/` lost its dot) while its messages are being renamed into the queue;
+/// the others at a pseudo-random moment of the send. The next look at the queue (`stats`)
+/// finishes a committed batch.
+#[test]
+fn a_batch_sender_killed_at_any_moment_queues_all_or_nothing() {
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let env = Env::new();
+    env.create(r#"{"id":"q","type":"worker","projectId":"p"}"#);
+    let n = 2000;
+    let lines = |round: usize| -> String { (0..n).map(|i| format!("{{\"round\":{round},\"i\":{i}}}\n")).collect() };
+    let depth = || env.json("af-bus", &["stats"])["queues"][0]["depth"].as_u64().unwrap_or(0) as usize;
+    // A first batch, whole: how long a send takes.
+    let started = std::time::Instant::now();
+    env.ok_in("af-bus", &["send", "--batch", "--to", "q"], Some(&lines(0)));
+    let took = started.elapsed();
+    assert_eq!(depth(), n);
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut rand = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below.max(1)
+    };
+    let (mut queued, mut after_commit, mut rounds) = (n, 0, 0);
+    while rounds < 12 || (after_commit < 3 && rounds < 60) {
+        rounds += 1;
+        let mut sender = env.cmd("af-bus");
+        sender.args(["send", "--batch", "--to", "q"]).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut sender = sender.spawn().unwrap();
+        sender.stdin.take().unwrap().write_all(lines(rounds).as_bytes()).unwrap();
+        if rounds % 2 == 0 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while committed_batches(&env.home) == 0 && sender.try_wait().unwrap().is_none() {
+                assert!(std::time::Instant::now() < deadline, "the send neither committed nor ended");
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        } else {
+            std::thread::sleep(Duration::from_micros(rand(took.as_micros() as u64)));
+        }
+        let _ = sender.kill();
+        let status = sender.wait().unwrap();
+        if committed_batches(&env.home) > 0 {
+            after_commit += 1;
+        }
+        let now = depth();
+        assert!(
+            now == queued || now == queued + n,
+            "round {rounds} (killed: {:?}): {} of a batch of {n} queued",
+            status.signal(),
+            now as i64 - queued as i64
+        );
+        if status.success() {
+            assert_eq!(now, queued + n, "round {rounds}: the send said it was done");
+        }
+        queued = now;
+        assert_eq!(committed_batches(&env.home), 0, "the look at the queue finished the batch");
+    }
+    assert!(after_commit > 0, "no kill came after a commit in {rounds} rounds");
+    // Every message whole (none unreadable), each batch all or nothing.
+    let out = env.ok("af-bus", &["recv", "q", "--json", "-n", "1000000"]);
+    let mut per_round: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for l in out.lines() {
+        let m: serde_json::Value = serde_json::from_str(l).unwrap();
+        let p = &m["payload"];
+        per_round.entry(p["round"].as_u64().unwrap()).or_default().push(p["i"].as_u64().unwrap());
+    }
+    for (round, mut got) in per_round {
+        got.sort_unstable();
+        assert_eq!(got, (0..n as u64).collect::<Vec<_>>(), "round {round}: each message once");
+    }
+    let st = env.json("af-bus", &["stats"]);
+    assert_eq!(st["totals"]["dead"], 0, "no message torn: {st}");
+}

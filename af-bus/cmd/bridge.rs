@@ -1,6 +1,6 @@
-//! `bridge`: runs until SIGTERM or SIGINT.
+//! `bridge`: runs until SIGTERM or SIGINT; `bridge --leave`.
 
-use super::Ctx;
+use super::{Ctx, say};
 use af_ops::bridge::Bridge;
 use af_spool::{Error, ExitCode};
 use std::sync::Arc;
@@ -17,5 +17,25 @@ pub fn bridge(ctx: &Ctx, url: &str, allow_control: bool) -> anyhow::Result<ExitC
     let mut bridge = Bridge::new(ctx.spool.clone(), host, url, ctx.durable)?;
     bridge.allow_control = allow_control;
     bridge.run(&stop)?;
+    Ok(ExitCode::Ok)
+}
+
+/// `bridge --leave`: this host leaves the cluster.
+pub fn leave(ctx: &Ctx, url: &str) -> anyhow::Result<ExitCode> {
+    let host = af_spool::host::own_host()?;
+    let bridge = Bridge::new(ctx.spool.clone(), host, url, ctx.durable)?;
+    let left = af_ops::bridge::leave::leave(&bridge)?;
+    if ctx.json {
+        say(&af_cli::json_text(&left)?)?;
+    } else {
+        let n = |n: u64, one: &str, more: &str| format!("{n} {}", if n == 1 { one } else { more });
+        say(&format!(
+            "{} left the cluster; bridge:out keeps {} for other hosts and moved {} to its dead letters; {} in its inbound stream",
+            left.host,
+            n(left.outbox as u64, "message", "messages"),
+            n(left.dropped as u64, "mirrored copy", "mirrored copies"),
+            n(left.inbound, "entry waits", "entries wait"),
+        ))?;
+    }
     Ok(ExitCode::Ok)
 }

@@ -61,7 +61,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats => admin::stats(&ctx),
         Command::Dead { queue } => admin::dead(&ctx, &queue),
         Command::Retry { queue, id } => admin::retry(&ctx, &queue, &id),
-        Command::Bridge { redis, allow_control } => bridge::bridge(&ctx, &redis.url, allow_control),
+        Command::Bridge { redis, allow_control, leave: false } => bridge::bridge(&ctx, &redis.url, allow_control),
+        Command::Bridge { redis, leave: true, .. } => bridge::leave(&ctx, &redis.url),
         Command::Interrupt { id, timeout } => interrupt::interrupt(&ctx, &id, seconds(timeout)?),
     }
 }

@@ -38,7 +38,7 @@ pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> 
         q.deliver(&message, &bytes)?;
         return Ok((message, 1));
     }
-    let mut batch = Batch::new();
+    let mut batch = Batch::new(spool);
     for q in queues.iter().chain(&mirror) {
         batch.stage(q, &message, &bytes)?;
     }
@@ -61,10 +61,11 @@ fn mirror(spool: &Spool, message: &mut Message, target: &Target, durable: bool) 
 }
 
 /// Posts many messages, all or nothing: every message passes the middleware and is written into
-/// its queues' `tmp/` (fsynced when durable) before any is delivered; then each is renamed into
-/// `new/`, each queue's directory fsynced once (group commit) and its listeners woken once. On a
-/// failure (a rejection, a full disk) nothing is delivered and nothing is left staged, so the
-/// same batch can simply be sent again.
+/// one batch (af-spool `batch`) before any is delivered; the batch is made durable at once (one
+/// `syncfs`, group commit) and committed, then each message is renamed into its queue's `new/`,
+/// each `new/` fsynced once and its listeners woken once. On a failure (a rejection, a full disk)
+/// nothing is delivered and nothing is left staged, so the same batch can simply be sent again;
+/// a sender killed after the commit leaves a batch the next look at a queue finishes.
 pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) -> Result<Vec<Message>> {
     let mut planned = Vec::with_capacity(batch.len());
     for (message, target) in batch {
@@ -75,7 +76,7 @@ pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) ->
         queues.extend(mirror);
         planned.push((message, bytes, queues));
     }
-    let mut staged = Batch::new();
+    let mut staged = Batch::new(spool);
     for (message, bytes, queues) in &planned {
         for q in queues {
             staged.stage(q, message, bytes)?;

@@ -86,6 +86,26 @@ fn write_tmp(dirfd: &std::os::fd::OwnedFd, tmp: &Path, bytes: &[u8], durability:
     Ok(())
 }
 
+/// Creates the file `name` in the directory open as `dirfd` (at `dir`, for errors), mode 0600,
+/// never through a symlink, and writes `bytes` into it, unsynced. The file is returned open.
+pub fn create_in(dirfd: &std::os::fd::OwnedFd, dir: &Path, name: &str, bytes: &[u8]) -> Result<File> {
+    let path = dir.join(name);
+    let fd = nix::fcntl::openat(
+        Some(dirfd.as_raw_fd()),
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| Error::io("create", &path, e.into()))?;
+    // SAFETY: openat just returned this descriptor, and nothing else owns it.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    if let Err(e) = file.write_all(bytes) {
+        let _ = nix::unistd::unlinkat(Some(dirfd.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        return Err(Error::io("write", &path, e));
+    }
+    Ok(file)
+}
+
 /// fsyncs a directory, so that renames and creations in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     let fd = beneath::open_dir(dir)?;

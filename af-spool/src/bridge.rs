@@ -67,6 +67,19 @@ pub fn bridged(spool: &Spool) -> bool {
     spool.bridge_dir().join("lock").exists()
 }
 
+/// Makes this spool no longer bridged (the host left the cluster): its lock, held by the caller,
+/// is removed, so that topic events and broadcasts are no longer put into the outbox. A bridge
+/// run later makes it again.
+pub fn unbridge(spool: &Spool, lock: Lock) -> Result<()> {
+    let path = spool.bridge_dir().join("lock");
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", &path, e)),
+        _ => {}
+    }
+    drop(lock);
+    Ok(())
+}
+
 /// What became of one inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {

@@ -145,6 +145,7 @@ impl Address {
             Address::Inbound => spool.inbound_dir(),
             Address::Control => spool.bridge_dir().join("control"),
         })
+        .in_spool(spool)
     }
 }
 
@@ -414,7 +415,7 @@ pub fn all_queues(spool: &Spool) -> Result<Vec<(Address, Queue)>> {
                     return None;
                 }
                 let project = decode_project(&name)?;
-                Some((Address::Pool(project), Queue::new(e.path())))
+                Some((Address::Pool(project), Queue::new(e.path()).in_spool(spool)))
             })
             .collect();
         pools.sort_by_key(|a| a.0.to_string());

@@ -130,12 +130,31 @@ pub struct Acked {
 pub struct Queue {
     dir: PathBuf,
     durable: bool,
+    /// The spool it is a queue of, whose batches a sender left half delivered are finished before
+    /// the queue is claimed from or counted (see batch.rs).
+    spool: Option<crate::spool::Spool>,
 }
 
 impl Queue {
     /// The queue at `dir`; deliveries are fsynced (file and directory).
     pub fn new(dir: PathBuf) -> Queue {
-        Queue { dir, durable: true }
+        Queue { dir, durable: true, spool: None }
+    }
+
+    /// The same queue, known as one of `spool`'s: the batches its senders left half delivered
+    /// are finished before it is claimed from or counted.
+    pub fn in_spool(mut self, spool: &crate::spool::Spool) -> Queue {
+        self.spool = Some(spool.clone());
+        self
+    }
+
+    /// Finishes the spool's batches left half delivered (see batch.rs); a failure is logged.
+    fn finish_batches(&self) {
+        if let Some(spool) = &self.spool {
+            if let Err(e) = crate::batch::recover(spool) {
+                tracing::warn!(error = %e, "cannot finish a batch left half delivered");
+            }
+        }
     }
 
     /// Whether deliveries are fsynced (default yes). Without, a delivery survives any process
@@ -310,6 +329,7 @@ impl Queue {
 
     /// Claims like [`Queue::claim`], skipping the entries `wanted` refuses (left waiting).
     pub fn claim_where(&self, max: usize, visibility: Duration, wanted: impl Fn(&Entry) -> bool) -> Result<Vec<Claim>> {
+        self.finish_batches();
         self.requeue_expired()?;
         let deadline = Timestamp::now().0 + visibility.as_millis() as u64;
         let mut out = Vec::new();
@@ -508,12 +528,21 @@ impl Queue {
 
     /// Acks one claim by its receipt (no listing). False when the claim is gone.
     pub fn ack_receipt(&self, receipt: &str) -> Result<bool> {
-        let Some(e) = Entry::parse(receipt) else { return Ok(false) };
-        let to = self.part("archive").join(format!("{},{}", e.stem(), e.attempts));
-        let moved = rename_if_there(&self.part("cur").join(receipt), &to)?;
-        if moved {
-            self.count("acked", 1);
+        Ok(self.ack_receipts(&[receipt])? == 1)
+    }
+
+    /// Acks claims by their receipts (no listing), counted in one write. Returns how many were
+    /// still claimed.
+    pub fn ack_receipts(&self, receipts: &[&str]) -> Result<usize> {
+        let mut moved = 0;
+        for receipt in receipts {
+            let Some(e) = Entry::parse(receipt) else { continue };
+            let to = self.part("archive").join(format!("{},{}", e.stem(), e.attempts));
+            if rename_if_there(&self.part("cur").join(receipt), &to)? {
+                moved += 1;
+            }
         }
+        self.count("acked", moved);
         self.prune_now_and_then();
         Ok(moved)
     }
@@ -590,6 +619,7 @@ impl Queue {
 
     /// The waiting messages, in queue order.
     pub fn pending(&self) -> Result<Vec<Message>> {
+        self.finish_batches();
         Ok(self
             .entries("new")?
             .into_iter()
@@ -603,23 +633,39 @@ impl Queue {
 
     /// Depths per priority, in flight, dead, acked, and the ack rate over the last minute.
     pub fn stats(&self) -> Result<QueueStats> {
+        self.finish_batches();
         let mut s = QueueStats::default();
         for p in Priority::ALL {
             s.pending.insert(p.as_str().to_owned(), 0);
         }
-        for e in self.entries("new")? {
-            *s.pending.entry(e.priority.as_str().to_owned()).or_default() += 1;
-            s.depth += 1;
+        // Messages move between the folders while they are listed (claimed: new to cur; given
+        // back: cur to new; acked or buried). Each is counted once, by id, in the folder it was
+        // last listed in: the folders are listed in the order messages move (new, cur, dead,
+        // archive), with new once more after cur for one given back while cur was listed. Only
+        // a message that moved twice within the listing can be missed.
+        let mut last: HashMap<String, (&'static str, Entry)> = HashMap::new();
+        for part in ["new", "cur", "new", "dead", "archive"] {
+            for e in self.entries(part)? {
+                last.insert(e.id.clone(), (part, e));
+            }
         }
-        s.in_flight = self.entries("cur")?.len();
-        s.dead = self.entries("dead")?.len();
         let since = (Timestamp::now().0 / 1000).saturating_sub(60) as i64;
-        let archive = self.entries("archive")?;
-        s.acked = archive.len();
-        let recent = archive
-            .iter()
-            .filter(|e| fs::symlink_metadata(self.part("archive").join(&e.name)).is_ok_and(|m| m.ctime() >= since))
-            .count();
+        let mut recent = 0;
+        for (part, e) in last.values() {
+            match *part {
+                "new" => {
+                    *s.pending.entry(e.priority.as_str().to_owned()).or_default() += 1;
+                    s.depth += 1;
+                }
+                "cur" => s.in_flight += 1,
+                "dead" => s.dead += 1,
+                _ => {
+                    s.acked += 1;
+                    let path = self.part("archive").join(&e.name);
+                    recent += usize::from(fs::symlink_metadata(path).is_ok_and(|m| m.ctime() >= since));
+                }
+            }
+        }
         s.ack_rate = recent as f64 / 60.0;
         Ok(s)
     }
@@ -695,30 +741,15 @@ pub struct Staged {
 impl Staged {
     /// Delivers it: the rename into `new/` (no directory fsync, nobody woken).
     pub fn publish(&self) -> Result<()> {
-        self.publish_uncounted()?;
-        self.queue_tally().add(&["sent".to_owned()]);
-        Ok(())
-    }
-
-    /// Delivers it like [`Staged::publish`] without counting it: a batch counts its deliveries
-    /// to each queue in one write.
-    pub fn publish_uncounted(&self) -> Result<()> {
-        rename_into(&self.tmp, &self.target).map_err(|e| Error::io("deliver", &self.target, e))
-    }
-
-    /// The tally of the queue it goes to.
-    pub fn queue_tally(&self) -> crate::tally::Tally {
+        rename_into(&self.tmp, &self.target).map_err(|e| Error::io("deliver", &self.target, e))?;
         crate::tally::of_dir(self.target.parent().and_then(Path::parent).unwrap_or(Path::new("/")))
+            .add(&["sent".to_owned()]);
+        Ok(())
     }
 
     /// Removes it before it was delivered.
     pub fn discard(&self) {
         let _ = fs::remove_file(&self.tmp);
-    }
-
-    /// Takes it back after it was delivered; false when a receiver claimed it already.
-    pub fn withdraw(&self) -> bool {
-        fs::remove_file(&self.target).is_ok()
     }
 }
 
@@ -810,6 +841,38 @@ mod tests {
         assert_eq!(dead[0].0.extra.as_deref(), Some("attempts"));
         q.retry(ids[1]).unwrap();
         assert_eq!(q.stats().unwrap().depth, 1);
+        q.remove().unwrap();
+    }
+
+    #[test]
+    fn stats_count_each_message_once_while_a_receiver_moves_them() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let q = queue();
+        let n = 300;
+        for i in 0..n {
+            send(&q, Priority::Normal, i);
+        }
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // A receiver that claims every message and gives each back, again and again: each
+            // moves from new/ to cur/ and back while the counts are made.
+            s.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    for c in q.claim(n as usize, Duration::from_secs(60)).unwrap() {
+                        q.release(&c.receipt).unwrap();
+                    }
+                }
+            });
+            let mut wrong = Vec::new();
+            for _ in 0..200 {
+                let st = q.stats().unwrap();
+                if st.depth + st.in_flight != n as usize {
+                    wrong.push((st.depth, st.in_flight));
+                }
+            }
+            stop.store(true, Ordering::SeqCst);
+            assert!(wrong.is_empty(), "{} of 200 counts were not {n} messages: {wrong:?}", wrong.len());
+        });
         q.remove().unwrap();
     }
 

@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 ///   bus/pool/<project>/               a project's shared queue (see bus.rs)
 ///   bus/sub/<name>/                   a subscription: subscription.json + a queue
 ///   bus/reply/<id>/                   a waiting requester's reply queue
+///   bus/batch/<batch>/                a batch of messages being delivered together (see batch.rs)
 ///   bus.d/                            middleware executables
 ///   bridge/outbox/                    messages to other hosts, waiting for af-bus bridge (a queue)
 ///   bridge/in/                        the bridge's queue of network entries: bad ones die here

@@ -165,7 +165,7 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__bridge)
-            opts="-h --redis --allow-control --json --no-fsync --pretty --help"
+            opts="-h --redis --allow-control --leave --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -3,7 +3,8 @@
 //! status or health changed, with a heartbeat that expires after [`HEARTBEAT_TTL`]; anyone with
 //! the Redis reads every host's ([`read`]). A bridge also watches the other hosts' heartbeats: a
 //! host whose heartbeat expired raises one `host.unreachable` alert (one bridge raises it, the
-//! first to claim it in Redis), closed by a recovery when the host is back.
+//! first to claim it in Redis), closed by a recovery when the host is back or has left the
+//! cluster (see leave.rs).
 //!
 //! ```text
 //! af:hosts                       set: every host that ever bridged
@@ -39,15 +40,15 @@ pub fn heartbeat_ttl() -> Duration {
 /// The alert raised about a host whose heartbeat expired.
 pub const UNREACHABLE: &str = "host.unreachable";
 
-fn agents_key(host: &str) -> String {
+pub(crate) fn agents_key(host: &str) -> String {
     format!("af:host:{host}:agents")
 }
 
-fn heartbeat_key(host: &str) -> String {
+pub(crate) fn heartbeat_key(host: &str) -> String {
     format!("af:host:{host}:heartbeat")
 }
 
-fn alert_key(host: &str) -> String {
+pub(crate) fn alert_key(host: &str) -> String {
     format!("af:host:{host}:unreachable")
 }
 
@@ -131,6 +132,13 @@ fn watch(b: &Bridge, c: &mut redis::Connection) -> std::result::Result<(), Failu
             redis::cmd("DEL").arg(alert_key(h)).query::<()>(c)?;
             tracing::info!(host = %h, "host reachable again");
             raise(b, h, &agent, AlertLevel::Recovery)?;
+        }
+    }
+    // A host that left the cluster (`af-bus bridge --leave`) is awaited no more.
+    for a in b.spool.open_alerts()?.iter().filter(|a| a.check == UNREACHABLE) {
+        if !hosts.iter().any(|h| alert_agent(h).is_ok_and(|id| id == a.agent)) {
+            tracing::info!(agent = %a.agent, "a host left the cluster: its alert closes");
+            alert::close(&b.spool, &a.agent, UNREACHABLE, "left the cluster");
         }
     }
     Ok(())

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod connect;
 pub mod control;
 mod inbound;
+pub mod leave;
 mod outbound;
 pub mod pool;
 
