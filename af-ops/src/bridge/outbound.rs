@@ -45,6 +45,7 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
                 Some(host) => vec![host],
                 None if mirrored(b, &claim.message) => others.clone(),
                 None if super::pool::add(&mut pipe, b, &claim.message)? => {
+                    adds += 1;
                     sent.push(claim);
                     continue;
                 }
