@@ -11,14 +11,55 @@ use util::{Env, wait_for};
 const SOFT_NOFILE: u64 = 1024;
 
 fn with_soft_limit(c: &mut std::process::Command) {
+    with_soft_nofile(c, SOFT_NOFILE);
+}
+
+/// Starts the command with this soft `RLIMIT_NOFILE` (the hard limit is left as it is).
+fn with_soft_nofile(c: &mut std::process::Command, soft: u64) {
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
-        c.pre_exec(|| {
+        c.pre_exec(move || {
             let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
-            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, SOFT_NOFILE.min(hard), hard)?;
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, soft.min(hard), hard)?;
             Ok(())
         });
     }
+}
+
+/// A batch start onto a tmux server AgentFlow did not start, one with a low soft descriptor
+/// limit (the user's shell started it), as in `scripts/bench scale`: each session costs the server
+/// two descriptors, and a server out of them stops answering, so every tmux call hangs. The start
+/// raises the server's soft limit to its hard one first, and all agents run.
+#[test]
+fn a_batch_fits_on_a_tmux_server_started_with_a_low_soft_descriptor_limit() {
+    let env = Env::new();
+    let (soft, n) = (128, 100);
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap().1;
+    if hard < 1024 {
+        util::skip(
+            util::Need::Tool,
+            &format!("the hard descriptor limit is {hard}: too low to raise a server past {soft}"),
+        );
+        return;
+    }
+    let mut server = std::process::Command::new("tmux");
+    server.args(["-L", &env.socket, "new-session", "-d", "-s", "users-own", "sleep", "600"]);
+    with_soft_nofile(&mut server, soft);
+    assert!(server.status().unwrap().success(), "the user's tmux server starts");
+    let configs: String =
+        (0..n).map(|i| format!("{{\"id\":\"l{i}\",\"type\":\"worker\",\"command\":[\"sleep\",\"600\"]}}\n")).collect();
+    let mut c = env.cmd("af-spawn");
+    c.args(["create", "--start"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    c.stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), configs.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "create --start of {n}: {}", util::describe(&out));
+    let ls = env.json("af-spawn", &["ls"]);
+    let running = ls.as_array().expect("ls --json is an array").iter().filter(|a| a["status"] == "running").count();
+    assert_eq!(running, n, "every agent runs");
+    let sessions = env.tmux(&["list-sessions", "-F", "#{session_name}"]);
+    assert_eq!(String::from_utf8_lossy(&sessions.stdout).lines().count(), n + 1, "the server still answers");
 }
 
 #[test]

@@ -75,8 +75,11 @@ impl World {
     /// A command for one of AgentFlow's programs in this world.
     pub fn cmd(&self, program: &str) -> Command {
         let mut c = Command::new(bin_dir().join(program));
+        // One tmux server per world, whatever its size: the benches measure that server (its
+        // pid, RSS and descriptors) and their cleanup kills it.
         c.env("AF_HOME", &self.home)
             .env("AF_TMUX_SOCKET", &self.socket)
+            .env("AF_TMUX_SESSIONS_PER_SERVER", "0")
             .env_remove("TMUX")
             .current_dir(self.root.join("work"))
             .stdin(Stdio::null())

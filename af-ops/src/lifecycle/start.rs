@@ -33,6 +33,7 @@ pub fn start_many(
     for id in ids {
         check_startable(&ctx.spool.observe(id)?)?;
     }
+    make_room(ctx, ids.len())?;
     let mut out = Vec::new();
     let mut placer = Placer::new();
     for chunk in ids.chunks(CHUNK) {
@@ -55,6 +56,9 @@ pub fn start_each(
     timeout: Duration,
     step: &mut dyn FnMut(),
 ) -> Vec<(AgentId, Result<Observed>)> {
+    if let Err(e) = make_room(ctx, ids.len()) {
+        return ids.iter().map(|id| (id.clone(), Err(Error::System(e.to_string())))).collect();
+    }
     let mut out = Vec::new();
     let mut placer = Placer::new();
     for chunk in ids.chunks(CHUNK) {
@@ -67,6 +71,46 @@ pub fn start_each(
     // Those that could not be prepared came first in their chunk: back to the order given.
     out.sort_by_key(|(id, _)| ids.iter().position(|i| i == id));
     out
+}
+
+/// Descriptors a tmux server holds per agent session: its pty and its pipe-pane.
+const FDS_PER_SESSION: u64 = 2;
+
+/// Descriptors a tmux server keeps beside its sessions' (socket, clients, logs), with room.
+const FDS_SPARE: u64 = 32;
+
+/// Makes room on a running tmux server for `more` sessions before any is built. A server that
+/// runs out of descriptors stops accepting clients and every later tmux call hangs, so: its soft
+/// `RLIMIT_NOFILE` is raised to its hard limit (a server the user's shell started has the shell's
+/// 1,024; one AgentFlow starts has the raise already), and a batch it still cannot hold is refused
+/// with what to do. No server running: the one this start makes inherits our raised limit.
+fn make_room(ctx: &Lifecycle, more: usize) -> Result<()> {
+    use nix::libc;
+    let Ok(out) = ctx.tmux.run(&["display-message", "-p", "#{pid}"]) else { return Ok(()) };
+    let Ok(pid) = out.trim().parse::<libc::pid_t>() else { return Ok(()) };
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: prlimit with no new limit only writes the current one into `limit`.
+    if unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut limit) } != 0 {
+        return Ok(());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: a valid limit for a process of our own user; the old one is not asked for.
+        if unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &raised, std::ptr::null_mut()) } == 0 {
+            tracing::debug!(pid, from = limit.rlim_cur, to = raised.rlim_cur, "tmux server's descriptor limit raised");
+            limit = raised;
+        }
+    }
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()) as u64;
+    let need = open + FDS_PER_SESSION * more as u64 + FDS_SPARE;
+    if need > limit.rlim_cur {
+        return Err(Error::System(format!(
+            "the tmux server (pid {pid}) may open {} descriptors and holds {open}: {more} more sessions need about {need} \
+             (start it from a shell with a higher `ulimit -Hn`, or put these agents on another server with AF_TMUX_SOCKET)",
+            limit.rlim_cur
+        )));
+    }
+    Ok(())
 }
 
 /// Starts one chunk of a batch: each agent's outcome. Without `keep_going`, an agent that cannot
