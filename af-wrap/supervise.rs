@@ -62,6 +62,8 @@ struct Supervisor<'a> {
     /// Why the pane hung up (SIGHUP) when that was a crash (the tmux server died): the agent then
     /// ends failed, not stopped.
     hangup: Option<String>,
+    /// The tmux server this supervisor runs under (pid, start time), found at start.
+    server: Option<(u32, u64)>,
     paused: bool,
     started: Instant,
     usage: Usage,
@@ -105,15 +107,46 @@ pub fn run(spool: &Spool, id: &AgentId, heartbeat: Cadence) -> anyhow::Result<Ex
     result
 }
 
-/// Why a hangup is a failure, if it is one: the tmux server died (nothing answers on its socket).
-/// A session killed by a person (`tmux kill-session`), or a SIGHUP sent by hand, is a stop as
-/// before; a dead server is a crash, so af-health's ladder starts the agent again.
-fn hangup_failure(spool: &Spool, id: &AgentId) -> Option<String> {
+/// Why a hangup is a failure, if it is one: the tmux server died. A session killed by a person
+/// (`tmux kill-session`), or a SIGHUP sent by hand, is a stop as before; a dead server is a crash,
+/// so af-health's ladder starts the agent again. The server's own process tells (a socket may
+/// answer for a new server already, one the ladder started while this supervisor was slow to take
+/// its hangup); a killed server hangs up its panes as it exits, so it is gone within moments.
+/// Without a tmux server above it (af-wrap run by hand), whether one answers on its socket.
+fn hangup_failure(spool: &Spool, id: &AgentId, server: Option<(u32, u64)>) -> Option<String> {
+    if let Some((pid, start)) = server {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while af_ops::procfs::same_process(pid, Some(start)) {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        return Some("the tmux server died".into());
+    }
     match af_ops::shard::own(spool, id).server_running() {
         Ok(false) => Some("the tmux server died".into()),
         Ok(true) => None,
         Err(e) => Some(format!("its terminal hung up and tmux does not answer: {e}")),
     }
+}
+
+/// The tmux server this process runs under: its nearest ancestor named tmux (pid and start time);
+/// None outside tmux.
+fn tmux_server() -> Option<(u32, u64)> {
+    let mut pid = std::os::unix::process::parent_id();
+    for _ in 0..8 {
+        let st = af_ops::procfs::stat(pid)?;
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.starts_with("tmux") {
+            return Some((pid, st.start_ticks));
+        }
+        if st.ppid <= 1 {
+            return None;
+        }
+        pid = st.ppid;
+    }
+    None
 }
 
 /// Claims the start this supervisor was launched for, under the agent's lock: the generation named
@@ -170,6 +203,7 @@ fn supervise(spool: &Spool, id: &AgentId, cadence: Cadence, generation: u64) -> 
         stop: None,
         stop_requested: false,
         hangup: None,
+        server: tmux_server(),
         paused: false,
         started: Instant::now(),
         usage: Usage::new(),
@@ -385,7 +419,7 @@ impl Supervisor<'_> {
     fn run_loop(&mut self, signals: &Signals) -> anyhow::Result<Option<String>> {
         loop {
             if signals.hangup.swap(false, Ordering::Relaxed) && self.hangup.is_none() {
-                self.hangup = hangup_failure(self.spool, self.id);
+                self.hangup = hangup_failure(self.spool, self.id, self.server);
                 tracing::warn!("hangup: {}", self.hangup.as_deref().unwrap_or("a stop"));
             }
             if signals.term.swap(false, Ordering::Relaxed) {

@@ -704,3 +704,27 @@ fn an_idle_agent_beats_ever_more_rarely_a_busy_one_fast_and_a_hung_one_is_still_
     assert!(last.0 * 1000.0 >= (3 * promised) as f64, "stale before 3 × {promised} ms: {last:?}");
     env.ok("af-spawn", &["stop", "--force", "idle"]);
 }
+
+/// A supervisor slow to take its hangup (a loaded machine, 1,000 agents) may find a new tmux
+/// server answering on the socket already, one the ladder started for another agent: the server
+/// it ran under died all the same, so it is a crash the ladder restarts, not a stop it leaves.
+#[test]
+fn a_hangup_from_a_dead_tmux_server_is_a_crash_though_a_new_server_answers_on_its_socket() {
+    let env = Env::new();
+    let Some(mut freezer) = freezer("hangup") else { return };
+    env.worker("w1", "sleep 600");
+    let wrap = env.show("w1")["state"]["wrapPid"].as_u64().expect("wrapPid") as u32;
+    let server = String::from_utf8_lossy(&env.tmux(&["display-message", "-p", "#{pid}"]).stdout).trim().parse::<i32>();
+    freezer.freeze(wrap);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.expect("the tmux server's pid")),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the old server to be gone", Duration::from_secs(10), || !env.tmux(&["ls"]).status.success());
+    assert!(env.tmux(&["new-session", "-d", "-s", "other", "sleep", "600"]).status.success());
+    freezer.thaw();
+    wait_for("w1 to end", Duration::from_secs(15), || !matches!(env.status("w1").as_str(), "running" | "stopping"));
+    let state = &env.show("w1")["state"];
+    assert_eq!((state["status"].as_str(), state["reason"].as_str()), (Some("failed"), Some("the tmux server died")));
+}
