@@ -145,7 +145,7 @@ impl Address {
             Address::Inbound => spool.inbound_dir(),
             Address::Control => spool.bridge_dir().join("control"),
         })
-        .in_spool(spool)
+        .in_spool(spool, crate::batch::recover)
     }
 }
 
@@ -415,7 +415,7 @@ pub fn all_queues(spool: &Spool) -> Result<Vec<(Address, Queue)>> {
                     return None;
                 }
                 let project = decode_project(&name)?;
-                Some((Address::Pool(project), Queue::new(e.path()).in_spool(spool)))
+                Some((Address::Pool(project), Queue::new(e.path()).in_spool(spool, crate::batch::recover)))
             })
             .collect();
         pools.sort_by_key(|a| a.0.to_string());

@@ -125,14 +125,18 @@ pub struct Acked {
     pub bytes: u64,
 }
 
+/// What finishes a spool's batches left half delivered; the number finished.
+pub type Recover = fn(&crate::spool::Spool) -> Result<usize>;
+
 /// A queue directory.
 #[derive(Debug, Clone)]
 pub struct Queue {
     dir: PathBuf,
     durable: bool,
-    /// The spool it is a queue of, whose batches a sender left half delivered are finished before
-    /// the queue is claimed from or counted (see batch.rs).
-    spool: Option<crate::spool::Spool>,
+    /// The spool it is a queue of, and what finishes the batches a sender left half delivered
+    /// there, run before the queue is claimed from or counted (the batch module's recover, given
+    /// by the caller: the batch module builds on this one).
+    spool: Option<(crate::spool::Spool, Recover)>,
 }
 
 impl Queue {
@@ -143,15 +147,15 @@ impl Queue {
 
     /// The same queue, known as one of `spool`'s: the batches its senders left half delivered
     /// are finished before it is claimed from or counted.
-    pub fn in_spool(mut self, spool: &crate::spool::Spool) -> Queue {
-        self.spool = Some(spool.clone());
+    pub fn in_spool(mut self, spool: &crate::spool::Spool, recover: Recover) -> Queue {
+        self.spool = Some((spool.clone(), recover));
         self
     }
 
-    /// Finishes the spool's batches left half delivered (see batch.rs); a failure is logged.
+    /// Finishes the spool's batches left half delivered; a failure is logged.
     fn finish_batches(&self) {
-        if let Some(spool) = &self.spool {
-            if let Err(e) = crate::batch::recover(spool) {
+        if let Some((spool, recover)) = &self.spool {
+            if let Err(e) = recover(spool) {
                 tracing::warn!(error = %e, "cannot finish a batch left half delivered");
             }
         }
