@@ -689,6 +689,16 @@ fn every_hosts_agents_are_listed_and_a_silent_host_raises_one_alert_until_it_ret
     wait_for("every host's agents reachable", Duration::from_secs(30), || cluster(&alpha).iter().all(|(_, _, up)| *up));
 }
 
+/// The remote commands `env`'s bridge handled, as its event log has them (`control.remote`).
+fn remote_commands(env: &Env) -> Vec<Value> {
+    let events = std::fs::read_to_string(env.home.join("events.log")).unwrap_or_default();
+    events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "control.remote")
+        .collect()
+}
+
 #[test]
 fn a_remote_stop_runs_only_where_the_bridge_allows_control() {
     let Some((alpha, beta, redis)) = two_hosts() else { return };
@@ -716,12 +726,7 @@ fn a_remote_stop_runs_only_where_the_bridge_allows_control() {
     // An unknown agent there: not found (3), as on beta itself.
     alpha.fails("af-spawn", &["stop", "nobody@beta"], None, 3);
     // Each remote command is in beta's event log with its origin host.
-    let events = std::fs::read_to_string(beta.home.join("events.log")).unwrap_or_default();
-    let remote: Vec<Value> = events
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["kind"] == "control.remote")
-        .collect();
+    let remote = remote_commands(&beta);
     assert_eq!(remote.len(), 3, "{remote:?}");
     assert!(remote.iter().all(|e| e["detail"]["origin"] == "alpha"), "{remote:?}");
 }
@@ -771,11 +776,9 @@ fn checkpoints_pauses_and_alert_acks_travel_to_another_host() {
     alpha.fails("af-health", &["ack", "al-0-00000000@beta"], None, 3);
     // A rollback to a checkpoint beta lacks: not found, with beta's words.
     alpha.fails("af-checkpoint", &["rollback", "w1@beta", "nope"], None, 3);
-    let events = std::fs::read_to_string(beta.home.join("events.log")).unwrap_or_default();
-    let verbs: Vec<String> = events
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["kind"] == "control.remote" && e["detail"]["origin"] == "alpha")
+    let verbs: Vec<String> = remote_commands(&beta)
+        .iter()
+        .filter(|e| e["detail"]["origin"] == "alpha")
         .map(|e| e["detail"]["verb"].as_str().unwrap_or_default().to_owned())
         .collect();
     for v in ["checkpoint.create", "checkpoint.rollback", "pause", "resume", "health.ack"] {
