@@ -282,6 +282,9 @@ fn prepare(ctx: &Lifecycle, id: &AgentId, restarting: bool, placer: &mut Placer)
     let mut state = obs.state.clone();
     state.status = Status::Starting;
     state.reason = None;
+    // The last run's exit goes: an exit recorded from now on is this start's.
+    state.exit_code = None;
+    state.exit_signal = None;
     state.tmux_socket = server.socket().map(str::to_owned);
     state.tmux_session = id.session();
     state.updated_at = Timestamp::now();
@@ -346,7 +349,10 @@ fn finish(ctx: &Lifecycle, l: &mut Launch, wait: bool, timeout: Duration) -> Res
         return waited.or_else(|_| spool.observe(id));
     }
     let obs = waited?;
-    if obs.status() == Status::Failed {
+    // Failed with an exit code or signal: the program ran and has exited already (a crash loop
+    // seen late, under load); the start itself succeeded, and what came after is the agent's.
+    let ran = obs.state.exit_code.is_some() || obs.state.exit_signal.is_some();
+    if obs.status() == Status::Failed && !ran {
         let reason = obs.reason().unwrap_or_else(|| "unknown reason".into());
         return Err(Error::Failed(format!("agent '{id}' failed to start: {reason}")));
     }
