@@ -1924,6 +1924,19 @@ fn the_cockpit_in_chromium_draws_the_message_flow_and_filters_many_agents_by_key
 
     let mut page = Browser::open(&env.path("chromium-profile"), &format!("http://{}/#token={}", api.addr, api.token));
     page.wait_until("every agent", "document.getElementById('shown').textContent", json!(format!("{MANY} of {MANY}")));
+    // Only a window of the grid is built; scrolling to its end brings the rest, a page at a time.
+    let cards = "document.querySelectorAll('#grid .card').length";
+    let first = page.eval(cards).as_u64().unwrap();
+    assert!(first > 0 && first < MANY as u64, "{first} cards built at first, of {MANY}");
+    page.wait_until(
+        "every card after scrolling",
+        &format!(
+            "(() => {{ const m = document.getElementById('more'); if (m) m.scrollIntoView(); return {cards}; }})()"
+        ),
+        json!(MANY),
+    );
+    assert_eq!(page.eval("document.getElementById('more') === null"), json!(true), "no 'more below' left");
+    page.eval("window.scrollTo(0, 0); true");
     // The flow view: the burst as an edge, the dead letter as a stuck queue.
     page.eval("document.getElementById('tab-flow').click(); true");
     page.wait_until(
