@@ -1,5 +1,6 @@
 //! `/api/agents` and `/api/agents/create`: the list (filtered, from a snapshot of the spool that
-//! is renewed whenever the event log grows or rotates and at least every 250 ms), creation, bulk lifecycle
+//! is renewed whenever the event log grows or rotates and at least every 250 ms; event streams
+//! following the agents accept one up to their 2 s pace old), creation, bulk lifecycle
 //! operations and cleanup.
 
 use crate::agent::{lifecycle, parse_id};
@@ -38,15 +39,27 @@ pub struct Cache {
 impl Cache {
     /// The agents' summaries, from the snapshot when it is fresh.
     pub fn rows(&self, spool: &Spool) -> Result<Arc<Vec<Value>>, ApiError> {
-        Ok(self.snapshot(spool)?.0)
+        self.rows_within(spool, SNAPSHOT_TTL)
+    }
+
+    /// The agents' summaries, from a snapshot up to `max_age` old when the event log has not
+    /// changed since (a status change is an event, so it is never missed; only heartbeats wait).
+    /// Event streams following the agents use this with their own pace: ten open dashboards read
+    /// the spool once per pace, not ten times.
+    pub fn rows_within(&self, spool: &Spool, max_age: Duration) -> Result<Arc<Vec<Value>>, ApiError> {
+        Ok(self.snapshot_within(spool, max_age)?.0)
     }
 
     /// The summaries and the unfiltered list's body, from the snapshot when it is fresh.
     fn snapshot(&self, spool: &Spool) -> Result<(Rows, Body), ApiError> {
+        self.snapshot_within(spool, SNAPSHOT_TTL)
+    }
+
+    fn snapshot_within(&self, spool: &Spool, max_age: Duration) -> Result<(Rows, Body), ApiError> {
         let log = eventlog::stamp(spool);
         let mut snap = self.snap.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, seen, rows, body)) = snap.as_ref() {
-            if *seen == log && at.elapsed() < SNAPSHOT_TTL {
+            if *seen == log && at.elapsed() < max_age {
                 return Ok((rows.clone(), body.clone()));
             }
         }

@@ -167,7 +167,8 @@ struct Deltas {
 impl Deltas {
     /// Sends the agents that changed since the last call; whether it sent anything.
     fn send(&mut self, app: &App, out: &mut dyn Write) -> std::io::Result<bool> {
-        let Ok(rows) = app.cache.rows(&app.spool) else { return Ok(false) };
+        // A snapshot up to a pace old: the streams share one read of the spool per pace.
+        let Ok(rows) = app.cache.rows_within(&app.spool, AGENTS_EVERY) else { return Ok(false) };
         let reset = self.sent.is_none();
         let sent = self.sent.get_or_insert_with(Default::default);
         let mut changed = Vec::new();

@@ -171,6 +171,8 @@ impl Fifodir {
                     Err(_) => {}
                 },
                 Err(e) if e.raw_os_error() == Some(Errno::ENXIO as i32) => remove_dead(&path),
+                // Its listener left (and removed it) between the listing and the open.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => tracing::warn!(path = %path.display(), "not waking {e}"),
             }
         }
