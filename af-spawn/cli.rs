@@ -164,7 +164,8 @@ pub enum Command {
         /// Keep printing as it grows, until SIGINT or SIGTERM (exit 130).
         #[arg(long, short)]
         follow: bool,
-        /// How many lines from the end to start with.
+        /// How many lines from the end to start with (reaching into rotated, even compressed,
+        /// generations when the live log holds fewer).
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: usize,
         /// af-wrap's log instead of the agent's output.

@@ -1,9 +1,10 @@
 //! `af-spawn logs`: the tail of what the agent printed (captured from its tmux pane) or of its
-//! supervisor's log, and with `--follow`, what comes after (woken by the agent's fifodir, checked
+//! supervisor's log (reaching into older generations, compressed or not, when the live file holds
+//! fewer lines), and with `--follow`, what comes after (woken by the agent's fifodir, checked
 //! every 200 ms; a rotation or truncation starts over at the new beginning).
 
 use super::Ctx;
-use af_ops::output::{read_after, tail};
+use af_ops::output::{read_after, tail_of_log};
 use af_spool::{AgentId, ExitCode, control};
 use std::io::Write;
 use std::time::Duration;
@@ -12,10 +13,9 @@ pub fn run(ctx: &Ctx, id: &AgentId, follow: bool, lines: usize, supervisor: bool
     ctx.spool.require(id)?;
     let path = if supervisor { ctx.spool.wrap_log_path(id) } else { ctx.spool.output_log_path(id) };
     let mut listener = if follow { Some(control::listen(&ctx.spool, id)?) } else { None };
-    let text = std::fs::read(&path).unwrap_or_default();
-    let mut offset = text.len() as u64;
+    let (text, mut offset) = tail_of_log(&path, lines)?;
     let mut out = std::io::stdout().lock();
-    out.write_all(tail(&text, lines))?;
+    out.write_all(&text)?;
     out.flush()?;
     let Some(listener) = listener.as_mut() else { return Ok(ExitCode::Ok) };
     loop {

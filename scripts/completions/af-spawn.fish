@@ -93,7 +93,7 @@ complete -c af-spawn -n "__fish_af_spawn_using_subcommand show" -s h -l help -d 
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -l json -d 'Print JSON (one document) instead of text'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand attach" -s h -l help -d 'Print help'
-complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s n -l lines -d 'How many lines from the end to start with' -r
+complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s n -l lines -d 'How many lines from the end to start with (reaching into rotated, even compressed, generations when the live log holds fewer)' -r
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -s f -l follow -d 'Keep printing as it grows, until SIGINT or SIGTERM (exit 130)'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -l supervisor -d 'af-wrap\'s log instead of the agent\'s output'
 complete -c af-spawn -n "__fish_af_spawn_using_subcommand logs" -l json -d 'Print JSON (one document) instead of text'
