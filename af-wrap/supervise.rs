@@ -111,12 +111,14 @@ pub fn run(spool: &Spool, id: &AgentId, heartbeat: Cadence) -> anyhow::Result<Ex
 /// (`tmux kill-session`), or a SIGHUP sent by hand, is a stop as before; a dead server is a crash,
 /// so af-health's ladder starts the agent again. The server's own process tells (a socket may
 /// answer for a new server already, one the ladder started while this supervisor was slow to take
-/// its hangup); a killed server hangs up its panes as it exits, so it is gone within moments.
+/// its hangup). A killed server hangs up its panes as it exits, while it closes its descriptors:
+/// by then the kernel marks it exiting (a server of 1,000 sessions took longer than 200 ms to
+/// become a zombie, and af-wraps that waited for that took their hangup for a stop).
 /// Without a tmux server above it (af-wrap run by hand), whether one answers on its socket.
 fn hangup_failure(spool: &Spool, id: &AgentId, server: Option<(u32, u64)>) -> Option<String> {
     if let Some((pid, start)) = server {
         let deadline = Instant::now() + Duration::from_millis(200);
-        while af_ops::procfs::same_process(pid, Some(start)) {
+        while af_ops::procfs::same_process_staying(pid, start) {
             if Instant::now() >= deadline {
                 return None;
             }

@@ -20,7 +20,13 @@ pub struct ProcStat {
     pub start_ticks: u64,
     /// Resident set size, in bytes.
     pub rss_bytes: u64,
+    /// The kernel's process flags (`PF_*`).
+    pub flags: u64,
 }
+
+/// The kernel's flag of a process on its way out (`PF_EXITING`): set as its exit begins, before
+/// it closes its descriptors.
+const PF_EXITING: u64 = 0x4;
 
 /// Reads one process's stat; `None` when it is gone.
 pub fn stat(pid: u32) -> Option<ProcStat> {
@@ -42,7 +48,18 @@ pub fn parse_stat(pid: u32, text: &str) -> Option<ProcStat> {
         cpu_ticks: num(11)? + num(12)?,
         start_ticks: num(19)?,
         rss_bytes: num(21)?.saturating_mul(page_size()),
+        flags: num(6)?,
     })
+}
+
+/// Whether `pid` is the process that started at `start_ticks` and is not dying: neither gone, a
+/// zombie, nor on its way out. A killed process closes its descriptors (hanging up the terminals
+/// it held) while it exits, before it is a zombie: one that holds many takes a while.
+pub fn same_process_staying(pid: u32, start_ticks: u64) -> bool {
+    match stat(pid) {
+        Some(s) => s.state != 'Z' && s.state != 'X' && s.flags & PF_EXITING == 0 && s.start_ticks == start_ticks,
+        None => false,
+    }
 }
 
 /// Whether a process exists and is not a zombie (a zombie counts as dead).
@@ -184,6 +201,28 @@ mod tests {
         let s = parse_stat(42, line).unwrap();
         assert_eq!((s.state, s.ppid, s.pgrp, s.cpu_ticks, s.start_ticks), ('S', 1, 42, 10, 12345));
         assert_eq!(s.rss_bytes, 25 * page_size());
+        assert_eq!(s.flags, 4194560);
+        // The same process on its way out (PF_EXITING): no longer staying.
+        let exiting = line.replace(" 4194560 ", &format!(" {} ", 4194560 | PF_EXITING));
+        assert_eq!(parse_stat(42, &exiting).unwrap().flags & PF_EXITING, PF_EXITING);
+    }
+
+    #[test]
+    fn a_process_stays_until_it_exits_or_is_another() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let start = stat(pid).unwrap().start_ticks;
+        assert!(same_process_staying(pid, start));
+        assert!(!same_process_staying(pid, start + 1), "another process under a reused pid");
+        child.kill().unwrap();
+        // Dying or a zombie (not yet waited for): not staying.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while same_process_staying(pid, start) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!same_process_staying(pid, start));
+        child.wait().unwrap();
+        assert!(!same_process_staying(pid, start));
     }
 
     #[test]
