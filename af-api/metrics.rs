@@ -1,5 +1,5 @@
-//! `GET /metrics`: the spool's figures (see `af_ops::metrics`) and af-api's own, in the
-//! Prometheus text format. Served without the token to loopback clients (a Prometheus on this
+//! `GET /metrics`: the spool's figures (see `af_ops::metrics`), the cluster-wide pools' (with
+//! `AF_REDIS_URL`) and af-api's own, in the Prometheus text format. Served without the token to loopback clients (a Prometheus on this
 //! host) or to all with `--metrics-public`; otherwise the token is needed as everywhere else.
 
 use crate::http::{Answer, ApiError, Reply};
@@ -62,9 +62,16 @@ impl HttpFigures {
     }
 }
 
-/// Serves the figures.
+/// Serves the figures; with `AF_REDIS_URL`, the cluster-wide pools' too (left out, with a warning
+/// in the log, while Redis cannot be read).
 pub fn serve(app: &App) -> Answer {
     let mut families = af_ops::metrics::gather(&app.spool).map_err(|e| ApiError::new(500, e.to_string()))?;
+    if let Some(url) = std::env::var("AF_REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        match af_ops::bridge::pool::figures(&url) {
+            Ok(lanes) => families.extend(af_ops::metrics::cluster_pools(&lanes)),
+            Err(e) => tracing::warn!(error = %e, "metrics without the cluster pools"),
+        }
+    }
     families.extend(app.http.families());
     Ok(Reply::bytes("text/plain; version=0.0.4; charset=utf-8", render(&families).into_bytes()))
 }

@@ -191,7 +191,15 @@ pub enum Command {
         queue: String,
     },
     /// Depths per queue and priority, in flight, dead letters, acked and ack rates.
-    Stats,
+    Stats {
+        /// Also the cluster-wide pools, read from Redis (AF_REDIS_URL): per project and lane
+        /// (priority), the tasks waiting in its stream, those a host's bridge took and has not
+        /// acked yet (by host), and how long the oldest has waited (JSON: clusterPools).
+        #[arg(long)]
+        cluster: bool,
+        #[command(flatten)]
+        redis: af_cli::Redis,
+    },
     /// Print messages published on matching topics as JSON lines, as they arrive, until SIGINT or
     /// SIGTERM (exit 130).
     Tail {

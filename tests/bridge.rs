@@ -550,8 +550,25 @@ fn cluster(env: &Env) -> Vec<(String, String, bool)> {
     out
 }
 
+/// An af-api of `env` on a free loopback port: the child (to kill) and its address.
+fn start_api(env: &Env) -> (Child, String) {
+    let mut api = env.cmd("af-api");
+    api.args(["--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut api = api.spawn().expect("af-api");
+    let mut line = String::new();
+    BufReader::new(api.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    (api, addr)
+}
+
 /// `GET path` from a running af-api of `env`, with its token: the status and the JSON body.
 fn api_get(env: &Env, addr: &str, path: &str) -> (u16, Value) {
+    let (status, body) = api_text(env, addr, path);
+    (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")))
+}
+
+/// `GET path` from a running af-api of `env`, with its token: the status and the body.
+fn api_text(env: &Env, addr: &str, path: &str) -> (u16, String) {
     let token = util::read(&env.home.join("api/token")).lines().next().unwrap_or("").trim().to_owned();
     let mut s = TcpStream::connect(addr).expect("connect to af-api");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -561,7 +578,7 @@ fn api_get(env: &Env, addr: &str, path: &str) -> (u16, Value) {
     std::io::Read::read_to_string(&mut s, &mut buf).unwrap();
     let (head, body) = buf.split_once("\r\n\r\n").expect("an HTTP answer");
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status");
-    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}")))
+    (status, body.to_owned())
 }
 
 #[test]
@@ -593,12 +610,7 @@ fn every_hosts_agents_are_listed_and_a_silent_host_raises_one_alert_until_it_ret
     alpha.fails("af-spawn", &["show", "nobody@beta"], None, 3);
     alpha.fails("af-spawn", &["show", "box2@gamma"], None, 3);
     // af-api serves the same.
-    let mut api = alpha.cmd("af-api");
-    api.args(["--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut api = api.spawn().expect("af-api");
-    let mut line = String::new();
-    BufReader::new(api.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().trim_start_matches("http://").split('/').next().unwrap().to_owned();
+    let (mut api, addr) = start_api(&alpha);
     let (status, doc) = api_get(&alpha, &addr, "/api/cluster");
     assert_eq!(status, 200, "{doc}");
     let hosts: Vec<(&str, bool, u64)> = doc["hosts"]
@@ -835,6 +847,18 @@ fn barrier_task(dir: &std::path::Path, n: usize) -> String {
     json!({"command": ["sh", "-c", script, dir], "timeout": "120s"}).to_string()
 }
 
+/// Makes `worker` of `env` busy with a task of its inbox until a file `release` appears in the
+/// directory returned; returns once the task runs.
+fn hold_worker(env: &Env, worker: &str) -> std::path::PathBuf {
+    let hold = env.path(&format!("hold-{worker}"));
+    std::fs::create_dir_all(&hold).unwrap();
+    let script = "touch \"$0/started\"; while [ ! -e \"$0/release\" ]; do sleep 0.05; done";
+    let busy = json!({"command": ["sh", "-c", script, &hold], "timeout": "120s"}).to_string();
+    env.ok("af-bus", &["send", "--to", worker, "--kind", "task", &busy]);
+    wait_for("the worker to be busy", Duration::from_secs(30), || hold.join("started").exists());
+    hold
+}
+
 /// The `from` of each response in `got`, sorted; every one says ok.
 #[track_caller]
 fn answered_by(got: &[Value]) -> Vec<String> {
@@ -880,12 +904,7 @@ fn a_pool_is_taken_by_idle_workers_of_every_host_and_a_busy_host_takes_none() {
     assert_eq!(results, ["w-alpha", "w-beta", "w-gamma"]);
     // Alpha's worker busy with a task of its inbox: alpha's bridge takes no task of the pool, so
     // two more (sent on beta, answered on alpha) go to beta and gamma.
-    let hold = alpha.path("hold");
-    std::fs::create_dir_all(&hold).unwrap();
-    let script = "touch \"$0/started\"; while [ ! -e \"$0/release\" ]; do sleep 0.05; done";
-    let busy = json!({"command": ["sh", "-c", script, &hold], "timeout": "120s"}).to_string();
-    alpha.ok("af-bus", &["send", "--to", "w-alpha", "--kind", "task", &busy]);
-    wait_for("alpha's worker to be busy", Duration::from_secs(30), || hold.join("started").exists());
+    let hold = hold_worker(alpha, "w-alpha");
     let two = alpha.path("barrier2");
     std::fs::create_dir_all(&two).unwrap();
     let lines: String = (0..2).map(|_| barrier_task(&two, 2) + "\n").collect();
@@ -953,6 +972,120 @@ fn a_killed_bridge_loses_no_pool_task_and_runs_none_twice_and_a_gone_hosts_tasks
     assert_eq!(attempts.iter().filter(|a| **a == 0).count(), n - 5, "{attempts:?}");
     assert_eq!(stats(&beta, "bridge:in")["dead"].as_u64().unwrap_or(0), 0, "nothing refused");
     a.stop();
+}
+
+/// A task that appends `name` to the file `order` when it runs.
+fn named_task(order: &std::path::Path, name: &str) -> String {
+    json!({"command": ["sh", "-c", "echo \"$1\" >> \"$0\"", order, name]}).to_string()
+}
+
+/// The cluster pools' lanes of `af-bus stats --cluster --json` on `env`, by "project/lane".
+fn pool_lanes(env: &Env) -> Vec<(String, Value)> {
+    let doc = env.json("af-bus", &["stats", "--cluster"]);
+    let lanes = doc["clusterPools"].as_array().unwrap_or_else(|| panic!("no clusterPools: {doc}"));
+    lanes
+        .iter()
+        .map(|l| (format!("{}/{}", l["project"].as_str().unwrap(), l["lane"].as_str().unwrap()), l.clone()))
+        .collect()
+}
+
+#[test]
+fn a_freed_slot_takes_the_most_urgent_lane_of_the_cluster_pool_first_and_its_figures_show() {
+    let Some((mut alpha, mut beta, redis)) = two_hosts() else { return };
+    beta.set_env("AF_POOL_RECLAIM", "1");
+    alpha.set_env("AF_REDIS_URL", &redis.url());
+    let w = json!({"id": "w1", "type": "worker", "projectId": "web", "maxConcurrentTasks": 1});
+    beta.ok_in("af-spawn", &["create", "--start"], Some(&w.to_string()));
+    let _a = Bridge::start(&alpha, &redis);
+    wait_for("alpha to join", Duration::from_secs(30), || redis.int(&["SISMEMBER", "af:hosts", "alpha"]) == 1);
+    // W1's one slot is busy with a task of its inbox before beta's bridge starts: it takes
+    // nothing of the pool.
+    let hold = hold_worker(&beta, "w1");
+    // Three normal tasks, a low one, then a critical one and a high one, each in its lane.
+    let order = beta.path("order");
+    let normal: String = ["n1", "n2", "n3"].iter().map(|n| named_task(&order, n) + "\n").collect();
+    alpha.ok_in("af-bus", &["send", "--batch", "--to", "pool:web", "--kind", "task"], Some(&normal));
+    for (name, priority) in [("l1", "low"), ("c1", "critical"), ("h1", "high")] {
+        alpha.ok(
+            "af-bus",
+            &["send", "--to", "pool:web", "--kind", "task", "--priority", priority, &named_task(&order, name)],
+        );
+    }
+    let lanes = [("af:pool-critical:web", 1), ("af:pool-high:web", 1), ("af:pool:web", 3), ("af:pool-low:web", 1)];
+    wait_for("the tasks in their lanes", Duration::from_secs(30), || {
+        lanes.iter().all(|(key, n)| redis.int(&["XLEN", *key]) == *n)
+    });
+    // A host that is gone since (ghost) read the high one and never acked it.
+    redis.query(&["XGROUP", "CREATE", "af:pool-high:web", "af-bridge", "0", "MKSTREAM"]);
+    redis.query(&["XREADGROUP", "GROUP", "af-bridge", "ghost", "COUNT", "1", "STREAMS", "af:pool-high:web", ">"]);
+    // The figures: per lane, most urgent first, what waits, what a host holds and since when.
+    let figures = pool_lanes(&alpha);
+    let names: Vec<&str> = figures.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["web/critical", "web/high", "web/normal", "web/low"]);
+    let got: Vec<(&str, u64, u64, Value, bool)> = figures
+        .iter()
+        .map(|(_, l)| {
+            let (w, p) = (l["waiting"].as_u64().unwrap(), l["pending"].as_u64().unwrap());
+            (l["stream"].as_str().unwrap(), w, p, l["pendingBy"].clone(), l["oldestWaitingMs"].is_u64())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("af:pool-critical:web", 1, 0, json!({}), true),
+            ("af:pool-high:web", 0, 1, json!({"ghost": 1}), false),
+            ("af:pool:web", 3, 0, json!({}), true),
+            ("af:pool-low:web", 1, 0, json!({}), true),
+        ]
+    );
+    let table = alpha.ok("af-bus", &["stats", "--cluster"]);
+    let row = |lane: &str| -> Vec<String> {
+        let line = table.lines().find(|l| l.starts_with("pool:web ") && l.split_whitespace().nth(1) == Some(lane));
+        line.unwrap_or_else(|| panic!("no {lane} row: {table}")).split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(row("high")[2..4], ["0", "1"]);
+    assert_eq!(row("high")[4..], ["-", "ghost=1"]);
+    assert_eq!(row("normal")[2..4], ["3", "0"]);
+    // Af-api's /api/cluster has the same lanes.
+    let (mut api, addr) = start_api(&alpha);
+    let (status, doc) = api_get(&alpha, &addr, "/api/cluster");
+    let (metrics_status, metrics) = api_text(&alpha, &addr, "/metrics");
+    let _ = api.kill();
+    let _ = api.wait();
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(metrics_status, 200, "{metrics}");
+    for sample in [
+        r#"agentflow_cluster_pool_waiting{project="web",lane="critical"} 1"#,
+        r#"agentflow_cluster_pool_waiting{project="web",lane="normal"} 3"#,
+        r#"agentflow_cluster_pool_waiting{project="web",lane="high"} 0"#,
+        r#"agentflow_cluster_pool_pending{project="web",lane="high",host="ghost"} 1"#,
+        r#"agentflow_cluster_pool_oldest_waiting_seconds{project="web",lane="high"} 0"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == sample), "{sample} in {metrics}");
+    }
+    let without_age = |l: &Value| {
+        let mut l = l.clone();
+        l.as_object_mut().unwrap().remove("oldestWaitingMs");
+        l
+    };
+    let served: Vec<Value> = doc["pools"].as_array().unwrap().iter().map(without_age).collect();
+    assert_eq!(served, figures.iter().map(|(_, l)| without_age(l)).collect::<Vec<_>>());
+    // Beta's bridge starts, its worker busy: it takes nothing yet.
+    let _b = Bridge::start(&beta, &redis);
+    // The slot frees: the critical task runs first, then the normal ones in their order, the low
+    // one last. The ghost's high one is taken over (a further attempt) once it has been pending
+    // AF_POOL_RECLAIM, whenever beta's bridge next looks for stuck entries.
+    std::fs::write(hold.join("release"), "").unwrap();
+    let ran =
+        || -> Vec<String> { std::fs::read_to_string(&order).unwrap_or_default().lines().map(str::to_owned).collect() };
+    wait_for("every task to run", Duration::from_secs(90), || ran().len() == 6);
+    let ran = ran();
+    assert_eq!(ran.iter().filter(|n| *n == "h1").count(), 1, "{ran:?}");
+    assert_eq!(ran.iter().filter(|n| *n != "h1").collect::<Vec<_>>(), ["c1", "n1", "n2", "n3", "l1"], "{ran:?}");
+    wait_for("the lanes to empty", Duration::from_secs(30), || {
+        pool_lanes(&alpha).iter().all(|(_, l)| l["waiting"] == 0 && l["pending"] == 0)
+    });
+    assert_eq!(stats(&beta, "bridge:in")["dead"].as_u64().unwrap_or(0), 0, "nothing refused");
 }
 
 #[test]

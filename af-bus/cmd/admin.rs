@@ -31,15 +31,21 @@ pub fn clear(ctx: &Ctx, queue: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
-/// `stats`: one row per queue.
-pub fn stats(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+/// `stats`: one row per queue; with `cluster` (the Redis URL), one per lane of every
+/// cluster-wide pool too.
+pub fn stats(ctx: &Ctx, cluster: Option<&str>) -> anyhow::Result<ExitCode> {
+    let pools = cluster.map(af_ops::bridge::pool::figures).transpose()?;
+    if ctx.json {
+        let mut doc = af_ops::bus::stats(&ctx.spool)?;
+        if let Some(pools) = &pools {
+            doc["clusterPools"] = serde_json::to_value(pools)?;
+        }
+        say(&af_cli::json_text(&doc)?)?;
+        return Ok(ExitCode::Ok);
+    }
     let mut rows = Vec::new();
     for (a, q) in bus::all_queues(&ctx.spool)? {
         rows.push((a.to_string(), q.stats()?));
-    }
-    if ctx.json {
-        say(&af_cli::json_text(&af_ops::bus::stats(&ctx.spool)?)?)?;
-        return Ok(ExitCode::Ok);
     }
     say(&format!(
         "{:<24} {:>8} {:>6} {:>6} {:>6} {:>9} {:>6} {:>7} {:>8}",
@@ -58,6 +64,26 @@ pub fn stats(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             s.acked,
             s.ack_rate
         ))?;
+    }
+    if let Some(pools) = pools {
+        say("")?;
+        say(&format!(
+            "{:<24} {:<8} {:>7} {:>7} {:>9}  {}",
+            "CLUSTER POOL", "LANE", "WAITING", "PENDING", "OLDEST", "TAKEN BY"
+        ))?;
+        for l in &pools {
+            let oldest = l.oldest_waiting_ms.map_or("-".to_owned(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+            let by: Vec<String> = l.pending_by.iter().map(|(h, n)| format!("{h}={n}")).collect();
+            say(&format!(
+                "{:<24} {:<8} {:>7} {:>7} {:>9}  {}",
+                format!("pool:{}", l.project),
+                l.lane.as_str(),
+                l.waiting,
+                l.pending,
+                oldest,
+                if by.is_empty() { "-".to_owned() } else { by.join(",") }
+            ))?;
+        }
     }
     Ok(ExitCode::Ok)
 }

@@ -58,7 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reply { id, data } => request::reply(&ctx, &id, &data),
         Command::History { queue, limit } => admin::history(&ctx, &queue, limit),
         Command::Clear { queue } => admin::clear(&ctx, &queue),
-        Command::Stats => admin::stats(&ctx),
+        Command::Stats { cluster, redis } => admin::stats(&ctx, cluster.then_some(redis.url.as_str())),
         Command::Dead { queue } => admin::dead(&ctx, &queue),
         Command::Retry { queue, id } => admin::retry(&ctx, &queue, &id),
         Command::Bridge { redis, allow_control, leave: false } => bridge::bridge(&ctx, &redis.url, allow_control),

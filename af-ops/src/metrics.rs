@@ -127,6 +127,37 @@ pub fn render(families: &[Family]) -> String {
     out
 }
 
+/// The cluster-wide pools' figures (read from Redis by [`crate::bridge::pool::figures`]): per
+/// project and lane, the entries waiting in its stream, those a host's bridge holds unacked (by
+/// host), and the oldest waiting one's age. Labels: projects, four lanes, hosts.
+pub fn cluster_pools(lanes: &[crate::bridge::pool::LaneFigures]) -> Vec<Family> {
+    let mut waiting = Family::new(
+        "agentflow_cluster_pool_waiting",
+        Kind::Gauge,
+        "Tasks waiting in the stream of a cluster-wide pool's lane, read by no host yet.",
+    );
+    let mut pending = Family::new(
+        "agentflow_cluster_pool_pending",
+        Kind::Gauge,
+        "Tasks of a cluster-wide pool's lane a host's bridge read and has not acked yet, by host.",
+    );
+    let mut oldest = Family::new(
+        "agentflow_cluster_pool_oldest_waiting_seconds",
+        Kind::Gauge,
+        "How long the oldest waiting task of a cluster-wide pool's lane has waited (0: none waits).",
+    );
+    for l in lanes {
+        let labels = [("project", l.project.as_str()), ("lane", l.lane.as_str())];
+        waiting.add(&labels, l.waiting as f64);
+        oldest.add(&labels, l.oldest_waiting_ms.unwrap_or(0) as f64 / 1e3);
+        for (host, n) in &l.pending_by {
+            pending
+                .add(&[("project", l.project.as_str()), ("lane", l.lane.as_str()), ("host", host.as_str())], *n as f64);
+        }
+    }
+    vec![waiting, pending, oldest]
+}
+
 /// Reads the spool's figures now.
 pub fn gather(spool: &Spool) -> Result<Vec<Family>> {
     let started = Instant::now();

@@ -169,11 +169,20 @@ paths["/api/alerts"] = {"get": {"summary": "alerts (af-health alerts)", "operati
   "responses": responses("200", obj({"alerts": {"type": "array", "items": ref("Alert")}}, ["alerts"]), ["400", "401", "403", "429"] + TOOL)}}
 paths["/api/alerts/{alertId}/ack"] = {"parameters": [{"name": "alertId", "in": "path", "required": True, "schema": S}],
   "post": {"summary": "acknowledge an alert (af-health ack)", "operationId": "ackAlert", "responses": responses("200", obj({"acknowledged": S, "alert": ref("Alert")}, ["acknowledged", "alert"]), ALL)}}
+POOL_LANE = obj({"project": S, "lane": {"type": "string", "enum": ["critical", "high", "normal", "low"]},
+  "stream": dict(S, description="its Redis stream: af:pool:PROJECT for normal, af:pool-LANE:PROJECT for the others"),
+  "waiting": dict(I, description="entries no host's bridge has read yet"),
+  "pending": dict(I, description="entries a host's bridge read and has not acked yet"),
+  "pendingBy": {"type": "object", "additionalProperties": I, "description": "the pending ones by host"},
+  "oldestWaitingMs": nul(dict(I, description="how long the oldest waiting entry has waited (by Redis's clock); null when none waits"))},
+  ["project", "lane", "stream", "waiting", "pending", "pendingBy", "oldestWaitingMs"])
 cluster_agent = dict(summary, properties=dict(summary["properties"], host=S, hostReachable=B), required=summary["required"] + ["host", "hostReachable"])
 paths["/api/cluster"] = {"get": {"summary": "every bridged host and its agents, as their af-bus bridge last published them to Redis (AF_REDIS_URL); the records of af-spawn ls --cluster --json", "operationId": "getCluster",
   "responses": responses("200", obj({"hosts": {"type": "array", "items": obj({"host": S, "reachable": B, "heartbeatAt": nul(S), "agents": I,
       "counts": {"type": "object", "additionalProperties": I}}, ["host", "reachable", "agents", "counts"])},
-    "agents": {"type": "array", "items": cluster_agent}, "thisHost": dict(S, description="this af-api's host: AF_HOST, else the hostname")}, ["hosts", "agents", "thisHost"]), ["400", "401", "403", "404", "429", "502"])}}
+    "agents": {"type": "array", "items": cluster_agent}, "thisHost": dict(S, description="this af-api's host: AF_HOST, else the hostname"),
+    "pools": {"type": "array", "description": "every lane of every cluster-wide pool (the projects of af:pools, by name, their lanes most urgent first), as af-bus stats --cluster --json lists them", "items": POOL_LANE}},
+    ["hosts", "agents", "thisHost", "pools"]), ["400", "401", "403", "404", "429", "502"])}}
 # The cockpit: an agent's output, conversation, checkpoints, requests with their answers, and the bus's flow.
 CKPT_ID = {"name": "ckpt", "in": "path", "required": True, "schema": {"type": "string"}, "description": "the checkpoint's id"}
 CHECKPOINT = obj({"id": S, "agent": S, "description": S, "createdAt": S, "holds": {"type": "array", "items": S}, "workdir": S,

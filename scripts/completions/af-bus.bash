@@ -743,12 +743,16 @@ _af__bus() {
             return 0
             ;;
         af__bus__subcmd__stats)
-            opts="-h --json --no-fsync --pretty --help"
+            opts="-h --cluster --redis --json --no-fsync --pretty --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --redis)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

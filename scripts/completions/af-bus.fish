@@ -123,6 +123,8 @@ complete -c af-bus -n "__fish_af_bus_using_subcommand clear" -l json -d 'Print J
 complete -c af-bus -n "__fish_af_bus_using_subcommand clear" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
 complete -c af-bus -n "__fish_af_bus_using_subcommand clear" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand clear" -s h -l help -d 'Print help'
+complete -c af-bus -n "__fish_af_bus_using_subcommand stats" -l redis -d 'The Redis the hosts meet through: redis://[user:password@]host:port[/db], or rediss:// for TLS (checked against the system\'s roots, or the CA in the PEM file AF_REDIS_CA; AF_REDIS_CERT and AF_REDIS_KEY give a client certificate). This host\'s name is AF_HOST, else the hostname' -r
+complete -c af-bus -n "__fish_af_bus_using_subcommand stats" -l cluster -d 'Also the cluster-wide pools, read from Redis (AF_REDIS_URL): per project and lane (priority), the tasks waiting in its stream, those a host\'s bridge took and has not acked yet (by host), and how long the oldest has waited (JSON: clusterPools)'
 complete -c af-bus -n "__fish_af_bus_using_subcommand stats" -l json -d 'Print JSON (one document, or JSON lines for several messages) instead of text'
 complete -c af-bus -n "__fish_af_bus_using_subcommand stats" -l no-fsync -d 'Do not fsync deliveries: faster, still safe against any process being killed, not against a power cut'
 complete -c af-bus -n "__fish_af_bus_using_subcommand stats" -l pretty -d 'Print JSON indented over several lines, for people (implies --json)'

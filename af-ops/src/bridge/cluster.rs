@@ -186,11 +186,8 @@ impl HostState {
 /// Every host's state, by name, from the Redis at `url` (`AF_REDIS_URL`): two round trips.
 /// System when Redis cannot be reached; Invalid for a bad URL.
 pub fn read(url: &str) -> Result<Vec<HostState>> {
-    let client = super::connect::client(url)?;
-    let unreachable = |e: redis::RedisError| Error::System(format!("cannot read the cluster from redis: {e}"));
-    let mut c = client.get_connection_with_timeout(super::IO_TIMEOUT).map_err(unreachable)?;
-    c.set_read_timeout(Some(super::IO_TIMEOUT)).map_err(unreachable)?;
-    let mut hosts: Vec<String> = redis::cmd("SMEMBERS").arg(HOSTS).query(&mut c).map_err(unreachable)?;
+    let mut c = super::connect::reading(url)?;
+    let mut hosts: Vec<String> = redis::cmd("SMEMBERS").arg(HOSTS).query(&mut c).map_err(super::connect::unreadable)?;
     hosts.sort();
     if hosts.is_empty() {
         return Ok(Vec::new());
@@ -199,7 +196,7 @@ pub fn read(url: &str) -> Result<Vec<HostState>> {
     for h in &hosts {
         pipe.cmd("GET").arg(agents_key(h)).cmd("GET").arg(heartbeat_key(h));
     }
-    let got: Vec<Option<String>> = pipe.query(&mut c).map_err(unreachable)?;
+    let got: Vec<Option<String>> = pipe.query(&mut c).map_err(super::connect::unreadable)?;
     let mut out = Vec::with_capacity(hosts.len());
     for (h, pair) in hosts.into_iter().zip(got.chunks(2)) {
         let agents: Vec<Value> = pair[0].as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();

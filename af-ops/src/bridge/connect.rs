@@ -41,6 +41,19 @@ pub fn client(url: &str) -> Result<redis::Client> {
     redis::Client::build_with_tls(url, TlsCertificates { client_tls, root_cert }).map_err(bad_url)
 }
 
+/// A connection for reading the cluster's state from the Redis at `url`: Invalid for a bad URL,
+/// System when Redis cannot be reached within [`super::IO_TIMEOUT`].
+pub(crate) fn reading(url: &str) -> Result<redis::Connection> {
+    let c = client(url)?.get_connection_with_timeout(super::IO_TIMEOUT).map_err(unreadable)?;
+    c.set_read_timeout(Some(super::IO_TIMEOUT)).map_err(unreadable)?;
+    Ok(c)
+}
+
+/// A failure of Redis while reading the cluster's state.
+pub(crate) fn unreadable(e: redis::RedisError) -> Error {
+    Error::System(format!("cannot read the cluster from redis: {e}"))
+}
+
 /// The PEM file a variable names, read; None when the variable is unset or empty.
 fn pem(var: &str) -> Result<Option<Vec<u8>>> {
     match std::env::var_os(var) {
