@@ -158,19 +158,40 @@ fn register(w: &World) {
         }));
         // SAFETY: registers a plain function with no captured state, once.
         unsafe { nix::libc::atexit(remove_left) };
+        // Interrupted (Ctrl-C, a timeout's SIGTERM, a closed terminal): the worlds go too, with
+        // their tmux servers, agents and pm2 fleets, rather than living on as orphans.
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    eprintln!("interrupted (signal {sig}): removing the benchmark's worlds");
+                    let worlds = std::mem::take(&mut *WORLDS.lock().unwrap_or_else(|e| e.into_inner()));
+                    for (socket, home, root) in worlds {
+                        stop(&socket, &home);
+                        let _ = std::fs::remove_dir_all(root);
+                    }
+                    remove_left();
+                    std::process::exit(128 + sig);
+                }
+            });
+        }
     });
     WORLDS.lock().unwrap_or_else(|e| e.into_inner()).push((w.socket.clone(), w.home.clone(), w.root.clone()));
 }
 
-/// Kills a world's tmux server and every process of its spool, waits until they are gone, and
-/// removes its socket.
+/// Kills a world's tmux server and every process of its spool (and of a pm2 fleet in it, at
+/// `<root>/pm2`), waits until they are gone, and removes its socket.
 fn stop(socket: &str, home: &Path) {
     let _ = Command::new("tmux").args(["-L", socket, "kill-server"]).stderr(Stdio::null()).status();
+    // Its agents and programs carry its AF_HOME; a pm2 fleet it started, its PM2_HOME.
     let needle = format!("AF_HOME={}", home.display());
+    let pm2 = format!("PM2_HOME={}", home.with_file_name("pm2").display());
     let me = std::process::id();
     let killed: Vec<u32> = procfs::all()
         .into_iter()
-        .filter(|p| p.pid != me && p.state != 'Z' && procfs::environ_has(p.pid, &needle))
+        .filter(|p| {
+            p.pid != me && p.state != 'Z' && (procfs::environ_has(p.pid, &needle) || procfs::environ_has(p.pid, &pm2))
+        })
         .map(|p| p.pid)
         .collect();
     for &pid in &killed {
