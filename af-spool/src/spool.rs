@@ -44,8 +44,9 @@ use std::path::{Path, PathBuf};
 ///   bridge/in/                        the bridge's queue of network entries: bad ones die here
 ///   bridge/control/                   remote control requests from other hosts (a queue)
 ///   bridge/journal/<batch>            inbound messages being delivered, one batch (JSON lines)
-///   bridge/staged/                    an inbound message's file on its way into its local queue
-///   bridge/seen/<id>                  an inbound message already delivered (kept 7 days)
+///   bridge/staged/<id>.<n>            an inbound message's file on its way into its n-th queue
+///   bridge/seen-log/<ms>              ids of the inbound messages delivered, one a line (7 days)
+///   bridge/seen/<id>                  an inbound message delivered, as older versions marked it
 ///   bridge/lock                       flock: held by the running af-bus bridge
 ///   alerts/open/<id>.<check>.json     open alerts (see health.rs)
 ///   alerts.log                        every alert, JSON lines

@@ -4,7 +4,7 @@
 
 use super::{BATCH, BLOCK, Bridge, Failure, GROUP, HOSTS, stream_key};
 use crate::bus::{Target, queues_of};
-use af_spool::bridge::{Delivery, deliver_once};
+use af_spool::bridge::Delivery;
 use af_spool::bus::Address;
 use af_spool::host::split_host;
 use af_spool::message::{Kind, Message, Priority, max_bytes, validate_id};
@@ -114,7 +114,7 @@ pub(super) fn deliver(
             }
         }
     }
-    let outcomes = deliver_once(&b.spool, &good, b.durable)?;
+    let outcomes = b.inbound()?.deliver_once(&good, b.durable)?;
     let duplicates = outcomes.iter().filter(|o| **o == Delivery::Duplicate).count();
     redis::pipe()
         .cmd("XACK")

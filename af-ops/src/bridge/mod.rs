@@ -19,7 +19,9 @@ pub mod leave;
 mod outbound;
 pub mod pool;
 
+use af_spool::bridge::Inbound;
 use af_spool::{Error, Result, Spool};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -62,6 +64,8 @@ pub struct Bridge {
     pub durable: bool,
     /// Whether control requests from other hosts are run (`--allow-control`); refused if not.
     pub allow_control: bool,
+    /// The inbound deliveries of the running bridge (set by [`Bridge::run`]).
+    inbound: Option<Arc<Inbound>>,
 }
 
 impl Bridge {
@@ -70,7 +74,7 @@ impl Bridge {
     pub fn new(spool: Spool, host: String, url: &str, durable: bool) -> Result<Bridge> {
         af_spool::host::validate_host(&host)?;
         let client = connect::client(url)?;
-        Ok(Bridge { spool, host, client, durable, allow_control: false })
+        Ok(Bridge { spool, host, client, durable, allow_control: false, inbound: None })
     }
 
     /// Where Redis is, without the password, for logs.
@@ -81,17 +85,18 @@ impl Bridge {
     /// Runs both directions until `stop` is set; the bridge's lock is held throughout (Conflict
     /// when another bridge runs on this spool).
     pub fn run(&self, stop: &AtomicBool) -> Result<()> {
-        let _lock = af_spool::bridge::lock(&self.spool)?;
-        let pruned = af_spool::bridge::prune_seen(&self.spool, af_spool::bridge::SEEN_KEEP);
-        let recovered = af_spool::bridge::recover(&self.spool)?;
-        tracing::info!(host = %self.host, redis = %self.redis_name(), pruned, recovered, "bridge starting");
+        let lock = af_spool::bridge::lock(&self.spool)?;
+        let (inbound, opened) = Inbound::open(&self.spool, lock, af_spool::bridge::SEEN_KEEP)?;
+        tracing::info!(host = %self.host, redis = %self.redis_name(), pruned = opened.pruned, recovered = opened.recovered, "bridge starting");
+        let running = Bridge { inbound: Some(Arc::new(inbound)), ..self.clone() };
+        let b = &running;
         std::thread::scope(|s| {
-            let out = s.spawn(|| self.direction("outbound", stop, |c| outbound::pump(self, c, stop)));
-            let inn = s.spawn(|| self.direction("inbound", stop, |c| inbound::pump(self, c, stop)));
-            let state = s.spawn(|| self.direction("cluster", stop, |c| cluster::pump(self, c, stop)));
-            let pool = s.spawn(|| self.direction("pool", stop, |c| pool::pump(self, c, stop)));
-            let retire = s.spawn(|| self.retire_journals(stop));
-            let control = s.spawn(|| self.until_stopped(stop, control::serve(self, stop)));
+            let out = s.spawn(|| b.direction("outbound", stop, |c| outbound::pump(b, c, stop)));
+            let inn = s.spawn(|| b.direction("inbound", stop, |c| inbound::pump(b, c, stop)));
+            let state = s.spawn(|| b.direction("cluster", stop, |c| cluster::pump(b, c, stop)));
+            let pool = s.spawn(|| b.direction("pool", stop, |c| pool::pump(b, c, stop)));
+            let retire = s.spawn(|| b.retire_journals(stop));
+            let control = s.spawn(|| b.until_stopped(stop, control::serve(b, stop)));
             let joined = [out.join(), inn.join(), state.join(), pool.join(), retire.join(), control.join()];
             for r in joined {
                 match r {
@@ -154,9 +159,10 @@ impl Bridge {
     /// Every [`RETIRE_EVERY`] until `stop`, and once after: makes the inbound deliveries durable
     /// with one syncfs and removes their journals (af-spool `bridge`).
     fn retire_journals(&self, stop: &AtomicBool) -> Result<()> {
+        let inbound = self.inbound()?;
         loop {
             let stopping = stop.load(Ordering::SeqCst);
-            if let Err(e) = af_spool::bridge::retire_journals(&self.spool) {
+            if let Err(e) = inbound.retire_journals() {
                 stop.store(true, Ordering::SeqCst);
                 return Err(e);
             }
@@ -165,6 +171,11 @@ impl Bridge {
             }
             sleep_unless(stop, RETIRE_EVERY);
         }
+    }
+
+    /// The inbound deliveries: the bridge must be running.
+    fn inbound(&self) -> Result<&Inbound> {
+        self.inbound.as_deref().ok_or_else(|| Error::System("the bridge is not running".into()))
     }
 
     /// The result of a thread that works on the spool only: a failure stops the bridge.
