@@ -68,8 +68,10 @@ fn mirror(spool: &Spool, message: &mut Message, target: &Target, durable: bool) 
 /// a sender killed after the commit leaves a batch the next look at a queue finishes.
 pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) -> Result<Vec<Message>> {
     let mut planned = Vec::with_capacity(batch.len());
+    // Listed once for the batch (a file per message, with none there, was a failed open each).
+    let programs = middleware(spool);
     for (message, target) in batch {
-        let mut message = run_middleware(spool, message)?;
+        let mut message = through(spool, &programs, message)?;
         let mirror = mirror(spool, &mut message, &target, durable)?;
         let bytes = message.encode()?;
         let mut queues = queues_of(spool, &message, &target, durable)?;
@@ -138,11 +140,16 @@ pub fn middleware(spool: &Spool) -> Vec<PathBuf> {
 /// Passes a message through each middleware program: the message as JSON on its stdin, the
 /// (possibly changed) message on its stdout. A non-zero exit rejects the message (Invalid, with
 /// the program's stderr as the reason). The id cannot be changed.
-pub fn run_middleware(spool: &Spool, mut message: Message) -> Result<Message> {
-    for prog in middleware(spool) {
+pub fn run_middleware(spool: &Spool, message: Message) -> Result<Message> {
+    through(spool, &middleware(spool), message)
+}
+
+/// Passes a message through the middleware programs `programs` (as [`middleware`] listed them).
+fn through(spool: &Spool, programs: &[PathBuf], mut message: Message) -> Result<Message> {
+    for prog in programs {
         let name = prog.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let input = serde_json::to_vec(&message).map_err(|e| Error::Invalid(format!("cannot encode message: {e}")))?;
-        let mut cmd = Command::new(&prog);
+        let mut cmd = Command::new(prog);
         cmd.env("AF_HOME", spool.root());
         let limit = af_spool::message::max_bytes() as u64 + 1;
         let done =
