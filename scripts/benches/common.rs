@@ -149,12 +149,7 @@ fn register(w: &World) {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             default(info);
-            let worlds = std::mem::take(&mut *WORLDS.lock().unwrap_or_else(|e| e.into_inner()));
-            for (socket, home, root) in worlds {
-                stop(&socket, &home);
-                let _ = std::fs::remove_dir_all(root);
-            }
-            remove_left();
+            remove_worlds();
         }));
         // SAFETY: registers a plain function with no captured state, once.
         unsafe { nix::libc::atexit(remove_left) };
@@ -165,18 +160,24 @@ fn register(w: &World) {
             std::thread::spawn(move || {
                 if let Some(sig) = signals.forever().next() {
                     eprintln!("interrupted (signal {sig}): removing the benchmark's worlds");
-                    let worlds = std::mem::take(&mut *WORLDS.lock().unwrap_or_else(|e| e.into_inner()));
-                    for (socket, home, root) in worlds {
-                        stop(&socket, &home);
-                        let _ = std::fs::remove_dir_all(root);
-                    }
-                    remove_left();
+                    remove_worlds();
                     std::process::exit(128 + sig);
                 }
             });
         }
     });
     WORLDS.lock().unwrap_or_else(|e| e.into_inner()).push((w.socket.clone(), w.home.clone(), w.root.clone()));
+}
+
+/// Stops and removes every world alive now (a panic or a signal ends the program without their
+/// Drop), and the ones dropped already.
+fn remove_worlds() {
+    let worlds = std::mem::take(&mut *WORLDS.lock().unwrap_or_else(|e| e.into_inner()));
+    for (socket, home, root) in worlds {
+        stop(&socket, &home);
+        let _ = std::fs::remove_dir_all(root);
+    }
+    remove_left();
 }
 
 /// Kills a world's tmux server and every process of its spool (and of a pm2 fleet in it, at

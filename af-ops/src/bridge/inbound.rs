@@ -44,9 +44,14 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
     Ok(())
 }
 
-/// Makes the stream and its group (reading from the stream's start) unless they exist.
+/// Names this host among the cluster's, then makes its stream and group.
 fn ensure_group(c: &mut redis::Connection, key: &str, host: &str) -> redis::RedisResult<()> {
     redis::cmd("SADD").arg(HOSTS).arg(host).query::<()>(c)?;
+    create_group(c, key)
+}
+
+/// Makes the stream `key` and its group (reading from the stream's start) unless they exist.
+pub(super) fn create_group(c: &mut redis::Connection, key: &str) -> redis::RedisResult<()> {
     let made: redis::RedisResult<()> =
         redis::cmd("XGROUP").arg("CREATE").arg(key).arg(GROUP).arg("0").arg("MKSTREAM").query(c);
     match made {

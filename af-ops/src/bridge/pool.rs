@@ -307,12 +307,7 @@ fn ensure_groups(c: &mut redis::Connection, grouped: &mut HashSet<String>, proje
         if grouped.contains(&key) {
             continue;
         }
-        let made: redis::RedisResult<()> =
-            redis::cmd("XGROUP").arg("CREATE").arg(&key).arg(GROUP).arg("0").arg("MKSTREAM").query(c);
-        match made {
-            Err(e) if e.code() != Some("BUSYGROUP") => return Err(e),
-            _ => {}
-        }
+        inbound::create_group(c, &key)?;
         grouped.insert(key);
     }
     Ok(())
