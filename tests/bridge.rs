@@ -365,17 +365,21 @@ fn a_request_to_a_worker_on_another_host_is_answered_on_this_one() {
 #[test]
 fn bridges_killed_mid_batch_deliver_every_message_exactly_once() {
     let Some((alpha, beta, redis)) = two_hosts() else { return };
-    alpha.ok_in("af-bus", &["send", "--batch", "--to", "box@beta"], Some(&batch(500)));
+    // 3,000: twelve bundles of the outbox (256 messages a file), so that the kill can come between
+    // two of them, or between a bundle's XADDs and its ack (sent again, a second copy in Redis).
+    let n = 3000;
+    alpha.ok_in("af-bus", &["send", "--batch", "--to", "box@beta"], Some(&batch(n)));
     // Alpha's bridge killed while it adds the batch to Redis, beta's while it delivers it.
     let a = Bridge::start(&alpha, &redis);
     wait_for("entries in beta's stream", Duration::from_secs(30), || redis.int(&["XLEN", "af:host:beta:in"]) > 0);
     kill(a.pid(), Signal::SIGKILL).unwrap();
+    eprintln!("alpha's bridge killed with {} of {n} in its outbox", depth(&alpha, "bridge:out"));
     let b = Bridge::start(&beta, &redis);
     wait_for("deliveries on beta", Duration::from_secs(30), || depth(&beta, "box") > 0);
     kill(b.pid(), Signal::SIGKILL).unwrap();
     drop((a, b));
     let _bridges = (Bridge::start(&alpha, &redis), Bridge::start(&beta, &redis));
-    exactly_once(&drain(&alpha, &beta, &redis, "box", 500), 500);
+    exactly_once(&drain(&alpha, &beta, &redis, "box", n as usize), n);
     assert_eq!(
         stats(&beta, "bridge:in")["dead"].as_u64().unwrap_or(0),
         0,
@@ -404,6 +408,7 @@ fn while_redis_is_stopped_the_outbox_grows_and_then_drains() {
     alpha.ok("af-bus", &["send", "--to", "box@beta", "1"]);
     wait_for("the first message on beta", Duration::from_secs(30), || depth(&beta, "box") == 1);
     kill(redis.pid(), Signal::SIGSTOP).unwrap();
+    let stopped = Instant::now();
     let rest: String = (2..=300).map(|i| format!("{i}\n")).collect();
     alpha.ok_in("af-bus", &["send", "--batch", "--to", "box@beta"], Some(&rest));
     // The bridge claims and gives back batches while its Redis calls fail (each message is
@@ -415,9 +420,14 @@ fn while_redis_is_stopped_the_outbox_grows_and_then_drains() {
     wait_for("the bridge to say Redis is away", Duration::from_secs(30), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("redis unreachable"))
     });
-    wait_for("them still there", Duration::from_secs(30), || depth(&alpha, "bridge:out") == 299);
+    // Redis stays away for 30 s, while more is sent one message at a time.
+    for i in 301..=310 {
+        alpha.ok("af-bus", &["send", "--to", "box@beta", &i.to_string()]);
+        std::thread::sleep(Duration::from_secs(30).saturating_sub(stopped.elapsed()) / (311 - i));
+    }
+    assert_eq!(depth(&alpha, "bridge:out"), 309, "all still in the outbox after {:?}", stopped.elapsed());
     kill(redis.pid(), Signal::SIGCONT).unwrap();
-    exactly_once(&drain(&alpha, &beta, &redis, "box", 300), 300);
+    exactly_once(&drain(&alpha, &beta, &redis, "box", 310), 310);
     wait_for("the bridge to say it is back", Duration::from_secs(30), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("connected to redis again"))
     });

@@ -75,6 +75,18 @@ pub struct Batch {
     /// Each queue touched once, with whether any delivery into it must be durable, and how many
     /// messages go to it.
     queues: Vec<(Queue, bool, usize)>,
+    /// The bundles being filled, one per bundled queue and priority (see [`Queue::bundled`]).
+    bundles: Vec<Filling>,
+}
+
+/// A bundle being filled: its queue, the stem of its first message, its content so far.
+#[derive(Debug)]
+struct Filling {
+    queue: Queue,
+    rank: u8,
+    first: String,
+    count: usize,
+    content: Vec<u8>,
 }
 
 impl Batch {
@@ -86,23 +98,60 @@ impl Batch {
             targets: Vec::new(),
             manifest: Vec::new(),
             queues: Vec::new(),
+            bundles: Vec::new(),
         }
     }
 
     /// Writes one message for `queue` (durable as the queue says) into the batch; the queue is
-    /// made when it does not exist.
+    /// made when it does not exist. For a bundled queue the message joins the bundle of its
+    /// priority, written when full or at [`Batch::publish`].
     pub fn stage(&mut self, queue: &Queue, message: &Message, bytes: &[u8]) -> Result<()> {
+        if !queue.is_bundled() {
+            return self.add_file(queue, format!("{},0", message.stem()), bytes, 1);
+        }
+        let rank = message.priority.rank();
+        let i = match self.bundles.iter().position(|b| b.rank == rank && b.queue.dir() == queue.dir()) {
+            Some(i) => i,
+            None => {
+                let first = message.stem();
+                self.bundles.push(Filling { queue: queue.clone(), rank, first, count: 0, content: Vec::new() });
+                self.bundles.len() - 1
+            }
+        };
+        let b = &mut self.bundles[i];
+        b.queue = b.queue.clone().durable(b.queue.is_durable() || queue.is_durable());
+        b.content.extend_from_slice(bytes);
+        b.content.push(b'\n');
+        b.count += 1;
+        if b.count >= crate::queue::BUNDLE_MAX || b.content.len() >= crate::queue::BUNDLE_MAX_BYTES {
+            let full = self.bundles.swap_remove(i);
+            self.write_bundle(full)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a bundle into the batch: one file (a plain message file when it holds one).
+    fn write_bundle(&mut self, b: Filling) -> Result<()> {
+        if b.count == 1 {
+            let bytes = b.content.strip_suffix(b"\n").unwrap_or(&b.content);
+            return self.add_file(&b.queue, format!("{},0", b.first), bytes, 1);
+        }
+        self.add_file(&b.queue, format!("{}+{},0", b.first, b.count), &b.content, b.count)
+    }
+
+    /// Writes one file of the batch, for `queue`'s `new/<name>`, holding `messages` messages.
+    fn add_file(&mut self, queue: &Queue, name: String, bytes: &[u8], messages: usize) -> Result<()> {
         if !queue.exists() {
             queue.create()?;
         }
-        let target = queue.dir().join("new").join(format!("{},0", message.stem()));
+        let target = queue.dir().join("new").join(name);
         let rel = relative(&self.root, &target)?;
         let staging = match &mut self.staging {
             Some(s) => s,
             None => self.staging.insert(Staging::make(&self.root)?),
         };
-        let name = self.targets.len().to_string();
-        let file = atomic::create_in(&staging.fd, &staging.path, &name, bytes)?;
+        let file_name = self.targets.len().to_string();
+        let file = atomic::create_in(&staging.fd, &staging.path, &file_name, bytes)?;
         if self.targets.len() < SYNC_EACH_UP_TO {
             staging.open.push(file);
         } else {
@@ -115,27 +164,30 @@ impl Batch {
         match self.queues.iter_mut().find(|(q, _, _)| q.dir() == queue.dir()) {
             Some((_, durable, n)) => {
                 *durable |= queue.is_durable();
-                *n += 1;
+                *n += messages;
             }
-            None => self.queues.push((queue.clone(), queue.is_durable(), 1)),
+            None => self.queues.push((queue.clone(), queue.is_durable(), messages)),
         }
         Ok(())
     }
 
     /// How many deliveries are staged.
     pub fn len(&self) -> usize {
-        self.targets.len()
+        self.queues.iter().map(|(_, _, n)| n).sum::<usize>() + self.bundles.iter().map(|b| b.count).sum::<usize>()
     }
 
     /// Whether nothing is staged.
     pub fn is_empty(&self) -> bool {
-        self.targets.is_empty()
+        self.len() == 0
     }
 
     /// Delivers every message of the batch (see the module's comment), then wakes the
     /// listeners. On failure nothing of the batch stays visible (but for a message a receiver
     /// claimed in the instant a failed delivery was taken back) and nothing stays staged.
     pub fn publish(mut self) -> Result<()> {
+        for b in std::mem::take(&mut self.bundles) {
+            self.write_bundle(b)?;
+        }
         let Some(staging) = self.staging.take() else { return Ok(()) };
         let durable = self.queues.iter().any(|(_, d, _)| *d);
         let committed = match staging.commit(&self.manifest, durable, self.targets.len()) {

@@ -136,7 +136,7 @@ impl Address {
 
     /// The queue at this address.
     pub fn queue(&self, spool: &Spool) -> Queue {
-        Queue::new(match self {
+        let queue = Queue::new(match self {
             Address::Inbox(id) => spool.inbox_dir(id),
             Address::Pool(p) => spool.pool_dir(p),
             Address::Sub(s) => spool.subscription_dir(s),
@@ -145,7 +145,9 @@ impl Address {
             Address::Inbound => spool.inbound_dir(),
             Address::Control => spool.bridge_dir().join("control"),
         })
-        .in_spool(spool, crate::batch::recover)
+        .in_spool(spool, crate::batch::recover);
+        // The outbox is drained whole by the bridge: a batch bundles its messages there.
+        if matches!(self, Address::Remote { .. } | Address::Outbox) { queue.bundled() } else { queue }
     }
 }
 

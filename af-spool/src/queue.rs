@@ -13,6 +13,9 @@
 //! dead/<rank>-<id>,<attempts>,<reason>        dead letter (expired, attempts, unreadable)
 //! archive/<rank>-<id>,<attempts>              acked
 //! notify.d/                                   fifodir: woken after every delivery
+//! new/<rank>-<id>+<count>,<attempts>          a bundle: <count> (2 or more) messages of one
+//!                                             priority in one file, JSON lines (the bridge's
+//!                                             outbox only; see [`Bundle`])
 //! tally, tally.json                           counters: sent, delivered, acked, retried, dead,
 //!                                             and the delivery latency (see tally.rs)
 //! ```
@@ -51,6 +54,12 @@ fn history_limit() -> usize {
 /// expired claim coming back).
 pub const RESCAN: Duration = Duration::from_millis(500);
 
+/// At most this many messages go into one bundle (see [`Queue::bundled`]).
+pub const BUNDLE_MAX: usize = 256;
+
+/// A bundle is closed once it holds this many bytes.
+pub const BUNDLE_MAX_BYTES: usize = 1 << 20;
+
 /// A queued file's name, taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -82,6 +91,16 @@ impl Entry {
         format!("{}-{}", self.priority.rank(), self.id)
     }
 
+    /// How many messages the file holds: a bundle's count, else 1.
+    pub fn count(&self) -> usize {
+        self.id.rsplit_once('+').and_then(|(_, n)| n.parse().ok()).filter(|&n| n > 1).unwrap_or(1)
+    }
+
+    /// Whether the file is a bundle of several messages.
+    pub fn is_bundle(&self) -> bool {
+        self.count() > 1
+    }
+
     fn deadline(&self) -> Option<u64> {
         self.extra.as_deref().and_then(|d| d.parse().ok())
     }
@@ -94,6 +113,33 @@ pub struct Claim {
     pub message: Message,
     /// The claim's name in `cur/` (what ack and nack act on).
     pub receipt: String,
+}
+
+/// A claimed file of a bundled queue (see [`Queue::claim_bundles`]): its messages (one for a
+/// plain file, the live ones of a bundle) and the claim's file name.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// The messages, in the order they were sent (attempts filled in).
+    pub messages: Vec<Message>,
+    /// The claim's name in `cur/` (what ack and release act on): the whole file's.
+    pub receipt: String,
+    /// Whether the file is a bundle (else one message, which can be rejected alone).
+    pub bundled: bool,
+}
+
+/// The name a bundle of `messages` (2 or more, of one priority) has in `new/`.
+pub fn bundle_name(messages: &[&Message]) -> String {
+    format!("{}+{},0", messages[0].stem(), messages.len())
+}
+
+/// Encodes messages as a bundle's content: one JSON line each.
+pub fn encode_bundle(encoded: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(encoded.iter().map(|b| b.len() + 1).sum());
+    for b in encoded {
+        out.extend_from_slice(b);
+        out.push(b'\n');
+    }
+    out
 }
 
 /// Counts of one queue.
@@ -137,12 +183,14 @@ pub struct Queue {
     /// there, run before the queue is claimed from or counted (the batch module's recover, given
     /// by the caller: the batch module builds on this one).
     spool: Option<(crate::spool::Spool, Recover)>,
+    /// Whether a batch bundles its messages for this queue (see [`Queue::bundled`]).
+    bundled: bool,
 }
 
 impl Queue {
     /// The queue at `dir`; deliveries are fsynced (file and directory).
     pub fn new(dir: PathBuf) -> Queue {
-        Queue { dir, durable: true, spool: None }
+        Queue { dir, durable: true, spool: None, bundled: false }
     }
 
     /// The same queue, known as one of `spool`'s: the batches its senders left half delivered
@@ -171,6 +219,20 @@ impl Queue {
     /// Whether deliveries are fsynced.
     pub fn is_durable(&self) -> bool {
         self.durable
+    }
+
+    /// The same queue, one whose messages a batch writes in bundles (up to [`BUNDLE_MAX`] messages
+    /// of one priority, or [`BUNDLE_MAX_BYTES`], per file): one file created, fsynced and renamed
+    /// for many messages. Only a queue read whole by one program is bundled (the bridge's outbox,
+    /// drained by [`Queue::claim_bundles`]); [`Queue::claim`] leaves bundles alone.
+    pub fn bundled(mut self) -> Queue {
+        self.bundled = true;
+        self
+    }
+
+    /// Whether a batch bundles its messages for this queue.
+    pub fn is_bundled(&self) -> bool {
+        self.bundled
     }
 
     /// The queue's directory.
@@ -331,15 +393,81 @@ impl Queue {
         self.claim_where(max, visibility, |_| true)
     }
 
-    /// Claims like [`Queue::claim`], skipping the entries `wanted` refuses (left waiting).
+    /// Claims like [`Queue::claim`], skipping the entries `wanted` refuses (left waiting) and
+    /// bundles (claimed by [`Queue::claim_bundles`] only).
     pub fn claim_where(&self, max: usize, visibility: Duration, wanted: impl Fn(&Entry) -> bool) -> Result<Vec<Claim>> {
+        let wanted = |e: &Entry| !e.is_bundle() && wanted(e);
+        self.claim_with(max, visibility, wanted, |claimed, counts| match self.read("cur", &claimed.name) {
+            Ok(mut message) => {
+                message.attempts = claimed.attempts;
+                if message.expired() {
+                    self.bury("cur", claimed, "expired")?;
+                    return Ok(None);
+                }
+                took(&message, counts);
+                Ok(Some((Claim { message, receipt: claimed.name.clone() }, 1)))
+            }
+            Err(_) => {
+                self.bury("cur", claimed, "unreadable")?;
+                Ok(None)
+            }
+        })
+    }
+
+    /// Claims files of a bundled queue (see [`Queue::bundled`]), bundles and plain ones, in queue
+    /// order until they hold `max` messages (at least one file), each for `visibility`. A
+    /// bundle's expired messages go to the dead letters one by one; one whose every message
+    /// expired is removed.
+    pub fn claim_bundles(&self, max: usize, visibility: Duration) -> Result<Vec<Bundle>> {
+        self.claim_with(
+            max,
+            visibility,
+            |_| true,
+            |claimed, counts| {
+                let Ok(all) = self.read_all("cur", claimed) else {
+                    self.bury("cur", claimed, "unreadable")?;
+                    return Ok(None);
+                };
+                if !claimed.is_bundle() {
+                    if all[0].expired() {
+                        self.bury("cur", claimed, "expired")?;
+                        return Ok(None);
+                    }
+                    took(&all[0], counts);
+                    return Ok(Some((Bundle { messages: all, receipt: claimed.name.clone(), bundled: false }, 1)));
+                }
+                let (expired, live): (Vec<Message>, Vec<Message>) = all.into_iter().partition(Message::expired);
+                self.bury_each(&expired, claimed.attempts, "expired")?;
+                if live.is_empty() {
+                    self.drop_claim(&claimed.name)?;
+                    return Ok(None);
+                }
+                live.iter().for_each(|m| took(m, counts));
+                let n = live.len();
+                Ok(Some((Bundle { messages: live, receipt: claimed.name.clone(), bundled: true }, n)))
+            },
+        )
+    }
+
+    /// The claiming of [`Queue::claim_where`] and [`Queue::claim_bundles`]: expired claims
+    /// returned first, then the wanted entries renamed into `cur/` in queue order, each opened by
+    /// `open` (which gives what it holds and how many messages, or None when it buried it, and
+    /// adds to the counts), until `max` messages are taken.
+    fn claim_with<T>(
+        &self,
+        max: usize,
+        visibility: Duration,
+        wanted: impl Fn(&Entry) -> bool,
+        mut open: impl FnMut(&Entry, &mut Vec<String>) -> Result<Option<(T, usize)>>,
+    ) -> Result<Vec<T>> {
         self.finish_batches();
         self.requeue_expired()?;
         let deadline = Timestamp::now().0 + visibility.as_millis() as u64;
         let mut out = Vec::new();
+        let mut taken = 0;
         let mut counts = Vec::new();
         for e in self.entries("new")? {
-            if out.len() >= max {
+            if taken >= max {
                 break;
             }
             if !wanted(&e) {
@@ -352,24 +480,9 @@ impl Queue {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(err) => return Err(Error::io("claim", &self.part("new").join(&e.name), err)),
             }
-            let claimed = Entry { name: receipt.clone(), ..e };
-            match self.read("cur", &receipt) {
-                Ok(mut message) => {
-                    message.attempts = claimed.attempts;
-                    if message.expired() {
-                        self.bury("cur", &claimed, "expired")?;
-                        continue;
-                    }
-                    counts.push("delivered".to_owned());
-                    if claimed.attempts == 0 {
-                        let ms = Timestamp::now().0.saturating_sub(message.created_at.0);
-                        counts.push(format!("latency {}", ms as f64 / 1000.0));
-                    }
-                    out.push(Claim { message, receipt });
-                }
-                Err(_) => {
-                    self.bury("cur", &claimed, "unreadable")?;
-                }
+            if let Some((item, n)) = open(&Entry { name: receipt, ..e }, &mut counts)? {
+                out.push(item);
+                taken += n;
             }
         }
         self.tally().add(&counts);
@@ -400,6 +513,29 @@ impl Queue {
         let path = self.part(part).join(name);
         let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt { path, detail: format!("not a message: {e}") })
+    }
+
+    /// The messages of queued file `e` of one folder (a bundle's, or the one), with its attempts.
+    pub fn read_all(&self, part: &str, e: &Entry) -> Result<Vec<Message>> {
+        if !e.is_bundle() {
+            let mut m = self.read(part, &e.name)?;
+            m.attempts = e.attempts;
+            return Ok(vec![m]);
+        }
+        let path = self.part(part).join(&e.name);
+        let bytes = fs::read(&path).map_err(|err| Error::io("read", &path, err))?;
+        let mut out = Vec::with_capacity(e.count());
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let mut m: Message = serde_json::from_slice(line)
+                .map_err(|err| Error::Corrupt { path: path.clone(), detail: format!("not a message: {err}") })?;
+            m.attempts = e.attempts;
+            out.push(m);
+        }
+        if out.len() != e.count() {
+            let detail = format!("a bundle of {} holds {} messages", e.count(), out.len());
+            return Err(Error::Corrupt { path, detail });
+        }
+        Ok(out)
     }
 
     /// Returns claims whose visibility timeout has passed to the queue (attempts raised), or to
@@ -433,16 +569,50 @@ impl Queue {
         Ok(moved)
     }
 
-    /// Moves an entry of `part` to the dead letters with `reason`.
+    /// Moves an entry of `part` to the dead letters with `reason`; a bundle's messages one by
+    /// one (the dead letters are plain files, each retried alone).
     fn bury(&self, part: &str, e: &Entry, reason: &str) -> Result<bool> {
+        if e.is_bundle() {
+            if let Ok(messages) = self.read_all(part, e) {
+                self.bury_each(&messages, e.attempts, reason)?;
+                let from = self.part(part).join(&e.name);
+                return match fs::remove_file(&from) {
+                    Ok(()) => Ok(true),
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                    Err(err) => Err(Error::io("remove", &from, err)),
+                };
+            }
+        }
         let to = self.part("dead").join(format!("{},{},{reason}", e.stem(), e.attempts));
         let from = self.part(part).join(&e.name);
         tracing::info!(id = %e.id, reason, "message to the dead letters");
         let moved = rename_if_there(&from, &to)?;
         if moved {
-            self.count("dead", 1);
+            self.count("dead", e.count());
         }
         Ok(moved)
+    }
+
+    /// Writes each of `messages` into the dead letters with `reason` and `attempts` (a
+    /// message there already with the same reason is replaced), the folder fsynced once.
+    fn bury_each(&self, messages: &[Message], attempts: u32, reason: &str) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        for m in messages {
+            let staged = self.stage(m, &m.encode()?)?;
+            let to = self.part("dead").join(format!("{},{attempts},{reason}", m.stem()));
+            if let Err(e) = fs::rename(&staged.tmp, &to) {
+                staged.discard();
+                return Err(Error::io("bury", &to, e));
+            }
+        }
+        tracing::info!(messages = messages.len(), reason, "messages of a bundle to the dead letters");
+        self.count("dead", messages.len());
+        if self.durable {
+            crate::atomic::sync_dir(&self.part("dead"))?;
+        }
+        Ok(())
     }
 
     /// Finds the entries of `part` with these ids.
@@ -530,6 +700,17 @@ impl Queue {
         Ok(moved.then_some(new))
     }
 
+    /// Removes a claim whose messages were all put elsewhere (a bundle split: some queued again
+    /// in a file of their own, the others buried one by one). False when the claim is gone.
+    pub fn drop_claim(&self, receipt: &str) -> Result<bool> {
+        let path = self.part("cur").join(receipt);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("remove", &path, e)),
+        }
+    }
+
     /// Acks one claim by its receipt (no listing). False when the claim is gone.
     pub fn ack_receipt(&self, receipt: &str) -> Result<bool> {
         Ok(self.ack_receipts(&[receipt])? == 1)
@@ -538,15 +719,16 @@ impl Queue {
     /// Acks claims by their receipts (no listing), counted in one write. Returns how many were
     /// still claimed.
     pub fn ack_receipts(&self, receipts: &[&str]) -> Result<usize> {
-        let mut moved = 0;
+        let (mut moved, mut messages) = (0, 0);
         for receipt in receipts {
             let Some(e) = Entry::parse(receipt) else { continue };
             let to = self.part("archive").join(format!("{},{}", e.stem(), e.attempts));
             if rename_if_there(&self.part("cur").join(receipt), &to)? {
                 moved += 1;
+                messages += e.count();
             }
         }
-        self.count("acked", moved);
+        self.count("acked", messages);
         self.prune_now_and_then();
         Ok(moved)
     }
@@ -580,15 +762,7 @@ impl Queue {
         }
         rows.sort_by_key(|a| (a.0, a.1));
         let skip = rows.len().saturating_sub(limit);
-        Ok(rows
-            .into_iter()
-            .skip(skip)
-            .filter_map(|(_, _, e)| {
-                let mut m = self.read("archive", &e.name).ok()?;
-                m.attempts = e.attempts;
-                Some(m)
-            })
-            .collect())
+        Ok(rows.into_iter().skip(skip).filter_map(|(_, _, e)| self.read_all("archive", &e).ok()).flatten().collect())
     }
 
     /// The messages acked at or after `since` (Unix milliseconds), each with when it was acked
@@ -602,8 +776,9 @@ impl Queue {
             if at < since.0 {
                 continue;
             }
-            if let Ok(message) = self.read("archive", &e.name) {
-                out.push(Acked { message, acked_at: Timestamp(at), bytes: m.len() });
+            if let Ok(messages) = self.read_all("archive", &e) {
+                let bytes = m.len() / messages.len().max(1) as u64;
+                out.extend(messages.into_iter().map(|message| Acked { message, acked_at: Timestamp(at), bytes }));
             }
         }
         out.sort_by_key(|a| a.acked_at);
@@ -614,7 +789,7 @@ impl Queue {
     pub fn oldest_waiting(&self) -> Result<Option<Timestamp>> {
         let mut oldest: Option<Timestamp> = None;
         for e in self.entries("new")? {
-            if let Ok(m) = self.read("new", &e.name) {
+            for m in self.read_all("new", &e).unwrap_or_default() {
                 oldest = Some(oldest.map_or(m.created_at, |o| o.min(m.created_at)));
             }
         }
@@ -624,15 +799,7 @@ impl Queue {
     /// The waiting messages, in queue order.
     pub fn pending(&self) -> Result<Vec<Message>> {
         self.finish_batches();
-        Ok(self
-            .entries("new")?
-            .into_iter()
-            .filter_map(|e| {
-                let mut m = self.read("new", &e.name).ok()?;
-                m.attempts = e.attempts;
-                Some(m)
-            })
-            .collect())
+        Ok(self.entries("new")?.into_iter().filter_map(|e| self.read_all("new", &e).ok()).flatten().collect())
     }
 
     /// Depths per priority, in flight, dead, acked, and the ack rate over the last minute.
@@ -658,15 +825,15 @@ impl Queue {
         for (part, e) in last.values() {
             match *part {
                 "new" => {
-                    *s.pending.entry(e.priority.as_str().to_owned()).or_default() += 1;
-                    s.depth += 1;
+                    *s.pending.entry(e.priority.as_str().to_owned()).or_default() += e.count();
+                    s.depth += e.count();
                 }
-                "cur" => s.in_flight += 1,
-                "dead" => s.dead += 1,
+                "cur" => s.in_flight += e.count(),
+                "dead" => s.dead += e.count(),
                 _ => {
-                    s.acked += 1;
+                    s.acked += e.count();
                     let path = self.part("archive").join(&e.name);
-                    recent += usize::from(fs::symlink_metadata(path).is_ok_and(|m| m.ctime() >= since));
+                    recent += e.count() * usize::from(fs::symlink_metadata(path).is_ok_and(|m| m.ctime() >= since));
                 }
             }
         }
@@ -680,7 +847,7 @@ impl Queue {
         for part in ["new", "cur", "dead", "archive"] {
             for e in self.entries(part)? {
                 if fs::remove_file(self.part(part).join(&e.name)).is_ok() {
-                    n += 1;
+                    n += e.count();
                 }
             }
         }
@@ -757,6 +924,15 @@ impl Staged {
     }
 }
 
+/// Counts a message claimed: delivered, and at its first claim the latency since it was sent.
+fn took(message: &Message, counts: &mut Vec<String>) {
+    counts.push("delivered".to_owned());
+    if message.attempts == 0 {
+        let ms = Timestamp::now().0.saturating_sub(message.created_at.0);
+        counts.push(format!("latency {}", ms as f64 / 1000.0));
+    }
+}
+
 fn open_new(path: &Path) -> std::io::Result<fs::File> {
     // Never through a symlink, the queue's own directories included (see crate::beneath).
     let flags = nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL;
@@ -816,6 +992,102 @@ mod tests {
         let m = Message::new("t", Kind::Event, p, serde_json::json!(n));
         q.deliver(&m, &m.encode().unwrap()).unwrap();
         m.id
+    }
+
+    /// A spool's outbox (bundled) and `n` messages of `p` sent to it in one batch, payloads
+    /// `from..from+n`.
+    fn bundled(n: i64) -> (crate::spool::Spool, Queue) {
+        let spool =
+            crate::spool::Spool::open(&std::env::temp_dir().join(crate::atomic::unique_name("bundle-test"))).unwrap();
+        let q = crate::bus::Address::Outbox.queue(&spool).durable(false);
+        batch(&spool, &q, Priority::Normal, 0..n);
+        (spool, q)
+    }
+
+    fn batch(spool: &crate::spool::Spool, q: &Queue, p: Priority, payloads: std::ops::Range<i64>) {
+        let mut b = crate::batch::Batch::new(spool);
+        for n in payloads {
+            let m = Message::new("t", Kind::Event, p, serde_json::json!(n));
+            b.stage(q, &m, &m.encode().unwrap()).unwrap();
+        }
+        b.publish().unwrap();
+    }
+
+    fn payloads(bundles: &[Bundle]) -> Vec<i64> {
+        bundles.iter().flat_map(|b| &b.messages).map(|m| m.payload.as_i64().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_batch_bundles_the_outbox_and_the_bundles_are_claimed_counted_and_acked_whole() {
+        let n = BUNDLE_MAX as i64 * 2 + 3;
+        let (spool, q) = bundled(n);
+        let files = q.entries("new").unwrap();
+        assert_eq!(files.iter().map(Entry::count).collect::<Vec<_>>(), [BUNDLE_MAX, BUNDLE_MAX, 3]);
+        assert_eq!(q.stats().unwrap().depth, n as usize, "the depth counts messages, not files");
+        assert_eq!(q.pending().unwrap().len(), n as usize);
+        assert!(q.claim(10, Duration::from_secs(30)).unwrap().is_empty(), "claim leaves bundles alone");
+        // A critical message sent alone comes first; a batch of one is a plain file.
+        batch(&spool, &q, Priority::Critical, n..n + 1);
+        let got = q.claim_bundles(BUNDLE_MAX + 1, Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            got.iter().map(|b| (b.messages.len(), b.bundled)).collect::<Vec<_>>(),
+            [(1, false), (BUNDLE_MAX, true)]
+        );
+        assert_eq!(payloads(&got), [n].into_iter().chain(0..BUNDLE_MAX as i64).collect::<Vec<_>>(), "in order");
+        assert_eq!(q.stats().unwrap().in_flight, BUNDLE_MAX + 1);
+        let receipts: Vec<&str> = got.iter().map(|b| b.receipt.as_str()).collect();
+        assert_eq!(q.ack_receipts(&receipts).unwrap(), 2);
+        let s = q.stats().unwrap();
+        assert_eq!((s.depth, s.in_flight, s.acked), (BUNDLE_MAX + 3, 0, BUNDLE_MAX + 1));
+        assert_eq!(q.tally().fold().unwrap().counts.get("acked"), Some(&((BUNDLE_MAX + 1) as u64)));
+        assert_eq!(q.history(usize::MAX).unwrap().len(), BUNDLE_MAX + 1);
+        let rest = q.claim_bundles(usize::MAX, Duration::from_secs(30)).unwrap();
+        assert_eq!(payloads(&rest), (BUNDLE_MAX as i64..n).collect::<Vec<_>>());
+        fs::remove_dir_all(spool.root()).unwrap();
+    }
+
+    #[test]
+    fn a_buried_bundle_becomes_one_dead_letter_per_message_and_expired_ones_die_alone() {
+        let (spool, q) = bundled(3);
+        // One more bundle, whose middle message has expired.
+        let mut b = crate::batch::Batch::new(&spool);
+        for n in 3..6 {
+            let mut m = Message::new("t", Kind::Event, Priority::Normal, serde_json::json!(n));
+            if n == 4 {
+                m.expires_at = Some(Timestamp(1));
+            }
+            b.stage(&q, &m, &m.encode().unwrap()).unwrap();
+        }
+        b.publish().unwrap();
+        let got = q.claim_bundles(1, Duration::from_secs(30)).unwrap();
+        assert!(q.reject(&got[0].receipt, "left").unwrap());
+        let dead = q.dead_letters().unwrap();
+        assert_eq!(dead.len(), 3, "one dead letter per message: {dead:?}");
+        assert!(dead.iter().all(|(e, m)| e.extra.as_deref() == Some("left") && m.is_some()));
+        q.retry(&dead[1].0.id).unwrap();
+        let got = q.claim_bundles(usize::MAX, Duration::from_secs(30)).unwrap();
+        assert_eq!(payloads(&got), [1, 3, 5], "the retried one, and the live ones of the second bundle");
+        let dead = q.dead_letters().unwrap();
+        assert_eq!(
+            dead.iter().map(|(e, _)| e.extra.as_deref().unwrap()).collect::<Vec<_>>(),
+            ["left", "left", "expired"]
+        );
+        assert_eq!(q.stats().unwrap().dead, 3);
+        fs::remove_dir_all(spool.root()).unwrap();
+    }
+
+    #[test]
+    fn a_bundle_that_does_not_hold_what_its_name_says_is_buried_whole_as_unreadable() {
+        let (spool, q) = bundled(3);
+        let e = &q.entries("new").unwrap()[0];
+        let path = q.dir().join("new").join(&e.name);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.lines().take(2).collect::<Vec<_>>().join("\n")).unwrap();
+        assert!(q.claim_bundles(10, Duration::from_secs(30)).unwrap().is_empty());
+        let dead = q.dead_letters().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].0.extra.as_deref(), dead[0].0.count()), (Some("unreadable"), 3));
+        fs::remove_dir_all(spool.root()).unwrap();
     }
 
     #[test]

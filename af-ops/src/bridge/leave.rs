@@ -11,8 +11,9 @@
 
 use super::cluster::{UNREACHABLE, agents_key, alert_key, heartbeat_key};
 use super::{Bridge, HOSTS, stream_key};
+use af_spool::batch::Batch;
 use af_spool::bus::Address;
-use af_spool::message::Kind;
+use af_spool::message::{Kind, Message};
 use af_spool::{Error, Result};
 use std::time::Duration;
 
@@ -56,16 +57,26 @@ pub fn leave(b: &Bridge) -> Result<Left> {
     let outbox = Address::Outbox.queue(&b.spool);
     let (mut kept, mut dropped) = (0, 0);
     if outbox.exists() {
-        for claim in outbox.claim(usize::MAX, Duration::from_secs(60))? {
-            let m = &claim.message;
-            let mirrored =
-                m.origin.as_deref() == Some(b.host.as_str()) && (m.topic.is_some() || m.kind == Kind::Broadcast);
-            if mirrored {
-                outbox.reject(&claim.receipt, "left")?;
-                dropped += 1;
-            } else {
+        for claim in outbox.claim_bundles(usize::MAX, Duration::from_secs(60))? {
+            let (drop, keep): (Vec<&Message>, Vec<&Message>) = claim.messages.iter().partition(|m| {
+                m.origin.as_deref() == Some(b.host.as_str()) && (m.topic.is_some() || m.kind == Kind::Broadcast)
+            });
+            (dropped, kept) = (dropped + drop.len(), kept + keep.len());
+            if drop.is_empty() {
                 outbox.release(&claim.receipt)?;
-                kept += 1;
+            } else if keep.is_empty() {
+                outbox.reject(&claim.receipt, "left")?;
+            } else {
+                // A bundle of both: the kept ones in a bundle of their own, then the others buried.
+                let mut batch = Batch::new(&b.spool);
+                for m in &keep {
+                    batch.stage(&outbox, m, &m.encode()?)?;
+                }
+                batch.publish()?;
+                for m in &drop {
+                    outbox.deliver_dead(m, &m.encode()?, "left")?;
+                }
+                outbox.drop_claim(&claim.receipt)?;
             }
         }
     }

@@ -25,13 +25,14 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
     }
     let mut listener = outbox.listen()?;
     while !stop.load(Ordering::SeqCst) {
-        let claims = outbox.claim(BATCH, VISIBILITY)?;
+        let claims = outbox.claim_bundles(BATCH, VISIBILITY)?;
         if claims.is_empty() {
             listener.wait(RESCAN)?;
             continue;
         }
+        let messages = || claims.iter().flat_map(|c| &c.messages);
         // The hosts a topic event or broadcast is mirrored to: every other one that ever bridged.
-        let others: Vec<String> = if claims.iter().any(|c| mirrored(b, &c.message)) {
+        let others: Vec<String> = if messages().any(|m| mirrored(b, m)) {
             let all: Vec<String> = redis::cmd("SMEMBERS").arg(HOSTS).query(c)?;
             all.into_iter().filter(|h| *h != b.host).collect()
         } else {
@@ -41,27 +42,39 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
         let mut adds = 0;
         let mut sent = Vec::with_capacity(claims.len());
         for claim in &claims {
-            let hosts = match destination(b, &claim.message) {
-                Some(host) => vec![host],
-                None if mirrored(b, &claim.message) => others.clone(),
-                None if super::pool::add(&mut pipe, b, &claim.message)? => {
+            let mut bad = Vec::new();
+            for m in &claim.messages {
+                let hosts = match destination(b, m) {
+                    Some(host) => vec![host],
+                    None if mirrored(b, m) => others.clone(),
+                    None if super::pool::add(&mut pipe, b, m)? => {
+                        adds += 1;
+                        continue;
+                    }
+                    None => {
+                        tracing::warn!(id = %m.id, to = ?m.to, "not for another host: to the dead letters");
+                        bad.push(m);
+                        continue;
+                    }
+                };
+                let bytes = m.encode()?;
+                // (No other host: a copy for none, done at once.)
+                for host in hosts {
+                    pipe.cmd("XADD").arg(stream_key(&host)).arg("*").arg("msg").arg(&bytes).arg("origin").arg(&b.host);
                     adds += 1;
-                    sent.push(claim);
-                    continue;
                 }
-                None => {
-                    tracing::warn!(id = %claim.message.id, to = ?claim.message.to, "not for another host: to the dead letters");
-                    outbox.reject(&claim.receipt, "invalid")?;
-                    continue;
-                }
-            };
-            let bytes = claim.message.encode()?;
-            // (No other host: a copy for none, done at once.)
-            for host in hosts {
-                pipe.cmd("XADD").arg(stream_key(&host)).arg("*").arg("msg").arg(&bytes).arg("origin").arg(&b.host);
-                adds += 1;
             }
-            sent.push(claim);
+            if bad.is_empty() {
+                sent.push(claim.receipt.as_str());
+            } else if !claim.bundled {
+                outbox.reject(&claim.receipt, "invalid")?;
+            } else {
+                // The rest of the bundle goes; these wait in the dead letters, each alone.
+                for m in bad {
+                    outbox.deliver_dead(m, &m.encode()?, "invalid")?;
+                }
+                sent.push(claim.receipt.as_str());
+            }
         }
         if sent.is_empty() {
             continue;
@@ -70,14 +83,13 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
         let added = if adds > 0 { pipe.query::<Vec<String>>(c).map(drop) } else { Ok(()) };
         if let Err(e) = added {
             // Not a failed attempt: the messages wait in the outbox for Redis to come back.
-            for claim in &sent {
-                outbox.release(&claim.receipt)?;
+            for receipt in &sent {
+                outbox.release(receipt)?;
             }
             return Err(e.into());
         }
-        let receipts: Vec<&str> = sent.iter().map(|c| c.receipt.as_str()).collect();
-        outbox.ack_receipts(&receipts)?;
-        tracing::debug!(messages = sent.len(), "sent");
+        outbox.ack_receipts(&sent)?;
+        tracing::debug!(files = sent.len(), messages = messages().count(), "sent");
     }
     Ok(())
 }
