@@ -31,9 +31,10 @@ pub enum Target {
 /// bridge to mirror to every other host (its `origin` set to this host); not counted.
 pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> Result<(Message, usize)> {
     let mut message = run_middleware(spool, message)?;
-    let mirror = mirror(spool, &mut message, target, durable)?;
+    let bridged = af_spool::bridge::bridged(spool);
+    let mirror = mirror(spool, &mut message, target, durable, bridged)?;
     let bytes = message.encode()?;
-    let queues = queues_of(spool, &message, target, durable)?;
+    let queues = queues_in(spool, &message, target, durable, bridged)?;
     if let ([q], None) = (queues.as_slice(), &mirror) {
         q.deliver(&message, &bytes)?;
         return Ok((message, 1));
@@ -48,8 +49,14 @@ pub fn post(spool: &Spool, message: Message, target: &Target, durable: bool) -> 
 
 /// The outbox, when `message` is to be mirrored to the other hosts: a topic event or a
 /// broadcast, posted here (no origin, or this host's), on a bridged spool. Its origin is set.
-fn mirror(spool: &Spool, message: &mut Message, target: &Target, durable: bool) -> Result<Option<Queue>> {
-    if matches!(target, Target::Queue(_)) || !af_spool::bridge::bridged(spool) {
+fn mirror(
+    spool: &Spool,
+    message: &mut Message,
+    target: &Target,
+    durable: bool,
+    bridged: bool,
+) -> Result<Option<Queue>> {
+    if matches!(target, Target::Queue(_)) || !bridged {
         return Ok(None);
     }
     let here = af_spool::host::own_host()?;
@@ -68,13 +75,16 @@ fn mirror(spool: &Spool, message: &mut Message, target: &Target, durable: bool) 
 /// a sender killed after the commit leaves a batch the next look at a queue finishes.
 pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) -> Result<Vec<Message>> {
     let mut planned = Vec::with_capacity(batch.len());
-    // Listed once for the batch (a file per message, with none there, was a failed open each).
+    // Listed once for the batch (a file per message, with none there, was a failed open each);
+    // and whether the spool is bridged is decided once, so that a batch sent while its bridge
+    // first starts is not split between the local pool and the cluster's.
     let programs = middleware(spool);
+    let bridged = af_spool::bridge::bridged(spool);
     for (message, target) in batch {
         let mut message = through(spool, &programs, message)?;
-        let mirror = mirror(spool, &mut message, &target, durable)?;
+        let mirror = mirror(spool, &mut message, &target, durable, bridged)?;
         let bytes = message.encode()?;
-        let mut queues = queues_of(spool, &message, &target, durable)?;
+        let mut queues = queues_in(spool, &message, &target, durable, bridged)?;
         queues.extend(mirror);
         planned.push((message, bytes, queues));
     }
@@ -90,6 +100,11 @@ pub fn post_many(spool: &Spool, batch: Vec<(Message, Target)>, durable: bool) ->
 
 /// The queues of this host a message goes to.
 pub fn queues_of(spool: &Spool, message: &Message, target: &Target, durable: bool) -> Result<Vec<Queue>> {
+    queues_in(spool, message, target, durable, af_spool::bridge::bridged(spool))
+}
+
+/// The queues of this host a message goes to, the spool `bridged` or not.
+fn queues_in(spool: &Spool, message: &Message, target: &Target, durable: bool, bridged: bool) -> Result<Vec<Queue>> {
     let mut queues: Vec<Queue> = Vec::new();
     match target {
         Target::Queue(Address::Reply(id)) => {
@@ -100,9 +115,7 @@ pub fn queues_of(spool: &Spool, message: &Message, target: &Target, durable: boo
             queues.push(q.durable(false));
         }
         // On a bridged spool a project's pool is the cluster's: its tasks go through the outbox.
-        Target::Queue(Address::Pool(_)) if af_spool::bridge::bridged(spool) => {
-            queues.push(Address::Outbox.queue(spool).durable(durable))
-        }
+        Target::Queue(Address::Pool(_)) if bridged => queues.push(Address::Outbox.queue(spool).durable(durable)),
         Target::Queue(a) => queues.push(a.queue(spool).durable(durable)),
         Target::Broadcast(project) => {
             for id in spool.agent_ids()? {
