@@ -169,9 +169,22 @@ fn register(w: &World) {
     WORLDS.lock().unwrap_or_else(|e| e.into_inner()).push((w.socket.clone(), w.home.clone(), w.root.clone()));
 }
 
+/// Processes a benchmark started outside any world's spool (a redis-server, which rewrites its
+/// environment, so no AF_HOME finds it), killed with the worlds.
+static STRAYS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Has `pid` killed with the worlds when the benchmark is interrupted or panics (its caller
+/// still kills it at its normal end).
+pub fn kill_with_worlds(pid: u32) {
+    STRAYS.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+}
+
 /// Stops and removes every world alive now (a panic or a signal ends the program without their
 /// Drop), and the ones dropped already.
 fn remove_worlds() {
+    for pid in std::mem::take(&mut *STRAYS.lock().unwrap_or_else(|e| e.into_inner())) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    }
     let worlds = std::mem::take(&mut *WORLDS.lock().unwrap_or_else(|e| e.into_inner()));
     for (socket, home, root) in worlds {
         stop(&socket, &home);
