@@ -25,7 +25,7 @@
 use crate::atomic;
 use crate::error::{Error, Result};
 use crate::message::Message;
-use crate::queue::Queue;
+use crate::queue::{Entry, Queue};
 use crate::spool::Spool;
 use nix::fcntl::OFlag;
 use std::fs::File;
@@ -118,12 +118,21 @@ impl Batch {
                 self.bundles.len() - 1
             }
         };
+        // Full before this message (by count, or by size with it): written, and a new one begun.
+        let b = &self.bundles[i];
+        if b.count > 0 && b.content.len() + bytes.len() + 1 > crate::queue::BUNDLE_MAX_BYTES {
+            let full = std::mem::replace(
+                &mut self.bundles[i],
+                Filling { queue: queue.clone(), rank, first: message.stem(), count: 0, content: Vec::new() },
+            );
+            self.write_bundle(full)?;
+        }
         let b = &mut self.bundles[i];
         b.queue = b.queue.clone().durable(b.queue.is_durable() || queue.is_durable());
         b.content.extend_from_slice(bytes);
         b.content.push(b'\n');
         b.count += 1;
-        if b.count >= crate::queue::BUNDLE_MAX || b.content.len() >= crate::queue::BUNDLE_MAX_BYTES {
+        if b.count >= crate::queue::BUNDLE_MAX {
             let full = self.bundles.swap_remove(i);
             self.write_bundle(full)?;
         }
@@ -420,9 +429,11 @@ fn finish(spool: &Spool, path: &Path, manifest: &File) -> Result<usize> {
             });
         };
         if deliver(&fd, path, i, &spool.root().join(&rel))? {
+            // A bundle counts as its messages.
+            let n = rel.file_name().and_then(|f| f.to_str()).and_then(Entry::parse).map_or(1, |e| e.count());
             match queues.iter_mut().find(|(q, _)| q == queue) {
-                Some((_, n)) => *n += 1,
-                None => queues.push((queue.to_path_buf(), 1)),
+                Some((_, sent)) => *sent += n,
+                None => queues.push((queue.to_path_buf(), n)),
             }
         }
     }

@@ -307,6 +307,14 @@ impl Queue {
     /// Writes a message into `tmp/` (fsynced when durable) without delivering it: nobody sees it
     /// until [`Staged::publish`]. Nothing is left in `tmp/` when this fails (a full disk).
     pub fn stage(&self, message: &Message, bytes: &[u8]) -> Result<Staged> {
+        let tmp = self.write_tmp(bytes)?;
+        let target = self.part("new").join(format!("{},0", message.stem()));
+        Ok(Staged { tmp, target })
+    }
+
+    /// Writes `bytes` to a new file in `tmp/` (fsynced when durable); nothing is left there when
+    /// this fails.
+    fn write_tmp(&self, bytes: &[u8]) -> Result<PathBuf> {
         let tmp = self.part("tmp").join(crate::atomic::unique_name("m"));
         let mut file = match open_new(&tmp) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -322,8 +330,7 @@ impl Queue {
             let _ = fs::remove_file(&tmp);
             return Err(Error::io("write", &tmp, e));
         }
-        let target = self.part("new").join(format!("{},0", message.stem()));
-        Ok(Staged { tmp, target })
+        Ok(tmp)
     }
 
     /// Delivers a message already written (fsynced) elsewhere on the spool's filesystem, with
@@ -424,9 +431,14 @@ impl Queue {
             visibility,
             |_| true,
             |claimed, counts| {
-                let Ok(all) = self.read_all("cur", claimed) else {
-                    self.bury("cur", claimed, "unreadable")?;
-                    return Ok(None);
+                let all = match self.read_all("cur", claimed) {
+                    Ok(all) => all,
+                    Err(Error::Corrupt { .. }) => {
+                        self.bury("cur", claimed, "unreadable")?;
+                        return Ok(None);
+                    }
+                    // (A full table of descriptors, an I/O error: claimed until it is retried.)
+                    Err(e) => return Err(e),
                 };
                 if !claimed.is_bundle() {
                     if all[0].expired() {
@@ -437,14 +449,17 @@ impl Queue {
                     return Ok(Some((Bundle { messages: all, receipt: claimed.name.clone(), bundled: false }, 1)));
                 }
                 let (expired, live): (Vec<Message>, Vec<Message>) = all.into_iter().partition(Message::expired);
-                self.bury_each(&expired, claimed.attempts, "expired")?;
-                if live.is_empty() {
-                    self.drop_claim(&claimed.name)?;
-                    return Ok(None);
+                let mut receipt = claimed.name.clone();
+                if !expired.is_empty() {
+                    self.bury_each(&expired, claimed.attempts, "expired")?;
+                    self.count("dead", expired.len());
+                    let Some(kept) = self.shrink_claim(&receipt, &live)? else { return Ok(None) };
+                    receipt = kept;
                 }
                 live.iter().for_each(|m| took(m, counts));
                 let n = live.len();
-                Ok(Some((Bundle { messages: live, receipt: claimed.name.clone(), bundled: true }, n)))
+                let bundled = live.len() > 1;
+                Ok(Some((Bundle { messages: live, receipt, bundled }, n)))
             },
         )
     }
@@ -564,7 +579,7 @@ impl Queue {
         let to = self.part("new").join(format!("{},{attempts}", e.stem()));
         let moved = rename_if_there(&self.part("cur").join(&e.name), &to)?;
         if moved {
-            self.count("retried", 1);
+            self.count("retried", e.count());
         }
         Ok(moved)
     }
@@ -572,29 +587,83 @@ impl Queue {
     /// Moves an entry of `part` to the dead letters with `reason`; a bundle's messages one by
     /// one (the dead letters are plain files, each retried alone).
     fn bury(&self, part: &str, e: &Entry, reason: &str) -> Result<bool> {
-        if e.is_bundle() {
-            if let Ok(messages) = self.read_all(part, e) {
-                self.bury_each(&messages, e.attempts, reason)?;
-                let from = self.part(part).join(&e.name);
-                return match fs::remove_file(&from) {
-                    Ok(()) => Ok(true),
-                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                    Err(err) => Err(Error::io("remove", &from, err)),
-                };
-            }
-        }
-        let to = self.part("dead").join(format!("{},{},{reason}", e.stem(), e.attempts));
+        let name = format!("{},{},{reason}", e.stem(), e.attempts);
         let from = self.part(part).join(&e.name);
         tracing::info!(id = %e.id, reason, "message to the dead letters");
-        let moved = rename_if_there(&from, &to)?;
+        // One rename, a bundle's too: from there nothing sends it; it is then split.
+        let moved = rename_if_there(&from, &self.part("dead").join(&name))?;
         if moved {
             self.count("dead", e.count());
+            if reason != "unreadable" {
+                if let Some(dead) = Entry::parse(&name) {
+                    self.split_dead(&dead)?;
+                }
+            }
         }
         Ok(moved)
     }
 
+    /// Splits a bundle of the dead letters into one plain dead letter per message (its reason and
+    /// attempts kept), then removes it; left whole when it cannot be read. Done again, it makes
+    /// the same files.
+    fn split_dead(&self, e: &Entry) -> Result<()> {
+        if !e.is_bundle() {
+            return Ok(());
+        }
+        let Ok(messages) = self.read_all("dead", e) else { return Ok(()) };
+        self.bury_each(&messages, e.attempts, e.extra.as_deref().unwrap_or("attempts"))?;
+        let path = self.part("dead").join(&e.name);
+        match fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &path, err)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Splits the bundles a killed burier left whole in the dead letters (see [`Queue::bury`]).
+    fn split_dead_bundles(&self) -> Result<()> {
+        for e in self.entries("dead")?.into_iter().filter(|e| e.is_bundle() && e.extra.as_deref() != Some("unreadable"))
+        {
+            self.split_dead(&e)?;
+        }
+        Ok(())
+    }
+
+    /// Shrinks a claimed file to `keep` (messages of it, in order), the others having been put
+    /// elsewhere (buried one by one): the new file is written and renamed into `cur/` (a bundle, or
+    /// a plain file for one) before the old one is removed, so a kill in between leaves both, and
+    /// the kept messages are sent twice (the receiving bridge drops the second copies). Returns
+    /// the new receipt; None when nothing is kept (the claim removed).
+    pub fn shrink_claim(&self, receipt: &str, keep: &[Message]) -> Result<Option<String>> {
+        let Some(e) = Entry::parse(receipt) else { return Ok(None) };
+        if keep.is_empty() {
+            self.drop_claim(receipt)?;
+            return Ok(None);
+        }
+        let encoded = keep.iter().map(Message::encode).collect::<Result<Vec<_>>>()?;
+        let (stem, bytes) = match encoded.as_slice() {
+            [one] => (keep[0].stem(), one.clone()),
+            all => (
+                format!("{}+{}", keep[0].stem(), keep.len()),
+                encode_bundle(&all.iter().map(Vec::as_slice).collect::<Vec<_>>()),
+            ),
+        };
+        let name = format!("{stem},{},{}", e.attempts, e.extra.as_deref().unwrap_or("0"));
+        if name == receipt {
+            return Ok(Some(name));
+        }
+        let tmp = self.write_tmp(&bytes)?;
+        let to = self.part("cur").join(&name);
+        if let Err(err) = fs::rename(&tmp, &to) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io("rename", &to, err));
+        }
+        self.drop_claim(receipt)?;
+        Ok(Some(name))
+    }
+
     /// Writes each of `messages` into the dead letters with `reason` and `attempts` (a
-    /// message there already with the same reason is replaced), the folder fsynced once.
+    /// message there already with the same reason is replaced), the folder fsynced once; not
+    /// counted (the caller counts).
     fn bury_each(&self, messages: &[Message], attempts: u32, reason: &str) -> Result<()> {
         if messages.is_empty() {
             return Ok(());
@@ -608,7 +677,6 @@ impl Queue {
             }
         }
         tracing::info!(messages = messages.len(), reason, "messages of a bundle to the dead letters");
-        self.count("dead", messages.len());
         if self.durable {
             crate::atomic::sync_dir(&self.part("dead"))?;
         }
@@ -664,7 +732,7 @@ impl Queue {
         let until = Timestamp::now().0 + delay.as_millis() as u64;
         let to = self.part("cur").join(format!("{},{},{until}", e.stem(), e.attempts));
         if rename_if_there(&self.part("cur").join(&e.name), &to)? {
-            self.count("retried", 1);
+            self.count("retried", e.count());
         }
         Ok(())
     }
@@ -735,11 +803,13 @@ impl Queue {
 
     /// The dead letters, oldest first, with their reasons.
     pub fn dead_letters(&self) -> Result<Vec<(Entry, Option<Message>)>> {
+        self.split_dead_bundles()?;
         Ok(self.entries("dead")?.into_iter().map(|e| (e.clone(), self.read("dead", &e.name).ok())).collect())
     }
 
     /// Puts a dead letter back into the queue with its attempts reset.
     pub fn retry(&self, id: &str) -> Result<()> {
+        self.split_dead_bundles()?;
         let e = self
             .find("dead", &[id])?
             .remove(id)
@@ -761,8 +831,20 @@ impl Queue {
             }
         }
         rows.sort_by_key(|a| (a.0, a.1));
-        let skip = rows.len().saturating_sub(limit);
-        Ok(rows.into_iter().skip(skip).filter_map(|(_, _, e)| self.read_all("archive", &e).ok()).flatten().collect())
+        // The files holding the last `limit` messages (a bundle holds several), then those.
+        let (mut files, mut held) = (0, 0);
+        for (_, _, e) in rows.iter().rev() {
+            if held >= limit {
+                break;
+            }
+            held += e.count();
+            files += 1;
+        }
+        let skip = rows.len() - files;
+        let messages: Vec<Message> =
+            rows.into_iter().skip(skip).filter_map(|(_, _, e)| self.read_all("archive", &e).ok()).flatten().collect();
+        let over = messages.len().saturating_sub(limit);
+        Ok(messages.into_iter().skip(over).collect())
     }
 
     /// The messages acked at or after `since` (Unix milliseconds), each with when it was acked
@@ -805,6 +887,9 @@ impl Queue {
     /// Depths per priority, in flight, dead, acked, and the ack rate over the last minute.
     pub fn stats(&self) -> Result<QueueStats> {
         self.finish_batches();
+        if self.bundled {
+            self.split_dead_bundles()?;
+        }
         let mut s = QueueStats::default();
         for p in Priority::ALL {
             s.pending.insert(p.as_str().to_owned(), 0);
@@ -891,14 +976,21 @@ impl Queue {
     /// Trims the history to `limit` acked messages when it holds more (down to 3/4 of it).
     pub fn prune(&self, limit: usize) -> Result<usize> {
         let entries = self.entries("archive")?;
-        if entries.len() <= limit {
+        let mut held: usize = entries.iter().map(Entry::count).sum();
+        if held <= limit {
             return Ok(0);
         }
-        let remove = entries.len() - limit * 3 / 4;
-        for e in entries.iter().take(remove) {
+        // Oldest first, a bundle counted as its messages, until 3/4 of the limit are left.
+        let mut removed = 0;
+        for e in &entries {
+            if held <= limit * 3 / 4 {
+                break;
+            }
             let _ = fs::remove_file(self.part("archive").join(&e.name));
+            held -= e.count();
+            removed += e.count();
         }
-        Ok(remove)
+        Ok(removed)
     }
 }
 
@@ -1067,12 +1159,75 @@ mod tests {
         q.retry(&dead[1].0.id).unwrap();
         let got = q.claim_bundles(usize::MAX, Duration::from_secs(30)).unwrap();
         assert_eq!(payloads(&got), [1, 3, 5], "the retried one, and the live ones of the second bundle");
+        assert!(got[1].receipt.contains("+2,"), "the bundle shrunk to its live messages: {}", got[1].receipt);
+        let receipts: Vec<&str> = got.iter().map(|b| b.receipt.as_str()).collect();
+        q.ack_receipts(&receipts).unwrap();
+        let acked: Vec<i64> = q.history(usize::MAX).unwrap().iter().map(|m| m.payload.as_i64().unwrap()).collect();
+        assert_eq!(acked, [1, 3, 5], "the expired one is a dead letter, not acked too");
+        assert_eq!(q.stats().unwrap().acked, 3);
         let dead = q.dead_letters().unwrap();
         assert_eq!(
             dead.iter().map(|(e, _)| e.extra.as_deref().unwrap()).collect::<Vec<_>>(),
             ["left", "left", "expired"]
         );
         assert_eq!(q.stats().unwrap().dead, 3);
+        fs::remove_dir_all(spool.root()).unwrap();
+    }
+
+    #[test]
+    fn a_bundle_buried_by_a_killed_burier_is_split_by_the_next_look_at_the_dead_letters() {
+        let (spool, q) = bundled(3);
+        let e = &q.entries("new").unwrap()[0];
+        // Killed after the rename into dead/ and before the split.
+        fs::rename(
+            q.dir().join("new").join(&e.name),
+            q.dir().join("dead").join(format!("{},0,left", e.name.trim_end_matches(",0"))),
+        )
+        .unwrap();
+        assert_eq!(q.stats().unwrap().dead, 3);
+        let dead = q.dead_letters().unwrap();
+        assert_eq!(dead.len(), 3, "{dead:?}");
+        assert!(dead.iter().all(|(e, m)| !e.is_bundle() && e.extra.as_deref() == Some("left") && m.is_some()));
+        assert!(q.claim_bundles(10, Duration::from_secs(30)).unwrap().is_empty(), "nothing sends it");
+        fs::remove_dir_all(spool.root()).unwrap();
+    }
+
+    #[test]
+    fn the_history_limit_and_pruning_count_messages_not_files() {
+        let (spool, q) = bundled(BUNDLE_MAX as i64 * 2 + 3);
+        let got = q.claim_bundles(usize::MAX, Duration::from_secs(30)).unwrap();
+        q.ack_receipts(&got.iter().map(|b| b.receipt.as_str()).collect::<Vec<_>>()).unwrap();
+        let last: Vec<i64> = q.history(2).unwrap().iter().map(|m| m.payload.as_i64().unwrap()).collect();
+        let n = BUNDLE_MAX as i64 * 2 + 3;
+        assert_eq!(last, [n - 2, n - 1]);
+        assert_eq!(q.prune(300).unwrap(), BUNDLE_MAX * 2, "down to 3/4 of 300 messages: the two full bundles go");
+        assert_eq!(q.stats().unwrap().acked, 3);
+        fs::remove_dir_all(spool.root()).unwrap();
+    }
+
+    #[test]
+    fn a_bundle_is_closed_before_a_message_would_take_it_over_its_size() {
+        let spool =
+            crate::spool::Spool::open(&std::env::temp_dir().join(crate::atomic::unique_name("bundle-size"))).unwrap();
+        let q = crate::bus::Address::Outbox.queue(&spool).durable(false);
+        let mut b = crate::batch::Batch::new(&spool);
+        for n in 0..25 {
+            let m = Message::new(
+                "t",
+                Kind::Event,
+                Priority::Normal,
+                serde_json::json!(format!("{n}{}", "x".repeat(100_000))),
+            );
+            b.stage(&q, &m, &m.encode().unwrap()).unwrap();
+        }
+        b.publish().unwrap();
+        let files = q.entries("new").unwrap();
+        assert_eq!(files.iter().map(Entry::count).sum::<usize>(), 25);
+        for e in &files {
+            let size = fs::metadata(q.dir().join("new").join(&e.name)).unwrap().len();
+            assert!(size as usize <= BUNDLE_MAX_BYTES, "{} is {size} bytes", e.name);
+        }
+        assert_eq!(q.pending().unwrap().len(), 25);
         fs::remove_dir_all(spool.root()).unwrap();
     }
 

@@ -11,7 +11,6 @@
 
 use super::cluster::{UNREACHABLE, agents_key, alert_key, heartbeat_key};
 use super::{Bridge, HOSTS, stream_key};
-use af_spool::batch::Batch;
 use af_spool::bus::Address;
 use af_spool::message::{Kind, Message};
 use af_spool::{Error, Result};
@@ -67,16 +66,14 @@ pub fn leave(b: &Bridge) -> Result<Left> {
             } else if keep.is_empty() {
                 outbox.reject(&claim.receipt, "left")?;
             } else {
-                // A bundle of both: the kept ones in a bundle of their own, then the others buried.
-                let mut batch = Batch::new(&b.spool);
-                for m in &keep {
-                    batch.stage(&outbox, m, &m.encode()?)?;
-                }
-                batch.publish()?;
+                // A bundle of both: the copies buried one by one, the bundle shrunk to the rest.
                 for m in &drop {
                     outbox.deliver_dead(m, &m.encode()?, "left")?;
                 }
-                outbox.drop_claim(&claim.receipt)?;
+                let keep: Vec<Message> = keep.into_iter().cloned().collect();
+                if let Some(receipt) = outbox.shrink_claim(&claim.receipt, &keep)? {
+                    outbox.release(&receipt)?;
+                }
             }
         }
     }

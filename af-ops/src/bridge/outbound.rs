@@ -65,15 +65,17 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
                 }
             }
             if bad.is_empty() {
-                sent.push(claim.receipt.as_str());
+                sent.push(claim.receipt.clone());
             } else if !claim.bundled {
                 outbox.reject(&claim.receipt, "invalid")?;
             } else {
-                // The rest of the bundle goes; these wait in the dead letters, each alone.
-                for m in bad {
+                // These wait in the dead letters, each alone; the bundle keeps the rest, to go.
+                for m in &bad {
                     outbox.deliver_dead(m, &m.encode()?, "invalid")?;
                 }
-                sent.push(claim.receipt.as_str());
+                let rest: Vec<Message> =
+                    claim.messages.iter().filter(|m| !bad.iter().any(|b| b.id == m.id)).cloned().collect();
+                sent.extend(outbox.shrink_claim(&claim.receipt, &rest)?);
             }
         }
         if sent.is_empty() {
@@ -88,7 +90,7 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
             }
             return Err(e.into());
         }
-        outbox.ack_receipts(&sent)?;
+        outbox.ack_receipts(&sent.iter().map(String::as_str).collect::<Vec<_>>())?;
         tracing::debug!(files = sent.len(), messages = messages().count(), "sent");
     }
     Ok(())
