@@ -109,12 +109,35 @@ fn walk(root: &Path, rest: &Path, create: bool) -> Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Opens `rest` beneath `root` in one `openat2` that resolves no symlink and stays beneath the
+/// root (Linux 5.6): the walk's guarantee in three system calls instead of two per component
+/// (a health pass opens about ten files per agent). `None` when it cannot say: the kernel or a
+/// seccomp filter has no openat2, the path is not plain, or the open failed; the caller then
+/// walks, which also gives a failure its precise error (the component that is a link).
+fn open_beneath(root: &Path, rest: &Path, flags: OFlag, mode: Mode) -> Option<OwnedFd> {
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    if rest.as_os_str().is_empty() || !rest.components().all(|c| matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let rootfd = open_plain(root, DIR_FLAGS, Mode::empty()).ok()?;
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .mode(mode)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let fd = nix::fcntl::openat2(rootfd.as_raw_fd(), rest, how).ok()?;
+    // SAFETY: openat2 just returned this descriptor, and nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Opens the directory `dir`: beneath a spool root by a walk that follows no symlink; elsewhere
 /// (the user's own directories, such as a workdir or `~/.claude`, where links are the user's
 /// choice) as the path says.
 pub fn open_dir(dir: &Path) -> Result<OwnedFd> {
     match split(dir) {
-        Some((root, rest)) => walk(&root, &rest, false),
+        Some((root, rest)) => match open_beneath(&root, &rest, DIR_FLAGS, Mode::empty()) {
+            Some(fd) => Ok(fd),
+            None => walk(&root, &rest, false),
+        },
         None => open_plain(dir, DIR_FLAGS, Mode::empty()).map_err(|e| open_error("open directory", dir, None, e)),
     }
 }
@@ -152,6 +175,11 @@ fn create_dir_outside(dir: &Path) -> Result<()> {
 pub fn open(path: &Path, flags: OFlag, mode: u32, action: &'static str) -> Result<File> {
     let name =
         path.file_name().map(Path::new).ok_or_else(|| Error::Invalid(format!("{} names no file", path.display())))?;
+    if let Some((root, rest)) = split(path) {
+        if let Some(fd) = open_beneath(&root, &rest, flags, Mode::from_bits_truncate(mode)) {
+            return Ok(File::from(fd));
+        }
+    }
     let dir = path.parent().unwrap_or(Path::new("/"));
     let dirfd = open_dir(dir)?;
     let fd = openat(&dirfd, name, flags, Mode::from_bits_truncate(mode))
@@ -241,6 +269,41 @@ mod tests {
         std::fs::write(root.join("a/regular"), b"keep").unwrap();
         assert!(open_fifo(&root.join("a/regular"), true).is_err());
         assert_eq!(std::fs::read(root.join("a/regular")).unwrap(), b"keep");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_one_call_open_refuses_what_the_walk_refuses_and_names_the_link() {
+        let base = std::env::temp_dir().join(crate::atomic::unique_name("beneath-fast"));
+        std::fs::create_dir_all(base.join("root/a/b")).unwrap();
+        std::fs::create_dir_all(base.join("outside/b")).unwrap();
+        let base = base.canonicalize().unwrap();
+        let root = base.join("root");
+        register_root(&root);
+        std::fs::write(root.join("a/b/f.json"), b"in").unwrap();
+        std::fs::write(base.join("outside/b/f.json"), b"out").unwrap();
+        // The plain path opens, file and directory alike.
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut open(&root.join("a/b/f.json"), OFlag::O_RDONLY, 0, "open").unwrap(),
+            &mut text,
+        )
+        .unwrap();
+        assert_eq!(text, "in");
+        assert!(open_dir(&root.join("a/b")).is_ok());
+        // A link in the middle: refused, naming the component that is the link.
+        symlink(base.join("outside"), root.join("l")).unwrap();
+        let at = root.join("l");
+        for e in [
+            open(&root.join("l/b/f.json"), OFlag::O_RDONLY, 0, "open").unwrap_err(),
+            open_dir(&root.join("l/b")).unwrap_err(),
+            open(&root.join("l/b/new"), OFlag::O_WRONLY | OFlag::O_CREAT, 0o600, "create").unwrap_err(),
+        ] {
+            assert_eq!(e.to_string(), refuse_link(&at).to_string());
+        }
+        assert!(!base.join("outside/b/new").exists());
+        // A path that climbs out is no plain path beneath the spool.
+        assert!(matches!(open_dir(&root.join("a/../../outside")), Err(Error::Invalid(_))));
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -7,6 +7,12 @@
 //! The agents' af-wraps run outside tmux (1,000 tmux sessions would measure tmux), so their tmux
 //! check fails: the first pass (not measured) raises those alerts; the measured passes find them
 //! open already, as in a steady state.
+//!
+//! Then the honest row: one `check` pass over N agents really in tmux (`af-spawn create --start`,
+//! workers running `sleep`, all healthy; N from AF_BENCH_HEALTH_TMUX_AGENTS, default 200, 0 skips
+//! it), interleaved with its floor measured in the same run (`tmux list-windows -a` of that server
+//! plus reading /proc/<pid>/stat of the agents' processes, here), and with a `--no-ping` pass
+//! (what the pings cost).
 
 #[path = "common.rs"]
 mod common;
@@ -24,6 +30,10 @@ fn main() {
     one_agent();
     for n in sizes {
         bench(n);
+    }
+    let in_tmux = common::count("AF_BENCH_HEALTH_TMUX_AGENTS", 200);
+    if in_tmux > 0 {
+        bench_in_tmux(in_tmux);
     }
 }
 
@@ -109,18 +119,7 @@ fn bench(n: usize) {
     let pass_ms = percentile_ms(&mut samples, 50.0);
 
     // Baseline: /proc/<pid>/stat of every process of these agents, read here.
-    let pids: Vec<u32> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-        .filter(|p: &u32| {
-            std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|e| {
-                e.split(|&b| b == 0)
-                    .any(|v| v.starts_with(b"AF_HOME=") && v.ends_with(w.home.as_os_str().as_encoded_bytes()))
-            })
-        })
-        .collect();
+    let pids = world_pids(&w);
     let mut base: Vec<Duration> = (0..5)
         .map(|_| {
             time(|| {
@@ -153,4 +152,78 @@ fn bench(n: usize) {
     for mut c in wraps {
         let _ = c.wait();
     }
+}
+
+/// The pids of every process carrying this world's AF_HOME (its af-wraps and their children).
+fn world_pids(w: &World) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .filter(|p: &u32| {
+            std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|e| {
+                e.split(|&b| b == 0)
+                    .any(|v| v.starts_with(b"AF_HOME=") && v.ends_with(w.home.as_os_str().as_encoded_bytes()))
+            })
+        })
+        .collect()
+}
+
+/// One `check` pass over `n` healthy agents in tmux, as `af-spawn create --start` runs them.
+fn bench_in_tmux(n: usize) {
+    let w = World::new(&format!("healthtmux{n}"));
+    // As scale.rs: the server is started first, so the batch measures no server start.
+    let _ = w.tmux().args(["new-session", "-d", "-s", "warm"]).status();
+    let mut batch = String::new();
+    for i in 0..n {
+        batch.push_str(&format!(
+            "{{\"id\":\"t{i}\",\"type\":\"worker\",\"projectId\":\"bench\",\"command\":[\"sleep\",\"100000\"]}}\n"
+        ));
+    }
+    w.run_with_input("af-spawn", &["create", "--start"], &batch);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for i in 0..n {
+        let beat = w.home.join(format!("agents/t{i}/heartbeat.json"));
+        while !beat.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let check = |extra: &[&str]| {
+        let mut c = w.cmd("af-health");
+        c.args(["check", "--json"]).args(extra);
+        let _ = c.status();
+    };
+    check(&[]); // the first pass writes every agent's health once
+    let pids = world_pids(&w);
+    let floor = || {
+        let _ = w.tmux().args(["list-windows", "-a", "-F", "#{session_name}\t#{window_name}\t#{@af_home}"]).status();
+        for p in &pids {
+            let _ = std::fs::read_to_string(format!("/proc/{p}/stat"));
+        }
+    };
+    let rounds = common::count("AF_BENCH_HEALTH_TMUX_ROUNDS", 7);
+    let (mut pass, mut no_ping, mut base) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        base.push(time(floor));
+        pass.push(time(|| check(&[])));
+        no_ping.push(time(|| check(&["--no-ping"])));
+    }
+    let pass_ms = percentile_ms(&mut pass, 50.0);
+    row(Row {
+        what: &format!("check pass over {n} agents in tmux (median)"),
+        value: pass_ms,
+        unit: "ms",
+        baseline: Some((&format!("tmux list-windows + {} /proc stats", pids.len()), percentile_ms(&mut base, 50.0))),
+        higher_is_better: false,
+        target: if n <= 200 { "< 50 ms" } else { "< 250 ms" },
+    });
+    row(Row {
+        what: "  the same pass with --no-ping (median)",
+        value: percentile_ms(&mut no_ping, 50.0),
+        unit: "ms",
+        baseline: Some(("the pass with pings", pass_ms)),
+        higher_is_better: false,
+        target: "-",
+    });
 }
