@@ -89,6 +89,14 @@ struct Filling {
     content: Vec<u8>,
 }
 
+impl Filling {
+    /// An empty bundle for `queue`, begun by `first` (of its priority).
+    fn new(queue: &Queue, first: &Message) -> Filling {
+        let rank = first.priority.rank();
+        Filling { queue: queue.clone(), rank, first: first.stem(), count: 0, content: Vec::new() }
+    }
+}
+
 impl Batch {
     /// An empty batch on `spool`.
     pub fn new(spool: &Spool) -> Batch {
@@ -113,18 +121,14 @@ impl Batch {
         let i = match self.bundles.iter().position(|b| b.rank == rank && b.queue.dir() == queue.dir()) {
             Some(i) => i,
             None => {
-                let first = message.stem();
-                self.bundles.push(Filling { queue: queue.clone(), rank, first, count: 0, content: Vec::new() });
+                self.bundles.push(Filling::new(queue, message));
                 self.bundles.len() - 1
             }
         };
         // Full before this message (by count, or by size with it): written, and a new one begun.
         let b = &self.bundles[i];
         if b.count > 0 && b.content.len() + bytes.len() + 1 > crate::queue::BUNDLE_MAX_BYTES {
-            let full = std::mem::replace(
-                &mut self.bundles[i],
-                Filling { queue: queue.clone(), rank, first: message.stem(), count: 0, content: Vec::new() },
-            );
+            let full = std::mem::replace(&mut self.bundles[i], Filling::new(queue, message));
             self.write_bundle(full)?;
         }
         let b = &mut self.bundles[i];
@@ -141,11 +145,9 @@ impl Batch {
 
     /// Writes a bundle into the batch: one file (a plain message file when it holds one).
     fn write_bundle(&mut self, b: Filling) -> Result<()> {
-        if b.count == 1 {
-            let bytes = b.content.strip_suffix(b"\n").unwrap_or(&b.content);
-            return self.add_file(&b.queue, format!("{},0", b.first), bytes, 1);
-        }
-        self.add_file(&b.queue, format!("{}+{},0", b.first, b.count), &b.content, b.count)
+        let name = format!("{},0", crate::queue::file_stem(&b.first, b.count));
+        let bytes = if b.count == 1 { b.content.strip_suffix(b"\n").unwrap_or(&b.content) } else { &b.content };
+        self.add_file(&b.queue, name, bytes, b.count)
     }
 
     /// Writes one file of the batch, for `queue`'s `new/<name>`, holding `messages` messages.

@@ -123,17 +123,23 @@ pub struct Bundle {
     pub messages: Vec<Message>,
     /// The claim's name in `cur/` (what ack and release act on): the whole file's.
     pub receipt: String,
-    /// Whether the file is a bundle (else one message, which can be rejected alone).
-    pub bundled: bool,
 }
 
-/// The name a bundle of `messages` (2 or more, of one priority) has in `new/`.
-pub fn bundle_name(messages: &[&Message]) -> String {
-    format!("{}+{},0", messages[0].stem(), messages.len())
+impl Bundle {
+    /// Whether the claimed file is a bundle (else one message in a plain file).
+    pub fn is_bundle(&self) -> bool {
+        Entry::parse(&self.receipt).is_some_and(|e| e.is_bundle())
+    }
+}
+
+/// The stem of a file holding `count` messages of one priority, the first's stem `first`: a
+/// bundle's (`<rank>-<id>+<count>`), or the plain message's for one.
+pub(crate) fn file_stem(first: &str, count: usize) -> String {
+    if count == 1 { first.to_owned() } else { format!("{first}+{count}") }
 }
 
 /// Encodes messages as a bundle's content: one JSON line each.
-pub fn encode_bundle(encoded: &[&[u8]]) -> Vec<u8> {
+fn encode_bundle(encoded: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(encoded.iter().map(|b| b.len() + 1).sum());
     for b in encoded {
         out.extend_from_slice(b);
@@ -440,26 +446,12 @@ impl Queue {
                     // (A full table of descriptors, an I/O error: claimed until it is retried.)
                     Err(e) => return Err(e),
                 };
-                if !claimed.is_bundle() {
-                    if all[0].expired() {
-                        self.bury("cur", claimed, "expired")?;
-                        return Ok(None);
-                    }
-                    took(&all[0], counts);
-                    return Ok(Some((Bundle { messages: all, receipt: claimed.name.clone(), bundled: false }, 1)));
-                }
-                let (expired, live): (Vec<Message>, Vec<Message>) = all.into_iter().partition(Message::expired);
-                let mut receipt = claimed.name.clone();
-                if !expired.is_empty() {
-                    self.bury_each(&expired, claimed.attempts, "expired")?;
-                    self.count("dead", expired.len());
-                    let Some(kept) = self.shrink_claim(&receipt, &live)? else { return Ok(None) };
-                    receipt = kept;
-                }
+                let Some((receipt, live)) = self.bury_some(&claimed.name, all, Message::expired, "expired")? else {
+                    return Ok(None);
+                };
                 live.iter().for_each(|m| took(m, counts));
                 let n = live.len();
-                let bundled = live.len() > 1;
-                Ok(Some((Bundle { messages: live, receipt, bundled }, n)))
+                Ok(Some((Bundle { messages: live, receipt }, n)))
             },
         )
     }
@@ -628,25 +620,48 @@ impl Queue {
         Ok(())
     }
 
+    /// Buries the messages of claim `receipt` (`messages`, all it holds, in order) that `dies`
+    /// picks, each alone with `reason`, and shrinks the claim to the rest (see
+    /// [`Queue::shrink_claim`]); a claim whose every message dies is buried whole, in one rename.
+    /// Returns the claim's receipt now and the messages it holds; None when none is left.
+    pub fn bury_some(
+        &self,
+        receipt: &str,
+        messages: Vec<Message>,
+        dies: impl Fn(&Message) -> bool,
+        reason: &str,
+    ) -> Result<Option<(String, Vec<Message>)>> {
+        let (dead, live): (Vec<Message>, Vec<Message>) = messages.into_iter().partition(|m| dies(m));
+        if dead.is_empty() {
+            return Ok(Some((receipt.to_owned(), live)));
+        }
+        let Some(e) = Entry::parse(receipt) else { return Ok(None) };
+        if live.is_empty() {
+            self.bury("cur", &e, reason)?;
+            return Ok(None);
+        }
+        self.bury_each(&dead, e.attempts, reason)?;
+        self.count("dead", dead.len());
+        Ok(self.shrink_claim(receipt, &live)?.map(|r| (r, live)))
+    }
+
     /// Shrinks a claimed file to `keep` (messages of it, in order), the others having been put
     /// elsewhere (buried one by one): the new file is written and renamed into `cur/` (a bundle, or
     /// a plain file for one) before the old one is removed, so a kill in between leaves both, and
     /// the kept messages are sent twice (the receiving bridge drops the second copies). Returns
     /// the new receipt; None when nothing is kept (the claim removed).
-    pub fn shrink_claim(&self, receipt: &str, keep: &[Message]) -> Result<Option<String>> {
+    fn shrink_claim(&self, receipt: &str, keep: &[Message]) -> Result<Option<String>> {
         let Some(e) = Entry::parse(receipt) else { return Ok(None) };
         if keep.is_empty() {
             self.drop_claim(receipt)?;
             return Ok(None);
         }
         let encoded = keep.iter().map(Message::encode).collect::<Result<Vec<_>>>()?;
-        let (stem, bytes) = match encoded.as_slice() {
-            [one] => (keep[0].stem(), one.clone()),
-            all => (
-                format!("{}+{}", keep[0].stem(), keep.len()),
-                encode_bundle(&all.iter().map(Vec::as_slice).collect::<Vec<_>>()),
-            ),
+        let bytes = match encoded.as_slice() {
+            [one] => one.clone(),
+            all => encode_bundle(&all.iter().map(Vec::as_slice).collect::<Vec<_>>()),
         };
+        let stem = file_stem(&keep[0].stem(), keep.len());
         let name = format!("{stem},{},{}", e.attempts, e.extra.as_deref().unwrap_or("0"));
         if name == receipt {
             return Ok(Some(name));
@@ -1122,7 +1137,7 @@ mod tests {
         batch(&spool, &q, Priority::Critical, n..n + 1);
         let got = q.claim_bundles(BUNDLE_MAX + 1, Duration::from_secs(30)).unwrap();
         assert_eq!(
-            got.iter().map(|b| (b.messages.len(), b.bundled)).collect::<Vec<_>>(),
+            got.iter().map(|b| (b.messages.len(), b.is_bundle())).collect::<Vec<_>>(),
             [(1, false), (BUNDLE_MAX, true)]
         );
         assert_eq!(payloads(&got), [n].into_iter().chain(0..BUNDLE_MAX as i64).collect::<Vec<_>>(), "in order");

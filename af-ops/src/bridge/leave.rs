@@ -12,7 +12,7 @@
 use super::cluster::{UNREACHABLE, agents_key, alert_key, heartbeat_key};
 use super::{Bridge, HOSTS, stream_key};
 use af_spool::bus::Address;
-use af_spool::message::{Kind, Message};
+use af_spool::message::Message;
 use af_spool::{Error, Result};
 use std::time::Duration;
 
@@ -57,23 +57,12 @@ pub fn leave(b: &Bridge) -> Result<Left> {
     let (mut kept, mut dropped) = (0, 0);
     if outbox.exists() {
         for claim in outbox.claim_bundles(usize::MAX, Duration::from_secs(60))? {
-            let (drop, keep): (Vec<&Message>, Vec<&Message>) = claim.messages.iter().partition(|m| {
-                m.origin.as_deref() == Some(b.host.as_str()) && (m.topic.is_some() || m.kind == Kind::Broadcast)
-            });
-            (dropped, kept) = (dropped + drop.len(), kept + keep.len());
-            if drop.is_empty() {
-                outbox.release(&claim.receipt)?;
-            } else if keep.is_empty() {
-                outbox.reject(&claim.receipt, "left")?;
-            } else {
-                // A bundle of both: the copies buried one by one, the bundle shrunk to the rest.
-                for m in &drop {
-                    outbox.deliver_dead(m, &m.encode()?, "left")?;
-                }
-                let keep: Vec<Message> = keep.into_iter().cloned().collect();
-                if let Some(receipt) = outbox.shrink_claim(&claim.receipt, &keep)? {
-                    outbox.release(&receipt)?;
-                }
+            let mirrored = |m: &Message| super::outbound::mirrored(b, m);
+            let n = claim.messages.iter().filter(|m| mirrored(m)).count();
+            (dropped, kept) = (dropped + n, kept + claim.messages.len() - n);
+            // The copies for the other hosts to the dead letters; the rest waits for a return.
+            if let Some((receipt, _)) = outbox.bury_some(&claim.receipt, claim.messages, mirrored, "left")? {
+                outbox.release(&receipt)?;
             }
         }
     }

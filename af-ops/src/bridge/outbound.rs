@@ -66,16 +66,10 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
             }
             if bad.is_empty() {
                 sent.push(claim.receipt.clone());
-            } else if !claim.bundled {
-                outbox.reject(&claim.receipt, "invalid")?;
             } else {
-                // These wait in the dead letters, each alone; the bundle keeps the rest, to go.
-                for m in &bad {
-                    outbox.deliver_dead(m, &m.encode()?, "invalid")?;
-                }
-                let rest: Vec<Message> =
-                    claim.messages.iter().filter(|m| !bad.iter().any(|b| b.id == m.id)).cloned().collect();
-                sent.extend(outbox.shrink_claim(&claim.receipt, &rest)?);
+                // These wait in the dead letters, each alone; the claim keeps the rest, to go.
+                let bad = |m: &Message| bad.iter().any(|b| b.id == m.id);
+                sent.extend(outbox.bury_some(&claim.receipt, claim.messages.clone(), bad, "invalid")?.map(|(r, _)| r));
             }
         }
         if sent.is_empty() {
@@ -97,7 +91,7 @@ pub(crate) fn pump(b: &Bridge, c: &mut redis::Connection, stop: &AtomicBool) -> 
 }
 
 /// Whether a message of the outbox is a topic event or broadcast of this host's, for every other.
-fn mirrored(b: &Bridge, m: &Message) -> bool {
+pub(super) fn mirrored(b: &Bridge, m: &Message) -> bool {
     m.origin.as_deref() == Some(b.host.as_str()) && (m.topic.is_some() || m.kind == Kind::Broadcast)
 }
 
