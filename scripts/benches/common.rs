@@ -109,6 +109,12 @@ impl World {
         c
     }
 
+    /// The live processes of this world: every one carrying its AF_HOME (its af-wraps, their
+    /// children).
+    pub fn pids(&self) -> Vec<u32> {
+        pids_with(&[af_home(&self.home)])
+    }
+
     /// A scratch path in this world.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
@@ -198,16 +204,8 @@ fn remove_worlds() {
 fn stop(socket: &str, home: &Path) {
     let _ = Command::new("tmux").args(["-L", socket, "kill-server"]).stderr(Stdio::null()).status();
     // Its agents and programs carry its AF_HOME; a pm2 fleet it started, its PM2_HOME.
-    let needle = format!("AF_HOME={}", home.display());
     let pm2 = format!("PM2_HOME={}", home.with_file_name("pm2").display());
-    let me = std::process::id();
-    let killed: Vec<u32> = procfs::all()
-        .into_iter()
-        .filter(|p| {
-            p.pid != me && p.state != 'Z' && (procfs::environ_has(p.pid, &needle) || procfs::environ_has(p.pid, &pm2))
-        })
-        .map(|p| p.pid)
-        .collect();
+    let killed = pids_with(&[af_home(home), pm2]);
     for &pid in &killed {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
     }
@@ -217,6 +215,21 @@ fn stop(socket: &str, home: &Path) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let _ = std::fs::remove_file(af_ops::tmux::socket_path(socket));
+}
+
+/// The `AF_HOME=` entry of a world's processes.
+fn af_home(home: &Path) -> String {
+    format!("AF_HOME={}", home.display())
+}
+
+/// The live processes (not this one) whose environment holds one of `entries`.
+fn pids_with(entries: &[String]) -> Vec<u32> {
+    let me = std::process::id();
+    procfs::all()
+        .into_iter()
+        .filter(|p| p.pid != me && p.state != 'Z' && entries.iter().any(|e| procfs::environ_has(p.pid, e)))
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// Times `f`.

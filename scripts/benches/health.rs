@@ -119,7 +119,7 @@ fn bench(n: usize) {
     let pass_ms = percentile_ms(&mut samples, 50.0);
 
     // Baseline: /proc/<pid>/stat of every process of these agents, read here.
-    let pids = world_pids(&w);
+    let pids = w.pids();
     let mut base: Vec<Duration> = (0..5)
         .map(|_| {
             time(|| {
@@ -154,22 +154,6 @@ fn bench(n: usize) {
     }
 }
 
-/// The pids of every process carrying this world's AF_HOME (its af-wraps and their children).
-fn world_pids(w: &World) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-        .filter(|p: &u32| {
-            std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|e| {
-                e.split(|&b| b == 0)
-                    .any(|v| v.starts_with(b"AF_HOME=") && v.ends_with(w.home.as_os_str().as_encoded_bytes()))
-            })
-        })
-        .collect()
-}
-
 /// One `check` pass over `n` healthy agents in tmux, as `af-spawn create --start` runs them.
 fn bench_in_tmux(n: usize) {
     let w = World::new(&format!("healthtmux{n}"));
@@ -195,7 +179,7 @@ fn bench_in_tmux(n: usize) {
         let _ = c.status();
     };
     check(&[]); // the first pass writes every agent's health once
-    let pids = world_pids(&w);
+    let pids = w.pids();
     let floor = || {
         let _ = w.tmux().args(["list-windows", "-a", "-F", "#{session_name}\t#{window_name}\t#{@af_home}"]).status();
         for p in &pids {
